@@ -1,0 +1,1 @@
+"""Hydra configs, packaged as `mars_conf` so an installed MARS finds them."""

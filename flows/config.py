@@ -1,0 +1,54 @@
+"""Compose the Hydra config from a list of overrides and validate it.
+
+Flows take `overrides: list[str]`, so the command line, tests and Prefect deployments drive
+them the same way. Composition happens inside the flow (no `@hydra.main`): Hydra's logging
+set-up would otherwise turn on httpx INFO logs for every Prefect API call.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from mars_core.config import MarsConfig
+from mars_core.runtime import find_home
+
+CONFIG_NAME = "config"
+
+
+def conf_dir() -> Path:
+    """The `conf/` folder: packaged as `mars_conf`, or next to this checkout's flows/."""
+    try:
+        packaged = Path(str(resources.files("mars_conf")))
+        if (packaged / f"{CONFIG_NAME}.yaml").is_file():
+            return packaged
+    except ModuleNotFoundError:
+        pass
+    checkout = Path(__file__).resolve().parents[1] / "conf"
+    if (checkout / f"{CONFIG_NAME}.yaml").is_file():
+        return checkout
+    raise FileNotFoundError("MARS config folder not found: install the package or run from a clone")
+
+
+def _register_resolvers() -> None:
+    if not OmegaConf.has_resolver("mars_home"):
+        OmegaConf.register_new_resolver("mars_home", lambda: str(find_home()))
+
+
+def compose_yaml(overrides: list[str] | None = None) -> DictConfig:
+    """The composed, interpolated YAML (before validation), e.g. for logging as params."""
+    _register_resolvers()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides or []))
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def load_config(overrides: list[str] | None = None) -> MarsConfig:
+    """Compose and validate: unknown keys, wrong types and contradictions fail here, by name."""
+    composed = compose_yaml(overrides)
+    schema = OmegaConf.structured(MarsConfig)
+    return OmegaConf.to_object(OmegaConf.merge(schema, composed))

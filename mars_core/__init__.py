@@ -1,0 +1,6 @@
+"""MARS library: catalogue, search stages, funnel, mining, teachers, SFT data and metrics.
+
+Nothing here imports Prefect or Hydra; flows compose config and call into this package.
+"""
+
+__version__ = "0.1.0"

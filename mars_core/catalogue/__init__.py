@@ -1,0 +1,1 @@
+"""The catalogue: product and room tables every later stage reads (schema in `schema.py`)."""

@@ -1,0 +1,68 @@
+"""Typed schema of the Hydra config: composed YAML is validated against these dataclasses.
+
+Plain dataclasses (no Hydra here); flows merge the composed YAML into them, so a typo'd key
+or a wrong type fails at start-up with the key's full name, and `__post_init__` rejects
+contradictions with what to change.
+"""
+
+from dataclasses import dataclass
+
+from mars_core.config.models import EmbedderConfig, StudentConfig, TeacherConfig, VLMConfig
+from mars_core.config.pipeline import (
+    DataConfig,
+    EvalConfig,
+    FunnelConfig,
+    IndexConfig,
+    TrainConfig,
+)
+from mars_core.knob import knob
+
+
+@dataclass
+class PathsConfig:
+    """Where things live; relative paths are resolved against the project home."""
+
+    home: str = knob(".", "project home (MARS_HOME, or the checkout)")
+    artifacts: str = knob("artifacts", "generated data, indexes, reports")
+    models: str = knob(".mars_cache/models", "tiny model build cache")
+
+
+@dataclass
+class MlflowConfig:
+    experiment: str = knob("mars", "MLflow experiment every flow logs into")
+
+
+@dataclass
+class MarsConfig:
+    """The whole composed config: one field per Hydra group plus shared settings."""
+
+    data: DataConfig = knob(DataConfig(), "conf/data")
+    embedder: EmbedderConfig = knob(EmbedderConfig(model="unset"), "conf/embedder")
+    teacher: TeacherConfig = knob(TeacherConfig(kind="metadata"), "conf/teacher")
+    student: StudentConfig = knob(StudentConfig(pretrained="unset"), "conf/student")
+    train: TrainConfig = knob(TrainConfig(), "conf/train")
+    index: IndexConfig = knob(IndexConfig(), "conf/index")
+    eval: EvalConfig = knob(EvalConfig(), "conf/eval")
+    funnel: FunnelConfig = knob(FunnelConfig(), "conf/funnel")
+    paths: PathsConfig = knob(PathsConfig(), "shared paths")
+    mlflow: MlflowConfig = knob(MlflowConfig(), "tracking")
+    seed: int = knob(0, "global seed")
+
+
+GROUPS = ("data", "embedder", "teacher", "student", "train", "index", "eval", "funnel")
+
+__all__ = [
+    "GROUPS",
+    "DataConfig",
+    "EmbedderConfig",
+    "EvalConfig",
+    "FunnelConfig",
+    "IndexConfig",
+    "MarsConfig",
+    "MlflowConfig",
+    "PathsConfig",
+    "StudentConfig",
+    "TeacherConfig",
+    "TrainConfig",
+    "VLMConfig",
+]

@@ -1,0 +1,32 @@
+"""A build cache of model folders keyed by recipe hash, written atomically."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+COMPLETE_MARKER = ".complete"
+
+
+def cached_build(folder: Path, build: Callable[[Path], None]) -> Path:
+    """Return `folder`, building it with `build(tmp)` first unless a complete build is there.
+
+    The build writes into a sibling temporary folder that is renamed into place, so a crash
+    mid-build never leaves a half-written model that a later run would load.
+    """
+    if (folder / COMPLETE_MARKER).is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        build(tmp)
+        (tmp / COMPLETE_MARKER).write_text("ok\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder

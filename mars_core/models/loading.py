@@ -1,0 +1,145 @@
+"""One loading path for real and tiny models.
+
+A tiny recipe is first built into the cache (once per recipe hash); from then on the tiny
+model is a folder like any downloaded one and goes through the same `from_pretrained` /
+`create_model_and_transforms` calls as Qwen2-VL-2B or SigLIP-so400m.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mars_core.config import EmbedderConfig, VLMConfig
+from mars_core.models.cache import cached_build
+from mars_core.models.recipes import TinyClipRecipe, TinyVLMRecipe, recipe_hash
+from mars_core.models.tiny_clip import build_tiny_clip
+from mars_core.models.tiny_vlm import build_tiny_vlm
+
+LOCAL_DIR = "local-dir:"
+# Keep the vision tower and head in full precision under NF4 ("visual" alone does not match).
+QUANT_SKIP_MODULES = ["model.visual", "lm_head"]
+
+
+def tiny_model_dir(recipe: TinyVLMRecipe | TinyClipRecipe, cache_dir: Path) -> Path:
+    """Build (once) and return the folder of a tiny model recipe."""
+    if isinstance(recipe, TinyVLMRecipe):
+        name, build = f"tiny-{recipe.family}", build_tiny_vlm
+    else:
+        name, build = "tiny-clip", build_tiny_clip
+    folder = cache_dir / f"{name}-{recipe_hash(recipe)}"
+    return cached_build(folder, lambda out: build(recipe, out))
+
+
+def vlm_source(cfg: VLMConfig, cache_dir: Path) -> str:
+    """What `from_pretrained` gets: the tiny model's folder, else the configured id or folder."""
+    if cfg.tiny is not None:
+        return str(tiny_model_dir(cfg.tiny, cache_dir))
+    return cfg.pretrained
+
+
+def clip_source(cfg: EmbedderConfig, cache_dir: Path) -> tuple[str, str | None]:
+    """(model_name, pretrained) for open_clip's factory."""
+    if cfg.tiny is not None:
+        return LOCAL_DIR + str(tiny_model_dir(cfg.tiny, cache_dir)), None
+    return cfg.model, cfg.pretrained
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda was asked for but CUDA is not available; use device=cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    return getattr(torch, dtype)
+
+
+def quantization_config(cfg: VLMConfig) -> Any | None:
+    """NF4 4-bit config for QLoRA, or None."""
+    if not cfg.load_in_4bit:
+        return None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=resolve_dtype(cfg.dtype),
+        llm_int8_skip_modules=QUANT_SKIP_MODULES,
+    )
+
+
+@dataclass
+class LoadedVLM:
+    model: Any
+    processor: Any
+    source: str
+    device: torch.device
+
+
+def load_vlm(cfg: VLMConfig, cache_dir: Path) -> LoadedVLM:
+    """Load a Qwen2-VL-family model and its processor, with the configured image bounds."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    source = vlm_source(cfg, cache_dir)
+    device = resolve_device(cfg.device)
+    try:
+        # Qwen's image processor reads image-area bounds from `size` (min/max pixels).
+        processor = AutoProcessor.from_pretrained(
+            source, size={"shortest_edge": cfg.min_pixels, "longest_edge": cfg.max_pixels}
+        )
+        model = AutoModelForImageTextToText.from_pretrained(
+            source,
+            dtype=resolve_dtype(cfg.dtype),
+            quantization_config=quantization_config(cfg),
+        )
+    except OSError as e:
+        raise FileNotFoundError(
+            f"cannot load model {source!r} offline: put the model folder on disk and set "
+            f"{cfg.name}.pretrained to it, or pre-fill the Hugging Face cache"
+        ) from e
+    if not cfg.load_in_4bit:
+        model.to(device)
+    model.eval()
+    return LoadedVLM(model=model, processor=processor, source=source, device=device)
+
+
+@dataclass
+class LoadedClip:
+    model: Any
+    preprocess: Any
+    tokenizer: Any
+    name: str
+    device: torch.device
+
+
+def load_clip(cfg: EmbedderConfig, cache_dir: Path) -> LoadedClip:
+    """Load an open_clip model, its image transform and tokenizer."""
+    import open_clip
+
+    name, pretrained = clip_source(cfg, cache_dir)
+    device = resolve_device(cfg.device)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=pretrained, device=device, precision=_clip_precision(cfg.dtype)
+        )
+    except (RuntimeError, FileNotFoundError) as e:
+        raise FileNotFoundError(
+            f"cannot load open_clip model {name!r} (pretrained={pretrained!r}) offline: give a "
+            "local weights file as embedder.pretrained or a local-dir: folder as embedder.model"
+        ) from e
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(name)
+    return LoadedClip(
+        model=model, preprocess=preprocess, tokenizer=tokenizer, name=name, device=device
+    )
+
+
+def _clip_precision(dtype: str) -> str:
+    return {"float32": "fp32", "bfloat16": "pure_bf16", "float16": "pure_fp16"}[dtype]

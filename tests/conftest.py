@@ -1,0 +1,58 @@
+"""Session-wide set-up and the expensive shared fixtures (tiny models, composed config)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from mars_core.runtime import setup_runtime
+
+# The test session's MLflow store, Prefect home and artifacts live in a throw-away home,
+# never in the developer's checkout.
+os.environ["MARS_HOME"] = tempfile.mkdtemp(prefix="mars-tests-")
+setup_runtime()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip `gpu` tests where CUDA is missing; everything else always runs."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh tiny-model cache for the session: tests build the models themselves."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def session_overrides(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Hydra overrides that keep every artifact of the session under pytest's tmp dir."""
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    return [f"paths.models={model_cache}", f"paths.artifacts={artifacts}"]
+
+
+@pytest.fixture(scope="session")
+def cfg(session_overrides: list[str]):
+    """The default (tiny) config, composed once."""
+    from flows.config import load_config
+
+    return load_config(session_overrides)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A temporary Prefect API for tests that run real flows."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield

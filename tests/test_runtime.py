@@ -1,0 +1,61 @@
+"""The runtime set-up: offline by default, stores in the project, pyserini on Java 21."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from mars_core.runtime import OFFLINE_ENV, setup_runtime
+
+
+def test_setup_runtime_is_offline_and_keeps_stores_in_the_project(tmp_path, monkeypatch):
+    for key in [*OFFLINE_ENV, "MLFLOW_TRACKING_URI", "PREFECT_HOME"]:
+        monkeypatch.delenv(key, raising=False)
+    runtime = setup_runtime(tmp_path)
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    assert runtime.mlflow_uri == f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    assert runtime.prefect_home == tmp_path / ".prefect"
+    assert (runtime.java_home / "bin" / "java").is_file()
+
+
+def test_user_settings_win(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    runtime = setup_runtime(tmp_path)
+    assert os.environ["HF_HUB_OFFLINE"] == "0"
+    assert runtime.mlflow_uri == "sqlite:///elsewhere.db"
+
+
+def test_java_is_21(tmp_path):
+    runtime = setup_runtime(tmp_path)
+    out = subprocess.run(
+        [str(runtime.java_home / "bin" / "java"), "-version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0
+    assert 'version "21' in out.stderr
+
+
+def test_pyserini_imports_and_searches_in_a_fresh_process(tmp_path):
+    """A fresh interpreter (no JVM yet): set-up, import pyserini, index and search a doc."""
+    script = f"""
+import json, pathlib, subprocess, sys
+from mars_core.runtime import ensure_jvm
+ensure_jvm()
+from pyserini.search.lucene import LuceneSearcher
+docs = pathlib.Path({str(tmp_path)!r}) / "docs"
+docs.mkdir()
+(docs / "d.jsonl").write_text(json.dumps({{"id": "p1", "contents": "a blue velvet sofa"}}))
+from pyserini.index.lucene import LuceneIndexer
+indexer = LuceneIndexer({str(tmp_path / "idx")!r})
+indexer.add_doc_dict({{"id": "p1", "contents": "a blue velvet sofa"}})
+indexer.close()
+hits = LuceneSearcher({str(tmp_path / "idx")!r}).search("sofa", k=1)
+print(hits[0].docid)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("p1")
