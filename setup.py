@@ -1,11 +1,16 @@
 """Package discovery only (everything else is in pyproject.toml).
 
-`conf/` is shipped as the package `mars_conf` so an installed MARS finds its Hydra configs.
+`conf/` is shipped as the package `mars_conf` (its group folders as subpackages holding YAML)
+so an installed MARS finds its Hydra configs.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
+
+CODE = find_namespace_packages(include=["mars_core*", "flows*", "tasks*"], exclude=["*.__pycache__"])
+CONF = ["mars_conf", *(f"mars_conf.{group}" for group in find_namespace_packages(where="conf"))]
 
 setup(
-    packages=[*find_packages(include=["mars_core*", "flows*", "tasks*"]), "mars_conf"],
+    packages=[*CODE, *CONF],
     package_dir={"mars_conf": "conf"},
+    package_data={"": ["*.yaml"]},
 )
