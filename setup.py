@@ -6,7 +6,9 @@ so an installed MARS finds its Hydra configs.
 
 from setuptools import find_namespace_packages, setup
 
-CODE = find_namespace_packages(include=["mars_core*", "flows*", "tasks*"], exclude=["*.__pycache__"])
+CODE = find_namespace_packages(
+    include=["mars_core*", "flows*", "tasks*"], exclude=["*.__pycache__"]
+)
 CONF = ["mars_conf", *(f"mars_conf.{group}" for group in find_namespace_packages(where="conf"))]
 
 setup(
