@@ -20,16 +20,13 @@ CONFIG_NAME = "config"
 
 
 def conf_dir() -> Path:
-    """The `conf/` folder: packaged as `mars_conf`, or next to this checkout's flows/."""
-    try:
-        packaged = Path(str(resources.files("mars_conf")))
-        if (packaged / f"{CONFIG_NAME}.yaml").is_file():
-            return packaged
-    except ModuleNotFoundError:
-        pass
+    """The `conf/` folder of the checkout this code runs from, else the packaged `mars_conf`."""
     checkout = Path(__file__).resolve().parents[1] / "conf"
     if (checkout / f"{CONFIG_NAME}.yaml").is_file():
         return checkout
+    packaged = Path(str(resources.files("mars_conf")))
+    if (packaged / f"{CONFIG_NAME}.yaml").is_file():
+        return packaged
     raise FileNotFoundError("MARS config folder not found: install the package or run from a clone")
 
 
