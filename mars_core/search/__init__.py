@@ -1,0 +1,1 @@
+"""The search funnel: one contract (`Stage.rank`) for BM25, SigLIP and the agent."""

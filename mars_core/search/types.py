@@ -1,0 +1,51 @@
+"""The contract every funnel stage implements, and what flows between stages.
+
+A stage takes the request and the previous stage's candidates and returns at most `k` of
+them, best first, each carrying the scores of every stage it passed. Stage 1 (lexical) gets
+`None` and ranks the whole catalogue. Because all stages share this shape, the funnel can
+switch any of them off and an evaluation can ablate them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from PIL import Image
+
+
+@dataclass
+class SearchRequest:
+    """What a user asks: a room photo and a short query."""
+
+    room: Image.Image
+    query: str
+    room_id: str = ""  # a name for logs and reports (file name or dataset id)
+
+
+@dataclass
+class Candidate:
+    """A product on its way through the funnel."""
+
+    key: str  # catalogue key, f"{item_id}@{domain}"
+    product: dict[str, Any]  # the catalogue row (name, category, image_path, ...)
+    scores: dict[str, float] = field(default_factory=dict)  # stage name -> score
+    rationale: str | None = None
+
+
+@dataclass
+class StageOutput:
+    """A stage's ranked candidates plus what it wants the result to say about the run."""
+
+    candidates: list[Candidate]
+    notes: dict[str, Any] = field(default_factory=dict)  # e.g. {"category": "BED", "locked": True}
+
+
+class Stage(Protocol):
+    """One funnel stage."""
+
+    name: str
+
+    def rank(
+        self, request: SearchRequest, candidates: list[Candidate] | None, k: int
+    ) -> StageOutput: ...
