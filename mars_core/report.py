@@ -1,0 +1,128 @@
+"""A self-contained HTML page of search results that a person opens in a browser.
+
+Images are embedded as small data URIs, so the page still shows everything when it is
+moved, mailed or attached to an MLflow run.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+from PIL import Image
+
+from mars_core.search.funnel import SearchResult
+
+THUMBNAIL_PX = 224
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1100px}
+h1{font-size:1.5rem} h2{font-size:1.2rem;margin-top:2.5rem;border-top:1px solid #ddd;
+padding-top:1rem} .notice{background:#fff4d6;border:1px solid #e6c36a;padding:.6rem 1rem}
+.nofit{background:#fde2e2;border:1px solid #e08a8a;padding:.6rem 1rem;font-weight:600}
+.error{background:#fde2e2;padding:.4rem 1rem} .meta{color:#555;font-size:.9rem}
+.room img{max-width:320px;border-radius:6px} table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #eee;padding:.5rem;text-align:left;vertical-align:top}
+td img{width:112px;border-radius:4px} .score{font-variant-numeric:tabular-nums}
+"""
+
+
+@dataclass
+class FailedRequest:
+    """A request of a batch that could not run, shown on the page with its reason."""
+
+    room: str
+    query: str
+    reason: str
+
+
+def image_data_uri(path_or_image: str | Path | Image.Image, size: int = THUMBNAIL_PX) -> str:
+    """A JPEG thumbnail as a data: URI; an unreadable file gives an empty URI, not a crash."""
+    try:
+        image = (
+            path_or_image if isinstance(path_or_image, Image.Image) else Image.open(path_or_image)
+        )
+        image = image.convert("RGB")
+        image.thumbnail((size, size))
+    except OSError:
+        return ""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _lock_line(result: SearchResult) -> str:
+    category = result.notes.get("category")
+    if result.notes.get("locked"):
+        return f"category locked to <b>{escape(str(category))}</b>"
+    return "<b>unlocked</b>: no known category in the query, all categories searched"
+
+
+def _result_rows(result: SearchResult, stage_names: list[str]) -> str:
+    rows = []
+    for rank, candidate in enumerate(result.results, start=1):
+        product = candidate.product
+        scores = "".join(
+            f'<td class="score">{_fmt(candidate.scores.get(s))}</td>' for s in stage_names
+        )
+        rows.append(
+            f"<tr><td>{rank}</td>"
+            f'<td><img src="{image_data_uri(product["image_path"])}" alt=""></td>'
+            f"<td><b>{escape(str(product.get('name', '')))}</b><br>"
+            f'<span class="meta">{escape(str(product.get("category", "")))} · '
+            f"{escape(candidate.key)}</span></td>{scores}"
+            f"<td>{escape(candidate.rationale or '')}</td></tr>"
+        )
+    return "\n".join(rows)
+
+
+def render_result(result: SearchResult) -> str:
+    """One request: the room photo, then the ranked products with scores and rationales."""
+    stage_names = result.stages_run
+    timings = ", ".join(f"{name} {secs * 1000:.0f} ms" for name, secs in result.timings.items())
+    header = "".join(f"<th>{escape(s)}</th>" for s in stage_names)
+    nofit = f'<p class="nofit">{escape(result.message)}</p>' if result.message else ""
+    room = result.request
+    return f"""
+<h2>“{escape(room.query)}” for room {escape(room.room_id)}</h2>
+<div class="room"><img src="{image_data_uri(room.room)}" alt="room photo"></div>
+<p class="meta">{_lock_line(result)} · stages: {escape(" → ".join(stage_names))} ·
+{escape(timings)}</p>
+{nofit}
+<table><tr><th>#</th><th></th><th>product</th>{header}<th>rationale</th></tr>
+{_result_rows(result, stage_names)}
+</table>"""
+
+
+def render_report(
+    results: list[SearchResult],
+    *,
+    title: str = "MARS search results",
+    notice: str | None = None,
+    failed: list[FailedRequest] | None = None,
+) -> str:
+    """The whole page: an optional notice, every result, then the requests that failed."""
+    notice_html = f'<p class="notice">{escape(notice)}</p>' if notice else ""
+    failed_html = "".join(
+        f'<p class="error">{escape(f.room)} · “{escape(f.query)}”: {escape(f.reason)}</p>'
+        for f in failed or []
+    )
+    if failed_html:
+        failed_html = f"<h2>Requests that could not run</h2>{failed_html}"
+    body = "\n".join(render_result(r) for r in results)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>{STYLE}</style></head>
+<body><h1>{escape(title)}</h1>
+{notice_html}
+{body}
+{failed_html}
+</body></html>
+"""

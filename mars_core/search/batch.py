@@ -1,0 +1,119 @@
+"""Batch search I/O: a requests file in, a results table out."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from mars_core.search.funnel import SearchResult
+
+REQUEST_FORMATS = (".csv", ".jsonl")
+
+RESULTS_SCHEMA = pa.schema(
+    [
+        pa.field("request", pa.int32(), nullable=False),  # line of the request, 0-based
+        pa.field("room_id", pa.string(), nullable=False),
+        pa.field("query", pa.string(), nullable=False),
+        pa.field("rank", pa.int32(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("image_path", pa.string()),
+        pa.field("bm25", pa.float32()),
+        pa.field("siglip", pa.float32()),
+        pa.field("agent", pa.float32()),
+        pa.field("rationale", pa.string()),
+        pa.field("category_locked", pa.bool_()),
+        pa.field("nothing_fits", pa.bool_(), nullable=False),
+        pa.field("seconds_bm25", pa.float32()),
+        pa.field("seconds_siglip", pa.float32()),
+        pa.field("seconds_agent", pa.float32()),
+    ]
+)
+
+
+@dataclass
+class RequestSpec:
+    """One line of a requests file; `room` is resolved against the file's folder."""
+
+    line: int
+    room: Path
+    query: str
+    room_id: str
+
+
+class RequestsFileError(ValueError):
+    """The requests file itself is unusable (not a single request in it can be trusted)."""
+
+
+def read_requests(path: Path) -> list[RequestSpec]:
+    """Read `room,query[,room_id]` rows from a .csv (with header) or .jsonl file."""
+    if path.suffix not in REQUEST_FORMATS:
+        raise RequestsFileError(
+            f"{path}: requests must be a {' or '.join(REQUEST_FORMATS)} file with fields "
+            "room, query (and optionally room_id)"
+        )
+    if not path.is_file():
+        raise RequestsFileError(f"{path}: no such requests file")
+    rows = _read_rows(path)
+    specs = []
+    for line, row in enumerate(rows):
+        missing = [f for f in ("room", "query") if not str(row.get(f) or "").strip()]
+        if missing:
+            raise RequestsFileError(f"{path}: request {line} lacks {', '.join(missing)}")
+        room = Path(row["room"])
+        room = room if room.is_absolute() else path.parent / room
+        specs.append(
+            RequestSpec(
+                line=line,
+                room=room,
+                query=str(row["query"]),
+                room_id=str(row.get("room_id") or room.stem),
+            )
+        )
+    return specs
+
+
+def _read_rows(path: Path) -> list[dict]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".csv":
+        return list(csv.DictReader(text.splitlines()))
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise RequestsFileError(f"{path}:{number}: not a JSON object ({e.msg})") from e
+    return rows
+
+
+def results_table(results: list[tuple[int, SearchResult]]) -> pa.Table:
+    """One row per (request, ranked product), with every stage's score and time."""
+    rows = []
+    for line, result in results:
+        for rank, candidate in enumerate(result.results, start=1):
+            product = candidate.product
+            rows.append(
+                {
+                    "request": line,
+                    "room_id": result.request.room_id,
+                    "query": result.request.query,
+                    "rank": rank,
+                    "key": candidate.key,
+                    "name": product.get("name"),
+                    "category": product.get("category"),
+                    "image_path": product.get("image_path"),
+                    **{s: candidate.scores.get(s) for s in ("bm25", "siglip", "agent")},
+                    "rationale": candidate.rationale,
+                    "category_locked": result.notes.get("locked"),
+                    "nothing_fits": result.nothing_fits,
+                    **{f"seconds_{s}": result.timings.get(s) for s in ("bm25", "siglip", "agent")},
+                }
+            )
+    return pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA)

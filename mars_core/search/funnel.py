@@ -1,0 +1,83 @@
+"""SearchFunnel: stage 1 → 2 → 3 with per-stage sizes, switches, scores and timings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mars_core.search.types import Candidate, SearchRequest, Stage
+
+NOTHING_FITS = "Nothing in the catalogue fits this room; closest options:"
+
+
+@dataclass
+class FunnelStep:
+    """A stage, how many candidates it keeps, and whether it runs."""
+
+    stage: Stage
+    k: int
+    enabled: bool = True
+
+
+@dataclass
+class SearchResult:
+    """The ranked products of one request, with what each stage did and how long it took."""
+
+    request: SearchRequest
+    results: list[Candidate]
+    stages_run: list[str]
+    timings: dict[str, float]  # stage name -> seconds
+    notes: dict[str, Any] = field(default_factory=dict)
+    nothing_fits: bool = False
+
+    @property
+    def message(self) -> str | None:
+        """What to tell the user before the list, when the list is not a list of matches."""
+        return NOTHING_FITS if self.nothing_fits else None
+
+
+class SearchFunnel:
+    """Runs enabled stages in order; a disabled stage only truncates to its size.
+
+    Truncating keeps the next stage's input bounded the same way with or without the
+    stage, so an ablation compares orderings, not candidate counts.
+    """
+
+    def __init__(self, steps: list[FunnelStep], *, final_k: int, min_fit_score: float) -> None:
+        if not steps or not steps[0].enabled:
+            raise ValueError("the funnel needs its first stage (BM25) enabled: it picks candidates")
+        self.steps = steps
+        self.final_k = final_k
+        self.min_fit_score = min_fit_score
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        candidates: list[Candidate] | None = None
+        stages_run: list[str] = []
+        timings: dict[str, float] = {}
+        notes: dict[str, Any] = {}
+        for step in self.steps:
+            if not step.enabled:
+                candidates = (candidates or [])[: step.k]
+                continue
+            start = time.perf_counter()
+            output = step.stage.rank(request, candidates, step.k)
+            timings[step.stage.name] = time.perf_counter() - start
+            stages_run.append(step.stage.name)
+            notes |= output.notes
+            candidates = output.candidates
+        results = (candidates or [])[: self.final_k]
+        return SearchResult(
+            request=request,
+            results=results,
+            stages_run=stages_run,
+            timings=timings,
+            notes=notes,
+            nothing_fits=self._nothing_fits(results, stages_run),
+        )
+
+    def _nothing_fits(self, results: list[Candidate], stages_run: list[str]) -> bool:
+        """Only the agent judges fit; without it, or without results, make no claim."""
+        if "agent" not in stages_run or not results:
+            return False
+        return max(c.scores["agent"] for c in results) < self.min_fit_score
