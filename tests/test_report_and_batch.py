@@ -1,0 +1,111 @@
+"""The HTML report and the batch request/results files."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from mars_core.io import atomic_write_parquet
+from mars_core.report import FailedRequest, render_report
+from mars_core.search.batch import RequestsFileError, read_requests, results_table
+from mars_core.search.funnel import NOTHING_FITS, SearchResult
+from mars_core.search.types import Candidate, SearchRequest
+
+
+@pytest.fixture
+def result(tmp_path) -> SearchResult:
+    products = []
+    for i, colour in enumerate([(200, 30, 30), (30, 30, 200)]):
+        path = tmp_path / f"p{i}.png"
+        Image.new("RGB", (32, 32), colour).save(path)
+        products.append(
+            Candidate(
+                key=f"B0{i}@amazon.com",
+                product={"name": f"Bed <{i}>", "category": "BED", "image_path": str(path)},
+                scores={"bm25": 3.5 - i, "siglip": 0.8, "agent": 0.3},
+                rationale="indoor furniture in an outdoor setting" if i == 0 else None,
+            )
+        )
+    request = SearchRequest(
+        room=Image.new("RGB", (64, 48), (0, 90, 200)), query="bed", room_id="pool_01"
+    )
+    return SearchResult(
+        request=request,
+        results=products,
+        stages_run=["bm25", "siglip", "agent"],
+        timings={"bm25": 0.002, "siglip": 0.01, "agent": 0.2},
+        notes={"category": "BED", "locked": True},
+        nothing_fits=True,
+    )
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_report_shows_room_products_scores_rationales_and_failures(result):
+    page = render_report(
+        [result],
+        notice="The agent is untrained: its scores are noise.",
+        failed=[FailedRequest(room="x.txt", query="lamp", reason="not an image")],
+    )
+    parsed = _Collector()
+    parsed.feed(page)
+    text = " ".join(parsed.text)
+    assert len(parsed.images) == 3 and all(
+        s.startswith("data:image/jpeg;base64,") for s in parsed.images
+    )
+    assert "Bed <0>" in text  # escaped in HTML, intact as text
+    assert "indoor furniture in an outdoor setting" in text
+    assert NOTHING_FITS in text and "untrained" in text and "not an image" in text
+    assert "BED" in text and "0.300" in text and "2.500" in text
+
+
+def test_results_table_has_a_row_per_ranked_product(result, tmp_path):
+    table = results_table([(0, result)])
+    path = atomic_write_parquet(tmp_path / "results.parquet", table)
+    rows = pq.read_table(path).to_pylist()
+    assert [r["rank"] for r in rows] == [1, 2]
+    assert rows[0]["agent"] == pytest.approx(0.3) and rows[0]["nothing_fits"] is True
+    assert rows[1]["rationale"] is None and rows[0]["seconds_agent"] == pytest.approx(0.2)
+    assert not list(tmp_path.glob("*.tmp"))  # no temporary file left behind
+
+
+def test_requests_from_csv_and_jsonl_resolve_rooms_beside_the_file(tmp_path):
+    (tmp_path / "r.csv").write_text("room,query\nrooms/a.png,bed\n/abs/b.png,lamp\n")
+    (tmp_path / "r.jsonl").write_text(
+        json.dumps({"room": "a.png", "query": "rug", "room_id": "A"}) + "\n\n"
+    )
+    csv_specs = read_requests(tmp_path / "r.csv")
+    assert [s.room for s in csv_specs] == [tmp_path / "rooms/a.png", tmp_path / "/abs/b.png"]
+    assert csv_specs[0].room_id == "a"
+    (spec,) = read_requests(tmp_path / "r.jsonl")
+    assert (spec.query, spec.room_id) == ("rug", "A")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("r.txt", "", "must be a .csv or .jsonl"),
+        ("r.csv", "room,query\na.png,\n", "lacks query"),
+        ("r.jsonl", "{not json}\n", "r.jsonl:1: not a JSON object"),
+    ],
+)
+def test_bad_requests_files_are_named(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(RequestsFileError, match=message):
+        read_requests(tmp_path / name)
