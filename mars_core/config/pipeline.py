@@ -34,9 +34,11 @@ class WorldConfig:
             )
         if min(self.product_px, self.room_px) < 32:
             raise ValueError("data.world.product_px and room_px must be at least 32")
-        for name in ("twin_share", "blue_bed_share", "foreign_name_share"):
+        for name in ("blue_bed_share", "foreign_name_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"data.world.{name} must lie in [0, 1]")
+        if not 0.0 <= self.twin_share <= 0.5:
+            raise ValueError("data.world.twin_share must lie in [0, 0.5] (a twin needs a product)")
 
 
 @dataclass

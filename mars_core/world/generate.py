@@ -223,7 +223,7 @@ def listing_record(product: Product, domain: str, rng: random.Random) -> dict:
             "height": _measure(height, "centimeters", "inches", 1 / 2.54),
         },
         "item_weight": [_measure(kilograms, "kilograms", "pounds", 1 / 0.45359237)],
-        "model_year": [{"value": 2018 + len(product.item_id) % 4}],
+        "model_year": [{"value": rng.randint(2016, 2021)}],
         "main_image_id": product.image_ids[0],
         "other_image_id": [product.image_ids[1]],
     }
@@ -234,13 +234,17 @@ def _save_jpeg(image, path: Path) -> None:
     image.save(path, "JPEG", quality=JPEG_QUALITY)
 
 
-def _write_gzip(path: Path, data: bytes) -> None:
+def _gzip(data: bytes) -> bytes:
     """gzip with a fixed header (no timestamp, no name): same input, same bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, filename="") as stream:
         stream.write(data)
-    path.write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 def _csv_bytes(rows: list[tuple]) -> bytes:
@@ -274,16 +278,15 @@ class WorldWriter:
                 _save_jpeg(picture, self.root / IMAGES_DIR / relative)
                 self.image_rows.append((image_id, px, px, relative))
 
-    def listings(self, products: list[Product]) -> list[str]:
-        """Spread the listings over the shards; returns their keys."""
-        keys = []
+    def listings(self, products: list[Product]) -> None:
+        """Spread the listings over the shards, round robin."""
+        count = 0
         for product in products:
             for domain in product.domains:
                 rng = random.Random(f"{self.seed}:listing:{product.item_id}:{domain}")
                 line = json.dumps(listing_record(product, domain, rng), ensure_ascii=False)
-                self.shards[len(keys) % len(self.shards)].append(line)
-                keys.append(listing_key(product.item_id, domain))
-        return keys
+                self.shards[count % len(self.shards)].append(line)
+                count += 1
 
     def rooms(self, rooms: list[Room]) -> None:
         px = self.config.room_px
@@ -314,12 +317,11 @@ class WorldWriter:
     def finish(self) -> None:
         for index, lines in enumerate(self.shards):
             data = "".join(f"{line}\n" for line in lines).encode()
-            _write_gzip(self.root / LISTINGS_DIR / f"listings_{index}.json.gz", data)
-        rows = sorted(self.image_rows)
-        _write_gzip(self.root / IMAGES_CSV, _csv_bytes(rows))
+            _write(self.root / LISTINGS_DIR / f"listings_{index}.json.gz", _gzip(data))
+        _write(self.root / IMAGES_CSV, _gzip(_csv_bytes(sorted(self.image_rows))))
 
 
-def add_broken_records(writer: WorldWriter, products: list[Product]) -> list[str]:
+def add_broken_records(writer: WorldWriter) -> list[str]:
     """One bad record per quarantine reason; returns the keys judged but left unusable."""
     good = json.loads(writer.shards[0][0])
 
@@ -348,24 +350,17 @@ def add_broken_records(writer: WorldWriter, products: list[Product]) -> list[str
         (broken_image, 96, 96, "zz/undecodable.jpg"),
         ("BADROW00001", "tall", 96, "zz/badrow.jpg"),
     ]
-    (writer.root / IMAGES_DIR / "zz").mkdir(parents=True, exist_ok=True)
-    (writer.root / IMAGES_DIR / "zz/undecodable.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    _write(writer.root / IMAGES_DIR / "zz/undecodable.jpg", b"\xff\xd8 not really a jpeg")
     # A shard whose gzip stream is cut short: whatever decodes before the cut is unmapped.
     junk = variant(9, product_type=[{"value": "CELLULAR_PHONE_CASE"}])
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, filename="") as stream:
-        stream.write(f"{junk}\n".encode() * 3)
-    shard = writer.root / LISTINGS_DIR / "listings_truncated.json.gz"
-    shard.parent.mkdir(parents=True, exist_ok=True)
-    shard.write_bytes(buffer.getvalue()[:-12])
+    cut = _gzip(f"{junk}\n".encode() * 3)[:-12]
+    _write(writer.root / LISTINGS_DIR / "listings_truncated.json.gz", cut)
     # Rooms: a class nobody mapped, and a photo that is not an image.
     stray = room_image(
         "kitchen", ("grey", "red"), "modern", writer.config.room_px, random.Random(0)
     )
     _save_jpeg(stray, writer.rooms_dir / "Garage" / "garage_000.jpg")
-    corrupt = writer.rooms_dir / ROOM_FOLDERS[INDOOR_ROOMS[0]] / "corrupt_000.jpg"
-    corrupt.parent.mkdir(parents=True, exist_ok=True)
-    corrupt.write_bytes(b"not a photo")
+    _write(writer.rooms_dir / ROOM_FOLDERS[INDOOR_ROOMS[0]] / "corrupt_000.jpg", b"not a photo")
     return [listing_key("B0BROKEN08", HOME_DOMAIN)]
 
 
@@ -418,13 +413,18 @@ def generate_world(data: DataConfig) -> WorldSummary:
     if previous and {key: previous.get(key) for key in manifest} == manifest:
         summary.truth_rows = previous["truth_rows"]
         return summary
+    if previous is None and root.exists() and any(root.iterdir()):
+        raise ValueError(
+            f"data.raw_dir {root} holds files the world generator did not write (no {MANIFEST}); "
+            "point data.raw_dir at an empty or generated folder, or use data=abo for real data"
+        )
     staging = root.with_name(f".{root.name}.building-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     writer = WorldWriter(staging, staging / rooms_rel, staging / truth_rel, config, data.seed)
     writer.product_images(products)
     writer.listings(products)
     writer.rooms(rooms)
-    orphans = add_broken_records(writer, products) if config.broken_records else []
+    orphans = add_broken_records(writer) if config.broken_records else []
     summary.truth_rows = writer.truth(rooms, products, orphans)
     writer.finish()
     (staging / MANIFEST).write_text(
