@@ -1,14 +1,20 @@
-"""Session-wide set-up and the expensive shared fixtures (tiny models, composed config)."""
+"""Session-wide set-up and the expensive shared fixtures (tiny models, composed config,
+the generated world)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from mars_core.runtime import setup_runtime
+
+if TYPE_CHECKING:
+    from mars_core.config import DataConfig
 
 # The test session's MLflow store, Prefect home and artifacts live in a throw-away home,
 # never in the developer's checkout.
@@ -56,3 +62,27 @@ def prefect_harness():
 
     with prefect_test_harness():
         yield
+
+
+@dataclass(frozen=True)
+class World:
+    """The default generated world, generated and ingested once per session. Read-only."""
+
+    raw_dir: Path  # ABO layout + rooms/ + truth/ (what the generator wrote)
+    out_dir: Path  # catalogue, rooms, ground_truth, quarantine and splits parquet files
+    data: DataConfig  # the data config that made it (cfg.data)
+    overrides: list[str]  # Hydra overrides under which flows find it (= session_overrides)
+
+
+@pytest.fixture(scope="session")
+def world(cfg, session_overrides: list[str]) -> World:
+    """The default synthetic world at the session's `data.raw_dir` / `data.out_dir`, so any
+    flow run with `session_overrides` reads this catalogue."""
+    from mars_core.catalogue.build import ingest
+    from mars_core.catalogue.splits import write_splits
+    from mars_core.world.generate import generate_world
+
+    generate_world(cfg.data)
+    ingest(cfg.data)
+    write_splits(Path(cfg.data.out_dir), cfg.data.test_fraction, cfg.data.seed)
+    return World(Path(cfg.data.raw_dir), Path(cfg.data.out_dir), cfg.data, session_overrides)

@@ -1,25 +1,102 @@
 """Config of the pipeline steps: data, index, training, funnel and evaluation."""
 
+import re
 from dataclasses import dataclass
 
 from mars_core.knob import knob
 
 TRAIN_METHODS = ("full", "lora", "qlora")
+ACQUIRE_MODES = ("local", "download")
+CATEGORY_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+@dataclass
+class WorldConfig:
+    """Size and make-up of the generated world (`data.source=synthetic`); see `mars_core.world`."""
+
+    products: int = knob(300, "product listings, twins included, broken ones not")
+    rooms_per_type: int = knob(6, "room photos per room type (5 indoor types, pool, patio)")
+    product_px: int = knob(96, "side of each product image in pixels")
+    room_px: int = knob(128, "side of each room photo in pixels")
+    shards: int = knob(4, "listings_<i>.json.gz files the listings are spread over")
+    twin_share: float = knob(0.05, "share of products listed again on a second domain, same images")
+    blue_bed_share: float = knob(0.3, "share of beds drawn blue: the pool-photo trap")
+    foreign_name_share: float = knob(
+        0.05, "share of listings named only in a non-preferred language"
+    )
+    broken_records: bool = knob(True, "add one bad record per quarantine reason to show that path")
+
+    def __post_init__(self) -> None:
+        if self.products < 13 or self.rooms_per_type < 1 or self.shards < 1:
+            raise ValueError(
+                "data.world needs products >= 13 (one per category), rooms_per_type >= 1 "
+                "and shards >= 1"
+            )
+        if min(self.product_px, self.room_px) < 32:
+            raise ValueError("data.world.product_px and room_px must be at least 32")
+        for name in ("blue_bed_share", "foreign_name_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"data.world.{name} must lie in [0, 1]")
+        if not 0.0 <= self.twin_share <= 0.5:
+            raise ValueError("data.world.twin_share must lie in [0, 0.5] (a twin needs a product)")
 
 
 @dataclass
 class DataConfig:
-    """Where the catalogue and room photos come from; the ingest issue grows this group."""
+    """Where the catalogue and room photos come from and how listings become catalogue rows."""
 
     name: str = knob("synthetic", "label for logs and MLflow")
     source: str = knob("synthetic", "synthetic (generated world) or abo (ABO layout on disk)")
     raw_dir: str = knob("", "input folder: the ABO layout, or where the generated world is written")
+    rooms_dir: str = knob(
+        "", "room photos, one folder per class (House Rooms layout); empty = none"
+    )
+    truth_file: str = knob("", "ground truth of the generated world (parquet); empty for real data")
     out_dir: str = knob("", "where the catalogue, rooms and quarantine tables are written")
     seed: int = knob(0, "generator and split seed")
+    acquire: str = knob("local", "abo only: local (raw_dir already holds ABO) or download")
+    base_url: str = knob("", "download: URL folder holding the archives")
+    archives: list[str] = knob([], "download: archive file names under base_url")
+    archive_sizes: dict[str, int] = knob(
+        {}, "download: expected bytes per archive; unset = server's"
+    )
+    download_dir: str = knob("", "download: where archives (and .part files) are kept")
+    languages: list[str] = knob(
+        ["en_US", "en_GB", "en_IN", "en_CA", "en_AU", "en_SG", "en_AE"],
+        "language tags to prefer, in order; any other language is the fallback",
+    )
+    category_map: dict[str, str] = knob(
+        {}, "ABO product_type -> funnel category; others quarantined"
+    )
+    room_class_map: dict[str, str] = knob({}, "room photo folder name -> room type")
+    max_name_chars: int = knob(200, "product names are cut to this many characters")
+    max_text_chars: int = knob(1000, "description and each bullet point are cut to this length")
+    max_keywords: int = knob(30, "keep at most this many keywords per product")
+    max_keyword_chars: int = knob(60, "each keyword is cut to this many characters")
+    max_bullets: int = knob(10, "bullet points per product that go into search_text")
+    max_search_chars: int = knob(4000, "search_text (what BM25 indexes) is cut to this length")
+    test_fraction: float = knob(0.25, "share of rooms and of product images held out for test")
+    world: WorldConfig = knob(WorldConfig(), "the generated world (source=synthetic)")
 
     def __post_init__(self) -> None:
         if self.source not in ("synthetic", "abo"):
             raise ValueError(f"data.source {self.source!r} unknown; use synthetic or abo")
+        if self.acquire not in ACQUIRE_MODES:
+            raise ValueError(f"data.acquire {self.acquire!r} unknown; use one of {ACQUIRE_MODES}")
+        if self.acquire == "download" and not (self.base_url and self.archives):
+            raise ValueError("data.acquire=download needs data.base_url and data.archives")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError("data.test_fraction must lie strictly between 0 and 1")
+        limits = ("name", "text", "keyword", "search")
+        for name in [f"max_{limit}_chars" for limit in limits] + ["max_keywords", "max_bullets"]:
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1")
+        for product_type, category in self.category_map.items():
+            if not CATEGORY_PATTERN.fullmatch(category):
+                raise ValueError(
+                    f"data.category_map.{product_type} = {category!r}: categories are upper-case "
+                    "identifiers such as BED or PATIO_TABLE"
+                )
 
 
 @dataclass

@@ -1,0 +1,53 @@
+"""The data group's knobs reject contradictions by name, and both options carry every knob."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from flows.config import conf_dir, load_config
+from mars_core.config import DataConfig, WorldConfig
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.acquire=ftp", "data.acquire"),
+        ("data.acquire=download data.base_url=", "base_url"),
+        ("data.test_fraction=1.0", "test_fraction"),
+        ("data.max_keywords=0", "max_keywords"),
+        ("+data.category_map.SOFA_BED=sofa_bed", "upper-case"),
+        ("data.world.products=5", "products >= 13"),
+        ("data.world.twin_share=0.9", "twin_share"),
+    ],
+)
+def test_contradictions_name_the_knob(override, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(["data=abo", *override.split()])
+
+
+def test_both_options_set_every_knob():
+    knobs = {field.name for field in dataclasses.fields(DataConfig)}
+    world = {field.name for field in dataclasses.fields(WorldConfig)}
+    for option in ("synthetic", "abo"):
+        values = yaml.safe_load((conf_dir() / "data" / f"{option}.yaml").read_text())
+        assert set(values) == knobs, option
+        assert set(values["world"]) == world, option
+
+
+def test_generator_refuses_to_replace_a_folder_it_did_not_write(cfg, tmp_path):
+    from mars_core.world.generate import generate_world
+
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "precious.json").write_text("{}")
+    data = dataclasses.replace(
+        cfg.data,
+        raw_dir=str(tmp_path / "raw"),
+        rooms_dir=str(tmp_path / "raw/rooms"),
+        truth_file=str(tmp_path / "raw/truth.parquet"),
+    )
+    with pytest.raises(ValueError, match="did not write"):
+        generate_world(data)
+    assert (tmp_path / "raw" / "precious.json").is_file()

@@ -1,0 +1,85 @@
+"""Train/test splits: grouped by room photo and product image, stratified, seeded."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mars_core.catalogue.schema import CATALOGUE_FILE, SPLITS_FILE, SPLITS_SCHEMA
+from mars_core.catalogue.splits import UnionFind, make_splits
+
+
+def test_no_room_and_no_product_image_on_both_sides(world):
+    splits = pq.read_table(world.out_dir / SPLITS_FILE)
+    assert splits.schema.equals(SPLITS_SCHEMA)
+    rows = splits.to_pylist()
+    sides = defaultdict(set)
+    for row in rows:
+        sides[row["group"]].add(row["split"])
+    assert all(len(s) == 1 for s in sides.values())
+    catalogue = pq.read_table(world.out_dir / CATALOGUE_FILE).to_pylist()
+    split_of = {row["id"]: row["split"] for row in rows if row["kind"] == "product"}
+    images = defaultdict(set)
+    for product in catalogue:
+        for image in [product["image_id"], *product["other_image_ids"]]:
+            images[image].add(split_of[product["key"]])
+    assert all(len(s) == 1 for s in images.values())
+    # Twins (same item on two domains, same images) exist and share a side.
+    twins = [p for p in catalogue if p["domain"] == "amazon.co.uk"]
+    assert twins
+    for twin in twins:
+        assert split_of[twin["key"]] == split_of[f"{twin['item_id']}@amazon.com"]
+
+
+def test_every_stratum_is_on_both_sides(world):
+    rows = pq.read_table(world.out_dir / SPLITS_FILE).to_pylist()
+    strata = defaultdict(set)
+    for row in rows:
+        strata[(row["kind"], row["stratum"])].add(row["split"])
+    assert all(sides == {"train", "test"} for sides in strata.values())
+    test_rooms = [r for r in rows if r["kind"] == "room" and r["split"] == "test"]
+    rooms = [r for r in rows if r["kind"] == "room"]
+    assert 0.2 <= len(test_rooms) / len(rooms) <= 0.4
+
+
+def test_assignment_is_seeded_and_order_free(world):
+    catalogue = pq.read_table(world.out_dir / CATALOGUE_FILE)
+    rooms = pq.read_table(world.out_dir / "rooms.parquet")
+    base = make_splits(catalogue, rooms, 0.25, seed=0)
+    shuffled = make_splits(
+        catalogue.take(list(reversed(range(catalogue.num_rows)))), rooms, 0.25, 0
+    )
+    assert shuffled.equals(base)
+    assert not make_splits(catalogue, rooms, 0.25, seed=1).equals(base)
+
+
+def test_rooms_with_identical_bytes_share_a_group():
+    rooms = pa.table(
+        {
+            "room_id": ["Bedroom/a.jpg", "Bedroom/b.jpg", "Bedroom/c.jpg"],
+            "room_type": ["bedroom"] * 3,
+            "content_hash": ["same", "same", "other"],
+        }
+    )
+    catalogue = pa.table(
+        {
+            "key": pa.array([], pa.string()),
+            "image_id": pa.array([], pa.string()),
+            "other_image_ids": pa.array([], pa.list_(pa.string())),
+            "category": pa.array([], pa.string()),
+        }
+    )
+    rows = make_splits(catalogue, rooms, 0.5, seed=0).to_pylist()
+    split = {row["id"]: row["split"] for row in rows}
+    assert split["Bedroom/a.jpg"] == split["Bedroom/b.jpg"] != split["Bedroom/c.jpg"]
+
+
+def test_union_find_joins_chains():
+    groups = UnionFind()
+    groups.union("a", "b")
+    groups.union("c", "d")
+    groups.union("b", "d")
+    assert len({groups.find(x) for x in "abcd"}) == 1
+    assert groups.find("e") == "e"
