@@ -7,11 +7,12 @@ modification time stays, and "nothing changed" is visible to whoever watches the
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from mars_core.io import atomic_write_parquet
 
 
 def same_table(path: Path, table: pa.Table) -> bool:
@@ -30,13 +31,7 @@ def write_table(table: pa.Table, path: Path) -> bool:
     path = Path(path)
     if same_table(path, table):
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic_write_parquet(path, table)
     return True
 
 
