@@ -14,6 +14,7 @@ from mars_core.config.pipeline import (
     FunnelConfig,
     IndexConfig,
     TrainConfig,
+    VocabularyConfig,
 )
 from mars_core.knob import knob
 
@@ -65,4 +66,5 @@ __all__ = [
     "TeacherConfig",
     "TrainConfig",
     "VLMConfig",
+    "VocabularyConfig",
 ]
