@@ -21,7 +21,7 @@ from mars_core.config import IndexConfig
 
 VECTOR = "vector"
 DISTANCE = "_distance"
-IN_LIST_CHUNK = 1000  # keys per SQL IN (...) list
+IN_LIST_CHUNK = 1000  # keys per SQL IN (...) list in deletes
 PRODUCT_COLUMNS = CATALOGUE_SCHEMA.names
 
 
@@ -144,19 +144,21 @@ class VectorIndex:
         self.table = lancedb.connect(uri).open_table(name)
         self.table.checkout(version)
         self.dim = self.table.schema.field(VECTOR).type.list_size
+        keys = self.table.search().select(["key"]).limit(max(self.count(), 1)).to_arrow()
+        self.offsets = {key: i for i, key in enumerate(keys["key"].to_pylist())}
         self.nprobes = nprobes
         self.refine = refine
 
     def rows(self, keys: Sequence[str]) -> pa.Table:
-        """The rows (vectors included) of `keys`, in no particular order; unknown keys absent."""
-        parts = [
-            self.table.search()
-            .where(sql_in("key", keys[start : start + IN_LIST_CHUNK]))
-            .limit(IN_LIST_CHUNK)
-            .to_arrow()
-            for start in range(0, len(keys), IN_LIST_CHUNK)
-        ]
-        return pa.concat_tables(parts) if parts else self.table.schema.empty_table()
+        """The rows (vectors included) of `keys`, in table order; unknown keys are absent.
+
+        Rows are taken by offset: a pinned version never moves its rows, and a take is a
+        fraction of the cost of an `IN (...)` filter over a few hundred keys.
+        """
+        offsets = sorted(self.offsets[key] for key in set(keys) if key in self.offsets)
+        if not offsets:
+            return self.table.schema.empty_table()
+        return self.table.take_offsets(offsets).select([*PRODUCT_COLUMNS, VECTOR]).to_arrow()
 
     def nearest(self, vector: np.ndarray, k: int, *, where: str | None = None) -> pa.Table:
         """The `k` rows closest to `vector` by cosine (ANN when indexed), `where` applied first.

@@ -242,9 +242,7 @@ def apply_plan(
         table.ensure_indexes(cfg, pinned_version=published.lance_version if published else None)
     with timed(seconds, "lucene"):
         lucene = new_lucene_name()
-        write_lucene_index(
-            catalogue.to_pylist(), root / LUCENE_DIR / lucene, total=catalogue.num_rows
-        )
+        write_lucene_index(catalogue, root / LUCENE_DIR / lucene)
     manifest = IndexManifest(
         lucene=lucene,
         lance_version=table.version,

@@ -2,8 +2,8 @@
 
 ```
 <index.dir>/
-  CURRENT.json          the manifest: which Lucene folder and which LanceDB table version
-  lucene/<version>/     one immutable Lucene index per build
+  CURRENT.json          the manifest: which Lucene build and which LanceDB table version
+  lucene/<build>/       one immutable build: index/ (Lucene) and products.parquet
   lance/                the LanceDB database (its tables keep every version until cleaned)
   embedder.json         which embedder the vectors come from
   .reindex.lock         held while a re-index runs

@@ -8,7 +8,8 @@ import logging
 import numpy as np
 import pytest
 import torch
-from catalogue_factory import product_image
+from catalogue_factory import product_image, read_rows
+from PIL import Image
 
 from mars_core.embedder import Embedder, ImageDecodeError
 from mars_core.models.loading import clip_tokenizer, cpu_has_bf16
@@ -45,12 +46,8 @@ def test_texts_are_padded_to_the_models_context_length(embedder):
 
 
 def test_paths_and_images_embed_alike(embedder, world):
-    from catalogue_factory import read_rows
-
     row = read_rows(world.catalogue)[0]
     from_path = embedder.embed_images([row["image_path"]], progress=False)
-    from PIL import Image
-
     from_image = embedder.embed_images([Image.open(row["image_path"])], progress=False)
     np.testing.assert_allclose(from_path, from_image, atol=1e-6)
 

@@ -71,6 +71,24 @@ def test_an_unknown_category_runs_unlocked_and_says_so(stage):
     assert all("blue" in c.product["search_text"].lower() for c in out.candidates)
 
 
+def test_a_known_category_absent_from_the_catalogue_stays_locked(stage):
+    """No clocks for sale: the answer is none, not clock-coloured sofas."""
+    out = search(stage, "wall clock")
+    assert out.notes["locked"] is True and out.notes["category"] == "CLOCK"
+    assert out.candidates == []
+
+
+def test_pyserini_reads_the_index_as_its_own(built):
+    from pyserini.search.lucene import LuceneSearcher
+
+    from mars_core.index.lucene import INDEX_DIR
+
+    searcher = LuceneSearcher(str(built.snapshot.lucene_path / INDEX_DIR))
+    hits = searcher.search("velvet sofa", k=5)
+    assert len(hits) == 5 and searcher.num_docs == built.report.rows
+    searcher.close()
+
+
 def test_candidates_carry_the_catalogue_row(stage, world):
     rows = {row["key"]: row for row in read_rows(world.catalogue)}
     for candidate in search(stage, "rug", k=5).candidates:

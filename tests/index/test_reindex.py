@@ -119,6 +119,14 @@ def test_added_updated_removed_unchanged_are_counted(first_build, own_world, emb
     assert rows[10]["key"] not in searches.hashes()
     assert rows[10]["key"] not in searches.keys(rows[10]["category"].lower().replace("_", " "))
     assert len(searches.hashes()) == len(rows) + 1
+    # Stage 2 re-ranks stage 1's candidates over the rewritten table (rows moved, some gone).
+    new_rows = {r["key"]: r for r in read_rows(own_world.catalogue)}
+    for key in (rows[0]["key"], rows[12]["key"], f"B07{0:08d}@amazon.com"):
+        product = new_rows[key]
+        request = SearchRequest(Image.open(product["image_path"]), product["category"].lower())
+        candidates = searches.lexical.rank(request, None, 200).candidates
+        top = searches.visual.rank(request, candidates, 3).candidates[0]
+        assert top.key == key and top.product == product
     searches.close()
 
 
