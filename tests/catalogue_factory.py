@@ -176,3 +176,14 @@ def break_image(catalogue: Path, key: str) -> Path:
     row["content_hash"] = content_hash(row, data)
     write_table(rows, catalogue)
     return path
+
+
+def move_image(catalogue: Path, key: str) -> Path:
+    """Copy `key`'s image to a new file and point the row at it: same bytes, same hash."""
+    rows = read_rows(catalogue)
+    (row,) = [r for r in rows if r["key"] == key]
+    path = image_dir(catalogue) / f"{row['item_id']}-moved.png"
+    path.write_bytes(Path(row["image_path"]).read_bytes())
+    row["image_path"] = str(path)
+    write_table(rows, catalogue)
+    return path

@@ -1,5 +1,9 @@
 """Stage 2's LanceDB table: one row per product, its catalogue fields and image vector.
 
+Besides the catalogue's `content_hash` (text and image: a change means a new vector) each row
+carries `row_hash`, a digest of all its catalogue fields, so a row whose other fields changed
+(an image moved to another folder) is rewritten with its old vector instead of going stale.
+
 The writer (`VectorTable`) upserts by key and deletes by key; every write is a new table
 version. The reader (`VectorIndex`) is pinned to the version a manifest names, so writes of a
 running re-index stay invisible to it until the manifest moves.
@@ -7,6 +11,8 @@ running re-index stay invisible to it until the manifest moves.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,14 +26,27 @@ from mars_core.catalogue.schema import CATALOGUE_SCHEMA
 from mars_core.config import IndexConfig
 
 VECTOR = "vector"
+ROW_HASH = "row_hash"
 DISTANCE = "_distance"
-IN_LIST_CHUNK = 1000  # keys per SQL IN (...) list in deletes
+IN_LIST_CHUNK = 1000  # keys per SQL IN (...) list
 PRODUCT_COLUMNS = CATALOGUE_SCHEMA.names
 
 
 def table_schema(dim: int) -> pa.Schema:
-    """The catalogue schema plus a fixed-size float32 vector."""
-    return CATALOGUE_SCHEMA.append(pa.field(VECTOR, pa.list_(pa.float32(), dim), nullable=False))
+    """The catalogue schema plus the row digest and a fixed-size float32 vector."""
+    return CATALOGUE_SCHEMA.append(pa.field(ROW_HASH, pa.string(), nullable=False)).append(
+        pa.field(VECTOR, pa.list_(pa.float32(), dim), nullable=False)
+    )
+
+
+def row_hashes(rows: pa.Table) -> list[str]:
+    """A digest of every catalogue field of each row."""
+    return [
+        hashlib.blake2b(
+            json.dumps(row, sort_keys=True, default=str).encode(), digest_size=16
+        ).hexdigest()
+        for row in rows.select(PRODUCT_COLUMNS).to_pylist()
+    ]
 
 
 def sql_in(column: str, values: Sequence[str]) -> str:
@@ -37,10 +56,11 @@ def sql_in(column: str, values: Sequence[str]) -> str:
 
 
 def with_vectors(rows: pa.Table, vectors: np.ndarray) -> pa.Table:
-    """Catalogue rows with their vectors appended, cast to the table schema."""
+    """Catalogue rows with their digests and vectors appended, cast to the table schema."""
     dim = vectors.shape[1]
     column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.astype(np.float32).ravel()), dim)
-    return rows.select(PRODUCT_COLUMNS).append_column(VECTOR, column).cast(table_schema(dim))
+    table = rows.select(PRODUCT_COLUMNS).append_column(ROW_HASH, pa.array(row_hashes(rows)))
+    return table.append_column(VECTOR, column).cast(table_schema(dim))
 
 
 def vector_matrix(rows: pa.Table) -> np.ndarray:
@@ -49,13 +69,14 @@ def vector_matrix(rows: pa.Table) -> np.ndarray:
     return column.flatten().to_numpy().reshape(rows.num_rows, column.type.list_size)
 
 
-def key_hashes(table: Any) -> dict[str, str]:
-    """key -> content_hash of every row of a (possibly checked-out) table."""
+def key_hashes(table: Any) -> dict[str, tuple[str, str]]:
+    """key -> (content_hash, row_hash) of every row of a (possibly checked-out) table."""
     n = table.count_rows()
     if n == 0:
         return {}
-    data = table.search().select(["key", "content_hash"]).limit(n).to_arrow()
-    return dict(zip(data["key"].to_pylist(), data["content_hash"].to_pylist(), strict=True))
+    data = table.search().select(["key", "content_hash", ROW_HASH]).limit(n).to_arrow()
+    pairs = zip(data["content_hash"].to_pylist(), data[ROW_HASH].to_pylist(), strict=True)
+    return dict(zip(data["key"].to_pylist(), pairs, strict=True))
 
 
 class VectorTable:
@@ -79,8 +100,9 @@ class VectorTable:
     def version(self) -> int:
         return int(self.table.version)
 
-    def hashes(self, version: int | None = None) -> dict[str, str]:
-        """key -> content_hash at `version` (default: the latest, unpublished writes included)."""
+    def hashes(self, version: int | None = None) -> dict[str, tuple[str, str]]:
+        """key -> (content_hash, row_hash) at `version` (default: the latest, unpublished
+        writes included)."""
         if version is None:
             return key_hashes(self.table)
         pinned = self.db.open_table(self.name)
@@ -91,6 +113,20 @@ class VectorTable:
         self.table.merge_insert(
             "key"
         ).when_matched_update_all().when_not_matched_insert_all().execute(rows)
+
+    def vectors(self, keys: Sequence[str]) -> np.ndarray:
+        """The stored vectors of `keys`, in that order (all must exist)."""
+        parts = [
+            self.table.search()
+            .where(sql_in("key", keys[start : start + IN_LIST_CHUNK]))
+            .select(["key", VECTOR])
+            .limit(IN_LIST_CHUNK)
+            .to_arrow()
+            for start in range(0, len(keys), IN_LIST_CHUNK)
+        ]
+        rows = pa.concat_tables(parts)
+        position = {key: i for i, key in enumerate(rows["key"].to_pylist())}
+        return vector_matrix(rows)[[position[key] for key in keys]]
 
     def delete(self, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), IN_LIST_CHUNK):

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from mars_core.catalogue.schema import CATALOGUE_SCHEMA
 from mars_core.config import IndexConfig
 from mars_core.embedder import ImageEmbedder
-from mars_core.index.lance import VectorTable, with_vectors
+from mars_core.index.lance import VectorTable, row_hashes, with_vectors
 from mars_core.index.lucene import write_lucene_index
 from mars_core.index.store import (
     EMBEDDER_FILE,
@@ -51,11 +51,13 @@ class Plan:
     removed: list[str]
     unchanged: int
     to_embed: list[int]  # catalogue row numbers whose vector the table lacks
+    to_refresh: list[int]  # row numbers whose vector is current but other fields are not
     to_delete: list[str]  # keys in the table that the catalogue no longer has
 
     @property
     def changes(self) -> bool:
-        return bool(self.added or self.updated or self.removed or self.to_embed or self.to_delete)
+        work = self.to_embed or self.to_refresh or self.to_delete
+        return bool(self.added or self.updated or self.removed or work)
 
 
 @dataclass
@@ -67,6 +69,7 @@ class ReindexReport:
     removed: int
     unchanged: int
     embedded: int  # images embedded by this run (fewer than added + updated when resuming)
+    refreshed: int  # same content hash, other fields changed: rewritten with the old vector
     rows: int
     published: bool  # False when the catalogue matched the published index
     lucene: str
@@ -102,23 +105,37 @@ def read_catalogue(path: Path) -> pa.Table:
     return table
 
 
-def plan_changes(catalogue: pa.Table, published: dict[str, str], latest: dict[str, str]) -> Plan:
+def plan_changes(
+    catalogue: pa.Table,
+    published: dict[str, tuple[str, str]],
+    latest: dict[str, tuple[str, str]],
+) -> Plan:
     """Diff the catalogue against the published index (for the counts) and the table's
-    latest state (for the work: rows an interrupted run already wrote are not redone)."""
+    latest state (for the work: rows an interrupted run already wrote are not redone).
+
+    Both map key -> (content_hash, row_hash); a product is updated when its content hash
+    changed, and only then does it need a new vector.
+    """
     keys = catalogue["key"].to_pylist()
-    hashes = catalogue["content_hash"].to_pylist()
-    current = dict(zip(keys, hashes, strict=True))
+    current = list(zip(catalogue["content_hash"].to_pylist(), row_hashes(catalogue), strict=True))
+    by_key = dict(zip(keys, current, strict=True))
     added = [k for k in keys if k not in published]
-    updated = [k for k, h in current.items() if k in published and published[k] != h]
-    removed = [k for k in published if k not in current]
-    to_embed = [i for i, (k, h) in enumerate(zip(keys, hashes, strict=True)) if latest.get(k) != h]
+    updated = [k for k, (h, _) in by_key.items() if k in published and published[k][0] != h]
+    to_embed, to_refresh = [], []
+    for i, (key, (content, row)) in enumerate(zip(keys, current, strict=True)):
+        stored = latest.get(key)
+        if stored is None or stored[0] != content:
+            to_embed.append(i)
+        elif stored[1] != row:
+            to_refresh.append(i)
     return Plan(
         added=added,
         updated=updated,
-        removed=removed,
+        removed=[k for k in published if k not in by_key],
         unchanged=len(keys) - len(added) - len(updated),
         to_embed=to_embed,
-        to_delete=[k for k in latest if k not in current],
+        to_refresh=to_refresh,
+        to_delete=[k for k in latest if k not in by_key],
     )
 
 
@@ -146,6 +163,8 @@ def embed_and_upsert(
     chunk_rows: int,
 ) -> int:
     """Embed the images of `rows` and upsert them, one commit per `chunk_rows`; returns count."""
+    if not rows:
+        return 0
     paths = catalogue["image_path"].take(rows).to_pylist()
     pending: list[np.ndarray] = []
     done = 0
@@ -164,6 +183,14 @@ def embed_and_upsert(
     if pending:
         flush()
     return done
+
+
+def refresh_rows(table: VectorTable, catalogue: pa.Table, rows: list[int]) -> None:
+    """Rewrite rows whose fields changed but not their content, keeping their vectors."""
+    if not rows:
+        return
+    fresh = catalogue.take(rows)
+    table.upsert(with_vectors(fresh, table.vectors(fresh["key"].to_pylist())))
 
 
 @contextmanager
@@ -193,11 +220,12 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
             manifest = read_manifest(root)
             published = table.hashes(manifest.lance_version) if manifest else {}
             plan = plan_changes(catalogue, published, table.hashes())
-        embedded = 0
+        embedded, published_now = 0, False
         if plan.changes or manifest is None or not (root / LUCENE_DIR / manifest.lucene).is_dir():
             embedded, manifest = apply_plan(
                 plan, catalogue, catalogue_path, cfg, table, embedder, manifest, seconds
             )
+            published_now = True
     seconds["total"] = round(time.perf_counter() - start, 4)
     return ReindexReport(
         added=len(plan.added),
@@ -205,8 +233,9 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
         removed=len(plan.removed),
         unchanged=plan.unchanged,
         embedded=embedded,
+        refreshed=len(plan.to_refresh) if published_now else 0,
         rows=catalogue.num_rows,
-        published="publish" in seconds,
+        published=published_now,
         lucene=manifest.lucene,
         lance_version=manifest.lance_version,
         ann_index=table.has_ann(),
@@ -236,6 +265,8 @@ def apply_plan(
         embedded = embed_and_upsert(
             table, catalogue, plan.to_embed, embedder, chunk_rows=cfg.upsert_rows
         )
+    with timed(seconds, "refresh"):
+        refresh_rows(table, catalogue, plan.to_refresh)
     with timed(seconds, "delete"):
         table.delete(plan.to_delete)
     with timed(seconds, "lance_indexes"):
