@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     report = build_index(list(sys.argv[1:] if argv is None else argv))
     counts = ", ".join(f"{k} {report[k]}" for k in ("added", "updated", "removed", "unchanged"))
     print(f"\nindex {'published' if report['published'] else 'unchanged'}: {counts}")
-    print(f"  embedded {report['embedded']} images, {report['rows']} products")
+    print(f"  embedded {report['embedded']} images, refreshed {report['refreshed']} rows")
+    print(f"  {report['rows']} products in {len(report['categories'])} categories")
     print(f"  lucene {report['lucene']} ({report['lucene_bytes']} bytes)")
     print(f"  lance version {report['lance_version']} ({report['lance_bytes']} bytes)")
     if report["unlockable_categories"]:

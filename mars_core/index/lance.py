@@ -110,9 +110,9 @@ class VectorTable:
         return key_hashes(pinned)
 
     def upsert(self, rows: pa.Table) -> None:
-        self.table.merge_insert(
-            "key"
-        ).when_matched_update_all().when_not_matched_insert_all().execute(rows)
+        """Insert new keys, overwrite existing ones: one commit, one new table version."""
+        merge = self.table.merge_insert("key").when_matched_update_all()
+        merge.when_not_matched_insert_all().execute(rows)
 
     def vectors(self, keys: Sequence[str]) -> np.ndarray:
         """The stored vectors of `keys`, in that order (all must exist)."""

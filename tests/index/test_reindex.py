@@ -215,23 +215,26 @@ def test_a_reindex_killed_half_way_leaves_the_old_index_searchable(
         "index.upsert_rows=8",
         "embedder.batch_size=8",
     ]
-    process = subprocess.Popen(
-        [sys.executable, "-c", REINDEX_SCRIPT, str(own_world.catalogue), *overrides],
-        cwd=Path(__file__).resolve().parents[2],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    table = lancedb.connect(str(Path(cfg.dir) / LANCE_DIR)).open_table(cfg.table)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        table.checkout_latest()
-        if table.version > first.lance_version:  # a chunk of new vectors is committed
-            break
-        time.sleep(0.02)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert table.version > first.lance_version, "the re-index never wrote a chunk"
+    log = own_world.folder / "reindex.log"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", REINDEX_SCRIPT, str(own_world.catalogue), *overrides],
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+        table = lancedb.connect(str(Path(cfg.dir) / LANCE_DIR)).open_table(cfg.table)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            table.checkout_latest()
+            if table.version > first.lance_version:  # a chunk of new vectors is committed
+                break
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert table.version > first.lance_version, log.read_text()[-2000:]
+    assert process.returncode == -signal.SIGKILL, "the re-index ended before it was killed"
 
     searches = Searches(cfg, embedder)
     assert searches.snapshot.manifest.lucene == first.lucene
