@@ -14,6 +14,7 @@ from mars_core.config.pipeline import (
     FunnelConfig,
     IndexConfig,
     TrainConfig,
+    VocabularyConfig,
     WorldConfig,
 )
 from mars_core.knob import knob
@@ -66,5 +67,6 @@ __all__ = [
     "TeacherConfig",
     "TrainConfig",
     "VLMConfig",
+    "VocabularyConfig",
     "WorldConfig",
 ]

@@ -25,9 +25,12 @@ class EmbedderConfig:
     model: str = knob("", "open_clip model name, or local-dir:<folder>; empty with a tiny recipe")
     pretrained: str | None = knob(None, "weights file for a built-in model name")
     tiny: TinyClipRecipe | None = knob(None, "build this tiny model offline and load it instead")
+    tokenizer: str | None = knob(
+        None, "folder with the HF tokenizer files, for built-in names whose tokenizer is on the hub"
+    )
     batch_size: int = knob(32, "images or texts per forward pass")
     device: str = knob("auto", "auto, cpu or cuda")
-    dtype: str = knob("float32", "float32, bfloat16 or float16")
+    dtype: str = knob("float32", "float32, bfloat16 (CPU too, where supported) or float16")
 
     def __post_init__(self) -> None:
         _check_dtype_device(self.dtype, self.device)

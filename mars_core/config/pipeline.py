@@ -100,6 +100,36 @@ class DataConfig:
 
 
 @dataclass
+class VocabularyConfig:
+    """Words that name a category in a user query; plurals of single words are derived.
+
+    Categories are upper-case catalogue categories (ABO product types). A word may name one
+    category only, so a query never locks to a category by accident of the order of a dict.
+    """
+
+    categories: dict[str, list[str]] = knob({}, "CATEGORY -> words and phrases that name it")
+    head_breaks: list[str] = knob(
+        [], "words after which a query describes context, not the product ('lamp FOR the bed')"
+    )
+
+    def __post_init__(self) -> None:
+        owner: dict[str, str] = {}
+        for category, terms in self.categories.items():
+            if category != category.upper() or not category.strip():
+                raise ValueError(f"vocabulary category {category!r} must be upper-case")
+            if not terms:
+                raise ValueError(f"vocabulary category {category} lists no words")
+            for term in terms:
+                word = " ".join(term.lower().split())
+                if word in owner and owner[word] != category:
+                    raise ValueError(
+                        f"vocabulary word {term!r} names both {owner[word]} and {category}; "
+                        "keep it under one category"
+                    )
+                owner[word] = category
+
+
+@dataclass
 class IndexConfig:
     """Stage 1 (Lucene) and stage 2 (LanceDB) index locations and build knobs."""
 
@@ -107,8 +137,25 @@ class IndexConfig:
     dir: str = knob("", "folder holding the Lucene index and the LanceDB database")
     table: str = knob("products", "LanceDB table of product image embeddings")
     ann_min_rows: int = knob(5000, "build an ANN index only from this many rows on")
+    ann_partitions: int = knob(0, "IVF partitions of the ANN index; 0 = LanceDB's default")
+    ann_sub_vectors: int = knob(0, "PQ sub-vectors of the ANN index; 0 = LanceDB's default")
+    ann_nprobes: int = knob(20, "IVF partitions searched per ANN query")
+    ann_refine_factor: int = knob(5, "ANN fetches k * this many and re-scores them exactly")
+    upsert_rows: int = knob(1024, "rows embedded per LanceDB commit; a crash loses at most these")
+    keep_versions_days: float = knob(7.0, "LanceDB versions older than this are cleaned up")
+    keep_lucene_versions: int = knob(2, "Lucene index folders kept (current + earlier ones)")
     bm25_k1: float = knob(0.9, "BM25 k1")
     bm25_b: float = knob(0.4, "BM25 b")
+    max_query_terms: int = knob(64, "longest query accepted, in analysed words")
+    vocabulary: VocabularyConfig = knob(VocabularyConfig(), "conf/index/vocabulary")
+
+    def __post_init__(self) -> None:
+        if self.upsert_rows < 1 or self.ann_min_rows < 1 or self.ann_nprobes < 1:
+            raise ValueError("index: upsert_rows, ann_min_rows and ann_nprobes must be >= 1")
+        if self.keep_lucene_versions < 1:
+            raise ValueError("index.keep_lucene_versions must be >= 1 (the current index)")
+        if self.max_query_terms < 1:
+            raise ValueError("index.max_query_terms must be >= 1")
 
 
 @dataclass

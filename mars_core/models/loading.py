@@ -7,6 +7,7 @@ model is a folder like any downloaded one and goes through the same `from_pretra
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,7 @@ class LoadedClip:
     tokenizer: Any
     name: str
     device: torch.device
+    dtype: torch.dtype = torch.float32
 
 
 def load_clip(cfg: EmbedderConfig, cache_dir: Path) -> LoadedClip:
@@ -125,9 +127,10 @@ def load_clip(cfg: EmbedderConfig, cache_dir: Path) -> LoadedClip:
 
     name, pretrained = clip_source(cfg, cache_dir)
     device = resolve_device(cfg.device)
+    dtype = supported_dtype(resolve_dtype(cfg.dtype), device)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained, device=device, precision=_clip_precision(cfg.dtype)
+            name, pretrained=pretrained, device=device, precision=_clip_precision(dtype)
         )
     except (RuntimeError, FileNotFoundError) as e:
         raise FileNotFoundError(
@@ -135,11 +138,64 @@ def load_clip(cfg: EmbedderConfig, cache_dir: Path) -> LoadedClip:
             "local weights file as embedder.pretrained or a local-dir: folder as embedder.model"
         ) from e
     model.eval()
-    tokenizer = open_clip.get_tokenizer(name)
     return LoadedClip(
-        model=model, preprocess=preprocess, tokenizer=tokenizer, name=name, device=device
+        model=model,
+        preprocess=preprocess,
+        tokenizer=clip_tokenizer(name, cfg.tokenizer),
+        name=name,
+        device=device,
+        dtype=dtype,
     )
 
 
-def _clip_precision(dtype: str) -> str:
-    return {"float32": "fp32", "bfloat16": "pure_bf16", "float16": "pure_fp16"}[dtype]
+def clip_tokenizer(name: str, folder: str | None) -> Any:
+    """open_clip's tokenizer for `name`, read from `folder` when given.
+
+    Built-in SigLIP names point open_clip at a tokenizer on the Hugging Face hub, which cannot
+    be reached offline; a local folder with the same files replaces it, with the model
+    config's own settings (context length, text cleaning) kept.
+    """
+    import open_clip
+    from open_clip.tokenizer import DEFAULT_CONTEXT_LENGTH, HFTokenizer
+
+    if folder is None:
+        try:
+            return open_clip.get_tokenizer(name)
+        except OSError as e:
+            raise FileNotFoundError(
+                f"the tokenizer of open_clip model {name!r} is not on disk: set "
+                "embedder.tokenizer to a folder holding its tokenizer files, or load the model "
+                "from a local-dir: folder that holds them"
+            ) from e
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"embedder.tokenizer folder {folder} does not exist")
+    text_cfg = (open_clip.get_model_config(name) or {}).get("text_cfg", {})
+    return HFTokenizer(
+        folder,
+        context_length=text_cfg.get("context_length", DEFAULT_CONTEXT_LENGTH),
+        **text_cfg.get("tokenizer_kwargs", {}),
+    )
+
+
+def supported_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """`dtype`, or float32 where this CPU has no bfloat16 kernels (with a warning, not silently).
+
+    bfloat16 halves memory and, on CPUs with AVX512-BF16 or AMX, speeds SigLIP up; elsewhere
+    PyTorch emulates it at a fraction of float32 speed.
+    """
+    if device.type != "cpu" or dtype is not torch.bfloat16 or cpu_has_bf16():
+        return dtype
+    logging.getLogger(__name__).warning(
+        "this CPU has no bfloat16 kernels: embedding in float32 instead of bfloat16"
+    )
+    return torch.float32
+
+
+def cpu_has_bf16() -> bool:
+    return bool(
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
+
+
+def _clip_precision(dtype: torch.dtype) -> str:
+    return {torch.float32: "fp32", torch.bfloat16: "pure_bf16", torch.float16: "pure_fp16"}[dtype]

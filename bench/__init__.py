@@ -1,0 +1,1 @@
+"""Benchmarks: each script measures both sides in one run and prints the ratio."""

@@ -1,0 +1,137 @@
+"""Image and text embeddings from any open_clip model (tiny, SigLIP-so400m, Marqo e-commerce).
+
+Vectors come out float32 and L2-normalised, so a dot product is the cosine similarity that
+stage 2 ranks by and LanceDB's cosine index measures. Texts are padded to the model's own
+context length: SigLIP was trained on texts padded to a fixed length, and an embedding must
+not depend on which other texts share its batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from mars_core.config import EmbedderConfig
+from mars_core.models.loading import LOCAL_DIR, LoadedClip, load_clip
+
+ImageInput = str | Path | Image.Image
+
+
+class ImageDecodeError(ValueError):
+    """An image file that cannot be read; the message names the file."""
+
+
+class ImageEmbedder(Protocol):
+    """What the index build needs from an embedder: its identity, vector size and vectors."""
+
+    name: str
+    model_id: str  # which weights: vectors of two model ids are not comparable
+    dim: int
+
+    def iter_images(
+        self, images: Sequence[ImageInput], *, progress: bool = True
+    ) -> Iterator[np.ndarray]: ...
+
+
+def open_image(image: ImageInput) -> Image.Image:
+    """An RGB image, decoded now so a broken file fails here, naming itself."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    try:
+        with Image.open(image) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageDecodeError(
+            f"cannot decode image {image}: {e}; accepted: image files Pillow reads "
+            "(JPEG, PNG, WebP, ...)"
+        ) from e
+
+
+def model_id(source: str, cfg: EmbedderConfig) -> str:
+    """A name for the weights that does not depend on where they sit on disk.
+
+    A local-dir: folder is named by its last part (tiny models: `tiny-clip-<recipe hash>`), a
+    built-in model by its name and weights file.
+    """
+    if source.startswith(LOCAL_DIR):
+        return Path(source.removeprefix(LOCAL_DIR)).name
+    return f"{source}@{Path(cfg.pretrained).name}" if cfg.pretrained else source
+
+
+def l2_normalise(vectors: torch.Tensor) -> np.ndarray:
+    """float32 rows of unit length (computed in float32 whatever the model's dtype)."""
+    vectors = vectors.float()
+    return torch.nn.functional.normalize(vectors, dim=-1).cpu().numpy()
+
+
+class Embedder:
+    """An open_clip model that embeds images and texts in batches."""
+
+    def __init__(self, loaded: LoadedClip, *, name: str, model_id: str, batch_size: int) -> None:
+        self.loaded = loaded
+        self.name = name
+        self.model_id = model_id
+        self.batch_size = batch_size
+        self.context_length = int(loaded.model.context_length)
+        self.dim = int(self._encode_texts([""]).shape[1])
+
+    @classmethod
+    def from_config(cls, cfg: EmbedderConfig, cache_dir: Path | str) -> Embedder:
+        """Load the configured model (the tiny one is built into `cache_dir` first)."""
+        loaded = load_clip(cfg, Path(cache_dir))
+        return cls(
+            loaded, name=cfg.name, model_id=model_id(loaded.name, cfg), batch_size=cfg.batch_size
+        )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.loaded.dtype
+
+    def iter_images(
+        self, images: Sequence[ImageInput], *, progress: bool = True
+    ) -> Iterator[np.ndarray]:
+        """One (batch, dim) array per batch, in input order; a broken image raises, named."""
+        model = self.loaded.model
+        bar = tqdm(total=len(images), desc=f"embed images ({self.name})", disable=not progress)
+        with bar, torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                batch = images[start : start + self.batch_size]
+                pixels = torch.stack([self.loaded.preprocess(open_image(im)) for im in batch])
+                pixels = pixels.to(self.loaded.device, self.loaded.dtype)
+                yield l2_normalise(model.encode_image(pixels))
+                bar.update(len(batch))
+
+    def embed_images(self, images: Sequence[ImageInput], *, progress: bool = True) -> np.ndarray:
+        """(n, dim) unit vectors of images given as paths or PIL images."""
+        return self._stack(list(self.iter_images(images, progress=progress)))
+
+    def embed_texts(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """(n, dim) unit vectors of texts, each padded to the model's context length."""
+        chunks = []
+        bar = tqdm(total=len(texts), desc=f"embed texts ({self.name})", disable=not progress)
+        with bar:
+            for start in range(0, len(texts), self.batch_size):
+                batch = list(texts[start : start + self.batch_size])
+                chunks.append(self._encode_texts(batch))
+                bar.update(len(batch))
+        return self._stack(chunks)
+
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        """Token ids padded (or truncated) to exactly the model's context length."""
+        return self.loaded.tokenizer(texts, context_length=self.context_length)
+
+    def _encode_texts(self, texts: list[str]) -> np.ndarray:
+        tokens = self.tokenize(texts).to(self.loaded.device)
+        with torch.inference_mode():
+            return l2_normalise(self.loaded.model.encode_text(tokens))
+
+    def _stack(self, chunks: list[np.ndarray]) -> np.ndarray:
+        if not chunks:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(chunks)

@@ -1,0 +1,186 @@
+"""Stage 1's Lucene index: BM25 over each product's search text, with an exact category field.
+
+Documents are written with Lucene's own `IndexWriter` (from the Anserini jar that ships with
+pyserini) rather than Anserini's JSON indexer, because the category must be a keyword
+(`StringField`): Anserini indexes extra JSON fields as analysed text, where "OUTDOOR_TABLE"
+becomes the terms "outdoor" and "tabl" and a filter on TABLE would leak outdoor tables.
+Analysis (English, Porter stemming, stop words) and query building are pyserini's, and the
+`id` / `contents` layout is Anserini's, so pyserini's `LuceneSearcher` reads the index too.
+
+A build folder holds the Lucene index and `products.parquet`, the catalogue rows in document
+order: search hands back rows by document number instead of fetching a stored field per hit
+across the JNI bridge (measured: 4-10x slower at 200 hits, bench/stage_latency.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from mars_core.runtime import ensure_jvm
+
+INDEX_DIR = "index"
+PRODUCTS_FILE = "products.parquet"
+ID, CONTENTS, CATEGORY = "id", "contents", "category"
+
+
+@cache
+def java() -> SimpleNamespace:
+    """The Lucene and pyserini classes this module uses (the JVM starts on first use)."""
+    ensure_jvm()
+    from jnius import autoclass, cast
+    from pyserini.analysis import Analyzer, get_lucene_analyzer
+    from pyserini.search.lucene import querybuilder
+
+    return SimpleNamespace(
+        analyzer=get_lucene_analyzer(),  # Anserini's default: English, Porter, stop words
+        Analyzer=Analyzer,
+        qb=querybuilder,
+        cast=cast,
+        Paths=autoclass("java.nio.file.Paths"),
+        FSDirectory=autoclass("org.apache.lucene.store.FSDirectory"),
+        DirectoryReader=autoclass("org.apache.lucene.index.DirectoryReader"),
+        IndexSearcher=autoclass("org.apache.lucene.search.IndexSearcher"),
+        IndexWriter=autoclass("org.apache.lucene.index.IndexWriter"),
+        IndexWriterConfig=autoclass("org.apache.lucene.index.IndexWriterConfig"),
+        OpenMode=autoclass("org.apache.lucene.index.IndexWriterConfig$OpenMode"),
+        LogByteSizeMergePolicy=autoclass("org.apache.lucene.index.LogByteSizeMergePolicy"),
+        BM25Similarity=autoclass("org.apache.lucene.search.similarities.BM25Similarity"),
+        Document=autoclass("org.apache.lucene.document.Document"),
+        StringField=autoclass("org.apache.lucene.document.StringField"),
+        TextField=autoclass("org.apache.lucene.document.TextField"),
+        BinaryDocValuesField=autoclass("org.apache.lucene.document.BinaryDocValuesField"),
+        Store=autoclass("org.apache.lucene.document.Field$Store"),
+        BytesRef=autoclass("org.apache.lucene.util.BytesRef"),
+    )
+
+
+def product_document(key: str, category: str, search_text: str) -> Any:
+    """One product as a Lucene document: exact id and category, analysed search text."""
+    j = java()
+    doc = j.Document()
+    doc.add(j.StringField(ID, key, j.Store.YES))
+    # Anserini's searcher breaks score ties by the id's doc values; keep the index readable by it.
+    doc.add(j.BinaryDocValuesField(ID, j.BytesRef(key.encode())))
+    doc.add(j.TextField(CONTENTS, search_text, j.Store.NO))
+    doc.add(j.StringField(CATEGORY, category, j.Store.YES))
+    return doc
+
+
+def write_lucene_index(catalogue: pa.Table, out_dir: Path) -> int:
+    """Index the catalogue into the new build folder `out_dir` (written aside, then renamed).
+
+    Documents keep catalogue order (adjacent-only merges, one final segment), so document
+    number i is row i of the `products.parquet` written beside the index.
+    """
+    if out_dir.exists():
+        raise FileExistsError(f"Lucene build folder {out_dir} exists; pick a new folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir.parent))
+    try:
+        _write_documents(catalogue, tmp / INDEX_DIR)
+        pq.write_table(catalogue, tmp / PRODUCTS_FILE)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return catalogue.num_rows
+
+
+def _write_documents(catalogue: pa.Table, index_dir: Path) -> None:
+    j = java()
+    config = j.IndexWriterConfig(j.analyzer)
+    config.setOpenMode(j.OpenMode.CREATE)
+    config.setSimilarity(j.BM25Similarity())
+    config.setMergePolicy(j.LogByteSizeMergePolicy())  # merges neighbours only: order kept
+    config.setRAMBufferSizeMB(256.0)
+    writer = j.IndexWriter(j.FSDirectory.open(j.Paths.get(str(index_dir))), config)
+    try:
+        columns = (catalogue[name].to_pylist() for name in ("key", "category", "search_text"))
+        rows = zip(*columns, strict=True)
+        for key, category, text in tqdm(rows, total=catalogue.num_rows, desc="lucene index"):
+            writer.addDocument(product_document(key, category, text))
+        writer.forceMerge(1)
+        writer.commit()
+    finally:
+        writer.close()
+
+
+@dataclass(frozen=True)
+class LexicalHit:
+    key: str
+    score: float
+    product: dict[str, Any]
+
+
+class LuceneIndex:
+    """A BM25 searcher over one (immutable) build folder."""
+
+    def __init__(self, path: Path, *, k1: float, b: float) -> None:
+        j = java()
+        self.path = path
+        self.reader = j.DirectoryReader.open(j.FSDirectory.open(j.Paths.get(str(path / INDEX_DIR))))
+        self.searcher = j.IndexSearcher(j.cast("org.apache.lucene.index.IndexReader", self.reader))
+        self.searcher.setSimilarity(j.BM25Similarity(k1, b))
+        self.products = pq.read_table(path / PRODUCTS_FILE)
+        self._analyze = j.Analyzer(j.analyzer).analyze
+        self._check_order()
+
+    def _check_order(self) -> None:
+        """Document i must be row i of products.parquet, or hits would carry the wrong rows."""
+        n = self.products.num_rows
+        if int(self.reader.numDocs()) != n:
+            raise ValueError(f"{self.path}: {self.reader.numDocs()} documents but {n} rows")
+        stored = self.reader.storedFields()
+        for doc in {0, n // 2, n - 1} if n else ():
+            if stored.document(doc).get(ID) != self.products["key"][doc].as_py():
+                raise ValueError(f"{self.path}: document order differs from products.parquet")
+
+    @property
+    def num_docs(self) -> int:
+        return self.products.num_rows
+
+    def analyze(self, text: str) -> list[str]:
+        """The index's terms for `text` (lower-cased, stop words out, Porter stems)."""
+        return list(self._analyze(text))
+
+    def search(self, terms: list[str], *, category: str | None, k: int) -> list[LexicalHit]:
+        """Top `k` by BM25 over `terms`; with a category, only (and all of) its products match.
+
+        The category is a FILTER clause: it restricts without scoring, so a locked query
+        returns products of that category even when none contains a query word. Equal
+        scores keep catalogue order.
+        """
+        top = self.searcher.search(self._query(terms, category), k)
+        scored = [(hit.doc, float(hit.score)) for hit in top.scoreDocs]
+        docs = pa.array([doc for doc, _ in scored], type=pa.int64())
+        rows = self.products.take(docs).to_pylist()
+        return [
+            LexicalHit(row["key"], score, row) for row, (_, score) in zip(rows, scored, strict=True)
+        ]
+
+    def _query(self, terms: list[str], category: str | None) -> Any:
+        j = java()
+        occur = j.qb.JBooleanClauseOccur
+        builder = j.qb.get_boolean_query_builder()
+        for term, count in Counter(terms).items():
+            query = j.qb.JTermQuery(j.qb.JTerm(CONTENTS, term))
+            if count > 1:
+                query = j.qb.get_boost_query(query, float(count))
+            builder.add(query, occur.should.value)
+        if category is not None:
+            builder.add(j.qb.JTermQuery(j.qb.JTerm(CATEGORY, category)), occur.filter.value)
+        return builder.build()
+
+    def close(self) -> None:
+        self.reader.close()

@@ -1,0 +1,290 @@
+"""Build or update both indexes from the catalogue, embedding only what changed.
+
+One function serves the first build and every later one: products whose `content_hash` the
+vector table already holds are not embedded again. Vectors are upserted in chunks as they are
+computed, so a crash loses at most one chunk and the next run resumes where it stopped; none
+of it is visible to searches until the new manifest is published, after the fresh Lucene
+index is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mars_core.catalogue.schema import CATALOGUE_SCHEMA
+from mars_core.config import IndexConfig
+from mars_core.embedder import ImageEmbedder
+from mars_core.index.lance import VectorTable, row_hashes, with_vectors
+from mars_core.index.lucene import write_lucene_index
+from mars_core.index.store import (
+    EMBEDDER_FILE,
+    LANCE_DIR,
+    LUCENE_DIR,
+    IndexManifest,
+    folder_bytes,
+    publish,
+    read_manifest,
+    reindex_lock,
+    write_json_atomic,
+)
+from mars_core.search.vocabulary import CategoryVocabulary
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a re-index changes, relative to the published index, and the work it takes."""
+
+    added: list[str]
+    updated: list[str]
+    removed: list[str]
+    unchanged: int
+    to_embed: list[int]  # catalogue row numbers whose vector the table lacks
+    to_refresh: list[int]  # row numbers whose vector is current but other fields are not
+    to_delete: list[str]  # keys in the table that the catalogue no longer has
+
+    @property
+    def changes(self) -> bool:
+        work = self.to_embed or self.to_refresh or self.to_delete
+        return bool(self.added or self.updated or self.removed or work)
+
+
+@dataclass
+class ReindexReport:
+    """Counts, sizes and timings of one run (logged to MLflow by the index flow)."""
+
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    embedded: int  # images embedded by this run (fewer than added + updated when resuming)
+    refreshed: int  # same content hash, other fields changed: rewritten with the old vector
+    rows: int
+    published: bool  # False when the catalogue matched the published index
+    lucene: str
+    lance_version: int
+    ann_index: bool
+    categories: dict[str, int]
+    unlockable_categories: list[str]  # in the catalogue, but no vocabulary word names them
+    lucene_bytes: int = 0
+    lance_bytes: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        """Flat numeric metrics for MLflow."""
+        counts = {k: v for k, v in asdict(self).items() if isinstance(v, int | bool | float)}
+        return {**counts, **{f"seconds_{k}": v for k, v in self.seconds.items()}}
+
+
+def read_catalogue(path: Path) -> pa.Table:
+    """The catalogue table, checked: the schema's columns present, keys unique, not empty."""
+    if not path.is_file():
+        raise FileNotFoundError(f"catalogue {path} not found: run the ingest flow first")
+    table = pq.read_table(path)
+    missing = [name for name in CATALOGUE_SCHEMA.names if name not in table.column_names]
+    if missing:
+        raise ValueError(f"catalogue {path} lacks columns {missing}; expected CATALOGUE_SCHEMA")
+    table = table.select(CATALOGUE_SCHEMA.names).cast(CATALOGUE_SCHEMA)
+    if table.num_rows == 0:
+        raise ValueError(f"catalogue {path} has no products; nothing to index")
+    counts = Counter(table["key"].to_pylist())
+    duplicates = [key for key, n in counts.items() if n > 1]
+    if duplicates:
+        raise ValueError(f"catalogue {path} repeats keys {duplicates[:5]}; keys must be unique")
+    return table
+
+
+def plan_changes(
+    catalogue: pa.Table,
+    published: dict[str, tuple[str, str]],
+    latest: dict[str, tuple[str, str]],
+) -> Plan:
+    """Diff the catalogue against the published index (for the counts) and the table's
+    latest state (for the work: rows an interrupted run already wrote are not redone).
+
+    Both map key -> (content_hash, row_hash); a product is updated when its content hash
+    changed, and only then does it need a new vector.
+    """
+    keys = catalogue["key"].to_pylist()
+    current = list(zip(catalogue["content_hash"].to_pylist(), row_hashes(catalogue), strict=True))
+    by_key = dict(zip(keys, current, strict=True))
+    added = [k for k in keys if k not in published]
+    updated = [k for k, (h, _) in by_key.items() if k in published and published[k][0] != h]
+    to_embed, to_refresh = [], []
+    for i, (key, (content, row)) in enumerate(zip(keys, current, strict=True)):
+        stored = latest.get(key)
+        if stored is None or stored[0] != content:
+            to_embed.append(i)
+        elif stored[1] != row:
+            to_refresh.append(i)
+    return Plan(
+        added=added,
+        updated=updated,
+        removed=[k for k in published if k not in by_key],
+        unchanged=len(keys) - len(added) - len(updated),
+        to_embed=to_embed,
+        to_refresh=to_refresh,
+        to_delete=[k for k in latest if k not in by_key],
+    )
+
+
+def check_embedder(root: Path, embedder: ImageEmbedder) -> None:
+    """Refuse to mix vectors of two models in one table; remember the model on first use."""
+    path = root / EMBEDDER_FILE
+    mine = {"model_id": embedder.model_id, "dim": embedder.dim}
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored != mine:
+            raise ValueError(
+                f"index {root} holds vectors of {stored}, this embedder is {mine}: set "
+                "index.dir to another folder for this embedder (or delete the old index)"
+            )
+        return
+    write_json_atomic(path, mine)
+
+
+def embed_and_upsert(
+    table: VectorTable,
+    catalogue: pa.Table,
+    rows: list[int],
+    embedder: ImageEmbedder,
+    *,
+    chunk_rows: int,
+) -> int:
+    """Embed the images of `rows` and upsert them, one commit per `chunk_rows`; returns count."""
+    if not rows:
+        return 0
+    paths = catalogue["image_path"].take(rows).to_pylist()
+    pending: list[np.ndarray] = []
+    done = 0
+
+    def flush() -> None:
+        nonlocal done
+        vectors = np.concatenate(pending)
+        table.upsert(with_vectors(catalogue.take(rows[done : done + len(vectors)]), vectors))
+        done += len(vectors)
+        pending.clear()
+
+    for vectors in embedder.iter_images(paths):
+        pending.append(vectors)
+        if sum(len(v) for v in pending) >= chunk_rows:
+            flush()
+    if pending:
+        flush()
+    return done
+
+
+def refresh_rows(table: VectorTable, catalogue: pa.Table, rows: list[int]) -> None:
+    """Rewrite rows whose fields changed but not their content, keeping their vectors."""
+    if not rows:
+        return
+    fresh = catalogue.take(rows)
+    table.upsert(with_vectors(fresh, table.vectors(fresh["key"].to_pylist())))
+
+
+@contextmanager
+def timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[phase] = round(time.perf_counter() - start, 4)
+
+
+def new_lucene_name() -> str:
+    """Folder names sort by build time (pruning keeps the newest)."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid4().hex[:6]}"
+
+
+def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> ReindexReport:
+    """Bring the index in `cfg.dir` up to date with the catalogue; publish it atomically."""
+    root = Path(cfg.dir)
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    with reindex_lock(root):
+        with timed(seconds, "read"):
+            catalogue = read_catalogue(catalogue_path)
+            check_embedder(root, embedder)
+            table = VectorTable(str(root / LANCE_DIR), cfg.table, embedder.dim)
+            manifest = read_manifest(root)
+            published = table.hashes(manifest.lance_version) if manifest else {}
+            plan = plan_changes(catalogue, published, table.hashes())
+        embedded, published_now = 0, False
+        if plan.changes or manifest is None or not (root / LUCENE_DIR / manifest.lucene).is_dir():
+            embedded, manifest = apply_plan(
+                plan, catalogue, catalogue_path, cfg, table, embedder, manifest, seconds
+            )
+            published_now = True
+    seconds["total"] = round(time.perf_counter() - start, 4)
+    return ReindexReport(
+        added=len(plan.added),
+        updated=len(plan.updated),
+        removed=len(plan.removed),
+        unchanged=plan.unchanged,
+        embedded=embedded,
+        refreshed=len(plan.to_refresh) if published_now else 0,
+        rows=catalogue.num_rows,
+        published=published_now,
+        lucene=manifest.lucene,
+        lance_version=manifest.lance_version,
+        ann_index=table.has_ann(),
+        categories=manifest.categories,
+        unlockable_categories=sorted(
+            set(manifest.categories) - CategoryVocabulary(cfg.vocabulary).categories
+        ),
+        lucene_bytes=folder_bytes(root / LUCENE_DIR / manifest.lucene),
+        lance_bytes=folder_bytes(root / LANCE_DIR),
+        seconds=seconds,
+    )
+
+
+def apply_plan(
+    plan: Plan,
+    catalogue: pa.Table,
+    catalogue_path: Path,
+    cfg: IndexConfig,
+    table: VectorTable,
+    embedder: ImageEmbedder,
+    published: IndexManifest | None,
+    seconds: dict[str, float],
+) -> tuple[int, IndexManifest]:
+    """Write vectors, build a fresh Lucene folder, then publish both in one manifest swap."""
+    root = Path(cfg.dir)
+    with timed(seconds, "embed"):
+        embedded = embed_and_upsert(
+            table, catalogue, plan.to_embed, embedder, chunk_rows=cfg.upsert_rows
+        )
+    with timed(seconds, "refresh"):
+        refresh_rows(table, catalogue, plan.to_refresh)
+    with timed(seconds, "delete"):
+        table.delete(plan.to_delete)
+    with timed(seconds, "lance_indexes"):
+        table.ensure_indexes(cfg, pinned_version=published.lance_version if published else None)
+    with timed(seconds, "lucene"):
+        lucene = new_lucene_name()
+        write_lucene_index(catalogue, root / LUCENE_DIR / lucene)
+    manifest = IndexManifest(
+        lucene=lucene,
+        lance_version=table.version,
+        table=cfg.table,
+        rows=catalogue.num_rows,
+        embedder=embedder.model_id,
+        dim=embedder.dim,
+        categories=dict(sorted(Counter(catalogue["category"].to_pylist()).items())),
+        catalogue=str(catalogue_path),
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    with timed(seconds, "publish"):
+        publish(root, manifest, keep_lucene=cfg.keep_lucene_versions)
+    return embedded, manifest

@@ -1,0 +1,141 @@
+"""The index folder and its manifest: what "the current index" is, swapped atomically.
+
+```
+<index.dir>/
+  CURRENT.json          the manifest: which Lucene build and which LanceDB table version
+  lucene/<build>/       one immutable build: index/ (Lucene) and products.parquet
+  lance/                the LanceDB database (its tables keep every version until cleaned)
+  embedder.json         which embedder the vectors come from
+  .reindex.lock         held while a re-index runs
+```
+
+A re-index writes a new Lucene folder and new LanceDB versions, none of which a reader sees,
+then replaces `CURRENT.json` with `os.replace`. Readers resolve the manifest once, at open
+time, and pin both indexes to it: while a re-index runs, and after one fails half-way,
+searches answer from the last complete build.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MANIFEST_FILE = "CURRENT.json"
+LUCENE_DIR = "lucene"
+LANCE_DIR = "lance"
+EMBEDDER_FILE = "embedder.json"
+LOCK_FILE = ".reindex.lock"
+
+
+@dataclass(frozen=True)
+class IndexManifest:
+    """One complete build: both indexes, pinned, and what they were built from."""
+
+    lucene: str  # folder name under lucene/
+    lance_version: int
+    table: str
+    rows: int
+    embedder: str  # model id of the embedder the vectors come from
+    dim: int
+    categories: dict[str, int] = field(default_factory=dict)  # category -> products
+    catalogue: str = ""
+    built_at: str = ""
+
+
+@dataclass(frozen=True)
+class IndexSnapshot:
+    """The current build of an index folder, resolved once."""
+
+    root: Path
+    manifest: IndexManifest
+
+    @classmethod
+    def current(cls, root: Path | str) -> IndexSnapshot:
+        root = Path(root)
+        manifest = read_manifest(root)
+        if manifest is None:
+            raise FileNotFoundError(
+                f"no index at {root} (no {MANIFEST_FILE}): build it with `python -m flows.index`"
+            )
+        return cls(root, manifest)
+
+    @property
+    def lucene_path(self) -> Path:
+        return self.root / LUCENE_DIR / self.manifest.lucene
+
+    @property
+    def lance_uri(self) -> str:
+        return str(self.root / LANCE_DIR)
+
+
+def read_manifest(root: Path) -> IndexManifest | None:
+    path = root / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    return IndexManifest(**json.loads(path.read_text()))
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write aside, then `os.replace`: a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def publish(root: Path, manifest: IndexManifest, *, keep_lucene: int) -> None:
+    """Make `manifest` the current build, then drop Lucene folders no reader will open."""
+    write_json_atomic(root / MANIFEST_FILE, asdict(manifest))
+    prune_lucene(root, manifest.lucene, keep=keep_lucene)
+
+
+def prune_lucene(root: Path, current: str, *, keep: int) -> list[str]:
+    """Delete all but the current and the newest `keep - 1` other Lucene folders.
+
+    Runs under the re-index lock, so leftover `.tmp-*` folders are from crashed builds. A
+    reader that still has an old folder open keeps reading it (POSIX keeps open files).
+    """
+    folder = root / LUCENE_DIR
+    if not folder.is_dir():
+        return []
+    builds = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    others = [name for name in builds if name != current]  # names sort by build time
+    keep_names = {current, *others[max(0, len(others) - (keep - 1)) :]}
+    removed = [p for p in folder.iterdir() if p.name not in keep_names]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return [p.name for p in removed]
+
+
+@contextmanager
+def reindex_lock(root: Path) -> Iterator[None]:
+    """Hold the index folder's lock; a second re-index fails at once instead of interleaving."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK_FILE, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise RuntimeError(f"another re-index is running on {root}; wait for it") from e
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def folder_bytes(path: Path) -> int:
+    """Size on disk of every file under `path`."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

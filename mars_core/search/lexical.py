@@ -1,0 +1,75 @@
+"""Stage 1, the lexical lock: the query's category restricts, BM25 over its words ranks.
+
+"a blue couch" locks to SOFA: every SOFA product may come back (those with "blue" or "couch"
+in their text first) and no product of another category can. A query that names no known
+category runs over the whole catalogue and says so (`locked: False`), so the caller can tell
+the user instead of silently mixing categories.
+"""
+
+from __future__ import annotations
+
+from mars_core.config import IndexConfig
+from mars_core.index.lucene import LuceneIndex
+from mars_core.index.store import IndexSnapshot
+from mars_core.search.types import Candidate, SearchRequest, StageOutput
+from mars_core.search.vocabulary import CategoryVocabulary, EmptyQueryError
+
+
+class LexicalStage:
+    """BM25 over the catalogue with a category FILTER clause."""
+
+    name = "bm25"
+
+    def __init__(
+        self, index: LuceneIndex, vocabulary: CategoryVocabulary, *, max_query_terms: int
+    ) -> None:
+        self.index = index
+        self.vocabulary = vocabulary
+        self.max_query_terms = max_query_terms
+
+    @classmethod
+    def open(cls, snapshot: IndexSnapshot, cfg: IndexConfig) -> LexicalStage:
+        """Stage 1 over the snapshot's Lucene folder, with BM25 and vocabulary from config."""
+        index = LuceneIndex(snapshot.lucene_path, k1=cfg.bm25_k1, b=cfg.bm25_b)
+        return cls(index, CategoryVocabulary(cfg.vocabulary), max_query_terms=cfg.max_query_terms)
+
+    def rank(
+        self, request: SearchRequest, candidates: list[Candidate] | None, k: int
+    ) -> StageOutput:
+        """The top `k` products for the query; stage 1 always ranks the whole catalogue."""
+        if candidates is not None:
+            raise ValueError(
+                f"{self.name} is the first stage and ranks the whole catalogue; it was given "
+                f"{len(candidates)} candidates: pass None"
+            )
+        match = self.vocabulary.match(request.query)
+        terms = self.index.analyze(request.query)
+        self._check_terms(request.query, terms, locked=match.category is not None)
+        hits = self.index.search(terms, category=match.category, k=k)
+        notes = {
+            "category": match.category,
+            "locked": match.category is not None,
+            "bm25_query": " ".join(terms),
+            "mentions": list(match.mentions),
+            "hits": len(hits),
+        }
+        if match.category is None:
+            notes["unlocked_reason"] = f"no known category word in {request.query!r}"
+        return StageOutput(
+            [Candidate(h.key, h.product, scores={self.name: h.score}) for h in hits], notes
+        )
+
+    def _check_terms(self, query: str, terms: list[str], *, locked: bool) -> None:
+        if len(terms) > self.max_query_terms:
+            raise ValueError(
+                f"query has {len(terms)} words; at most {self.max_query_terms} are accepted "
+                "(index.max_query_terms)"
+            )
+        if not terms and not locked:
+            raise EmptyQueryError(
+                f"query {query!r} has no searchable words (only stop words or symbols): name "
+                "the product, e.g. 'bed' or 'a lamp for the reading corner'"
+            )
+
+    def close(self) -> None:
+        self.index.close()

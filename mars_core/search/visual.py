@@ -1,0 +1,132 @@
+"""Stage 2, the vibe check: re-rank by how close each product image is to the room photo.
+
+The score is the cosine similarity between the room photo's embedding and the product image's,
+optionally blended with the query text's: `(1 - w) * cos(room, p) + w * cos(text, p)`. Since
+every vector has unit length this is one dot product with `(1 - w) * room + w * text`, so the
+re-rank of stage 1's candidates and a standalone nearest-neighbour search share one score.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyarrow as pa
+
+from mars_core.config import IndexConfig
+from mars_core.embedder import Embedder
+from mars_core.index.lance import PRODUCT_COLUMNS, VectorIndex, sql_in, vector_matrix
+from mars_core.index.store import IndexSnapshot
+from mars_core.search.types import Candidate, SearchRequest, StageOutput
+
+
+def blend(room: np.ndarray, text: np.ndarray | None, text_weight: float) -> np.ndarray:
+    """The query vector whose dot product with a unit vector is the blended cosine."""
+    if text is None or text_weight == 0.0:
+        return room
+    return (1.0 - text_weight) * room + text_weight * text
+
+
+def products(rows: pa.Table) -> list[dict]:
+    """Catalogue fields of each row (vectors and distances left out)."""
+    return rows.select(PRODUCT_COLUMNS).to_pylist()
+
+
+class VisualStage:
+    """SigLIP room-to-product similarity over the LanceDB table."""
+
+    name = "siglip"
+
+    def __init__(self, index: VectorIndex, embedder: Embedder, *, text_weight: float) -> None:
+        if index.dim != embedder.dim:
+            raise ValueError(
+                f"the vector index holds {index.dim}-d vectors but embedder {embedder.name} "
+                f"gives {embedder.dim}-d: search with the embedder the index was built with"
+            )
+        if not 0.0 <= text_weight <= 1.0:
+            raise ValueError(f"text_weight must lie in [0, 1], got {text_weight}")
+        self.index = index
+        self.embedder = embedder
+        self.text_weight = text_weight
+
+    @classmethod
+    def open(
+        cls, snapshot: IndexSnapshot, cfg: IndexConfig, embedder: Embedder, *, text_weight: float
+    ) -> VisualStage:
+        """Stage 2 over the snapshot's table version; refuses an embedder of another model."""
+        manifest = snapshot.manifest
+        if manifest.embedder != embedder.model_id:
+            raise ValueError(
+                f"index {snapshot.root} was built with embedder {manifest.embedder}, not "
+                f"{embedder.model_id}: search with the embedder the index was built with"
+            )
+        index = VectorIndex(
+            snapshot.lance_uri,
+            manifest.table,
+            manifest.lance_version,
+            nprobes=cfg.ann_nprobes,
+            refine=cfg.ann_refine_factor,
+        )
+        return cls(index, embedder, text_weight=text_weight)
+
+    def query_vector(self, request: SearchRequest) -> np.ndarray:
+        """The room photo's embedding, blended with the query text's when weighted."""
+        room = self.embedder.embed_images([request.room], progress=False)[0]
+        text = None
+        if self.text_weight > 0.0:
+            text = self.embedder.embed_texts([request.query])[0]
+        return blend(room, text, self.text_weight)
+
+    def rank(
+        self, request: SearchRequest, candidates: list[Candidate] | None, k: int
+    ) -> StageOutput:
+        """Re-rank `candidates` (None: search the whole table) by visual fit; keep `k`."""
+        start = time.perf_counter()
+        vector = self.query_vector(request)
+        embed_ms = (time.perf_counter() - start) * 1000
+        if candidates is None:
+            ranked, mode = self.nearest(vector, k), "nearest"
+        else:
+            ranked, mode = self.rerank(vector, candidates, k), "rerank"
+        notes = {"mode": mode, "text_weight": self.text_weight, "embed_ms": round(embed_ms, 2)}
+        return StageOutput(ranked, notes)
+
+    def rerank(self, vector: np.ndarray, candidates: list[Candidate], k: int) -> list[Candidate]:
+        """Exact scores for every candidate (a few hundred at most), best `k` first."""
+        if not candidates:
+            return []
+        keys = [c.key for c in candidates]
+        rows = self.index.rows(keys)
+        found = dict(zip(rows["key"].to_pylist(), range(rows.num_rows), strict=True))
+        missing = [key for key in keys if key not in found]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} candidates are not in the vector index (e.g. {missing[:3]}): "
+                "stage 1 and stage 2 must come from the same index snapshot"
+            )
+        scores = vector_matrix(rows)[[found[key] for key in keys]] @ vector
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [self._scored(candidates[i], float(scores[i])) for i in order]
+
+    def nearest(
+        self, vector: np.ndarray, k: int, *, category: str | None = None
+    ) -> list[Candidate]:
+        """The `k` products closest to `vector` (ANN once indexed), in `category` if given."""
+        where = None if category is None else sql_in("category", [category])
+        rows = self.index.nearest(vector, k, where=where)
+        # A blended vector is not unit length: score by the dot product, not by 1 - distance
+        # (the order is the same, cosine distance ignores the query's length).
+        scores = vector_matrix(rows) @ vector
+        found = [
+            Candidate(row["key"], row, scores={self.name: float(s)})
+            for row, s in zip(products(rows), scores, strict=True)
+        ]
+        return sorted(found, key=lambda c: -c.scores[self.name])
+
+    def _scored(self, candidate: Candidate, score: float) -> Candidate:
+        return Candidate(
+            candidate.key,
+            candidate.product,
+            scores={**candidate.scores, self.name: score},
+            rationale=candidate.rationale,
+        )

@@ -1,0 +1,45 @@
+"""The index build flow runs as a real Prefect flow and logs counts, sizes and timings to MLflow."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from catalogue_factory import change_products, read_rows
+
+from mars_core.index.store import IndexSnapshot
+
+
+@pytest.mark.slow
+def test_index_flow_builds_then_updates_and_logs_to_mlflow(
+    own_world, session_overrides, prefect_harness, tmp_path, capsys
+):
+    from flows.index import build_index, main
+
+    overrides = [
+        *session_overrides,
+        f"data.out_dir={own_world.folder}",
+        f"index.dir={tmp_path / 'index'}",
+    ]
+    first = build_index(overrides)
+    n = len(read_rows(own_world.catalogue))
+    assert (first["added"], first["embedded"], first["published"]) == (n, n, True)
+    assert IndexSnapshot.current(tmp_path / "index").manifest.rows == n
+
+    rows = read_rows(own_world.catalogue)
+    change_products(own_world.catalogue, [row["key"] for row in rows[:5]])
+    main(overrides)
+    printed = capsys.readouterr().out
+    assert "index published: added 0, updated 5, removed 0, unchanged 295" in printed
+    assert "embedded 5 images" in printed
+
+    runs = mlflow.search_runs(
+        experiment_names=["mars"],
+        filter_string="attributes.run_name = 'index-build'",
+        order_by=["attributes.start_time DESC"],
+    )
+    latest = runs.iloc[0]
+    assert latest["metrics.updated"] == 5 and latest["metrics.embedded"] == 5
+    assert latest["metrics.unchanged"] == n - 5
+    assert latest["metrics.lucene_bytes"] > 0 and latest["metrics.lance_bytes"] > 0
+    assert latest["metrics.seconds_total"] > 0
+    assert latest["params.index.name"] == "tiny"

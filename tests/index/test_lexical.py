@@ -1,0 +1,118 @@
+"""Stage 1 on a real Lucene index: the category lock keeps every other category out."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from catalogue_factory import read_rows
+from PIL import Image
+
+from mars_core.search.lexical import LexicalStage
+from mars_core.search.types import SearchRequest
+from mars_core.search.vocabulary import EmptyQueryError
+
+ROOM = Image.new("RGB", (32, 32), (128, 128, 128))
+
+
+@pytest.fixture(scope="module")
+def stage(built) -> LexicalStage:
+    stage = LexicalStage.open(built.snapshot, built.cfg)
+    yield stage
+    stage.close()
+
+
+@pytest.fixture(scope="module")
+def sizes(world) -> Counter:
+    return Counter(row["category"] for row in read_rows(world.catalogue))
+
+
+def search(stage: LexicalStage, query: str, k: int = 1000):
+    return stage.rank(SearchRequest(ROOM, query), None, k)
+
+
+@pytest.mark.parametrize(
+    ("query", "category", "elsewhere"),
+    [
+        # "sofa" is in TABLE, CHAIR and RUG texts too; "bed" in PET_BED, RUG, NIGHTSTAND texts.
+        ("sofas", "SOFA", {"TABLE", "CHAIR", "RUG"}),
+        ("a blue couch", "SOFA", {"TABLE", "CHAIR", "RUG"}),
+        ("bed", "BED", {"PET_BED", "RUG", "NIGHTSTAND"}),
+        ("nightstand", "NIGHTSTAND", {"LAMP"}),
+        ("lamp for the bedside table", "LAMP", {"TABLE", "OUTDOOR_TABLE"}),
+    ],
+)
+def test_the_lock_returns_only_the_asked_category(stage, sizes, query, category, elsewhere):
+    out = search(stage, query)
+    assert out.notes["locked"] is True and out.notes["category"] == category
+    assert {c.product["category"] for c in out.candidates} == {category}
+    # Every product of the category comes back, with or without the query's words.
+    assert len(out.candidates) == sizes[category]
+    # The same words unlocked do reach other categories: the FILTER clause is what keeps them out.
+    terms = stage.index.analyze(query)
+    unlocked = {h.product["category"] for h in stage.index.search(terms, category=None, k=1000)}
+    assert elsewhere <= unlocked
+
+
+def test_products_with_the_query_words_rank_first(stage):
+    out = search(stage, "blue couch", k=50)
+    scores = [c.scores["bm25"] for c in out.candidates]
+    assert scores == sorted(scores, reverse=True)
+    top = out.candidates[0].product
+    assert "blue" in top["search_text"].lower()
+
+
+def test_an_unknown_category_runs_unlocked_and_says_so(stage):
+    out = search(stage, "something blue")
+    assert out.notes["locked"] is False and out.notes["category"] is None
+    assert "something blue" in out.notes["unlocked_reason"]
+    categories = {c.product["category"] for c in out.candidates}
+    assert len(categories) > 3  # the whole catalogue, blue things of many kinds
+    assert all("blue" in c.product["search_text"].lower() for c in out.candidates)
+
+
+def test_a_known_category_absent_from_the_catalogue_stays_locked(stage):
+    """No clocks for sale: the answer is none, not clock-coloured sofas."""
+    out = search(stage, "wall clock")
+    assert out.notes["locked"] is True and out.notes["category"] == "CLOCK"
+    assert out.candidates == []
+
+
+def test_pyserini_reads_the_index_as_its_own(built):
+    from pyserini.search.lucene import LuceneSearcher
+
+    from mars_core.index.lucene import INDEX_DIR
+
+    searcher = LuceneSearcher(str(built.snapshot.lucene_path / INDEX_DIR))
+    hits = searcher.search("velvet sofa", k=5)
+    assert len(hits) == 5 and searcher.num_docs == built.report.rows
+    searcher.close()
+
+
+def test_candidates_carry_the_catalogue_row(stage, world):
+    rows = {row["key"]: row for row in read_rows(world.catalogue)}
+    for candidate in search(stage, "rug", k=5).candidates:
+        assert candidate.product == rows[candidate.key]
+        assert {"name", "category", "image_path"} <= set(candidate.product)
+
+
+def test_k_limits_the_result(stage):
+    assert len(search(stage, "sofa", k=7).candidates) == 7
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t", "???", "the of and"])
+def test_empty_queries_get_a_clear_error(stage, query):
+    with pytest.raises(EmptyQueryError, match=r"e\.g\. 'bed'"):
+        search(stage, query)
+
+
+def test_an_overlong_query_is_refused_with_the_limit(stage, built):
+    words = " ".join(f"word{i}" for i in range(built.cfg.max_query_terms + 1))
+    with pytest.raises(ValueError, match="max_query_terms"):
+        search(stage, words)
+
+
+def test_stage_one_ranks_the_whole_catalogue_only(stage):
+    out = search(stage, "bed", k=3)
+    with pytest.raises(ValueError, match="first stage"):
+        stage.rank(SearchRequest(ROOM, "bed"), out.candidates, 3)
