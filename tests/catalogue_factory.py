@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from mars_core.catalogue.schema import CATALOGUE_FILE, CATALOGUE_SCHEMA
+from mars_core.io import atomic_write_parquet
 
 DOMAIN = "amazon.com"
 IMAGE_SIZE = 32
@@ -34,8 +35,8 @@ CATEGORIES: dict[str, tuple[str, tuple[int, int, int], str]] = {
     "LAMP": ("lamp", (230, 220, 120), "A bedside lamp for the nightstand."),
     "RUG": ("rug", (90, 140, 90), "Lies under the bed or in front of the sofa."),
     "NIGHTSTAND": ("nightstand", (170, 140, 110), "One drawer, sits next to the bed."),
-    "OUTDOOR_LOUNGER": ("lounger", (40, 170, 200), "Weatherproof, for the pool deck."),
-    "OUTDOOR_TABLE": ("patio table", (100, 160, 100), "Outdoor table, rust-proof."),
+    "OUTDOOR_LOUNGE_CHAIR": ("lounger", (40, 170, 200), "Weatherproof, for the pool deck."),
+    "PATIO_TABLE": ("patio table", (100, 160, 100), "Outdoor table, rust-proof."),
     "PET_BED": ("dog bed", (160, 120, 160), "A cosy bed for pets, not for people."),
 }
 COLORS = ["blue", "red", "green", "grey", "white", "black", "beige", "orange", "pink", "yellow"]
@@ -101,6 +102,8 @@ def product_row(index: int, seed: int, images: Path, *, write_image: bool) -> di
         "image_path": str(path),
         "image_width": IMAGE_SIZE,
         "image_height": IMAGE_SIZE,
+        "language": "en_US",
+        "source": "catalogue_factory",
     }
     row["content_hash"] = content_hash(row, data)
     return row
@@ -108,10 +111,7 @@ def product_row(index: int, seed: int, images: Path, *, write_image: bool) -> di
 
 def write_table(rows: list[dict], path: Path) -> Path:
     """Write rows in the catalogue schema (aside, then renamed, like the ingest does)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(pa.Table.from_pylist(rows, schema=CATALOGUE_SCHEMA), tmp)
-    tmp.replace(path)
-    return path
+    return atomic_write_parquet(path, pa.Table.from_pylist(rows, schema=CATALOGUE_SCHEMA))
 
 
 def write_catalogue(folder: Path, n: int, *, seed: int = 0, write_images: bool = True) -> Path:

@@ -2,7 +2,7 @@
 
 Documents are written with Lucene's own `IndexWriter` (from the Anserini jar that ships with
 pyserini) rather than Anserini's JSON indexer, because the category must be a keyword
-(`StringField`): Anserini indexes extra JSON fields as analysed text, where "OUTDOOR_TABLE"
+(`StringField`): Anserini indexes extra JSON fields as analysed text, where "PATIO_TABLE"
 becomes the terms "outdoor" and "tabl" and a filter on TABLE would leak outdoor tables.
 Analysis (English, Porter stemming, stop words) and query building are pyserini's, and the
 `id` / `contents` layout is Anserini's, so pyserini's `LuceneSearcher` reads the index too.

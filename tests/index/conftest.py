@@ -1,7 +1,8 @@
 """Fixtures of the stage 1 / stage 2 tests: a catalogue, the tiny embedder, a built index.
 
-`world` is the one place that says which catalogue the tests run on: today the small factory
-catalogue, later the ingest flow's generated world (a catalogue parquet and its folder).
+`world` is the one place that says which catalogue the tests run on: the ingest flow's
+generated world (the session-wide `world` fixture of tests/conftest.py), seen here as a
+catalogue parquet and its folder.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from catalogue_factory import write_catalogue
 
+from mars_core.catalogue.schema import CATALOGUE_FILE
 from mars_core.config import IndexConfig
 from mars_core.embedder import Embedder
 from mars_core.index.reindex import ReindexReport, reindex
@@ -35,9 +36,9 @@ class BuiltIndex(NamedTuple):
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    folder = tmp_path_factory.mktemp("world")
-    return World(write_catalogue(folder, WORLD_PRODUCTS), folder)
+def world(world) -> World:
+    """The generated world's catalogue (overrides the session fixture of the same name)."""
+    return World(world.out_dir / CATALOGUE_FILE, world.out_dir)
 
 
 @pytest.fixture
@@ -63,9 +64,12 @@ def index_cfg(cfg) -> Callable[..., IndexConfig]:
     return make
 
 
+def build_both(world: World, cfg: IndexConfig, embedder: Embedder) -> BuiltIndex:
+    report = reindex(world.catalogue, cfg, embedder)
+    return BuiltIndex(cfg, report, IndexSnapshot.current(cfg.dir))
+
+
 @pytest.fixture(scope="session")
 def built(world: World, index_cfg, embedder: Embedder, tmp_path_factory) -> BuiltIndex:
     """Both indexes of the world, built once for the read-only tests."""
-    cfg = index_cfg(tmp_path_factory.mktemp("index"))
-    report = reindex(world.catalogue, cfg, embedder)
-    return BuiltIndex(cfg, report, IndexSnapshot.current(cfg.dir))
+    return build_both(world, index_cfg(tmp_path_factory.mktemp("index")), embedder)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from catalogue_factory import read_rows
+from catalogue_factory import read_rows, write_catalogue
+from conftest import WORLD_PRODUCTS, World, build_both
 from PIL import Image
 
 from mars_core.search.lexical import LexicalStage
@@ -13,6 +14,19 @@ from mars_core.search.types import SearchRequest
 from mars_core.search.vocabulary import EmptyQueryError
 
 ROOM = Image.new("RGB", (32, 32), (128, 128, 128))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    """An adversarial catalogue: other categories' texts say "sofa" and "bed" (PET_BED, rugs
+    "for under the sofa"), so only the FILTER clause can keep them out."""
+    folder = tmp_path_factory.mktemp("trap_world")
+    return World(write_catalogue(folder, WORLD_PRODUCTS), folder)
+
+
+@pytest.fixture(scope="module")
+def built(world, index_cfg, embedder, tmp_path_factory):
+    return build_both(world, index_cfg(tmp_path_factory.mktemp("trap_index")), embedder)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +53,7 @@ def search(stage: LexicalStage, query: str, k: int = 1000):
         ("a blue couch", "SOFA", {"TABLE", "CHAIR", "RUG"}),
         ("bed", "BED", {"PET_BED", "RUG", "NIGHTSTAND"}),
         ("nightstand", "NIGHTSTAND", {"LAMP"}),
-        ("lamp for the bedside table", "LAMP", {"TABLE", "OUTDOOR_TABLE"}),
+        ("lamp for the bedside table", "LAMP", {"TABLE", "PATIO_TABLE"}),
     ],
 )
 def test_the_lock_returns_only_the_asked_category(stage, sizes, query, category, elsewhere):
@@ -69,6 +83,10 @@ def test_an_unknown_category_runs_unlocked_and_says_so(stage):
     categories = {c.product["category"] for c in out.candidates}
     assert len(categories) > 3  # the whole catalogue, blue things of many kinds
     assert all("blue" in c.product["search_text"].lower() for c in out.candidates)
+
+
+def test_categories_no_word_can_lock_are_reported(built):
+    assert built.report.unlockable_categories == ["PET_BED"]  # no vocabulary word names it
 
 
 def test_a_known_category_absent_from_the_catalogue_stays_locked(stage):

@@ -26,8 +26,8 @@ def vocabulary(cfg) -> CategoryVocabulary:
         ("bookshelves", "SHELF"),
         ("shelves", "SHELF"),
         ("bed", "BED"),
-        ("a pool lounger", "OUTDOOR_LOUNGER"),
-        ("patio umbrellas", "OUTDOOR_UMBRELLA"),
+        ("a pool lounger", "OUTDOOR_LOUNGE_CHAIR"),
+        ("patio umbrellas", "PATIO_UMBRELLA"),
     ],
 )
 def test_synonyms_and_plurals_name_the_category(vocabulary, query, category):
