@@ -37,8 +37,8 @@ def funnel(*, agent_on=True, middle_on=True, min_fit=0.5) -> SearchFunnel:
     return SearchFunnel(
         [
             FunnelStep(FieldStage("bm25", "pop"), k=8),
-            FunnelStep(FieldStage("siglip", "pop"), k=4, enabled=middle_on),
-            FunnelStep(FieldStage("agent", "fit"), k=3, enabled=agent_on),
+            FunnelStep(FieldStage("siglip", "pop") if middle_on else None, k=4),
+            FunnelStep(FieldStage("agent", "fit") if agent_on else None, k=3),
         ],
         final_k=3,
         min_fit_score=min_fit,

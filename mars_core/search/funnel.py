@@ -13,11 +13,10 @@ NOTHING_FITS = "Nothing in the catalogue fits this room; closest options:"
 
 @dataclass
 class FunnelStep:
-    """A stage, how many candidates it keeps, and whether it runs."""
+    """A stage and how many candidates it keeps; `stage=None` is a switched-off stage."""
 
-    stage: Stage
+    stage: Stage | None
     k: int
-    enabled: bool = True
 
 
 @dataclass
@@ -45,7 +44,7 @@ class SearchFunnel:
     """
 
     def __init__(self, steps: list[FunnelStep], *, final_k: int, min_fit_score: float) -> None:
-        if not steps or not steps[0].enabled:
+        if not steps or steps[0].stage is None:
             raise ValueError("the funnel needs its first stage (BM25) enabled: it picks candidates")
         self.steps = steps
         self.final_k = final_k
@@ -57,7 +56,7 @@ class SearchFunnel:
         timings: dict[str, float] = {}
         notes: dict[str, Any] = {}
         for step in self.steps:
-            if not step.enabled:
+            if step.stage is None:
                 candidates = (candidates or [])[: step.k]
                 continue
             start = time.perf_counter()
