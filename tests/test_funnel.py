@@ -81,7 +81,7 @@ def test_low_agent_scores_say_nothing_fits():
 def test_first_stage_cannot_be_switched_off():
     with pytest.raises(ValueError, match="first stage"):
         SearchFunnel(
-            [FunnelStep(FieldStage("bm25", "pop"), k=3, enabled=False)],
+            [FunnelStep(None, k=3)],
             final_k=3,
             min_fit_score=0.5,
         )
