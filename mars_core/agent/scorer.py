@@ -69,14 +69,6 @@ class GeneratedAnswer:
     answer: Answer | None
 
 
-@dataclass
-class _Batch:
-    """Processor output of one batch, right-padded."""
-
-    inputs: dict[str, torch.Tensor]
-    last: torch.Tensor  # index of each row's last real token
-
-
 class AgentScorer:
     """Scores (room, query, product) triples with a Qwen2-VL model."""
 
@@ -144,10 +136,8 @@ class AgentScorer:
         """Logits at the two score positions of whole prompts (no cache)."""
         texts = [text for text, _ in chunk]
         images = [[room, product.image] for _, product in chunk]
-        batch = self._process(texts, images, padding_side="right")
-        out = self.model(
-            **batch.inputs, use_cache=False, logits_to_keep=_score_positions(batch.last)
-        )
+        inputs = self._process(texts, images, padding_side="right")
+        out = self.model(**inputs, use_cache=False, logits_to_keep=_score_positions(inputs))
         return out.logits
 
     def _read_scores(self, logits: torch.Tensor) -> list[float]:
@@ -174,14 +164,14 @@ class AgentScorer:
         answers: list[GeneratedAnswer] = []
         for chunk in _chunks(list(products), self.batch_size):
             texts = [self._prompt_text(query, p.text) for p in chunk]
-            batch = self._process(texts, [[room, p.image] for p in chunk], padding_side="left")
+            inputs = self._process(texts, [[room, p.image] for p in chunk], padding_side="left")
             out = self.model.generate(
-                **batch.inputs,
+                **inputs,
                 do_sample=False,
                 max_new_tokens=max_new_tokens or self.max_new_tokens,
                 min_new_tokens=min_new_tokens,
             )
-            new_tokens = out[:, batch.inputs["input_ids"].shape[1] :]
+            new_tokens = out[:, inputs["input_ids"].shape[1] :]
             for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True):
                 answers.append(GeneratedAnswer(text=text, answer=try_parse_answer(text)))
         return answers
@@ -195,14 +185,11 @@ class AgentScorer:
 
     def _process(
         self, texts: list[str], images: list[list[Image.Image]], *, padding_side: str
-    ) -> _Batch:
+    ) -> dict[str, torch.Tensor]:
         inputs = self.processor(
             text=texts, images=images, padding=True, padding_side=padding_side, return_tensors="pt"
-        ).to(self.device)
-        last = inputs["attention_mask"].sum(-1) - 1
-        if padding_side == "left":
-            last = torch.full_like(last, inputs["attention_mask"].shape[1] - 1)
-        return _Batch(inputs=dict(inputs), last=last)
+        )
+        return dict(inputs.to(self.device))
 
 
 @dataclass
@@ -217,7 +204,7 @@ class _RoomPrefix:
     def encode(cls, scorer: AgentScorer, room: Image.Image, full_text: str) -> _RoomPrefix:
         """Run the prefix (up to the end of the room image) once and keep its KV cache."""
         text = full_text[: full_text.index(ROOM_END) + len(ROOM_END)]
-        inputs = scorer._process([text], [[room]], padding_side="right").inputs
+        inputs = scorer._process([text], [[room]], padding_side="right")
         positions, _ = _rope_core(scorer.model).get_rope_index(
             inputs["input_ids"],
             mm_token_type_ids=inputs["mm_token_type_ids"],
@@ -243,7 +230,7 @@ class _RoomPrefix:
         texts = [text[len(self.text) :] for text, _ in chunk]
         cont = scorer._process(texts, [[p.image] for _, p in chunk], padding_side="right")
         rows = len(chunk)
-        full = self._join(cont.inputs, rows)
+        full = self._join(cont, rows)
         positions, _ = _rope_core(scorer.model).get_rope_index(
             full["input_ids"],
             mm_token_type_ids=full["mm_token_type_ids"],
@@ -258,14 +245,14 @@ class _RoomPrefix:
             config=scorer.model.config,
         )
         out = scorer.model(
-            input_ids=cont.inputs["input_ids"],
+            input_ids=cont["input_ids"],
             attention_mask=full["attention_mask"],
-            pixel_values=cont.inputs["pixel_values"],
-            image_grid_thw=cont.inputs["image_grid_thw"],
+            pixel_values=cont["pixel_values"],
+            image_grid_thw=cont["image_grid_thw"],
             position_ids=positions[:, :, prefix_len:],
             cache=cache,
             use_cache=True,
-            logits_to_keep=_score_positions(cont.last),
+            logits_to_keep=_score_positions(cont),
         )
         return out.logits
 
@@ -282,9 +269,10 @@ class _RoomPrefix:
         return joined
 
 
-def _score_positions(last: torch.Tensor) -> torch.Tensor:
-    """Per-row positions of the first-digit and tenths predictions: the tokens before `0.`
-    and the final `.` of `SCORE_PROBE`."""
+def _score_positions(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per-row positions of the first-digit and tenths predictions in right-padded inputs:
+    the token before the `0.` of `SCORE_PROBE` and its final `.`."""
+    last = inputs["attention_mask"].sum(-1) - 1
     return torch.stack([last - 2, last], dim=1)
 
 
