@@ -42,6 +42,8 @@ ANSWER_PREFIX = '{"score": '
 
 # Product fields worth showing the model besides name and category, in this order.
 _PRODUCT_ATTRIBUTES = ("color", "material", "style")
+# Qwen chat-control and vision markers, which must never come from user or catalogue text.
+_SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
 
 
 class MalformedAnswerError(ValueError):
@@ -68,7 +70,7 @@ def prompt_messages(query: str, product: str) -> list[dict[str, Any]]:
 
     Pass the images to the processor in `IMAGE_ORDER` (room, then product).
     """
-    text = f"Query: {query.strip()}\nProduct: {product.strip()}\n{INSTRUCTION}"
+    text = f"Query: {_plain(query)}\nProduct: {_plain(product)}\n{INSTRUCTION}"
     return [
         {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
         {
@@ -153,6 +155,12 @@ def _as_number(value: Any) -> float | None:
     if not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
+
+
+def _plain(text: str) -> str:
+    """User and catalogue text with chat-control markers (`<|image_pad|>`, `<|im_end|>`, ...)
+    removed: the processor would read them as real special tokens, breaking the prompt."""
+    return " ".join(_SPECIAL_TOKEN.sub(" ", text).split())
 
 
 def _clamp(score: float) -> float:
