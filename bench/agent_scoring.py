@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -172,8 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(args.override)
     cache = Path(cfg.paths.models)
     print(
-        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"{platform.processor() or platform.platform()}; torch {torch.__version__}"
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch "
+        f"threads, {platform.platform()}; torch {torch.__version__}; load average at start "
+        f"{os.getloadavg()[0]:.1f} (other work on the machine inflates times)"
     )
     tiny = AgentScorer.from_config(
         dataclasses.replace(cfg.student, batch_size=args.batch_size), cache
@@ -191,7 +193,13 @@ def main(argv: list[str] | None = None) -> None:
     built = time.perf_counter()
     model = random_qwen2vl_2b(loaded.model.config, torch.bfloat16)
     print(f"built random Qwen2-VL-2B in {time.perf_counter() - built:.0f} s", flush=True)
-    scorer = AgentScorer(model, loaded.processor, batch_size=args.batch_size_2b)
+    scorer = AgentScorer(
+        model,
+        loaded.processor,
+        batch_size=args.batch_size_2b,
+        max_new_tokens=args.tokens,
+        reuse_room_prefix=True,
+    )
     params = sum(p.numel() for p in model.parameters()) / 1e9
     label = (
         f"Qwen2-VL-2B architecture ({params:.2f}B params, bf16, max_pixels {args.max_pixels_2b})"

@@ -81,7 +81,7 @@ def _catalogue(tmp_path: Path) -> list[Candidate]:
 
 
 def test_agent_stage_ranks_keeps_k_and_names_skipped_products(scorer, tmp_path):
-    stage = AgentStage(scorer=scorer, rationale_top_n=2, min_fit_score=0.99)
+    stage = AgentStage(scorer=scorer, rationale_top_n=2, max_input_pixels=10**6, min_fit_score=0.99)
     out = stage.rank(SearchRequest(room=ROOM, query="bed"), _catalogue(tmp_path), k=3)
     assert stage.name == "agent"
     scores = [c.scores["agent"] for c in out.candidates]

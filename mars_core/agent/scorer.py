@@ -77,10 +77,11 @@ class AgentScorer:
         model: Any,
         processor: Any,
         *,
-        batch_size: int = 8,
-        max_new_tokens: int = 64,
-        reuse_room_prefix: bool = True,
+        batch_size: int,
+        max_new_tokens: int,
+        reuse_room_prefix: bool,
     ) -> None:
+        """Wrap a loaded model; the knobs are `student.*` (see `from_config`)."""
         self.model = model
         self.processor = processor
         self.batch_size = batch_size

@@ -14,7 +14,7 @@ from mars_core.images import load_image
 from mars_core.search.types import Candidate, SearchRequest, StageOutput
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AgentStage:
     """Fast-scores every candidate, sorts, keeps `k` and generates rationales for the top N.
 
@@ -25,9 +25,9 @@ class AgentStage:
     """
 
     scorer: AgentScorer
-    rationale_top_n: int = 3
-    max_input_pixels: int = 50_000_000
-    min_fit_score: float = 0.5
+    rationale_top_n: int  # funnel.rationale_top_n
+    max_input_pixels: int  # funnel.max_input_pixels
+    min_fit_score: float  # funnel.min_fit_score
     name: str = field(default="agent", init=False)
 
     @classmethod
