@@ -66,6 +66,18 @@ class StudentConfig(VLMConfig):
     """The agent that scores room/product pairs; an optional LoRA adapter rides on top."""
 
     adapter: str | None = knob(None, "LoRA adapter folder, or models:/<name>@<alias> in MLflow")
+    batch_size: int = knob(8, "candidates per forward pass when scoring, answers per generate call")
+    max_new_tokens: int = knob(
+        64, "bound on a generated answer (JSON score + one-sentence rationale)"
+    )
+    reuse_room_prefix: bool = knob(
+        True, "encode system text + room image once per query and reuse its KV cache"
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ValueError("student.batch_size and student.max_new_tokens must be >= 1")
 
 
 @dataclass

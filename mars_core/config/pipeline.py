@@ -198,6 +198,9 @@ class FunnelConfig:
     text_weight: float = knob(0.0, "blend of query-text similarity into the stage-2 score")
     rationale_top_n: int = knob(3, "generate a rationale for this many top results")
     min_fit_score: float = knob(0.5, "below this best agent score, say nothing fits")
+    max_input_pixels: int = knob(
+        50_000_000, "room and product images above this many pixels are refused (bomb guard)"
+    )
 
     def __post_init__(self) -> None:
         if not self.k1 >= self.k2 >= self.k3 >= 1:
@@ -207,6 +210,8 @@ class FunnelConfig:
             )
         if not 0.0 <= self.text_weight <= 1.0:
             raise ValueError("funnel.text_weight must lie in [0, 1]")
+        if self.rationale_top_n < 0 or self.max_input_pixels < 1:
+            raise ValueError("funnel.rationale_top_n must be >= 0 and max_input_pixels >= 1")
 
 
 @dataclass

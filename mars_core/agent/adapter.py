@@ -1,0 +1,113 @@
+"""LoRA adapters for the agent: a local folder or an MLflow registered-model alias.
+
+Registering: MLflow's `register_model("runs:/...")` refuses a raw adapter folder (it is not an
+MLflow model), so an adapter is logged as plain run artifacts and registered with
+`create_model_version(source=<artifact uri>)`, then pointed at by an alias (`champion`).
+Resolving `models:/<name>@<alias>` reads that version's source back and returns the local
+folder (a local artifact store hands back its own path; a remote one is downloaded).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from mars_core.errors import AdapterNotFoundError, UserInputError
+
+MODELS_SCHEME = "models:/"
+ADAPTER_CONFIG = "adapter_config.json"
+ACCEPTED = (
+    f"a LoRA adapter folder (holding {ADAPTER_CONFIG}) or models:/<name>@<alias> "
+    "(or models:/<name>/<version>) from the MLflow model registry"
+)
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
+
+
+class IncompatibleAdapterError(UserInputError):
+    """An adapter that does not fit the configured base model."""
+
+
+def resolve_adapter(spec: str) -> Path:
+    """The local folder of an adapter given as a folder path or an MLflow model URI."""
+    folder = _registered_folder(spec) if spec.startswith(MODELS_SCHEME) else Path(spec)
+    if not folder.is_dir():
+        raise AdapterNotFoundError(
+            f"adapter {spec!r}: no folder at {str(folder)!r}; give {ACCEPTED}"
+        )
+    if not (folder / ADAPTER_CONFIG).is_file():
+        raise AdapterNotFoundError(
+            f"adapter {spec!r}: {str(folder)!r} holds no {ADAPTER_CONFIG}; give {ACCEPTED}"
+        )
+    return folder
+
+
+def apply_adapter(model: Any, spec: str, *, merge: bool) -> Any:
+    """Load the adapter onto `model`; merged into the weights unless the base is quantized.
+
+    Merging removes the LoRA detour from every forward pass; a 4-bit base cannot be merged
+    exactly, so it keeps the PEFT wrapper.
+    """
+    from peft import PeftModel
+
+    folder = resolve_adapter(spec)
+    try:
+        wrapped = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise IncompatibleAdapterError(
+            f"adapter {spec!r} does not fit the base model ({_one_line(e)}); give an adapter "
+            "trained on the configured student"
+        ) from e
+    wrapped.eval()
+    return wrapped.merge_and_unload() if merge else wrapped
+
+
+def register_adapter(folder: Path, *, name: str, alias: str, artifact_path: str = "adapter") -> int:
+    """Log `folder` into the active MLflow run and register it as `models:/<name>@<alias>`.
+
+    Returns the new model version. Needs an active run (the SFT flow's run).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("register_adapter needs an active MLflow run (see mars_core.tracking)")
+    mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
+    client = MlflowClient()
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name)
+    version = client.create_model_version(
+        name, source=f"{run.info.artifact_uri}/{artifact_path}", run_id=run.info.run_id
+    )
+    client.set_registered_model_alias(name, alias, version.version)
+    return int(version.version)
+
+
+def _registered_folder(spec: str) -> Path:
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    match = _MODEL_URI.match(spec)
+    if match is None:
+        raise AdapterNotFoundError(f"adapter {spec!r} is not a model URI we read; give {ACCEPTED}")
+    name, alias, version = match["name"], match["alias"], match["version"]
+    client = MlflowClient()
+    try:
+        found = (
+            client.get_model_version_by_alias(name, alias)
+            if alias
+            else client.get_model_version(name, version)
+        )
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=found.source))
+    except MlflowException as e:
+        raise AdapterNotFoundError(
+            f"adapter {spec!r} not found in the MLflow registry at {mlflow.get_tracking_uri()} "
+            f"({_one_line(e)}); give {ACCEPTED}"
+        ) from e
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit] + "..."

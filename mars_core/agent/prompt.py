@@ -1,0 +1,172 @@
+"""The one prompt: how a (room, product, query) pair is asked and how the answer is written.
+
+The teacher, the SFT data and the agent all build their chat messages here, so a student is
+always scored with exactly the prompt it was trained on. Change anything a model sees (system
+text, order of parts, answer format) and bump `PROMPT_VERSION`; every artifact that embeds a
+prompt records it.
+
+Message layout (Qwen2-VL chat format, images as `{"type": "image"}` placeholders; the images
+themselves go to the processor in `IMAGE_ORDER`):
+
+    system     SYSTEM_PROMPT
+    user       [room image] [product image] "Query: ...\\nProduct: ...\\n<instruction>"
+    assistant  {"score": 0.7, "rationale": "<one sentence>"}
+
+The room image comes first so that the shared part of every candidate's prompt (system text
+plus room image) is one prefix the agent computes once per query. Scores are written with
+one decimal: the agent's fast score reads exactly those digits from the model's next-token
+distribution (see `mars_core.agent.scorer`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PROMPT_VERSION = "room-fit-v1"
+
+SYSTEM_PROMPT = (
+    "You are an interior design assistant. Look at the room and the product. "
+    "Judge how well the product fits the room and the query."
+)
+INSTRUCTION = 'Answer in JSON {"score": 0.0, "rationale": "one sentence"}, score from 0 to 1.'
+IMAGE_ORDER = ("room", "product")
+
+SCORE_DECIMALS = 1
+# The answer opens with this text; the score's digits follow it directly.
+ANSWER_PREFIX = '{"score": '
+
+# Product fields worth showing the model besides name and category, in this order.
+_PRODUCT_ATTRIBUTES = ("color", "material", "style")
+# Qwen chat-control and vision markers, which must never come from user or catalogue text.
+_SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
+
+
+class MalformedAnswerError(ValueError):
+    """A model's answer is not the JSON object the prompt asks for."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A parsed answer: the score clamped to [0, 1] and the one-sentence rationale."""
+
+    score: float
+    rationale: str
+
+
+def product_text(product: Mapping[str, Any]) -> str:
+    """The product's description in the prompt: name, category and its known attributes."""
+    parts = [f"{product['name']} (category: {product['category']})"]
+    parts += [f"{field}: {product[field]}" for field in _PRODUCT_ATTRIBUTES if product.get(field)]
+    return "; ".join(parts)
+
+
+def prompt_messages(query: str, product: str) -> list[dict[str, Any]]:
+    """System and user messages for one pair; `product` is `product_text(row)`.
+
+    Pass the images to the processor in `IMAGE_ORDER` (room, then product).
+    """
+    text = f"Query: {_plain(query)}\nProduct: {_plain(product)}\n{INSTRUCTION}"
+    return [
+        {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+        {
+            "role": "user",
+            "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": text}],
+        },
+    ]
+
+
+def format_score(score: float) -> str:
+    """The score as the answer writes it: clamped to [0, 1], `SCORE_DECIMALS` decimals."""
+    return f"{_clamp(score):.{SCORE_DECIMALS}f}"
+
+
+def answer_text(score: float, rationale: str) -> str:
+    """The assistant's answer for a (score, rationale) label, e.g. SFT targets and teachers."""
+    sentence = json.dumps(" ".join(rationale.split()), ensure_ascii=False)
+    return f'{ANSWER_PREFIX}{format_score(score)}, "rationale": {sentence}}}'
+
+
+def answer_message(score: float, rationale: str) -> dict[str, Any]:
+    """The assistant message holding `answer_text` (the SFT completion)."""
+    return {
+        "role": "assistant",
+        "content": [{"type": "text", "text": answer_text(score, rationale)}],
+    }
+
+
+def parse_answer(text: str) -> Answer:
+    """Read the first JSON object with `score` and `rationale` in a model's output.
+
+    Tolerates what chat models add around JSON (code fences, a lead-in sentence, other JSON,
+    trailing text) and a score written as a string. Out-of-range scores are clamped to
+    [0, 1]. Raises `MalformedAnswerError` naming what is missing otherwise.
+    """
+    obj = _answer_object(text)
+    if obj is None:
+        raise MalformedAnswerError(f"no JSON object in answer {_preview(text)}")
+    if "score" not in obj or "rationale" not in obj:
+        raise MalformedAnswerError(f"answer lacks 'score' or 'rationale': {_preview(text)}")
+    score = _as_number(obj["score"])
+    if score is None:
+        raise MalformedAnswerError(f"score {obj['score']!r} is not a number in [0, 1]")
+    rationale = obj["rationale"]
+    if not isinstance(rationale, str):
+        raise MalformedAnswerError(f"rationale {rationale!r} is not a string")
+    return Answer(score=_clamp(score), rationale=" ".join(rationale.split()))
+
+
+def try_parse_answer(text: str) -> Answer | None:
+    """`parse_answer`, or None when the answer is malformed (callers count these)."""
+    try:
+        return parse_answer(text)
+    except MalformedAnswerError:
+        return None
+
+
+def _answer_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object holding a score, else the first JSON object, else None."""
+    decoder = json.JSONDecoder()
+    objects = []
+    for match in re.finditer(r"\{", text):
+        try:
+            obj, _ = decoder.raw_decode(text, match.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            if "score" in obj:
+                return obj
+            objects.append(obj)
+    return objects[0] if objects else None
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _plain(text: str) -> str:
+    """User and catalogue text with chat-control markers (`<|image_pad|>`, `<|im_end|>`, ...)
+    removed: the processor would read them as real special tokens, breaking the prompt."""
+    return " ".join(_SPECIAL_TOKEN.sub(" ", text).split())
+
+
+def _clamp(score: float) -> float:
+    return min(1.0, max(0.0, float(score)))
+
+
+def _preview(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= limit else flat[:limit] + "...")

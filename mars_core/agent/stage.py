@@ -1,0 +1,96 @@
+"""Stage 3 of the funnel: the agent ranks the survivors and explains the top few."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mars_core.agent.prompt import PROMPT_VERSION, product_text
+from mars_core.agent.scorer import AgentScorer, ProductView
+from mars_core.config import MarsConfig
+from mars_core.errors import UserInputError
+from mars_core.images import load_image
+from mars_core.search.types import Candidate, SearchRequest, StageOutput
+
+
+@dataclass(kw_only=True)
+class AgentStage:
+    """Fast-scores every candidate, sorts, keeps `k` and generates rationales for the top N.
+
+    A candidate whose product image cannot be loaded is left out of the ranking and listed
+    in `notes["skipped"]` with the reason, never silently dropped. A rationale the model
+    writes as malformed JSON leaves `rationale=None` and is counted in
+    `notes["malformed_rationales"]`.
+    """
+
+    scorer: AgentScorer
+    rationale_top_n: int  # funnel.rationale_top_n
+    max_input_pixels: int  # funnel.max_input_pixels
+    min_fit_score: float  # funnel.min_fit_score
+    name: str = field(default="agent", init=False)
+
+    @classmethod
+    def from_config(cls, cfg: MarsConfig, cache_dir: Path | None = None) -> AgentStage:
+        """The agent of the configured student (and adapter) with the funnel's sizes."""
+        scorer = AgentScorer.from_config(cfg.student, Path(cache_dir or cfg.paths.models))
+        return cls(
+            scorer=scorer,
+            rationale_top_n=cfg.funnel.rationale_top_n,
+            max_input_pixels=cfg.funnel.max_input_pixels,
+            min_fit_score=cfg.funnel.min_fit_score,
+        )
+
+    def rank(
+        self, request: SearchRequest, candidates: list[Candidate] | None, k: int
+    ) -> StageOutput:
+        if candidates is None:
+            raise ValueError("the agent stage re-ranks an earlier stage's candidates; got None")
+        started = time.perf_counter()
+        views, kept, skipped = self._load_products(candidates)
+        scores = self.scorer.score(request.room, request.query, views)
+        for candidate, score in zip(kept, scores, strict=True):
+            candidate.scores[self.name] = score
+        ranked = sorted(
+            zip(kept, views, strict=True), key=lambda pair: pair[0].scores[self.name], reverse=True
+        )[:k]
+        scored = time.perf_counter()
+        malformed = self._attach_rationales(request, ranked[: self.rationale_top_n])
+        best = ranked[0][0].scores[self.name] if ranked else 0.0
+        notes = {
+            "prompt_version": PROMPT_VERSION,
+            "scored": len(kept),
+            "skipped": skipped,
+            "rationales": min(self.rationale_top_n, len(ranked)),
+            "malformed_rationales": malformed,
+            "best_score": best,
+            "nothing_fits": best < self.min_fit_score,
+            "score_seconds": scored - started,
+            "rationale_seconds": time.perf_counter() - scored,
+        }
+        return StageOutput(candidates=[candidate for candidate, _ in ranked], notes=notes)
+
+    def _load_products(
+        self, candidates: list[Candidate]
+    ) -> tuple[list[ProductView], list[Candidate], list[dict[str, str]]]:
+        views, kept, skipped = [], [], []
+        for candidate in candidates:
+            try:
+                image = load_image(candidate.product["image_path"], self.max_input_pixels)
+            except UserInputError as e:
+                skipped.append({"key": candidate.key, "reason": type(e).__name__, "detail": str(e)})
+                continue
+            views.append(ProductView(image=image, text=product_text(candidate.product)))
+            kept.append(candidate)
+        return views, kept, skipped
+
+    def _attach_rationales(
+        self, request: SearchRequest, top: list[tuple[Candidate, ProductView]]
+    ) -> int:
+        """Generate answers for the top N; return how many came back malformed."""
+        if not top:
+            return 0
+        answers = self.scorer.generate(request.room, request.query, [view for _, view in top])
+        for (candidate, _), generated in zip(top, answers, strict=True):
+            candidate.rationale = generated.answer.rationale if generated.answer else None
+        return sum(generated.answer is None for generated in answers)

@@ -1,0 +1,180 @@
+"""The agent on the tiny student: fast score, room-prefix reuse, the funnel stage, adapters."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from PIL import Image
+
+from mars_core.agent.adapter import register_adapter, resolve_adapter
+from mars_core.agent.scorer import AgentScorer, ProductView
+from mars_core.agent.stage import AgentStage
+from mars_core.errors import AdapterNotFoundError
+from mars_core.models.loading import load_vlm
+from mars_core.search.types import Candidate, SearchRequest
+from mars_core.tracking import mlflow_run
+
+ROOM = Image.new("RGB", (150, 100), (40, 90, 200))
+
+
+def _products(n: int = 7) -> list[ProductView]:
+    """Products whose images differ in size (different grids) and texts in length (padding)."""
+    return [
+        ProductView(
+            image=Image.new("RGB", (56 + 14 * i, 56 + 28 * (i % 2)), (200, 30 * i, 40)),
+            text=f"Product {i} (category: BED)" + "; style: modern" * (i % 3),
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def scorer(cfg, model_cache) -> AgentScorer:
+    return AgentScorer.from_config(dataclasses.replace(cfg.student, batch_size=3), model_cache)
+
+
+def test_room_prefix_reuse_matches_a_full_forward(scorer):
+    """Prefix KV cache + sliced M-RoPE positions give the full forward's scores.
+
+    A wrong position slice moves the tiny model's scores by ~1e-3, far above the tolerance.
+    """
+    products = _products()
+    reused = scorer.score(ROOM, "a bed", products, reuse_room_prefix=True)
+    full = [scorer.score(ROOM, "a bed", [p], reuse_room_prefix=False)[0] for p in products]
+    assert reused == pytest.approx(full, abs=1e-5)
+
+
+def test_scores_do_not_depend_on_batching(scorer):
+    products = _products(5)
+    batched = scorer.score(ROOM, "a bed", products)
+    single = [scorer.score(ROOM, "a bed", [p])[0] for p in products]
+    assert batched == pytest.approx(single, abs=1e-5)
+    assert all(0.0 <= s <= 1.0 for s in batched)
+    assert scorer.score(ROOM, "a bed", []) == []
+
+
+def test_generate_returns_one_answer_per_product_and_parses_or_flags(scorer):
+    answers = scorer.generate(ROOM, "a bed", _products(4), max_new_tokens=6)
+    assert len(answers) == 4
+    for generated in answers:
+        assert isinstance(generated.text, str)
+        # A random model writes no JSON: flagged as None, never an exception.
+        assert generated.answer is None
+
+
+def _catalogue(tmp_path: Path) -> list[Candidate]:
+    candidates = []
+    for i, view in enumerate(_products(5)):
+        path = tmp_path / f"p{i}.png"
+        view.image.save(path)
+        product = {"name": f"Bed {i}", "category": "BED", "image_path": str(path)}
+        candidates.append(Candidate(key=f"b{i}@x", product=product, scores={"siglip": 1 - i / 10}))
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not an image")
+    product = {"name": "Ghost bed", "category": "BED", "image_path": str(broken)}
+    candidates.append(Candidate(key="ghost@x", product=product, scores={"siglip": 0.1}))
+    return candidates
+
+
+def test_agent_stage_ranks_keeps_k_and_names_skipped_products(scorer, tmp_path):
+    stage = AgentStage(scorer=scorer, rationale_top_n=2, max_input_pixels=10**6, min_fit_score=0.99)
+    out = stage.rank(SearchRequest(room=ROOM, query="bed"), _catalogue(tmp_path), k=3)
+    assert stage.name == "agent"
+    scores = [c.scores["agent"] for c in out.candidates]
+    assert len(out.candidates) == 3 and scores == sorted(scores, reverse=True)
+    assert all("siglip" in c.scores for c in out.candidates)  # earlier stages' scores kept
+    assert [s["key"] for s in out.notes["skipped"]] == ["ghost@x"]
+    assert out.notes["skipped"][0]["reason"] == "BadImageError"
+    assert out.notes["scored"] == 5 and out.notes["rationales"] == 2
+    # The random student writes no JSON: both rationales counted as malformed, none invented.
+    assert out.notes["malformed_rationales"] == 2
+    assert all(c.rationale is None for c in out.candidates)
+    assert out.notes["nothing_fits"] is True
+    with pytest.raises(ValueError, match="earlier stage"):
+        stage.rank(SearchRequest(room=ROOM, query="bed"), None, k=3)
+
+
+# ---- adapters ---------------------------------------------------------------------------------
+
+
+def _save_lora(cfg, model_cache, folder: Path, *, random_b: bool) -> Path:
+    """A PEFT LoRA adapter on the tiny student; `random_b` makes its update non-zero."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(1)
+    base = load_vlm(cfg.student, model_cache).model
+    lora = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=not random_b
+    )
+    get_peft_model(base, lora).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def base_scores(scorer) -> list[float]:
+    return scorer.score(ROOM, "a bed", _products())
+
+
+def _scores_with_adapter(cfg, model_cache, adapter: str) -> list[float]:
+    student = dataclasses.replace(cfg.student, adapter=adapter)
+    return AgentScorer.from_config(student, model_cache).score(ROOM, "a bed", _products())
+
+
+def test_lora_adapter_folder_round_trip(cfg, model_cache, base_scores, tmp_path):
+    moved = _save_lora(cfg, model_cache, tmp_path / "random", random_b=True)
+    zero = _save_lora(cfg, model_cache, tmp_path / "zero", random_b=False)
+    with_random = _scores_with_adapter(cfg, model_cache, str(moved))
+    with_zero = _scores_with_adapter(cfg, model_cache, str(zero))
+    assert max(abs(a - b) for a, b in zip(with_random, base_scores, strict=True)) > 1e-4
+    # A zero-initialised LoRA (B = 0) is the identity: loading and merging are exact.
+    assert with_zero == pytest.approx(base_scores, abs=1e-6)
+
+
+def test_lora_adapter_from_the_mlflow_registry(cfg, model_cache, base_scores, tmp_path):
+    folder = _save_lora(cfg, model_cache, tmp_path / "adapter", random_b=True)
+    with mlflow_run("mars-tests", "adapter-registry"):
+        version = register_adapter(folder, name="mars-student-test", alias="champion")
+    resolved = resolve_adapter("models:/mars-student-test@champion")
+    assert (resolved / "adapter_config.json").is_file()
+    assert resolved.resolve() != folder.resolve()  # the run's artifact copy, not the source
+    assert resolve_adapter(f"models:/mars-student-test/{version}") == resolved
+    from_registry = _scores_with_adapter(cfg, model_cache, "models:/mars-student-test@champion")
+    from_folder = _scores_with_adapter(cfg, model_cache, str(folder))
+    assert from_registry == pytest.approx(from_folder, abs=1e-6)
+    assert from_registry != pytest.approx(base_scores, abs=1e-4)
+    assert mlflow.active_run() is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("/no/such/adapter", "no folder at"),
+        ("models:/mars-student-test", "not a model URI we read"),
+        ("models:/no-such-model@champion", "not found in the MLflow registry"),
+        ("models:/mars-student-test@no-such-alias", "not found in the MLflow registry"),
+    ],
+)
+def test_unknown_adapter_is_named_with_what_is_accepted(cfg, model_cache, spec, says):
+    student = dataclasses.replace(cfg.student, adapter=spec)
+    with pytest.raises(AdapterNotFoundError, match=says) as info:
+        AgentScorer.from_config(student, model_cache)
+    message = str(info.value)
+    assert "\n" not in message and spec in message
+    assert "adapter_config.json" in message and "models:/<name>@<alias>" in message
+
+
+def test_a_folder_without_adapter_config_is_refused(tmp_path):
+    with pytest.raises(AdapterNotFoundError, match=r"holds no adapter_config\.json"):
+        resolve_adapter(str(tmp_path))
+
+
+def test_agent_stage_from_config_takes_the_funnel_sizes(cfg):
+    stage = AgentStage.from_config(cfg)
+    assert stage.rationale_top_n == cfg.funnel.rationale_top_n
+    assert stage.max_input_pixels == cfg.funnel.max_input_pixels
+    assert stage.scorer.batch_size == cfg.student.batch_size
+    assert stage.scorer.reuse_room_prefix is cfg.student.reuse_room_prefix
