@@ -19,3 +19,11 @@ class ImageTooLargeError(UserInputError):
 
 class AdapterNotFoundError(UserInputError):
     """A LoRA adapter folder or MLflow model alias that does not resolve to an adapter."""
+
+
+class EmptyQueryError(UserInputError):
+    """A query with nothing to search for."""
+
+
+class IndexNotBuiltError(UserInputError, FileNotFoundError):
+    """Searching before the index build flow has published an index."""

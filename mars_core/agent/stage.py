@@ -27,7 +27,6 @@ class AgentStage:
     scorer: AgentScorer
     rationale_top_n: int  # funnel.rationale_top_n
     max_input_pixels: int  # funnel.max_input_pixels
-    min_fit_score: float  # funnel.min_fit_score
     name: str = field(default="agent", init=False)
 
     @classmethod
@@ -38,7 +37,6 @@ class AgentStage:
             scorer=scorer,
             rationale_top_n=cfg.funnel.rationale_top_n,
             max_input_pixels=cfg.funnel.max_input_pixels,
-            min_fit_score=cfg.funnel.min_fit_score,
         )
 
     def rank(
@@ -64,7 +62,6 @@ class AgentStage:
             "rationales": min(self.rationale_top_n, len(ranked)),
             "malformed_rationales": malformed,
             "best_score": best,
-            "nothing_fits": best < self.min_fit_score,
             "score_seconds": scored - started,
             "rationale_seconds": time.perf_counter() - scored,
         }

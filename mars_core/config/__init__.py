@@ -27,6 +27,22 @@ class PathsConfig:
     home: str = knob(".", "project home (MARS_HOME, or the checkout)")
     artifacts: str = knob("artifacts", "generated data, indexes, reports")
     models: str = knob(".mars_cache/models", "tiny model build cache")
+    reports: str = knob("artifacts/reports", "search results tables and HTML pages")
+
+
+@dataclass
+class DemoRequest:
+    room_type: str = knob("pool", "a room of this type from the catalogue's rooms table")
+    query: str = knob("bed", "what the person asks for")
+
+
+@dataclass
+class DemoConfig:
+    """The sample searches the README's main job ends with."""
+
+    requests: list[DemoRequest] = knob(
+        [DemoRequest("pool", "bed"), DemoRequest("bedroom", "bed")], "room type + query pairs"
+    )
 
 
 @dataclass
@@ -48,6 +64,7 @@ class MarsConfig:
     funnel: FunnelConfig = knob(FunnelConfig(), "conf/funnel")
     paths: PathsConfig = knob(PathsConfig(), "shared paths")
     mlflow: MlflowConfig = knob(MlflowConfig(), "tracking")
+    demo: DemoConfig = knob(DemoConfig(), "the main job's sample searches")
     seed: int = knob(0, "global seed")
 
 
@@ -56,6 +73,8 @@ GROUPS = ("data", "embedder", "teacher", "student", "train", "index", "eval", "f
 __all__ = [
     "GROUPS",
     "DataConfig",
+    "DemoConfig",
+    "DemoRequest",
     "EmbedderConfig",
     "EvalConfig",
     "FunnelConfig",

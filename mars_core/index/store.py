@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from mars_core.errors import IndexNotBuiltError
+from mars_core.io import atomic_write_text
 
 MANIFEST_FILE = "CURRENT.json"
 LUCENE_DIR = "lucene"
@@ -61,7 +62,7 @@ class IndexSnapshot:
         root = Path(root)
         manifest = read_manifest(root)
         if manifest is None:
-            raise FileNotFoundError(
+            raise IndexNotBuiltError(
                 f"no index at {root} (no {MANIFEST_FILE}): build it with `python -m flows.index`"
             )
         return cls(root, manifest)
@@ -83,18 +84,8 @@ def read_manifest(root: Path) -> IndexManifest | None:
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write aside, then `os.replace`: a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """A reader sees the old file or the new one, never half (see mars_core.io)."""
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True))
 
 
 def publish(root: Path, manifest: IndexManifest, *, keep_lucene: int) -> None:

@@ -9,10 +9,11 @@ the user instead of silently mixing categories.
 from __future__ import annotations
 
 from mars_core.config import IndexConfig
+from mars_core.errors import EmptyQueryError, UserInputError
 from mars_core.index.lucene import LuceneIndex
 from mars_core.index.store import IndexSnapshot
 from mars_core.search.types import Candidate, SearchRequest, StageOutput
-from mars_core.search.vocabulary import CategoryVocabulary, EmptyQueryError
+from mars_core.search.vocabulary import CategoryVocabulary
 
 
 class LexicalStage:
@@ -45,13 +46,17 @@ class LexicalStage:
         match = self.vocabulary.match(request.query)
         terms = self.index.analyze(request.query)
         self._check_terms(request.query, terms, locked=match.category is not None)
-        hits = self.index.search(terms, category=match.category, k=k)
+        # One item sold on several marketplaces is several listings: fetch extra, keep its best.
+        found = self.index.search(terms, category=match.category, k=2 * k)
+        unique = one_listing_per_item(found)
+        hits = unique[:k]
         notes = {
             "category": match.category,
             "locked": match.category is not None,
             "bm25_query": " ".join(terms),
             "mentions": list(match.mentions),
             "hits": len(hits),
+            "collapsed_listings": len(found) - len(unique),
         }
         if match.category is None:
             notes["unlocked_reason"] = f"no known category word in {request.query!r}"
@@ -61,7 +66,7 @@ class LexicalStage:
 
     def _check_terms(self, query: str, terms: list[str], *, locked: bool) -> None:
         if len(terms) > self.max_query_terms:
-            raise ValueError(
+            raise UserInputError(
                 f"query has {len(terms)} words; at most {self.max_query_terms} are accepted "
                 "(index.max_query_terms)"
             )
@@ -73,3 +78,15 @@ class LexicalStage:
 
     def close(self) -> None:
         self.index.close()
+
+
+def one_listing_per_item(hits: list) -> list:
+    """The best-ranked listing of each item (ABO repeats an item per marketplace)."""
+    seen: set[str] = set()
+    kept = []
+    for hit in hits:
+        item = hit.product["item_id"]
+        if item not in seen:
+            seen.add(item)
+            kept.append(hit)
+    return kept

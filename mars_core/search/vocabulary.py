@@ -12,12 +12,9 @@ import re
 from dataclasses import dataclass
 
 from mars_core.config import VocabularyConfig
+from mars_core.errors import EmptyQueryError
 
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-
-
-class EmptyQueryError(ValueError):
-    """A query with nothing to search for."""
 
 
 @dataclass(frozen=True)

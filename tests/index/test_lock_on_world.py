@@ -23,7 +23,8 @@ def stage(built) -> LexicalStage:
 
 
 def test_each_world_category_is_lockable_and_locks_to_itself_alone(stage, built, world):
-    sizes = Counter(row["category"] for row in read_rows(world.catalogue))
+    items = {(row["category"], row["item_id"]) for row in read_rows(world.catalogue)}
+    sizes = Counter(category for category, _ in items)  # one listing per item comes back
     vocabulary = CategoryVocabulary(built.cfg.vocabulary)
     assert set(sizes) <= vocabulary.categories
     for category, size in sizes.items():
@@ -33,3 +34,15 @@ def test_each_world_category_is_lockable_and_locks_to_itself_alone(stage, built,
         assert out.notes["category"] == category, query
         assert {c.product["category"] for c in out.candidates} == {category}
         assert len(out.candidates) == size
+
+
+def test_an_item_sold_on_several_marketplaces_comes_back_once(stage, world):
+    rows = read_rows(world.catalogue)
+    domains = Counter(row["item_id"] for row in rows)
+    item = next(i for i, n in domains.items() if n > 1)
+    product = next(r for r in rows if r["item_id"] == item)
+    query = f"{product['name']} {product['category'].lower().replace('_', ' ')}"
+    out = stage.rank(SearchRequest(ROOM, query), None, 1000)
+    keys = [c.product["item_id"] for c in out.candidates]
+    assert keys.count(item) == 1
+    assert out.notes["collapsed_listings"] >= domains[item] - 1

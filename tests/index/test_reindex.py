@@ -52,8 +52,9 @@ class Searches:
         self.visual = VisualStage.open(snapshot, index_cfg, embedder, text_weight=0.0)
 
     def keys(self, query: str) -> set[str]:
-        out = self.lexical.rank(SearchRequest(ROOM, query), None, 10_000)
-        return {c.key for c in out.candidates}
+        """Every listing the index matches (the stage itself shows one listing per item)."""
+        terms = self.lexical.index.analyze(query)
+        return {h.key for h in self.lexical.index.search(terms, category=None, k=10_000)}
 
     def texts(self, query: str) -> dict[str, str]:
         out = self.lexical.rank(SearchRequest(ROOM, query), None, 10_000)

@@ -1,0 +1,42 @@
+"""Inference flow: a file of (room photo, query) requests → a results table and an HTML page.
+
+`python -m flows.inference requests.jsonl [hydra overrides...]`; the requests file is CSV
+(header `room,query[,room_id]`) or JSONL with those fields; room paths are relative to it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import mlflow
+from prefect import flow
+
+from flows.config import load_config
+from mars_core.tracking import mlflow_run
+from tasks.search import search_batch
+
+
+@flow(name="inference")
+def inference(requests: str, overrides: list[str] | None = None, name: str = "inference") -> dict:
+    """Search every request; log counts and both outputs to MLflow."""
+    cfg = load_config(overrides)
+    with mlflow_run(cfg.mlflow.experiment, "inference", cfg):
+        out = search_batch(cfg, requests, name)
+        mlflow.log_metrics({"searched": out["searched"], "failed": out["failed"]})
+        mlflow.log_artifact(out["report"])
+        mlflow.log_artifact(out["results"])
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m flows.inference REQUESTS [hydra overrides...]`"""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        sys.exit("usage: python -m flows.inference REQUESTS.{csv,jsonl} [hydra overrides...]")
+    out = inference(args[0], args[1:])
+    print(f"\n{out['searched']} searched, {out['failed']} failed")
+    print(f"results: {out['results']}\nreport:  {out['report']}")
+
+
+if __name__ == "__main__":
+    main()
