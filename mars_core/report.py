@@ -126,3 +126,19 @@ def render_report(
 {failed_html}
 </body></html>
 """
+
+
+def result_table_text(result: SearchResult) -> str:
+    """The ranked results as a plain-text table for a terminal."""
+    stages = result.stages_run
+    lines = [_lock_line(result).replace("<b>", "").replace("</b>", "")]
+    if result.message:
+        lines.append(result.message)
+    lines.append(f"{'#':>2}  {'product':48}  " + "  ".join(f"{s:>7}" for s in stages))
+    for rank, candidate in enumerate(result.results, start=1):
+        name = str(candidate.product.get("name", ""))[:48]
+        scores = "  ".join(f"{_fmt(candidate.scores.get(s)):>7}" for s in stages)
+        lines.append(f"{rank:>2}  {name:48}  {scores}")
+        if candidate.rationale:
+            lines.append(f"    {candidate.rationale}")
+    return "\n".join(lines)
