@@ -112,3 +112,29 @@ def test_a_crashed_build_leaves_nothing_loadable(tmp_path):
 def test_mrope_sections_cover_half_the_head():
     assert mrope_section(128) == [16, 24, 24]  # Qwen2-VL-2B's own split
     assert sum(mrope_section(32)) == 16
+
+
+def _four_bit_forward(cfg, model_cache, device: str) -> None:
+    part = dataclasses.replace(cfg.student, load_in_4bit=True, device=device)
+    loaded = load_vlm(part, model_cache)
+    model = loaded.model
+    assert type(model.model.language_model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
+    assert type(model.model.visual.blocks[0].attn.qkv).__name__ == "Linear"  # kept full
+    assert type(model.lm_head).__name__ == "Linear"
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}]
+    text = loaded.processor.apply_chat_template(messages, add_generation_prompt=True)
+    inputs = loaded.processor(text=[text], images=_room_and_product()[:1], return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**inputs.to(model.device)).logits
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.slow
+def test_qlora_base_loads_in_nf4_with_vision_tower_and_head_full(cfg, model_cache):
+    """bitsandbytes' CPU path: the same quantisation config the GPU run uses."""
+    _four_bit_forward(cfg, model_cache, "cpu")
+
+
+@pytest.mark.gpu
+def test_qlora_base_loads_in_nf4_on_cuda(cfg, model_cache):
+    _four_bit_forward(cfg, model_cache, "cuda")

@@ -25,24 +25,24 @@ LOCAL_DIR = "local-dir:"
 QUANT_SKIP_MODULES = ["model.visual", "lm_head"]
 
 
-def tiny_model_dir(recipe: TinyVLMRecipe | TinyClipRecipe, cache_dir: Path) -> Path:
+def tiny_model_dir(recipe: TinyVLMRecipe | TinyClipRecipe, cache_dir: Path | str) -> Path:
     """Build (once) and return the folder of a tiny model recipe."""
     if isinstance(recipe, TinyVLMRecipe):
         name, build = f"tiny-{recipe.family}", build_tiny_vlm
     else:
         name, build = "tiny-clip", build_tiny_clip
-    folder = cache_dir / f"{name}-{recipe_hash(recipe)}"
+    folder = Path(cache_dir) / f"{name}-{recipe_hash(recipe)}"
     return cached_build(folder, lambda out: build(recipe, out))
 
 
-def vlm_source(cfg: VLMConfig, cache_dir: Path) -> str:
+def vlm_source(cfg: VLMConfig, cache_dir: Path | str) -> str:
     """What `from_pretrained` gets: the tiny model's folder, else the configured id or folder."""
     if cfg.tiny is not None:
         return str(tiny_model_dir(cfg.tiny, cache_dir))
     return cfg.pretrained
 
 
-def clip_source(cfg: EmbedderConfig, cache_dir: Path) -> tuple[str, str | None]:
+def clip_source(cfg: EmbedderConfig, cache_dir: Path | str) -> tuple[str, str | None]:
     """(model_name, pretrained) for open_clip's factory."""
     if cfg.tiny is not None:
         return LOCAL_DIR + str(tiny_model_dir(cfg.tiny, cache_dir)), None
@@ -84,7 +84,7 @@ class LoadedVLM:
     device: torch.device
 
 
-def load_vlm(cfg: VLMConfig, cache_dir: Path) -> LoadedVLM:
+def load_vlm(cfg: VLMConfig, cache_dir: Path | str) -> LoadedVLM:
     """Load a Qwen2-VL-family model and its processor, with the configured image bounds."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -99,6 +99,8 @@ def load_vlm(cfg: VLMConfig, cache_dir: Path) -> LoadedVLM:
             source,
             dtype=resolve_dtype(cfg.dtype),
             quantization_config=quantization_config(cfg),
+            # bitsandbytes quantises while placing weights, so 4-bit loads straight onto device.
+            device_map={"": str(device)} if cfg.load_in_4bit else None,
         )
     except OSError as e:
         raise FileNotFoundError(
@@ -121,7 +123,7 @@ class LoadedClip:
     dtype: torch.dtype = torch.float32
 
 
-def load_clip(cfg: EmbedderConfig, cache_dir: Path) -> LoadedClip:
+def load_clip(cfg: EmbedderConfig, cache_dir: Path | str) -> LoadedClip:
     """Load an open_clip model, its image transform and tokenizer."""
     import open_clip
 
