@@ -11,9 +11,12 @@ from importlib import resources
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from mars_core.config import MarsConfig
+from mars_core.errors import ConfigError
 from mars_core.runtime import find_home
 
 CONFIG_NAME = "config"
@@ -45,7 +48,20 @@ def compose_yaml(overrides: list[str] | None = None) -> DictConfig:
 
 
 def load_config(overrides: list[str] | None = None) -> MarsConfig:
-    """Compose and validate: unknown keys, wrong types and contradictions fail here, by name."""
-    composed = compose_yaml(overrides)
-    schema = OmegaConf.structured(MarsConfig)
-    return OmegaConf.to_object(OmegaConf.merge(schema, composed))
+    """Compose and validate: unknown keys, wrong types and contradictions fail here, by name.
+
+    Every such failure is a `ConfigError` (a user error) whose one-line message names the key.
+    """
+    try:
+        composed = compose_yaml(overrides)
+        schema = OmegaConf.structured(MarsConfig)
+        return OmegaConf.to_object(OmegaConf.merge(schema, composed))
+    except (HydraException, OmegaConfBaseException, ValueError) as e:
+        raise ConfigError(_one_line(e)) from e
+
+
+def _one_line(error: Exception) -> str:
+    """The first line of the message, plus the full key OmegaConf knows it by."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    key = getattr(error, "full_key", None)
+    return f"{text} (at {key})" if key and key not in text else text

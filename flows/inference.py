@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import mlflow
 from prefect import flow
 
+from flows.cli import run_cli
 from flows.config import load_config
+from mars_core.search.batch import read_requests
 from mars_core.tracking import mlflow_run
 from tasks.search import search_batch
 
@@ -33,7 +36,14 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         sys.exit("usage: python -m flows.inference REQUESTS.{csv,jsonl} [hydra overrides...]")
-    out = inference(args[0], args[1:])
+    run_cli(lambda: _run(Path(args[0]), args[1:]))
+
+
+def _run(requests: Path, overrides: list[str]) -> None:
+    """Check the config and the file first, so a mistake is one line, not a failed flow run."""
+    load_config(overrides)
+    read_requests(requests)
+    out = inference(str(requests), overrides)
     print(f"\n{out['searched']} searched, {out['failed']} failed")
     print(f"results: {out['results']}\nreport:  {out['report']}")
 

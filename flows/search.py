@@ -15,19 +15,14 @@ import re
 import sys
 from pathlib import Path
 
-from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
-
+from flows.cli import run_cli
 from flows.config import load_config
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
 from mars_core.report import result_table_text
-from mars_core.search.batch import RequestSpec
-from mars_core.search.build import agent_notice, build_funnel
-from mars_core.search.service import run_requests, write_outputs
+from mars_core.search.batch import RequestsFile, RequestSpec
+from mars_core.search.service import search_requests
 from mars_core.search.vocabulary import query_words
-
-USAGE_ERROR = 2
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -46,40 +41,27 @@ def report_name(room: Path, query: str) -> str:
     return f"search-{room.stem}-{words}"
 
 
-def search(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.overrides)
-    except (HydraException, OmegaConfBaseException, ValueError) as e:
-        print(f"error: bad configuration: {str(e).splitlines()[0]}", file=sys.stderr)
-        return USAGE_ERROR
+def search(args: argparse.Namespace) -> None:
+    cfg = load_config(args.overrides)
+    # Check what the user typed before the models load: a typo should cost no wait.
+    load_image(args.room, cfg.funnel.max_input_pixels)
+    query_words(args.query)
     spec = RequestSpec(line=0, room=args.room, query=args.query, room_id=args.room.name)
-    try:
-        # Check what the user typed before the models load: a typo should cost no wait.
-        load_image(spec.room, cfg.funnel.max_input_pixels)
-        query_words(spec.query)
-        outcome = run_requests(
-            build_funnel(cfg), [spec], max_input_pixels=cfg.funnel.max_input_pixels
-        )
-    except UserInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return USAGE_ERROR
-    if outcome.failed:
-        print(f"error: {outcome.failed[0].reason}", file=sys.stderr)
-        return USAGE_ERROR
-    notice = agent_notice(cfg)
-    _, page = write_outputs(
-        outcome, Path(cfg.paths.reports), name=report_name(args.room, args.query), notice=notice
+    outcome = search_requests(
+        cfg, RequestsFile(specs=[spec], bad_lines=[]), name=report_name(args.room, args.query)
     )
-    _, result = outcome.results[0]
-    if notice:
-        print(f"note: {notice}")
-    print(result_table_text(result))
-    print(f"\nreport: {page}")
-    return 0
+    if outcome.failed:
+        raise UserInputError(outcome.failed[0].reason)
+    if outcome.notice:
+        print(f"note: {outcome.notice}")
+    print(result_table_text(outcome.results[0][1]))
+    print(f"\nreport: {outcome.page}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(search(parse_args(list(sys.argv[1:] if argv is None else argv))))
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    run_cli(lambda: search(args))
+    sys.exit(0)
 
 
 if __name__ == "__main__":

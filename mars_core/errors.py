@@ -27,3 +27,7 @@ class EmptyQueryError(UserInputError):
 
 class IndexNotBuiltError(UserInputError, FileNotFoundError):
     """Searching before the index build flow has published an index."""
+
+
+class ConfigError(UserInputError):
+    """A Hydra override or config value that does not compose or validate."""

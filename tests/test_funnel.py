@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from mars_core.search.funnel import NOTHING_FITS, FunnelStep, SearchFunnel
+from mars_core.search.funnel import NO_PRODUCTS, NOTHING_FITS, FunnelStep, SearchFunnel
 from mars_core.search.types import Candidate, SearchRequest, StageOutput
 
 CATALOGUE = [
@@ -85,3 +85,31 @@ def test_first_stage_cannot_be_switched_off():
             final_k=3,
             min_fit_score=0.5,
         )
+
+
+class ClosingStage(FieldStage):
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_closing_the_funnel_closes_its_stages():
+    first = ClosingStage("bm25", "pop")
+    with SearchFunnel(
+        [FunnelStep(first, 3), FunnelStep(None, 2)], final_k=2, min_fit_score=0.5
+    ) as funnel:
+        funnel.search(request())
+    assert first.closed
+
+
+class EmptyLockedStage(FieldStage):
+    def rank(self, request, candidates, k):
+        return StageOutput([], notes={"category": "DESK", "locked": True})
+
+
+def test_a_locked_category_without_products_says_so():
+    result = SearchFunnel(
+        [FunnelStep(EmptyLockedStage("bm25", "pop"), 3)], final_k=3, min_fit_score=0.5
+    ).search(request())
+    assert result.results == [] and result.message == NO_PRODUCTS.format(category="DESK")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -90,22 +91,41 @@ def test_requests_from_csv_and_jsonl_resolve_rooms_beside_the_file(tmp_path):
     (tmp_path / "r.jsonl").write_text(
         json.dumps({"room": "a.png", "query": "rug", "room_id": "A"}) + "\n\n"
     )
-    csv_specs = read_requests(tmp_path / "r.csv")
-    assert [s.room for s in csv_specs] == [tmp_path / "rooms/a.png", tmp_path / "/abs/b.png"]
-    assert csv_specs[0].room_id == "a"
-    (spec,) = read_requests(tmp_path / "r.jsonl")
+    csv_file = read_requests(tmp_path / "r.csv")
+    assert [s.room for s in csv_file.specs] == [tmp_path / "rooms/a.png", Path("/abs/b.png")]
+    assert csv_file.specs[0].room_id == "a" and csv_file.bad_lines == []
+    (spec,) = read_requests(tmp_path / "r.jsonl").specs
     assert (spec.query, spec.room_id) == ("rug", "A")
+
+
+def test_bad_lines_are_named_and_the_good_ones_kept(tmp_path):
+    lines = [
+        '{"room": "a.png", "query": "bed"}',
+        "{not json}",
+        '["a.png", "bed"]',
+        '{"room": "a.png"}',
+    ]
+    (tmp_path / "r.jsonl").write_text("\n".join(lines))
+    parsed = read_requests(tmp_path / "r.jsonl")
+    assert [s.line for s in parsed.specs] == [0]
+    reasons = dict(parsed.bad_lines)
+    assert reasons[1].startswith("not JSON") and "not a JSON object" in reasons[2]
+    assert reasons[3] == "lacks query"
+    (tmp_path / "r.csv").write_text("room,query\na.png,\nb.png,lamp\n")
+    parsed = read_requests(tmp_path / "r.csv")
+    assert parsed.bad_lines == [(0, "lacks query")] and parsed.specs[0].query == "lamp"
 
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("r.txt", "", "must be a .csv or .jsonl"),
-        ("r.csv", "room,query\na.png,\n", "lacks query"),
-        ("r.jsonl", "{not json}\n", "r.jsonl:1: not a JSON object"),
+        ("r.txt", b"", "must be a .csv or .jsonl"),
+        ("r.csv", b"room,query\n\xff\xfe,bed\n", "not UTF-8"),
+        ("missing.jsonl", None, "no such requests file"),
     ],
 )
-def test_bad_requests_files_are_named(tmp_path, name, content, message):
-    (tmp_path / name).write_text(content)
+def test_unusable_requests_files_are_named(tmp_path, name, content, message):
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
     with pytest.raises(RequestsFileError, match=message):
         read_requests(tmp_path / name)

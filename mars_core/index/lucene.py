@@ -129,7 +129,8 @@ class LuceneIndex:
     def __init__(self, path: Path, *, k1: float, b: float) -> None:
         j = java()
         self.path = path
-        self.reader = j.DirectoryReader.open(j.FSDirectory.open(j.Paths.get(str(path / INDEX_DIR))))
+        self.directory = j.FSDirectory.open(j.Paths.get(str(path / INDEX_DIR)))
+        self.reader = j.DirectoryReader.open(self.directory)
         self.searcher = j.IndexSearcher(j.cast("org.apache.lucene.index.IndexReader", self.reader))
         self.searcher.setSimilarity(j.BM25Similarity(k1, b))
         self.products = pq.read_table(path / PRODUCTS_FILE)
@@ -184,3 +185,4 @@ class LuceneIndex:
 
     def close(self) -> None:
         self.reader.close()
+        self.directory.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from mars_core.errors import UserInputError
 from mars_core.search.funnel import SearchResult
 
 REQUEST_FORMATS = (".csv", ".jsonl")
@@ -46,28 +47,45 @@ class RequestSpec:
     room_id: str
 
 
-class RequestsFileError(ValueError):
-    """The requests file itself is unusable (not a single request in it can be trusted)."""
+@dataclass
+class RequestsFile:
+    """The usable requests of a file, and the lines that are not, with their reasons."""
+
+    specs: list[RequestSpec]
+    bad_lines: list[tuple[int, str]]  # (0-based line, reason)
 
 
-def read_requests(path: Path) -> list[RequestSpec]:
-    """Read `room,query[,room_id]` rows from a .csv (with header) or .jsonl file."""
+class RequestsFileError(UserInputError):
+    """The requests file itself is unusable: wrong format, missing, or not text."""
+
+
+def read_requests(path: Path) -> RequestsFile:
+    """Read `room,query[,room_id]` rows from a .csv (with header) or .jsonl file.
+
+    A bad line (not a JSON object, a field missing) is reported with its reason and the
+    other lines still run; only a file that cannot be read at all raises.
+    """
     if path.suffix not in REQUEST_FORMATS:
         raise RequestsFileError(
             f"{path}: requests must be a {' or '.join(REQUEST_FORMATS)} file with fields "
             "room, query (and optionally room_id)"
         )
-    if not path.is_file():
-        raise RequestsFileError(f"{path}: no such requests file")
-    rows = _read_rows(path)
-    specs = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise RequestsFileError(f"{path}: no such requests file") from e
+    except UnicodeDecodeError as e:
+        raise RequestsFileError(f"{path}: not UTF-8 text ({e.reason})") from e
+    rows = list(csv.DictReader(text.splitlines())) if path.suffix == ".csv" else _jsonl(text)
+    parsed = RequestsFile(specs=[], bad_lines=[])
     for line, row in enumerate(rows):
-        missing = [f for f in ("room", "query") if not str(row.get(f) or "").strip()]
-        if missing:
-            raise RequestsFileError(f"{path}: request {line} lacks {', '.join(missing)}")
+        problem = _row_problem(row)
+        if problem:
+            parsed.bad_lines.append((line, problem))
+            continue
         room = Path(row["room"])
         room = room if room.is_absolute() else path.parent / room
-        specs.append(
+        parsed.specs.append(
             RequestSpec(
                 line=line,
                 room=room,
@@ -75,22 +93,29 @@ def read_requests(path: Path) -> list[RequestSpec]:
                 room_id=str(row.get("room_id") or room.stem),
             )
         )
-    return specs
+    return parsed
 
 
-def _read_rows(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".csv":
-        return list(csv.DictReader(text.splitlines()))
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+def _jsonl(text: str) -> list[dict | str]:
+    """Rows of a JSONL file; a line that is not a JSON object becomes its error message."""
+    rows: list[dict | str] = []
+    for line in text.splitlines():
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise RequestsFileError(f"{path}:{number}: not a JSON object ({e.msg})") from e
+            rows.append(f"not JSON ({e.msg})")
+            continue
+        rows.append(row if isinstance(row, dict) else "not a JSON object with room and query")
     return rows
+
+
+def _row_problem(row: dict | str) -> str | None:
+    if isinstance(row, str):
+        return row
+    missing = [f for f in ("room", "query") if not str(row.get(f) or "").strip()]
+    return f"lacks {', '.join(missing)}" if missing else None
 
 
 def results_table(results: list[tuple[int, SearchResult]]) -> pa.Table:

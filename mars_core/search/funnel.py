@@ -9,6 +9,7 @@ from typing import Any
 from mars_core.search.types import Candidate, SearchRequest, Stage
 
 NOTHING_FITS = "Nothing in the catalogue fits this room; closest options:"
+NO_PRODUCTS = "The catalogue has no products of category {category}."
 
 
 @dataclass
@@ -33,6 +34,8 @@ class SearchResult:
     @property
     def message(self) -> str | None:
         """What to tell the user before the list, when the list is not a list of matches."""
+        if not self.results and self.notes.get("locked"):
+            return NO_PRODUCTS.format(category=self.notes.get("category"))
         return NOTHING_FITS if self.nothing_fits else None
 
 
@@ -49,6 +52,19 @@ class SearchFunnel:
         self.steps = steps
         self.final_k = final_k
         self.min_fit_score = min_fit_score
+
+    def __enter__(self) -> SearchFunnel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release what the stages hold open (Lucene readers and their directories)."""
+        for step in self.steps:
+            close = getattr(step.stage, "close", None)
+            if close is not None:
+                close()
 
     def search(self, request: SearchRequest) -> SearchResult:
         candidates: list[Candidate] | None = None

@@ -38,6 +38,7 @@ def _test_rooms(catalogue_dir: Path) -> set[str]:
     return {s["id"] for s in splits if s.get("kind") == "room" and s.get("split") == "test"}
 
 
-def write_requests(path: Path, requests: list[dict[str, str]]) -> Path:
-    """A JSONL requests file, as the inference flow reads it."""
+def demo_requests_file(catalogue_dir: Path, wanted: list[DemoRequest], path: Path) -> Path:
+    """The sampled requests as a JSONL file, as the inference flow reads it."""
+    requests = sample_requests(catalogue_dir, wanted)
     return atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in requests))

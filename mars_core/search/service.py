@@ -1,27 +1,35 @@
-"""Run a batch of (room photo, query) requests through a funnel and write what a person reads."""
+"""Run (room photo, query) requests through the funnel and write what a person reads.
+
+One code path for the `search` command line (one request) and the inference flow (a file).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
+from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
 from mars_core.io import atomic_write_parquet, atomic_write_text
 from mars_core.report import FailedRequest, render_report
-from mars_core.search.batch import RequestSpec, results_table
+from mars_core.search.batch import RequestsFile, RequestSpec, read_requests, results_table
+from mars_core.search.build import agent_notice, build_funnel
 from mars_core.search.funnel import SearchFunnel, SearchResult
 from mars_core.search.types import SearchRequest
 
 
 @dataclass
 class BatchOutcome:
-    """Results in request order, and the requests that could not run with their reasons."""
+    """Results in request order, the requests that could not run, and the files written."""
 
     results: list[tuple[int, SearchResult]]
     failed: list[FailedRequest]
+    table: Path | None = None
+    page: Path | None = None
+    notice: str | None = field(default=None)
 
 
 def run_requests(
@@ -41,15 +49,33 @@ def run_requests(
     return outcome
 
 
-def write_outputs(
-    outcome: BatchOutcome, out_dir: Path, *, name: str, notice: str | None
-) -> tuple[Path, Path]:
+def write_outputs(outcome: BatchOutcome, out_dir: Path, *, name: str) -> BatchOutcome:
     """`<name>.parquet` (one row per ranked product) and `<name>.html` (the page)."""
-    table = atomic_write_parquet(out_dir / f"{name}.parquet", results_table(outcome.results))
+    outcome.table = atomic_write_parquet(
+        out_dir / f"{name}.parquet", results_table(outcome.results)
+    )
     page = render_report(
         [result for _, result in outcome.results],
         title=f"MARS search results — {name}",
-        notice=notice,
+        notice=outcome.notice,
         failed=outcome.failed,
     )
-    return table, atomic_write_text(out_dir / f"{name}.html", page)
+    outcome.page = atomic_write_text(out_dir / f"{name}.html", page)
+    return outcome
+
+
+def search_requests(cfg: MarsConfig, requests: RequestsFile, *, name: str) -> BatchOutcome:
+    """Load the configured funnel once, search every request, write both outputs."""
+    with build_funnel(cfg) as funnel:
+        outcome = run_requests(funnel, requests.specs, max_input_pixels=cfg.funnel.max_input_pixels)
+    outcome.failed[:0] = [
+        FailedRequest(room=f"line {line}", query="", reason=reason)
+        for line, reason in requests.bad_lines
+    ]
+    outcome.notice = agent_notice(cfg)
+    return write_outputs(outcome, Path(cfg.paths.reports), name=name)
+
+
+def search_file(cfg: MarsConfig, path: Path, *, name: str) -> BatchOutcome:
+    """`search_requests` over a CSV/JSONL requests file."""
+    return search_requests(cfg, read_requests(path), name=name)
