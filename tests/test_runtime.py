@@ -59,3 +59,17 @@ print(hits[0].docid)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("p1")
+
+
+def test_importing_the_library_alone_keeps_the_hub_offline():
+    """No entry point, no setup_runtime(): `import mars_core...` is enough (the hub reads the
+    variable once, when it is first imported)."""
+    script = (
+        "import mars_core.search.build\n"
+        "from huggingface_hub import constants\n"
+        "print(constants.HF_HUB_OFFLINE)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_ENV}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "True"

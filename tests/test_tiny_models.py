@@ -138,3 +138,20 @@ def test_qlora_base_loads_in_nf4_with_vision_tower_and_head_full(cfg, model_cach
 @pytest.mark.gpu
 def test_qlora_base_loads_in_nf4_on_cuda(cfg, model_cache):
     _four_bit_forward(cfg, model_cache, "cuda")
+
+
+def test_a_build_that_loses_the_race_keeps_the_winners_folder(tmp_path):
+    from mars_core.models.cache import cached_build
+
+    target = tmp_path / "m"
+
+    def slow_build(out):
+        # While this build runs, another process completes the same folder.
+        target.mkdir()
+        (target / "weights").write_text("winner")
+        (target / COMPLETE_MARKER).write_text("ok\n")
+        (out / "weights").write_text("loser")
+
+    assert cached_build(target, slow_build) == target
+    assert (target / "weights").read_text() == "winner"
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]

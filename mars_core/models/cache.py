@@ -23,9 +23,12 @@ def cached_build(folder: Path, build: Callable[[Path], None]) -> Path:
     try:
         build(tmp)
         (tmp / COMPLETE_MARKER).write_text("ok\n")
-        if folder.exists():
-            shutil.rmtree(folder)
         tmp.rename(folder)
+    except OSError:
+        if not (folder / COMPLETE_MARKER).is_file():
+            raise
+        # Another process finished the same build first: keep its folder, drop ours.
+        shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
