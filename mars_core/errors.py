@@ -31,3 +31,7 @@ class IndexNotBuiltError(UserInputError, FileNotFoundError):
 
 class ConfigError(UserInputError):
     """A Hydra override or config value that does not compose or validate."""
+
+
+class ModelNotFoundError(UserInputError, FileNotFoundError):
+    """Model weights that are not on this machine (runs are offline: nothing is downloaded)."""

@@ -3,13 +3,13 @@
 Documents are written with Lucene's own `IndexWriter` (from the Anserini jar that ships with
 pyserini) rather than Anserini's JSON indexer, because the category must be a keyword
 (`StringField`): Anserini indexes extra JSON fields as analysed text, where "PATIO_TABLE"
-becomes the terms "outdoor" and "tabl" and a filter on TABLE would leak outdoor tables.
+becomes the terms "patio" and "tabl" and a filter on TABLE would leak patio tables.
 Analysis (English, Porter stemming, stop words) and query building are pyserini's, and the
 `id` / `contents` layout is Anserini's, so pyserini's `LuceneSearcher` reads the index too.
 
 A build folder holds the Lucene index and `products.parquet`, the catalogue rows in document
 order: search hands back rows by document number instead of fetching a stored field per hit
-across the JNI bridge (measured: 4-10x slower at 200 hits, bench/stage_latency.py).
+across the JNI bridge.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from mars_core.config import EmbedderConfig, VLMConfig
+from mars_core.errors import ModelNotFoundError, UserInputError
 from mars_core.models.cache import cached_build
 from mars_core.models.recipes import TinyClipRecipe, TinyVLMRecipe, recipe_hash
 from mars_core.models.tiny_clip import build_tiny_clip
@@ -53,7 +54,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda was asked for but CUDA is not available; use device=cpu")
+        raise UserInputError("device=cuda was asked for but CUDA is not available; use device=cpu")
     return torch.device(device)
 
 
@@ -103,9 +104,10 @@ def load_vlm(cfg: VLMConfig, cache_dir: Path | str) -> LoadedVLM:
             device_map={"": str(device)} if cfg.load_in_4bit else None,
         )
     except OSError as e:
-        raise FileNotFoundError(
-            f"cannot load model {source!r} offline: put the model folder on disk and set "
-            f"{cfg.name}.pretrained to it, or pre-fill the Hugging Face cache"
+        raise ModelNotFoundError(
+            f"cannot load model {source!r} offline: put the model folder on disk and point "
+            f"`pretrained` at it (e.g. student.pretrained=/models/{cfg.name}), or pre-fill the "
+            "Hugging Face cache"
         ) from e
     if not cfg.load_in_4bit:
         model.to(device)
@@ -135,7 +137,7 @@ def load_clip(cfg: EmbedderConfig, cache_dir: Path | str) -> LoadedClip:
             name, pretrained=pretrained, device=device, precision=_clip_precision(dtype)
         )
     except (RuntimeError, FileNotFoundError) as e:
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"cannot load open_clip model {name!r} (pretrained={pretrained!r}) offline: give a "
             "local weights file as embedder.pretrained or a local-dir: folder as embedder.model"
         ) from e
