@@ -221,3 +221,23 @@ def test_progress_bars_show_on_long_loops(ingested, capsys):
     err = capsys.readouterr().err
     for bar in ("images.csv", "listings_0.json.gz", "rooms"):
         assert bar in err
+
+
+def test_a_cut_images_csv_loses_its_tail_not_the_run(ingested):
+    data, _, _ = ingested
+    images_csv = os.path.join(data.raw_dir, "images/metadata/images.csv.gz")
+    rows = "image_id,height,width,path\n" + "".join(
+        f"PAD{i:08d},32,32,pa/{i}.jpg\n" for i in range(3000)
+    )
+    with open(images_csv, "wb") as handle:
+        handle.write(gzip.compress(rows.encode())[:-300])
+    report = ingest(data)
+    quarantine = pq.read_table(os.path.join(data.out_dir, QUARANTINE_FILE)).to_pylist()
+    lost = [
+        q
+        for q in quarantine
+        if q["source"] == "images/metadata/images.csv.gz" and q["reason"] == "shard_unreadable"
+    ]
+    assert len(lost) == 1 and "are lost" in lost[0]["detail"]
+    # Every listing's image is now unknown: each is quarantined by name, none crashes the run.
+    assert report.products == 0 and report.quarantined["image_not_indexed"] >= 3

@@ -81,29 +81,45 @@ class ImageRecord:
 
 
 def read_image_index(path: Path, quarantine: Quarantine) -> dict[str, ImageRecord]:
-    """image_id -> its row; rows without an id, a path or integer sizes are quarantined."""
+    """image_id -> its row; rows without an id, a path or integer sizes are quarantined.
+
+    A broken gzip or CSV stream ends the file like a broken listing shard: what follows is
+    recorded once as lost, and the listings whose images were there are quarantined later
+    as not indexed, each with its own reason.
+    """
     source = str(IMAGES_CSV)
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != IMAGES_CSV_COLUMNS:
-            raise NotAboLayoutError(
-                f"{path} has columns {reader.fieldnames}; ABO's images.csv.gz has "
-                f"{','.join(IMAGES_CSV_COLUMNS)}"
-            )
-        index: dict[str, ImageRecord] = {}
-        for line, row in enumerate(tqdm(reader, desc="images.csv", unit=" rows"), start=2):
-            try:
-                record = ImageRecord(
-                    row["image_id"].strip(), int(row["height"]), int(row["width"]), row["path"]
+    index: dict[str, ImageRecord] = {}
+    line = 1
+    try:
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            if tuple(reader.fieldnames or ()) != IMAGES_CSV_COLUMNS:
+                raise NotAboLayoutError(
+                    f"{path} has columns {reader.fieldnames}; ABO's images.csv.gz has "
+                    f"{','.join(IMAGES_CSV_COLUMNS)}"
                 )
-            except (TypeError, ValueError, AttributeError) as error:
-                quarantine.add(source, Reason.BAD_IMAGE_ROW, line=line, detail=str(error))
-                continue
-            if not record.image_id or not record.path:
-                quarantine.add(source, Reason.BAD_IMAGE_ROW, line=line, detail="empty id or path")
-                continue
-            index[record.image_id] = record
+            for line, row in enumerate(tqdm(reader, desc="images.csv", unit=" rows"), start=2):
+                record = _image_record(row, source, line, quarantine)
+                if record is not None:
+                    index[record.image_id] = record
+    except (OSError, EOFError, zlib.error, csv.Error, UnicodeDecodeError) as error:
+        detail = f"{type(error).__name__}: {error}; rows after {line} are lost"
+        quarantine.add(source, Reason.SHARD_UNREADABLE, line=line + 1, detail=detail)
     return index
+
+
+def _image_record(row: dict, source: str, line: int, quarantine: Quarantine) -> ImageRecord | None:
+    try:
+        record = ImageRecord(
+            row["image_id"].strip(), int(row["height"]), int(row["width"]), row["path"]
+        )
+    except (TypeError, ValueError, AttributeError) as error:
+        quarantine.add(source, Reason.BAD_IMAGE_ROW, line=line, detail=str(error))
+        return None
+    if not record.image_id or not record.path:
+        quarantine.add(source, Reason.BAD_IMAGE_ROW, line=line, detail="empty id or path")
+        return None
+    return record
 
 
 def shard_source(shard: Path) -> str:
