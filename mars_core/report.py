@@ -89,13 +89,17 @@ def render_result(result: SearchResult) -> str:
     timings = ", ".join(f"{name} {secs * 1000:.0f} ms" for name, secs in result.timings.items())
     header = "".join(f"<th>{escape(s)}</th>" for s in stage_names)
     nofit = f'<p class="nofit">{escape(result.message)}</p>' if result.message else ""
+    skipped = "".join(
+        f'<p class="error">left out {escape(s["key"])}: {escape(s["detail"])}</p>'
+        for s in result.notes.get("skipped", [])
+    )
     room = result.request
     return f"""
 <h2>“{escape(room.query)}” for room {escape(room.room_id)}</h2>
 <div class="room"><img src="{image_data_uri(room.room)}" alt="room photo"></div>
 <p class="meta">{_lock_line(result)} · stages: {escape(" → ".join(stage_names))} ·
 {escape(timings)}</p>
-{nofit}
+{nofit}{skipped}
 <table><tr><th>#</th><th></th><th>product</th>{header}<th>rationale</th></tr>
 {_result_rows(result, stage_names)}
 </table>"""

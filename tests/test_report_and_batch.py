@@ -39,7 +39,17 @@ def result(tmp_path) -> SearchResult:
         results=products,
         stages_run=["bm25", "siglip", "agent"],
         timings={"bm25": 0.002, "siglip": 0.01, "agent": 0.2},
-        notes={"category": "BED", "locked": True},
+        notes={
+            "category": "BED",
+            "locked": True,
+            "skipped": [
+                {
+                    "key": "B0GONE@amazon.com",
+                    "reason": "BadImageError",
+                    "detail": "no file at gone.jpg",
+                }
+            ],
+        },
         nothing_fits=True,
     )
 
@@ -74,6 +84,7 @@ def test_report_shows_room_products_scores_rationales_and_failures(result):
     assert "indoor furniture in an outdoor setting" in text
     assert NOTHING_FITS in text and "untrained" in text and "not an image" in text
     assert "BED" in text and "0.300" in text and "2.500" in text
+    assert "left out B0GONE@amazon.com: no file at gone.jpg" in text
 
 
 def test_results_table_has_a_row_per_ranked_product(result, tmp_path):

@@ -43,8 +43,6 @@ class VisualStage:
                 f"the vector index holds {index.dim}-d vectors but embedder {embedder.name} "
                 f"gives {embedder.dim}-d: search with the embedder the index was built with"
             )
-        if not 0.0 <= text_weight <= 1.0:
-            raise ValueError(f"text_weight must lie in [0, 1], got {text_weight}")
         self.index = index
         self.embedder = embedder
         self.text_weight = text_weight
