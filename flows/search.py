@@ -68,7 +68,11 @@ def search(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     notice = agent_notice(cfg)
     _, page = write_outputs(
-        outcome, Path(cfg.paths.reports), name=report_name(args.room, args.query), notice=notice
+        outcome,
+        Path(cfg.paths.reports),
+        name=report_name(args.room, args.query),
+        notice=notice,
+        max_input_pixels=cfg.funnel.max_input_pixels,
     )
     _, result = outcome.results[0]
     if notice:

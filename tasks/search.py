@@ -27,7 +27,11 @@ def search_batch(cfg: MarsConfig, requests: str, name: str) -> dict:
     funnel = build_funnel(cfg)
     outcome = run_requests(funnel, specs, max_input_pixels=cfg.funnel.max_input_pixels)
     table, page = write_outputs(
-        outcome, Path(cfg.paths.reports), name=name, notice=agent_notice(cfg)
+        outcome,
+        Path(cfg.paths.reports),
+        name=name,
+        notice=agent_notice(cfg),
+        max_input_pixels=cfg.funnel.max_input_pixels,
     )
     return {
         "results": str(table),

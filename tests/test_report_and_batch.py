@@ -62,6 +62,7 @@ def test_report_shows_room_products_scores_rationales_and_failures(result):
         [result],
         notice="The agent is untrained: its scores are noise.",
         failed=[FailedRequest(room="x.txt", query="lamp", reason="not an image")],
+        max_pixels=10**6,
     )
     parsed = _Collector()
     parsed.feed(page)

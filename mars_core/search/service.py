@@ -42,7 +42,7 @@ def run_requests(
 
 
 def write_outputs(
-    outcome: BatchOutcome, out_dir: Path, *, name: str, notice: str | None
+    outcome: BatchOutcome, out_dir: Path, *, name: str, notice: str | None, max_input_pixels: int
 ) -> tuple[Path, Path]:
     """`<name>.parquet` (one row per ranked product) and `<name>.html` (the page)."""
     table = atomic_write_parquet(out_dir / f"{name}.parquet", results_table(outcome.results))
@@ -51,5 +51,6 @@ def write_outputs(
         title=f"MARS search results — {name}",
         notice=notice,
         failed=outcome.failed,
+        max_pixels=max_input_pixels,
     )
     return table, atomic_write_text(out_dir / f"{name}.html", page)
