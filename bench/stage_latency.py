@@ -50,7 +50,10 @@ class RandomVectors:
         self.dim = dim
         self.model_id = f"random-unit-{dim}"
 
-    def iter_images(self, images: Sequence, *, progress: bool = True) -> Iterator[np.ndarray]:
+    def iter_images(
+        self, images: Sequence, *, progress: bool = True, on_bad: object = None
+    ) -> Iterator[np.ndarray]:
+        """Never reads an image, so none is ever bad (`on_bad` is not called)."""
         for start in range(0, len(images), 4096):
             batch = images[start : start + 4096]
             seed = int(hashlib.sha256(str(batch[0]).encode()).hexdigest()[:8], 16)

@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nindex {'published' if report['published'] else 'unchanged'}: {counts}")
     print(f"  embedded {report['embedded']} images, refreshed {report['refreshed']} rows")
     print(f"  {report['rows']} products in {len(report['categories'])} categories")
+    if report["skipped"]:
+        print(f"  skipped {len(report['skipped'])} products whose image could not be loaded:")
+        for entry in report["skipped"]:
+            print(f"    {entry['key']}: {entry['reason']}")
     print(f"  lucene {report['lucene']} ({report['lucene_bytes']} bytes)")
     print(f"  lance version {report['lance_version']} ({report['lance_bytes']} bytes)")
     if report["unlockable_categories"]:

@@ -8,7 +8,7 @@ not depend on which other texts share its batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -18,13 +18,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from mars_core.config import EmbedderConfig
+from mars_core.errors import UserInputError
+from mars_core.images import load_image
 from mars_core.models.loading import LOCAL_DIR, LoadedClip, load_clip
 
 ImageInput = str | Path | Image.Image
-
-
-class ImageDecodeError(ValueError):
-    """An image file that cannot be read; the message names the file."""
+# Told (position in the input, error) for each image that cannot be loaded.
+OnBadImage = Callable[[int, UserInputError], None]
 
 
 class ImageEmbedder(Protocol):
@@ -35,22 +35,20 @@ class ImageEmbedder(Protocol):
     dim: int
 
     def iter_images(
-        self, images: Sequence[ImageInput], *, progress: bool = True
+        self,
+        images: Sequence[ImageInput],
+        *,
+        progress: bool = True,
+        on_bad: OnBadImage | None = None,
     ) -> Iterator[np.ndarray]: ...
 
 
-def open_image(image: ImageInput) -> Image.Image:
-    """An RGB image, decoded now so a broken file fails here, naming itself."""
+def open_image(image: ImageInput, max_pixels: int) -> Image.Image:
+    """An upright RGB image, through the shared loader, so the embedder sees what the agent
+    sees; a bad file raises `BadImageError` / `ImageTooLargeError` naming itself."""
     if isinstance(image, Image.Image):
         return image.convert("RGB")
-    try:
-        with Image.open(image) as img:
-            return img.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageDecodeError(
-            f"cannot decode image {image}: {e}; accepted: image files Pillow reads "
-            "(JPEG, PNG, WebP, ...)"
-        ) from e
+    return load_image(image, max_pixels)
 
 
 def model_id(source: str, cfg: EmbedderConfig) -> str:
@@ -73,11 +71,20 @@ def l2_normalise(vectors: torch.Tensor) -> np.ndarray:
 class Embedder:
     """An open_clip model that embeds images and texts in batches."""
 
-    def __init__(self, loaded: LoadedClip, *, name: str, model_id: str, batch_size: int) -> None:
+    def __init__(
+        self,
+        loaded: LoadedClip,
+        *,
+        name: str,
+        model_id: str,
+        batch_size: int,
+        max_image_pixels: int,
+    ) -> None:
         self.loaded = loaded
         self.name = name
         self.model_id = model_id
         self.batch_size = batch_size
+        self.max_image_pixels = max_image_pixels
         self.context_length = int(loaded.model.context_length)
         self.dim = int(self._encode_texts([""]).shape[1])
 
@@ -86,7 +93,11 @@ class Embedder:
         """Load the configured model (the tiny one is built into `cache_dir` first)."""
         loaded = load_clip(cfg, Path(cache_dir))
         return cls(
-            loaded, name=cfg.name, model_id=model_id(loaded.name, cfg), batch_size=cfg.batch_size
+            loaded,
+            name=cfg.name,
+            model_id=model_id(loaded.name, cfg),
+            batch_size=cfg.batch_size,
+            max_image_pixels=cfg.max_image_pixels,
         )
 
     @property
@@ -94,18 +105,41 @@ class Embedder:
         return self.loaded.dtype
 
     def iter_images(
-        self, images: Sequence[ImageInput], *, progress: bool = True
+        self,
+        images: Sequence[ImageInput],
+        *,
+        progress: bool = True,
+        on_bad: OnBadImage | None = None,
     ) -> Iterator[np.ndarray]:
-        """One (batch, dim) array per batch, in input order; a broken image raises, named."""
+        """One (batch, dim) array per batch, in input order; a broken image raises, named.
+
+        With `on_bad`, a broken image is reported to it instead and has no row: a batch's
+        array then holds only its loadable images (and a batch without any yields nothing).
+        """
         model = self.loaded.model
         bar = tqdm(total=len(images), desc=f"embed images ({self.name})", disable=not progress)
         with bar, torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
                 batch = images[start : start + self.batch_size]
-                pixels = torch.stack([self.loaded.preprocess(open_image(im)) for im in batch])
-                pixels = pixels.to(self.loaded.device, self.loaded.dtype)
-                yield l2_normalise(model.encode_image(pixels))
+                pixels = self._preprocess(batch, start, on_bad)
                 bar.update(len(batch))
+                if pixels:
+                    stacked = torch.stack(pixels).to(self.loaded.device, self.loaded.dtype)
+                    yield l2_normalise(model.encode_image(stacked))
+
+    def _preprocess(
+        self, batch: Sequence[ImageInput], start: int, on_bad: OnBadImage | None
+    ) -> list[torch.Tensor]:
+        """Model inputs of the batch's loadable images (all of them, or raise, without on_bad)."""
+        pixels = []
+        for position, image in enumerate(batch, start=start):
+            try:
+                pixels.append(self.loaded.preprocess(open_image(image, self.max_image_pixels)))
+            except UserInputError as error:
+                if on_bad is None:
+                    raise
+                on_bad(position, error)
+        return pixels
 
     def embed_images(self, images: Sequence[ImageInput], *, progress: bool = True) -> np.ndarray:
         """(n, dim) unit vectors of images given as paths or PIL images."""

@@ -3,18 +3,27 @@
 The pixel limit is checked on the header, before any pixel is decoded, so a decompression bomb
 (a small file that decodes to gigapixels) is refused without allocating it. PIL's own bomb
 guard (`Image.MAX_IMAGE_PIXELS`) is kept as a second line: its warning is turned into an error.
+Every caller (ingest's check, the embedder, the agent, search requests, the HTML report) goes
+through here, so an image accepted by one stage is accepted, and seen upright, by all of them.
 """
 
 from __future__ import annotations
 
+import io
+import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mars_core.errors import BadImageError, ImageTooLargeError
+from mars_core.errors import BadImageError, ImageTooLargeError, UserInputError
 
 ACCEPTED = "a photo file PIL can read (JPEG, PNG, WebP, ...)"
+# PIL names an in-memory buffer (with its address) in some messages: drop it, so the same bad
+# file gives the same message (and quarantine row) on every run.
+OBJECT_REPR = re.compile(r"\s*<[^>]* at 0x[0-9a-f]+>")
 
 
 def load_image(path: str | Path, max_pixels: int) -> Image.Image:
@@ -26,13 +35,40 @@ def load_image(path: str | Path, max_pixels: int) -> Image.Image:
     path = Path(path)
     if not path.is_file():
         raise BadImageError(f"image {str(path)!r} does not exist or is not a file; give {ACCEPTED}")
+    with opened(path, max_pixels) as image:
+        image.load()
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def verify_image(
+    path: str | Path, max_pixels: int, *, data: bytes | None = None, draft_px: int | None = None
+) -> tuple[int, int]:
+    """Check that an image decodes completely within the limit, keeping nothing; its header size.
+
+    `data` is the file's bytes when the caller already read them (ingest hashes them too).
+    `draft_px` lets formats that can (JPEG DCT scaling) decode at about that size: every byte
+    is still read, so truncation is caught, at a fraction of a full decode's cost.
+    """
+    with opened(Path(path), max_pixels, data=data) as image:
+        size = image.size
+        if draft_px:
+            image.draft("RGB", (draft_px, draft_px))
+        image.load()
+        return size
+
+
+@contextmanager
+def opened(path: Path, max_pixels: int, *, data: bytes | None = None) -> Iterator[Image.Image]:
+    """The image, opened lazily after its header passed the pixel limit; decoding errors raised
+    inside the block become `BadImageError` / `ImageTooLargeError` naming `path`."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data) if data is not None else path) as image:
                 check_pixels(path, image.size, max_pixels)
-                image.load()
-                return ImageOps.exif_transpose(image).convert("RGB")
+                yield image
+        except UserInputError:
+            raise  # already ours (the header check): not a decoding failure
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
             raise ImageTooLargeError(
@@ -41,9 +77,10 @@ def load_image(path: str | Path, max_pixels: int) -> Image.Image:
             ) from e
         except UnidentifiedImageError as e:
             raise BadImageError(f"{str(path)!r} is not an image; give {ACCEPTED}") from e
-        except OSError as e:
+        except (OSError, SyntaxError, ValueError) as e:
+            reason = OBJECT_REPR.sub("", f"{type(e).__name__}: {e}")
             raise BadImageError(
-                f"image {str(path)!r} cannot be decoded ({e}); give a complete, uncorrupted "
+                f"image {str(path)!r} cannot be decoded ({reason}); give a complete, uncorrupted "
                 f"photo: {ACCEPTED}"
             ) from e
 

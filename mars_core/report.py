@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from mars_core.errors import UserInputError
+from mars_core.images import load_image
 from mars_core.search.funnel import SearchResult
 
 THUMBNAIL_PX = 224
@@ -39,16 +41,18 @@ class FailedRequest:
     reason: str
 
 
-def image_data_uri(path_or_image: str | Path | Image.Image, size: int = THUMBNAIL_PX) -> str:
-    """A JPEG thumbnail as a data: URI; an unreadable file gives an empty URI, not a crash."""
-    try:
-        image = (
-            path_or_image if isinstance(path_or_image, Image.Image) else Image.open(path_or_image)
-        )
-        image = image.convert("RGB")
-        image.thumbnail((size, size))
-    except OSError:
-        return ""
+def image_data_uri(
+    path_or_image: str | Path | Image.Image, max_pixels: int, size: int = THUMBNAIL_PX
+) -> str:
+    """A JPEG thumbnail as a data: URI; a bad or oversized file gives an empty URI, not a crash."""
+    if isinstance(path_or_image, Image.Image):
+        image = path_or_image.convert("RGB")
+    else:
+        try:
+            image = load_image(path_or_image, max_pixels)
+        except UserInputError:
+            return ""
+    image.thumbnail((size, size))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -65,7 +69,7 @@ def _lock_line(result: SearchResult) -> str:
     return "<b>unlocked</b>: no known category in the query, all categories searched"
 
 
-def _result_rows(result: SearchResult, stage_names: list[str]) -> str:
+def _result_rows(result: SearchResult, stage_names: list[str], max_pixels: int) -> str:
     rows = []
     for rank, candidate in enumerate(result.results, start=1):
         product = candidate.product
@@ -74,7 +78,7 @@ def _result_rows(result: SearchResult, stage_names: list[str]) -> str:
         )
         rows.append(
             f"<tr><td>{rank}</td>"
-            f'<td><img src="{image_data_uri(product["image_path"])}" alt=""></td>'
+            f'<td><img src="{image_data_uri(product["image_path"], max_pixels)}" alt=""></td>'
             f"<td><b>{escape(str(product.get('name', '')))}</b><br>"
             f'<span class="meta">{escape(str(product.get("category", "")))} · '
             f"{escape(candidate.key)}</span></td>{scores}"
@@ -83,8 +87,9 @@ def _result_rows(result: SearchResult, stage_names: list[str]) -> str:
     return "\n".join(rows)
 
 
-def render_result(result: SearchResult) -> str:
-    """One request: the room photo, then the ranked products with scores and rationales."""
+def render_result(result: SearchResult, *, max_pixels: int) -> str:
+    """One request: the room photo, then the ranked products with scores and rationales;
+    images over `max_pixels` (funnel.max_input_pixels) or unreadable are left blank."""
     stage_names = result.stages_run
     timings = ", ".join(f"{name} {secs * 1000:.0f} ms" for name, secs in result.timings.items())
     header = "".join(f"<th>{escape(s)}</th>" for s in stage_names)
@@ -96,12 +101,12 @@ def render_result(result: SearchResult) -> str:
     room = result.request
     return f"""
 <h2>“{escape(room.query)}” for room {escape(room.room_id)}</h2>
-<div class="room"><img src="{image_data_uri(room.room)}" alt="room photo"></div>
+<div class="room"><img src="{image_data_uri(room.room, max_pixels)}" alt="room photo"></div>
 <p class="meta">{_lock_line(result)} · stages: {escape(" → ".join(stage_names))} ·
 {escape(timings)}</p>
 {nofit}{skipped}
 <table><tr><th>#</th><th></th><th>product</th>{header}<th>rationale</th></tr>
-{_result_rows(result, stage_names)}
+{_result_rows(result, stage_names, max_pixels)}
 </table>"""
 
 
@@ -111,6 +116,7 @@ def render_report(
     title: str = "MARS search results",
     notice: str | None = None,
     failed: list[FailedRequest] | None = None,
+    max_pixels: int,
 ) -> str:
     """The whole page: an optional notice, every result, then the requests that failed."""
     notice_html = f'<p class="notice">{escape(notice)}</p>' if notice else ""
@@ -120,7 +126,7 @@ def render_report(
     )
     if failed_html:
         failed_html = f"<h2>Requests that could not run</h2>{failed_html}"
-    body = "\n".join(render_result(r) for r in results)
+    body = "\n".join(render_result(r, max_pixels=max_pixels) for r in results)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{STYLE}</style></head>

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from mars_core.errors import BadImageError, ImageTooLargeError, UserInputError
-from mars_core.images import load_image
+from mars_core.images import load_image, verify_image
 
 
 def _png(path: Path, size: tuple[int, int], mode: str = "RGBA") -> Path:
@@ -90,3 +90,14 @@ def test_decompression_bombs_are_refused_from_the_header(tmp_path, width, height
     assert path.stat().st_size < 1_000  # tiny file, gigapixel promise
     message = _one_line_error(ImageTooLargeError, path, max_pixels)
     assert "pixels" in message
+
+
+def test_verify_checks_the_whole_file_and_returns_the_header_size(tmp_path):
+    path = tmp_path / "photo.jpg"
+    Image.effect_noise((200, 100), 50).convert("RGB").save(path, quality=95)
+    assert verify_image(path, 1_000_000, data=path.read_bytes(), draft_px=64) == (200, 100)
+    path.write_bytes(path.read_bytes()[:600])
+    with pytest.raises(BadImageError, match="cannot be decoded"):
+        verify_image(path, 1_000_000, data=path.read_bytes(), draft_px=64)
+    with pytest.raises(ImageTooLargeError, match="20,000 pixels"):
+        verify_image(_png(tmp_path / "big.png", (200, 100)), 10_000)

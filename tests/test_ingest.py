@@ -31,6 +31,7 @@ from mars_core.catalogue.schema import (
 )
 
 SHARD = "listings/metadata/listings_0.json.gz"
+MAX_IMAGE_PIXELS = 10_000  # data.max_image_pixels here: above the test images, below the huge ones
 
 
 def make_tree(root):
@@ -57,6 +58,8 @@ def make_tree(root):
     tree.image("BROKEN00001", data=jpeg_bytes()[:60])
     lines["image_undecodable"] = tree.add(listing("B0BROKENIM", "BROKEN00001"))
     tree.image_rows.append(["BADROW00001", "tall", "32", "ba/badrow.jpg"])
+    tree.image("HUGEIMG0001", data=jpeg_bytes(px=120))  # over MAX_IMAGE_PIXELS
+    lines["image_too_large"] = tree.add(listing("B0HUGEIMG1", "HUGEIMG0001"))
     tree.write()
     # A shard whose gzip stream is cut short inside its second line.
     good = listing("B0CHAIR001", tree.image("CHAIRIMG001"), product_type=[{"value": "CHAIR"}])
@@ -75,6 +78,7 @@ def make_rooms(root):
     (rooms / "Garage").mkdir()
     Image.new("RGB", (48, 40)).save(rooms / "Garage" / "car.jpg")
     (rooms / "Bedroom" / "Thumbs.db").write_bytes(b"\x00\x01junk")
+    Image.new("RGB", (120, 100)).save(rooms / "Bedroom" / "huge.jpg")  # over MAX_IMAGE_PIXELS
     (rooms / "README.txt").write_text("loose file beside the class folders")
     return rooms
 
@@ -105,6 +109,7 @@ def ingested(tmp_path, cfg):
         rooms_dir=str(rooms),
         truth_file=str(truth),
         out_dir=str(tmp_path / "out"),
+        max_image_pixels=MAX_IMAGE_PIXELS,
     )
     return data, ingest(data), lines
 
@@ -126,6 +131,8 @@ def test_every_reason_code_is_exercised_with_source_and_line(ingested):
     rooms = {row["record_id"]: row["reason"] for row in rows if row["source"] != SHARD}
     assert rooms["Garage/car.jpg"] == rooms["README.txt"] == "unknown_room_class"
     assert rooms["Bedroom/Thumbs.db"] == "room_undecodable"
+    assert rooms["Bedroom/huge.jpg"] == "room_too_large"
+    assert "14,400 pixels" in by_reason["image_too_large"]["detail"]
     assert rooms["B0GHOST001@amazon.com"] == rooms["Attic/ghost.jpg"] == "truth_orphan"
     assert report.quarantined == {
         reason: sum(row["reason"] == reason for row in rows) for reason in report.quarantined

@@ -73,6 +73,7 @@ def test_report_shows_room_products_scores_rationales_and_failures(result):
         [result],
         notice="The agent is untrained: its scores are noise.",
         failed=[FailedRequest(room="x.txt", query="lamp", reason="not an image")],
+        max_pixels=10**6,
     )
     parsed = _Collector()
     parsed.feed(page)
@@ -140,3 +141,15 @@ def test_unusable_requests_files_are_named(tmp_path, name, content, message):
         (tmp_path / name).write_bytes(content)
     with pytest.raises(RequestsFileError, match=message):
         read_requests(tmp_path / name)
+
+
+def test_a_bad_or_oversized_product_image_leaves_a_blank_thumbnail(result, tmp_path):
+    """An unreadable file, or one over the pixel limit (a bomb), must not break the page."""
+    Path(result.results[0].product["image_path"]).write_bytes(b"not an image")
+    page = render_report([result], max_pixels=32 * 32)
+    parsed = _Collector()
+    parsed.feed(page)
+    room, broken, fine = parsed.images
+    assert room.startswith("data:image/jpeg") and fine.startswith("data:image/jpeg")
+    assert broken == ""
+    assert render_report([result], max_pixels=100).count('src=""') == 2

@@ -26,7 +26,13 @@ from mars_core.catalogue.abo import (
     read_shard,
     shard_source,
 )
-from mars_core.catalogue.images import ImageFile, ImageMissing, ImageUndecodable, inspect_image
+from mars_core.catalogue.images import (
+    ImageFile,
+    ImageMissing,
+    ImageOverLimit,
+    ImageUndecodable,
+    inspect_image,
+)
 from mars_core.catalogue.listing import Listing, clean_text, parse_listing, record_key
 from mars_core.catalogue.quarantine import Quarantine, Reason, Rejected
 from mars_core.catalogue.rooms import scan_rooms
@@ -103,7 +109,7 @@ def content_hash(row: dict, image_sha256: str) -> str:
 
 
 def resolve_image(
-    image_id: str, images: dict[str, ImageRecord], layout: AboLayout
+    image_id: str, images: dict[str, ImageRecord], layout: AboLayout, max_pixels: int
 ) -> tuple[Path, ImageFile]:
     """The main image's file and its check, or Rejected with the image reason."""
     record = images.get(image_id)
@@ -114,11 +120,13 @@ def resolve_image(
         raise Rejected(Reason.IMAGE_FILE_MISSING, f"{record.path} points outside images/small")
     path = layout.images_dir / relative
     try:
-        return path, inspect_image(path)
+        return path, inspect_image(path, max_pixels)
     except ImageMissing as error:
         raise Rejected(Reason.IMAGE_FILE_MISSING, str(error)) from error
     except ImageUndecodable as error:
         raise Rejected(Reason.IMAGE_UNDECODABLE, str(error)) from error
+    except ImageOverLimit as error:
+        raise Rejected(Reason.IMAGE_TOO_LARGE, str(error)) from error
 
 
 def catalogue_row(listing: Listing, path: Path, image: ImageFile, source: str, limit: int) -> dict:
@@ -165,7 +173,9 @@ def build_catalogue(layout: AboLayout, data: DataConfig, quarantine: Quarantine)
                 if key in rows:
                     raise Rejected(Reason.DUPLICATE_KEY, f"first seen at {rows[key]['source']}")
                 listing = parse_listing(record, data)
-                path, image = resolve_image(listing.main_image_id, images, layout)
+                path, image = resolve_image(
+                    listing.main_image_id, images, layout, data.max_image_pixels
+                )
             except Rejected as rejected:
                 quarantine.reject(source, rejected, line=line, record_id=key)
                 continue
@@ -180,7 +190,9 @@ def build_rooms(data: DataConfig, quarantine: Quarantine) -> pa.Table:
     if not data.rooms_dir:
         log.warning("data.rooms_dir is empty: no room photos are ingested")
         return ROOMS_SCHEMA.empty_table()
-    return scan_rooms(Path(data.rooms_dir), data.room_class_map, quarantine)
+    return scan_rooms(
+        Path(data.rooms_dir), data.room_class_map, quarantine, max_pixels=data.max_image_pixels
+    )
 
 
 def load_ground_truth(

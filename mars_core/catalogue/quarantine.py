@@ -35,11 +35,13 @@ class Reason(StrEnum):
     IMAGE_NOT_INDEXED = "image_not_indexed"  # main_image_id missing from images.csv.gz
     IMAGE_FILE_MISSING = "image_file_missing"  # listed in images.csv.gz, no file on disk
     IMAGE_UNDECODABLE = "image_undecodable"  # the file is not a readable image
+    IMAGE_TOO_LARGE = "image_too_large"  # over data.max_image_pixels, or a decompression bomb
     # images/metadata/images.csv.gz
     BAD_IMAGE_ROW = "bad_image_row"  # a row without id, path or integer width/height
     # room photos
     UNKNOWN_ROOM_CLASS = "unknown_room_class"  # class folder not in data.room_class_map
     ROOM_UNDECODABLE = "room_undecodable"  # the file is not a readable image
+    ROOM_TOO_LARGE = "room_too_large"  # over data.max_image_pixels, or a decompression bomb
     # ground truth of the generated world
     TRUTH_ORPHAN = "truth_orphan"  # names a product or room that is not in the tables
 

@@ -2,7 +2,8 @@
 Dinning/, Kitchen/, Livingroom/, plus any extra classes such as the generated Pool/, Patio/).
 
 Class folders map to room types through `data.room_class_map`. Files in unmapped folders and
-files that do not decode are quarantined; loose files beside the class folders too.
+files that do not decode (or are over `data.max_image_pixels`) are quarantined; loose files
+beside the class folders too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from pathlib import Path
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from mars_core.catalogue.images import ImageMissing, ImageUndecodable, inspect_image
+from mars_core.catalogue.images import (
+    ImageMissing,
+    ImageOverLimit,
+    ImageUndecodable,
+    inspect_image,
+)
 from mars_core.catalogue.quarantine import Quarantine, Reason
 from mars_core.catalogue.schema import ROOMS_SCHEMA
 
@@ -27,7 +33,9 @@ def room_files(root: Path) -> list[Path]:
     return sorted(path for path in root.rglob("*") if path.is_file())
 
 
-def scan_rooms(root: Path, class_map: dict[str, str], quarantine: Quarantine) -> pa.Table:
+def scan_rooms(
+    root: Path, class_map: dict[str, str], quarantine: Quarantine, *, max_pixels: int
+) -> pa.Table:
     """The rooms table of a class-folder photo set; what cannot be used is quarantined."""
     root = Path(root).resolve()
     if not root.is_dir():
@@ -46,11 +54,11 @@ def scan_rooms(root: Path, class_map: dict[str, str], quarantine: Quarantine) ->
             )
             continue
         try:
-            image = inspect_image(path)
-        except (ImageMissing, ImageUndecodable) as error:
-            quarantine.add(
-                source, Reason.ROOM_UNDECODABLE, record_id=str(relative), detail=str(error)
-            )
+            image = inspect_image(path, max_pixels)
+        except (ImageMissing, ImageUndecodable, ImageOverLimit) as error:
+            too_large = isinstance(error, ImageOverLimit)
+            reason = Reason.ROOM_TOO_LARGE if too_large else Reason.ROOM_UNDECODABLE
+            quarantine.add(source, reason, record_id=str(relative), detail=str(error))
             continue
         folder = relative.parts[0]
         rows.append(

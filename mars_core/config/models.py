@@ -31,13 +31,16 @@ class EmbedderConfig:
     batch_size: int = knob(32, "images or texts per forward pass")
     device: str = knob("auto", "auto, cpu or cuda")
     dtype: str = knob("float32", "float32, bfloat16 (CPU too, where supported) or float16")
+    max_image_pixels: int = knob(
+        50_000_000, "images above this many pixels are refused before decoding (bomb guard)"
+    )
 
     def __post_init__(self) -> None:
         _check_dtype_device(self.dtype, self.device)
         if not self.model and self.tiny is None:
             raise ValueError("embedder needs `model` (an open_clip name or local-dir:) or `tiny`")
-        if self.batch_size < 1:
-            raise ValueError("embedder.batch_size must be >= 1")
+        if self.batch_size < 1 or self.max_image_pixels < 1:
+            raise ValueError("embedder.batch_size and max_image_pixels must be >= 1")
 
 
 @dataclass

@@ -76,6 +76,9 @@ class DataConfig:
     max_bullets: int = knob(10, "bullet points per product that go into search_text")
     max_search_chars: int = knob(4000, "search_text (what BM25 indexes) is cut to this length")
     test_fraction: float = knob(0.25, "share of rooms and of product images held out for test")
+    max_image_pixels: int = knob(
+        50_000_000, "product images and room photos above this many pixels are quarantined"
+    )
     world: WorldConfig = knob(WorldConfig(), "the generated world (source=synthetic)")
 
     def __post_init__(self) -> None:
@@ -88,7 +91,8 @@ class DataConfig:
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError("data.test_fraction must lie strictly between 0 and 1")
         limits = ("name", "text", "keyword", "search")
-        for name in [f"max_{limit}_chars" for limit in limits] + ["max_keywords", "max_bullets"]:
+        counts = ["max_keywords", "max_bullets", "max_image_pixels"]
+        for name in [f"max_{limit}_chars" for limit in limits] + counts:
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1")
         for product_type, category in self.category_map.items():

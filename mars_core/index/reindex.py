@@ -4,12 +4,15 @@ One function serves the first build and every later one: products whose `content
 vector table already holds are not embedded again. Vectors are upserted in chunks as they are
 computed, so a crash loses at most one chunk and the next run resumes where it stopped; none
 of it is visible to searches until the new manifest is published, after the fresh Lucene
-index is complete.
+index is complete. A product whose image cannot be loaded is left out of both indexes for
+this build and reported as skipped; its content hash is not recorded, so the next run
+retries it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,11 +24,13 @@ from uuid import uuid4
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mars_core.catalogue.schema import CATALOGUE_SCHEMA
 from mars_core.config import IndexConfig
 from mars_core.embedder import ImageEmbedder
+from mars_core.errors import UserInputError
 from mars_core.index.lance import VectorTable, row_hashes, with_vectors
 from mars_core.index.lucene import write_lucene_index
 from mars_core.index.store import (
@@ -40,6 +45,8 @@ from mars_core.index.store import (
     write_json_atomic,
 )
 from mars_core.search.vocabulary import CategoryVocabulary
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class ReindexReport:
     unchanged: int
     embedded: int  # images embedded by this run (fewer than added + updated when resuming)
     refreshed: int  # same content hash, other fields changed: rewritten with the old vector
-    rows: int
+    rows: int  # products in the published build (the catalogue less the skipped ones)
     published: bool  # False when the catalogue matched the published index
     lucene: str
     lance_version: int
@@ -80,10 +87,13 @@ class ReindexReport:
     lucene_bytes: int = 0
     lance_bytes: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    # {"key", "reason"} of each product whose image could not be loaded: in neither index
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
         """Flat numeric metrics for MLflow."""
         counts = {k: v for k, v in asdict(self).items() if isinstance(v, int | bool | float)}
+        counts["skipped"] = len(self.skipped)
         return {**counts, **{f"seconds_{k}": v for k, v in self.seconds.items()}}
 
 
@@ -161,28 +171,49 @@ def embed_and_upsert(
     embedder: ImageEmbedder,
     *,
     chunk_rows: int,
-) -> int:
-    """Embed the images of `rows` and upsert them, one commit per `chunk_rows`; returns count."""
+) -> tuple[int, list[dict[str, str]]]:
+    """Embed the images of `rows` and upsert them, one commit per `chunk_rows`.
+
+    Returns how many were embedded and the products skipped because their image could not be
+    loaded ({"key", "reason"}): those get no row, so a later run tries them again.
+    """
     if not rows:
-        return 0
+        return 0, []
     paths = catalogue["image_path"].take(rows).to_pylist()
+    keys = catalogue["key"].take(rows).to_pylist()
+    skipped: list[dict[str, str]] = []
+    bad: set[int] = set()
     pending: list[np.ndarray] = []
+    kept: list[int] = []  # catalogue rows of the vectors in `pending`, in order
+    position = 0  # next input position whose vector has not been matched to its row
     done = 0
+
+    def skip(index: int, error: UserInputError) -> None:
+        bad.add(index)
+        skipped.append({"key": keys[index], "reason": str(error)})
+        log.warning("skipping product %s: %s", keys[index], error)
 
     def flush() -> None:
         nonlocal done
-        vectors = np.concatenate(pending)
-        table.upsert(with_vectors(catalogue.take(rows[done : done + len(vectors)]), vectors))
-        done += len(vectors)
+        table.upsert(with_vectors(catalogue.take(kept), np.concatenate(pending)))
+        done += len(kept)
         pending.clear()
+        kept.clear()
 
-    for vectors in embedder.iter_images(paths):
+    # A batch's bad images are reported before its vectors arrive, so the next len(vectors)
+    # positions that are not bad are exactly the rows of those vectors.
+    for vectors in embedder.iter_images(paths, on_bad=skip):
+        for _ in range(len(vectors)):
+            while position in bad:
+                position += 1
+            kept.append(rows[position])
+            position += 1
         pending.append(vectors)
-        if sum(len(v) for v in pending) >= chunk_rows:
+        if len(kept) >= chunk_rows:
             flush()
     if pending:
         flush()
-    return done
+    return done, skipped
 
 
 def refresh_rows(table: VectorTable, catalogue: pa.Table, rows: list[int]) -> None:
@@ -220,9 +251,9 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
             manifest = read_manifest(root)
             published = table.hashes(manifest.lance_version) if manifest else {}
             plan = plan_changes(catalogue, published, table.hashes())
-        embedded, published_now = 0, False
+        embedded, skipped, published_now = 0, [], False
         if plan.changes or manifest is None or not (root / LUCENE_DIR / manifest.lucene).is_dir():
-            embedded, manifest = apply_plan(
+            embedded, skipped, manifest = apply_plan(
                 plan, catalogue, catalogue_path, cfg, table, embedder, manifest, seconds
             )
             published_now = True
@@ -234,7 +265,7 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
         unchanged=plan.unchanged,
         embedded=embedded,
         refreshed=len(plan.to_refresh) if published_now else 0,
-        rows=catalogue.num_rows,
+        rows=manifest.rows,
         published=published_now,
         lucene=manifest.lucene,
         lance_version=manifest.lance_version,
@@ -246,7 +277,15 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
         lucene_bytes=folder_bytes(root / LUCENE_DIR / manifest.lucene),
         lance_bytes=folder_bytes(root / LANCE_DIR),
         seconds=seconds,
+        skipped=skipped,
     )
+
+
+def without_keys(catalogue: pa.Table, keys: list[str]) -> pa.Table:
+    """The catalogue less the products of `keys`."""
+    if not keys:
+        return catalogue
+    return catalogue.filter(pc.invert(pc.is_in(catalogue["key"], value_set=pa.array(keys))))
 
 
 def apply_plan(
@@ -258,33 +297,46 @@ def apply_plan(
     embedder: ImageEmbedder,
     published: IndexManifest | None,
     seconds: dict[str, float],
-) -> tuple[int, IndexManifest]:
-    """Write vectors, build a fresh Lucene folder, then publish both in one manifest swap."""
+) -> tuple[int, list[dict[str, str]], IndexManifest]:
+    """Write vectors, build a fresh Lucene folder, then publish both in one manifest swap.
+
+    Products whose image could not be loaded are dropped from both: from the vector table
+    too, where an earlier version of them would otherwise stay searchable.
+    """
     root = Path(cfg.dir)
     with timed(seconds, "embed"):
-        embedded = embed_and_upsert(
+        embedded, skipped = embed_and_upsert(
             table, catalogue, plan.to_embed, embedder, chunk_rows=cfg.upsert_rows
+        )
+    skipped_keys = [entry["key"] for entry in skipped]
+    built = without_keys(catalogue, skipped_keys)
+    if built.num_rows == 0:
+        raise ValueError(
+            f"no product image of {catalogue_path} could be loaded (first: {skipped[0]['reason']});"
+            " nothing to publish, the previous index stays"
         )
     with timed(seconds, "refresh"):
         refresh_rows(table, catalogue, plan.to_refresh)
     with timed(seconds, "delete"):
-        table.delete(plan.to_delete)
+        table.delete(plan.to_delete + skipped_keys)
     with timed(seconds, "lance_indexes"):
         table.ensure_indexes(cfg, pinned_version=published.lance_version if published else None)
     with timed(seconds, "lucene"):
         lucene = new_lucene_name()
-        write_lucene_index(catalogue, root / LUCENE_DIR / lucene)
+        write_lucene_index(built, root / LUCENE_DIR / lucene)
     manifest = IndexManifest(
         lucene=lucene,
         lance_version=table.version,
         table=cfg.table,
-        rows=catalogue.num_rows,
+        rows=built.num_rows,
         embedder=embedder.model_id,
         dim=embedder.dim,
-        categories=dict(sorted(Counter(catalogue["category"].to_pylist()).items())),
+        categories=dict(sorted(Counter(built["category"].to_pylist()).items())),
         catalogue=str(catalogue_path),
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     with timed(seconds, "publish"):
         publish(root, manifest, keep_lucene=cfg.keep_lucene_versions)
-    return embedded, manifest
+    if skipped:
+        log.warning("%d products skipped (image not loadable), retried next run", len(skipped))
+    return embedded, skipped, manifest

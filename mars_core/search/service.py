@@ -49,7 +49,9 @@ def run_requests(
     return outcome
 
 
-def write_outputs(outcome: BatchOutcome, out_dir: Path, *, name: str) -> BatchOutcome:
+def write_outputs(
+    outcome: BatchOutcome, out_dir: Path, *, name: str, max_input_pixels: int
+) -> BatchOutcome:
     """`<name>.parquet` (one row per ranked product) and `<name>.html` (the page)."""
     outcome.table = atomic_write_parquet(
         out_dir / f"{name}.parquet", results_table(outcome.results)
@@ -59,6 +61,7 @@ def write_outputs(outcome: BatchOutcome, out_dir: Path, *, name: str) -> BatchOu
         title=f"MARS search results — {name}",
         notice=outcome.notice,
         failed=outcome.failed,
+        max_pixels=max_input_pixels,
     )
     outcome.page = atomic_write_text(out_dir / f"{name}.html", page)
     return outcome
@@ -73,7 +76,9 @@ def search_requests(cfg: MarsConfig, requests: RequestsFile, *, name: str) -> Ba
         for line, reason in requests.bad_lines
     ]
     outcome.notice = agent_notice(cfg)
-    return write_outputs(outcome, Path(cfg.paths.reports), name=name)
+    return write_outputs(
+        outcome, Path(cfg.paths.reports), name=name, max_input_pixels=cfg.funnel.max_input_pixels
+    )
 
 
 def search_file(cfg: MarsConfig, path: Path, *, name: str) -> BatchOutcome:

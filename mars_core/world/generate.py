@@ -27,6 +27,8 @@ import os
 import random
 import shutil
 import string
+import struct
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,7 +56,7 @@ from mars_core.world.vocab import (
     STYLES,
 )
 
-WORLD_VERSION = 1  # bump when the generator's output changes for the same settings
+WORLD_VERSION = 2  # bump when the generator's output changes for the same settings
 MANIFEST = "world.json"
 HOME_DOMAIN, TWIN_DOMAIN, FOREIGN_DOMAIN = "amazon.com", "amazon.co.uk", "amazon.de"
 DOMAIN_LANGUAGE = {HOME_DOMAIN: "en_US", TWIN_DOMAIN: "en_GB", FOREIGN_DOMAIN: "de_DE"}
@@ -342,6 +344,7 @@ def add_broken_records(writer: WorldWriter) -> list[str]:
         variant(6, main_image_id="NOTINDEXED1"),
         variant(7, main_image_id="MISSINGFILE"),
         variant(8, main_image_id=broken_image),
+        variant(10, main_image_id="BOMBIMAGE01"),
         writer.shards[0][0],  # a duplicate of the first listing
     ]
     writer.shards[-1].extend(lines)
@@ -349,19 +352,35 @@ def add_broken_records(writer: WorldWriter) -> list[str]:
         ("MISSINGFILE", 96, 96, "zz/missing.jpg"),
         (broken_image, 96, 96, "zz/undecodable.jpg"),
         ("BADROW00001", "tall", 96, "zz/badrow.jpg"),
+        ("BOMBIMAGE01", 96, 96, "zz/bomb.png"),
     ]
     _write(writer.root / IMAGES_DIR / "zz/undecodable.jpg", b"\xff\xd8 not really a jpeg")
+    _write(writer.root / IMAGES_DIR / "zz/bomb.png", bomb_png())
     # A shard whose gzip stream is cut short: whatever decodes before the cut is unmapped.
     junk = variant(9, product_type=[{"value": "CELLULAR_PHONE_CASE"}])
     cut = _gzip(f"{junk}\n".encode() * 3)[:-12]
     _write(writer.root / LISTINGS_DIR / "listings_truncated.json.gz", cut)
-    # Rooms: a class nobody mapped, and a photo that is not an image.
+    # Rooms: a class nobody mapped, a photo that is not an image, and a decompression bomb.
     stray = room_image(
         "kitchen", ("grey", "red"), "modern", writer.config.room_px, random.Random(0)
     )
     _save_jpeg(stray, writer.rooms_dir / "Garage" / "garage_000.jpg")
     _write(writer.rooms_dir / ROOM_FOLDERS[INDOOR_ROOMS[0]] / "corrupt_000.jpg", b"not a photo")
+    _write(writer.rooms_dir / ROOM_FOLDERS[INDOOR_ROOMS[0]] / "bomb_000.png", bomb_png())
     return [listing_key("B0BROKEN08", HOME_DOMAIN)]
+
+
+def bomb_png(side: int = 100_000) -> bytes:
+    """A PNG of a few bytes whose header announces side x side pixels: a decompression bomb's
+    shape, over any sane `data.max_image_pixels` (the header alone must get it refused)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
 
 
 def _manifest(config: WorldConfig, seed: int) -> dict:

@@ -11,7 +11,8 @@ import torch
 from catalogue_factory import product_image, read_rows
 from PIL import Image
 
-from mars_core.embedder import Embedder, ImageDecodeError
+from mars_core.embedder import Embedder
+from mars_core.errors import BadImageError, ImageTooLargeError
 from mars_core.models.loading import clip_tokenizer, cpu_has_bf16
 
 
@@ -30,7 +31,9 @@ def test_vectors_are_unit_length_float32(embedder):
 
 def test_batching_does_not_change_an_embedding(embedder):
     """Batches of the configured size give the same vectors as one image at a time."""
-    small = Embedder(embedder.loaded, name="b2", model_id=embedder.model_id, batch_size=2)
+    small = Embedder(
+        embedder.loaded, name="b2", model_id=embedder.model_id, batch_size=2, max_image_pixels=10**6
+    )
     together = embedder.embed_images(images(5), progress=False)
     apart = small.embed_images(images(5), progress=False)
     np.testing.assert_allclose(together, apart, atol=1e-5)
@@ -55,10 +58,54 @@ def test_paths_and_images_embed_alike(embedder, world):
 def test_an_undecodable_image_is_named(embedder, tmp_path):
     broken = tmp_path / "truncated.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    with pytest.raises(ImageDecodeError, match=r"truncated\.jpg.*accepted"):
+    with pytest.raises(BadImageError, match=r"truncated\.jpg.*JPEG, PNG"):
         embedder.embed_images([*images(2), broken], progress=False)
-    with pytest.raises(ImageDecodeError, match=r"missing\.png"):
+    with pytest.raises(BadImageError, match=r"missing\.png"):
         embedder.embed_images([tmp_path / "missing.png"], progress=False)
+
+
+def test_an_image_over_the_pixel_limit_is_refused(embedder, tmp_path):
+    big = tmp_path / "big.png"
+    Image.new("RGB", (200, 200)).save(big)
+    strict = Embedder(
+        embedder.loaded,
+        name="strict",
+        model_id=embedder.model_id,
+        batch_size=2,
+        max_image_pixels=10_000,
+    )
+    with pytest.raises(ImageTooLargeError, match=r"big\.png.*40,000 pixels"):
+        strict.embed_images([big], progress=False)
+
+
+def test_the_embedder_sees_the_image_upright(embedder, tmp_path):
+    """EXIF orientation is applied, as for the agent: a rotated file embeds as its upright twin."""
+    upright = product_image(3, (120, 120, 120)).resize((64, 32))
+    rotated = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: "rotate 90° clockwise to view"
+    upright.transpose(Image.Transpose.ROTATE_90).save(rotated, exif=exif, quality=100)
+    from_file = embedder.embed_images([rotated], progress=False)
+    from_image = embedder.embed_images([upright], progress=False)
+    assert float(np.sum(from_file * from_image)) > 0.99
+
+
+def test_with_on_bad_a_broken_image_is_reported_and_left_out(embedder, tmp_path):
+    broken = tmp_path / "truncated.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    good = images(3)
+    reported = []
+    batches = list(
+        embedder.iter_images(
+            [good[0], broken, good[1], tmp_path / "gone.png", good[2]],
+            progress=False,
+            on_bad=lambda position, error: reported.append((position, type(error))),
+        )
+    )
+    assert reported == [(1, BadImageError), (3, BadImageError)]
+    np.testing.assert_allclose(
+        np.concatenate(batches), embedder.embed_images(good, progress=False), atol=1e-5
+    )
 
 
 def test_no_images_give_an_empty_matrix(embedder):

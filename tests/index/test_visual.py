@@ -87,7 +87,13 @@ def test_candidates_outside_the_index_are_named(built, embedder, rows):
 def test_an_index_of_another_embedder_is_refused(built, embedder):
     from mars_core.embedder import Embedder
 
-    other = Embedder(embedder.loaded, name="other", model_id="another-model", batch_size=4)
+    other = Embedder(
+        embedder.loaded,
+        name="other",
+        model_id="another-model",
+        batch_size=4,
+        max_image_pixels=10**6,
+    )
     with pytest.raises(ValueError, match="built with embedder"):
         VisualStage.open(built.snapshot, built.cfg, other, text_weight=0.0)
 
