@@ -55,6 +55,15 @@ def embedder(cfg, model_cache: Path) -> Embedder:
 
 
 @pytest.fixture(scope="session")
+def other_embedder(embedder: Embedder) -> Embedder:
+    """The same network under another model id: to an index, a different embedder."""
+    return Embedder(
+        embedder.loaded, name="other", model_id="another-model", batch_size=4,
+        max_image_pixels=10**6,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
 def index_cfg(cfg) -> Callable[..., IndexConfig]:
     """`index_cfg(folder, **changes)`: the configured index group in `folder`, changed."""
 

@@ -266,17 +266,10 @@ def test_old_lucene_builds_are_pruned(first_build, own_world, embedder):
     assert first.lucene not in kept
 
 
-def test_vectors_of_another_embedder_are_refused(first_build, own_world, embedder):
+def test_vectors_of_another_embedder_are_refused(first_build, own_world, other_embedder):
     cfg, _ = first_build
-    other = Embedder(
-        embedder.loaded,
-        name="other",
-        model_id="another-model",
-        batch_size=4,
-        max_image_pixels=10**6,
-    )
     with pytest.raises(ValueError, match=r"index\.dir to another folder"):
-        reindex(own_world.catalogue, cfg, other)
+        reindex(own_world.catalogue, cfg, other_embedder)
 
 
 def test_a_bad_catalogue_is_named(tmp_path, index_cfg, embedder):

@@ -84,18 +84,9 @@ def test_candidates_outside_the_index_are_named(built, embedder, rows):
         visual(built, embedder).rank(request, [stranger], 5)
 
 
-def test_an_index_of_another_embedder_is_refused(built, embedder):
-    from mars_core.embedder import Embedder
-
-    other = Embedder(
-        embedder.loaded,
-        name="other",
-        model_id="another-model",
-        batch_size=4,
-        max_image_pixels=10**6,
-    )
+def test_an_index_of_another_embedder_is_refused(built, other_embedder):
     with pytest.raises(ValueError, match="built with embedder"):
-        VisualStage.open(built.snapshot, built.cfg, other, text_weight=0.0)
+        VisualStage.open(built.snapshot, built.cfg, other_embedder, text_weight=0.0)
 
 
 def test_ann_index_from_the_configured_size_on(world, index_cfg, embedder, rows, tmp_path):
