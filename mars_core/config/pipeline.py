@@ -151,6 +151,9 @@ class IndexConfig:
     bm25_k1: float = knob(0.9, "BM25 k1")
     bm25_b: float = knob(0.4, "BM25 b")
     max_query_terms: int = knob(64, "longest query accepted, in analysed words")
+    listing_overfetch: int = knob(
+        2, "stage 1 fetches k x this many hits, then keeps one listing per item (marketplaces)"
+    )
     vocabulary: VocabularyConfig = knob(VocabularyConfig(), "conf/index/vocabulary")
 
     def __post_init__(self) -> None:
@@ -160,6 +163,8 @@ class IndexConfig:
             raise ValueError("index.keep_lucene_versions must be >= 1 (the current index)")
         if self.max_query_terms < 1:
             raise ValueError("index.max_query_terms must be >= 1")
+        if self.listing_overfetch < 1:
+            raise ValueError("index.listing_overfetch must be >= 1")
 
 
 @dataclass

@@ -22,17 +22,28 @@ class LexicalStage:
     name = "bm25"
 
     def __init__(
-        self, index: LuceneIndex, vocabulary: CategoryVocabulary, *, max_query_terms: int
+        self,
+        index: LuceneIndex,
+        vocabulary: CategoryVocabulary,
+        *,
+        max_query_terms: int,
+        listing_overfetch: int,
     ) -> None:
         self.index = index
         self.vocabulary = vocabulary
         self.max_query_terms = max_query_terms
+        self.listing_overfetch = listing_overfetch
 
     @classmethod
     def open(cls, snapshot: IndexSnapshot, cfg: IndexConfig) -> LexicalStage:
         """Stage 1 over the snapshot's Lucene folder, with BM25 and vocabulary from config."""
         index = LuceneIndex(snapshot.lucene_path, k1=cfg.bm25_k1, b=cfg.bm25_b)
-        return cls(index, CategoryVocabulary(cfg.vocabulary), max_query_terms=cfg.max_query_terms)
+        return cls(
+            index,
+            CategoryVocabulary(cfg.vocabulary),
+            max_query_terms=cfg.max_query_terms,
+            listing_overfetch=cfg.listing_overfetch,
+        )
 
     def rank(
         self, request: SearchRequest, candidates: list[Candidate] | None, k: int
@@ -47,7 +58,7 @@ class LexicalStage:
         terms = self.index.analyze(request.query)
         self._check_terms(request.query, terms, locked=match.category is not None)
         # One item sold on several marketplaces is several listings: fetch extra, keep its best.
-        found = self.index.search(terms, category=match.category, k=2 * k)
+        found = self.index.search(terms, category=match.category, k=self.listing_overfetch * k)
         unique = one_listing_per_item(found)
         hits = unique[:k]
         notes = {
