@@ -7,6 +7,7 @@ pyserini finds a Java 21 runtime with a JVM it can actually start (see ENVIRONME
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,9 @@ def setup_runtime(home: Path | None = None) -> Runtime:
     """
     home = (home or find_home()).resolve()
     apply_offline_env()
+    # bitsandbytes logs a full traceback at import when the optional `kernels` package (CPU
+    # 4-bit kernels from the hub) is absent; it then uses its built-in path. Not an error here.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     mlruns = home / "mlruns"
     mlruns.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{mlruns / 'mlflow.db'}")
