@@ -1,0 +1,1 @@
+"""Hard-negative mining: the room/product pairs worth teaching, chosen by SigLIP similarity."""
