@@ -45,6 +45,14 @@ _PRODUCT_ATTRIBUTES = ("color", "material", "style")
 # Qwen chat-control and vision markers, which must never come from user or catalogue text.
 _SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
 
+# A teacher's `score: 0.7` / `**Rationale**: ...` line, when it answers without JSON.
+_LABELLED_LINE = re.compile(
+    r"^[\s*#>-]*(?P<label>score|rationale)[\s*]*[:=-]\s*(?P<value>.+?)\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+# A score written as a string: "0.7", "0.7/1", "7/10", "7 / 10".
+_FRACTION = re.compile(r"(?P<num>[-+]?\d+(?:\.\d+)?)(?:\s*/\s*(?P<den>\d+(?:\.\d+)?))?")
+
 
 class MalformedAnswerError(ValueError):
     """A model's answer is not the JSON object the prompt asks for."""
@@ -128,6 +136,32 @@ def try_parse_answer(text: str) -> Answer | None:
         return None
 
 
+def parse_teacher_answer(text: str) -> Answer:
+    """Read a teacher's answer strictly: a label is only kept when it is clearly meant.
+
+    Takes what real chat models write: the JSON anywhere in the text (code fences, lead-in),
+    a score as a number or a string such as "0.7", "0.7/1" or "7/10", and, without any JSON,
+    labelled lines such as `score: 0.7` and `rationale: ...`. Unlike `parse_answer` (the
+    agent's, which clamps) it refuses a score outside [0, 1], a missing score and an empty
+    rationale, raising `MalformedAnswerError` naming which: a teacher's mistake must become a
+    retry or a `failed` row, never a silently bent label.
+    """
+    obj = _answer_object(text)
+    if obj is None or "score" not in obj:
+        obj = _labelled_fields(text)
+    if "score" not in obj:
+        raise MalformedAnswerError(f"no score in answer {_preview(text)}")
+    score = _as_fraction(obj["score"])
+    if score is None:
+        raise MalformedAnswerError(f"score {obj['score']!r} is not a number")
+    if not 0.0 <= score <= 1.0:
+        raise MalformedAnswerError(f"score {obj['score']!r} is outside [0, 1]")
+    rationale = obj.get("rationale")
+    if not isinstance(rationale, str) or not rationale.strip():
+        raise MalformedAnswerError(f"empty or missing rationale in answer {_preview(text)}")
+    return Answer(score=score, rationale=" ".join(rationale.split()))
+
+
 def _answer_object(text: str) -> dict[str, Any] | None:
     """The first JSON object holding a score, else the first JSON object, else None."""
     decoder = json.JSONDecoder()
@@ -142,6 +176,28 @@ def _answer_object(text: str) -> dict[str, Any] | None:
                 return obj
             objects.append(obj)
     return objects[0] if objects else None
+
+
+def _labelled_fields(text: str) -> dict[str, str]:
+    """`score: 0.7` / `Rationale - ...` lines (markdown emphasis allowed), for answers without
+    JSON; the first of each label wins."""
+    fields: dict[str, str] = {}
+    for match in _LABELLED_LINE.finditer(text):
+        fields.setdefault(match["label"].lower(), match["value"].strip().strip("*\"'"))
+    return fields
+
+
+def _as_fraction(value: Any) -> float | None:
+    """A number, or a string "0.7", "0.7/1" or "7/10" (a score out of its denominator)."""
+    if isinstance(value, str):
+        match = _FRACTION.fullmatch(value.strip())
+        if match is None:
+            return None
+        denominator = float(match["den"]) if match["den"] else 1.0
+        if denominator <= 0:
+            return None
+        return float(match["num"]) / denominator
+    return _as_number(value)
 
 
 def _as_number(value: Any) -> float | None:

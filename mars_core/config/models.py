@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from mars_core.config.pipeline import CATEGORY_PATTERN
 from mars_core.knob import knob
 from mars_core.models.recipes import TinyClipRecipe, TinyVLMRecipe
 
@@ -85,18 +86,98 @@ class StudentConfig(VLMConfig):
 
 @dataclass
 class TeacherConfig(VLMConfig):
-    """Labels room/product pairs with a score and rationale for distillation."""
+    """Labels room/product pairs with a score and rationale for distillation.
 
-    kind: str = knob("vlm", "metadata (rules over ground truth), vlm (in-process) or openai")
+    The metadata teacher's knowledge (`room_fit`, `outdoor_rooms`, the setting words and the
+    scores it gives) is plain furniture knowledge a user reads and overrides for their own
+    room classes and catalogue; it never sees a generated world's ground truth.
+    """
+
+    kind: str = knob("vlm", "metadata (room type, category and listing text), vlm or openai")
     endpoint: str | None = knob(None, "OpenAI-compatible base URL when kind=openai (e.g. vLLM)")
+    api_key_env: str = knob("", "kind=openai: env variable holding the API key; empty = none")
     max_new_tokens: int = knob(96, "tokens the teacher may generate per answer")
-    batch_size: int = knob(4, "pairs labelled per call")
+    batch_size: int = knob(4, "pairs per generate call / request window; one label shard each")
+    shard_pairs: int = knob(256, "pairs per mapped labelling task (the unit of parallel work)")
+    max_attempts: int = knob(3, "answers asked per pair before it is stored as failed")
+    retry_temperature: float = knob(
+        0.7, "sampling temperature of the 2nd and later attempts (the 1st is greedy)"
+    )
+    timeout: float = knob(60.0, "kind=openai: seconds to wait for one response")
+    concurrency: int = knob(4, "kind=openai: requests in flight at once")
+    retries: int = knob(3, "kind=openai: re-sends after a timeout, dropped connection or 5xx/429")
+    backoff: float = knob(1.0, "kind=openai: seconds before the first re-send, doubled each time")
+    max_image_pixels: int = knob(
+        50_000_000, "room and product images above this many pixels are refused (bomb guard)"
+    )
+    room_fit: dict[str, list[str]] = knob(
+        {}, "metadata: room type -> categories that belong there (e.g. kitchen: [CHAIR, TABLE])"
+    )
+    outdoor_rooms: list[str] = knob([], "metadata: room types that are outdoors (pool, patio)")
+    outdoor_words: list[str] = knob(
+        [], "metadata: listing words that mark a product for outdoor use (patio, weatherproof)"
+    )
+    indoor_words: list[str] = knob(
+        [], "metadata: listing words that mark a product for indoor use (indoor use only)"
+    )
+    score_fits: float = knob(0.9, "metadata: the category belongs in the room type")
+    score_setting_doubt: float = knob(
+        0.6, "metadata: the category belongs, but the listing names the other setting"
+    )
+    score_unknown: float = knob(
+        0.5, "metadata: the room type or category is in no room_fit list and the setting agrees"
+    )
+    score_wrong_room: float = knob(0.2, "metadata: same setting, not this room type's furniture")
+    score_wrong_setting: float = knob(
+        0.1, "metadata: an indoor product outdoors or an outdoor product indoors"
+    )
+    fit_threshold: float = knob(0.5, "scores at or above this count as 'fits' (dataset card)")
+    rationale_samples: int = knob(20, "rationales shown in the dataset card logged to MLflow")
 
     def __post_init__(self) -> None:
         if self.kind not in TEACHER_KINDS:
             raise ValueError(f"teacher.kind {self.kind!r} unknown; use one of {TEACHER_KINDS}")
         if self.kind == "openai" and not self.endpoint:
             raise ValueError("teacher.kind=openai needs teacher.endpoint (the server's base URL)")
+        self._check_labelling()
+        self._check_metadata()
         if self.kind == "metadata":
             return
         super().__post_init__()
+
+    def _check_labelling(self) -> None:
+        counts = ("max_new_tokens", "batch_size", "shard_pairs", "max_attempts", "concurrency")
+        for name in (*counts, "max_image_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"teacher.{name} must be >= 1")
+        if self.retries < 0 or self.backoff < 0 or self.rationale_samples < 0:
+            raise ValueError("teacher.retries, backoff and rationale_samples must be >= 0")
+        if self.timeout <= 0 or self.retry_temperature <= 0:
+            raise ValueError("teacher.timeout and retry_temperature must be > 0")
+
+    def _check_metadata(self) -> None:
+        for room_type, categories in self.room_fit.items():
+            bad = [c for c in categories if not CATEGORY_PATTERN.fullmatch(c)]
+            if bad:
+                raise ValueError(
+                    f"teacher.room_fit.{room_type} lists {bad}: categories are upper-case "
+                    "catalogue categories such as BED or PATIO_TABLE"
+                )
+        scores = [name for name in dir(self) if name.startswith("score_")] + ["fit_threshold"]
+        for name in scores:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"teacher.{name} must lie in [0, 1]")
+        fitting = ("score_fits", "score_setting_doubt")
+        misfitting = ("score_wrong_room", "score_wrong_setting")
+        for name in fitting:
+            if getattr(self, name) < self.fit_threshold:
+                raise ValueError(
+                    f"teacher.{name} must be >= teacher.fit_threshold ({self.fit_threshold}): "
+                    "it labels a product that belongs"
+                )
+        for name in misfitting:
+            if getattr(self, name) >= self.fit_threshold:
+                raise ValueError(
+                    f"teacher.{name} must be < teacher.fit_threshold ({self.fit_threshold}): "
+                    "it labels a product that does not belong"
+                )
