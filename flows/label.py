@@ -1,0 +1,104 @@
+"""Teacher labelling flow: every mined pair gets a score and a one-sentence reason.
+
+`python -m flows.label [hydra overrides...]` labels `data.out_dir/pairs.parquet` into
+`labels.parquet` beside it; `label(overrides, pairs=".../heldout_pairs.parquet")` (or
+`python -m flows.label --pairs FILE ...`) labels another pairs file. The work is mapped over
+pair shards, so a Dask task runner or several server replicas label in parallel, and a re-run
+after a crash labels only what is missing (see `mars_core.teacher.labelling`).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import mlflow
+import pyarrow.parquet as pq
+from prefect import flow
+
+from flows.cli import run_cli
+from flows.config import load_config
+from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
+from mars_core.config import MarsConfig
+from mars_core.errors import UserInputError
+from mars_core.mining.schema import PAIRS_FILE
+from mars_core.teacher.card import dataset_card
+from mars_core.teacher.labelling import read_pairs
+from mars_core.tracking import mlflow_run
+from tasks.label import consolidate_labels, label_pair_shard, plan_label_shards
+
+PAIRS_OPTION = "--pairs"
+
+
+@flow(name="label")
+def label(overrides: list[str], pairs: str | None = None) -> dict:
+    """Label the pairs file (default `data.out_dir/pairs.parquet`); log the dataset card."""
+    cfg = load_config(overrides)
+    pairs_path = check_inputs(cfg, pairs)
+    teacher = cfg.teacher
+    with mlflow_run(cfg.mlflow.experiment, "label", cfg):
+        shards = plan_label_shards(str(pairs_path), teacher)
+        futures = label_pair_shard.map(
+            str(pairs_path), shards, cfg.data.out_dir, teacher, cfg.paths.models
+        )
+        reports = [future.result() for future in futures]
+        out = consolidate_labels(str(pairs_path), teacher)
+        card = dataset_card(
+            pq.read_table(out.path), teacher.fit_threshold, teacher.rationale_samples, cfg.seed
+        )
+        mlflow.log_metrics(
+            card.metrics()
+            | {"labelled_now": sum(r.labelled for r in reports), "missing": out.missing}
+        )
+        mlflow.log_figure(card.figure(), "label_scores.png")
+        mlflow.log_text(card.markdown(), "label_card.md")
+        mlflow.log_dict(asdict(out), "label_report.json")
+    return asdict(out) | {
+        "labelled_now": sum(r.labelled for r in reports),
+        "already": sum(r.already for r in reports),
+        "lookalike_misfit_share": card.lookalike_misfit_share,
+    }
+
+
+def check_inputs(cfg: MarsConfig, pairs: str | None) -> Path:
+    """The pairs file, after checking it and the catalogue exist (one error line if not)."""
+    pairs_path = Path(pairs) if pairs else Path(cfg.data.out_dir) / PAIRS_FILE
+    read_pairs(pairs_path)
+    for name in (CATALOGUE_FILE, ROOMS_FILE):
+        if not (Path(cfg.data.out_dir) / name).is_file():
+            raise UserInputError(
+                f"{Path(cfg.data.out_dir) / name} not found; run `python -m flows.ingest` first"
+            )
+    return pairs_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m flows.label [--pairs FILE] [hydra overrides...]`"""
+    args = list(sys.argv[1:] if argv is None else argv)
+    run_cli(lambda: _run(args))
+
+
+def _run(args: list[str]) -> None:
+    """Check config and inputs first, so a mistake is one line, not a failed flow run."""
+    pairs = None
+    if PAIRS_OPTION in args:
+        at = args.index(PAIRS_OPTION)
+        if at + 1 >= len(args):
+            raise UserInputError(f"{PAIRS_OPTION} needs a file: {PAIRS_OPTION} PAIRS.parquet")
+        pairs = args[at + 1]
+        args = args[:at] + args[at + 2 :]
+    check_inputs(load_config(args), pairs)
+    out = label(args, pairs)
+    counts = ", ".join(f"{status} {n}" for status, n in out["counts"].items())
+    print(f"\n{out['rows']} labels ({counts}); {out['labelled_now']} labelled now")
+    if out["missing"]:
+        print(f"  {out['missing']} pairs have no label yet: run the same command again")
+    share = out["lookalike_misfit_share"]
+    if share is not None:
+        print(f"  look-alikes labelled misfits: {share:.1%}")
+    print(f"labels: {out['path']}")
+
+
+if __name__ == "__main__":
+    main()
