@@ -1,0 +1,89 @@
+"""The server teacher over real HTTP against a local OpenAI-compatible server, including one
+that answers garbage, times out or drops the connection."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+from chat_server import ChatServer
+from pairs_factory import small_pairs
+
+from flows.config import load_config
+from mars_core.teacher.labelling import consolidate, label_shard, plan_shards
+
+PAIRS = 6
+
+
+def server_teacher(session_overrides, url: str, *extra: str):
+    overrides = [
+        "teacher=vllm",
+        f"teacher.endpoint={url}",
+        "teacher.pretrained=test-model",
+        "teacher.max_attempts=2",
+        "teacher.timeout=0.5",
+        "teacher.retries=1",
+        "teacher.backoff=0.01",
+        "teacher.concurrency=3",
+        "teacher.batch_size=4",
+    ]
+    return load_config([*session_overrides, *overrides, *extra]).teacher
+
+
+def run(pairs, world, teacher, cache) -> list[dict]:
+    for shard in plan_shards(pairs, teacher):
+        label_shard(pairs, shard, world.out_dir, teacher, cache)
+    report = consolidate(pairs, teacher)
+    assert report.missing == 0 and report.duplicates == 0
+    return pq.read_table(report.path).to_pylist()
+
+
+def test_server_teacher_labels_every_pair(world, pairs_table, tmp_path, session_overrides):
+    pairs = small_pairs(pairs_table, tmp_path, PAIRS)
+    with ChatServer("ok") as server:
+        teacher = server_teacher(session_overrides, server.url)
+        labels = run(pairs, world, teacher, tmp_path)
+    assert [row["status"] for row in labels] == ["ok"] * PAIRS
+    assert all(row["attempts"] == 1 and row["teacher"] == "vllm" for row in labels)
+    assert all(row["score"] * 10 == pytest.approx(round(row["score"] * 10)) for row in labels)
+    assert all(row["rationale"] == "Judged from the text." for row in labels)
+    assert len(server.requests) == PAIRS
+    first = server.requests[0]
+    assert first["model"] == "test-model" and first["temperature"] == 0.0
+    assert first["messages"][0]["role"] == "system"
+
+
+def test_transient_failures_are_resent_with_back_off(
+    world, pairs_table, tmp_path, session_overrides
+):
+    pairs = small_pairs(pairs_table, tmp_path, PAIRS)
+    with ChatServer("flaky") as server:
+        server.failures = 3
+        teacher = server_teacher(session_overrides, server.url, "teacher.retries=3")
+        labels = run(pairs, world, teacher, tmp_path)
+    assert [row["status"] for row in labels] == ["ok"] * PAIRS
+    assert len(server.requests) == PAIRS + 3
+
+
+@pytest.mark.parametrize(
+    ("mode", "raw"),
+    [
+        ("garbage", "lorem ipsum"),
+        ("not_json", "502 Bad Gateway"),
+        ("slow", "ReadTimeout"),
+        ("drop", "RemoteProtocolError"),
+    ],
+)
+def test_a_misbehaving_server_gives_failed_labels_not_a_crash(
+    mode, raw, world, pairs_table, tmp_path, session_overrides
+):
+    pairs = small_pairs(pairs_table, tmp_path, 2)
+    with ChatServer(mode, slow_s=1.0) as server:
+        teacher = server_teacher(session_overrides, server.url)
+        labels = run(pairs, world, teacher, tmp_path)
+    assert [row["status"] for row in labels] == ["failed", "failed"]
+    assert all(raw in row["raw"] and row["attempts"] == 2 for row in labels)
+    assert all(row["score"] is None and row["rationale"] is None for row in labels)
+    sends = 1 if mode in ("garbage", "not_json") else 2  # timeouts and drops are re-sent once
+    assert len(server.requests) == 2 * 2 * sends  # pairs x attempts x sends
+    # The second attempt samples: greedy would repeat the same answer.
+    assert {body["temperature"] for body in server.requests} == {0.0, 0.7}
