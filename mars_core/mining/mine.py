@@ -15,8 +15,9 @@ of the room's split): the nearest `search_depth` products, and the farthest `sea
 when `search_depth` covers the category that is its exact rank in the category.
 
 Train rooms meet train products only and test rooms test products only, so no test image
-leaks into training pairs. Rooms are mined in shards (one mapped task each); results are
-sorted before writing, so the file does not depend on how shards were spread or finished.
+leaks into training pairs; an item listed on several marketplaces is paired once. Rooms are
+mined in shards (one mapped task each); results are sorted before writing, so the file does
+not depend on how shards were spread or finished.
 """
 
 from __future__ import annotations
@@ -174,12 +175,16 @@ def plan_shards(out_dir: Path, cfg: MiningConfig) -> MiningPlan:
 
 
 def candidate_pools(
-    index: VectorIndex, queries: dict[str, str], keep: set[str]
+    index: VectorIndex, queries: dict[str, str], split_keys: set[str]
 ) -> list[CandidatePool]:
-    """One pool per vocabulary category: its products in the index whose key is in `keep`."""
-    table = index.table.search().select(["key", "category"]).limit(max(index.count(), 1))
-    table = table.to_arrow()
-    keep_array = pa.array(sorted(keep), pa.string())
+    """One pool per vocabulary category: its products in the index whose key is in
+    `split_keys`, one listing per item (an item on several marketplaces has the same images:
+    a second pair of it would only repeat the first)."""
+    columns = ["key", "item_id", "category"]
+    table = index.table.search().select(columns).limit(max(index.count(), 1)).to_arrow()
+    listings = table.group_by("item_id").aggregate([("key", "min")])["key_min"]
+    keep = pc.is_in(listings, value_set=pa.array(sorted(split_keys), pa.string()))
+    keep_array = listings.filter(keep)
     pools = []
     for category, query in queries.items():
         in_category = table.filter(pc.equal(table["category"], category))
