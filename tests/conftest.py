@@ -86,3 +86,15 @@ def world(cfg, session_overrides: list[str]) -> World:
     ingest(cfg.data)
     write_splits(Path(cfg.data.out_dir), cfg.data.test_fraction, cfg.data.seed)
     return World(Path(cfg.data.raw_dir), Path(cfg.data.out_dir), cfg.data, session_overrides)
+
+
+@pytest.fixture(scope="session")
+def indexed(world, cfg, model_cache) -> World:
+    """The world's catalogue indexed where the session's config looks for it (`index.dir`)."""
+    from mars_core.catalogue.schema import CATALOGUE_FILE
+    from mars_core.embedder import Embedder
+    from mars_core.index.reindex import reindex
+
+    embedder = Embedder.from_config(cfg.embedder, model_cache)
+    reindex(world.out_dir / CATALOGUE_FILE, cfg.index, embedder)
+    return world

@@ -12,22 +12,11 @@ import pytest
 
 from flows.config import load_config
 from flows.search import main as search_main
-from mars_core.catalogue.schema import CATALOGUE_FILE
-from mars_core.embedder import Embedder
 from mars_core.images import load_image
-from mars_core.index.reindex import reindex
 from mars_core.search.build import UNTRAINED_NOTICE, build_funnel
 from mars_core.search.types import SearchRequest
 
 PRODUCT_FIELDS = {"key", "name", "category", "image_path", "search_text"}
-
-
-@pytest.fixture(scope="session")
-def indexed(world, cfg, model_cache):
-    """The world's catalogue indexed where the session's config looks for it."""
-    embedder = Embedder.from_config(cfg.embedder, model_cache)
-    reindex(world.out_dir / CATALOGUE_FILE, cfg.index, embedder)
-    return world
 
 
 @pytest.fixture(scope="session")

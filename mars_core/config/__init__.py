@@ -7,6 +7,7 @@ contradictions with what to change.
 
 from dataclasses import dataclass
 
+from mars_core.config.mining import MiningConfig
 from mars_core.config.models import EmbedderConfig, StudentConfig, TeacherConfig, VLMConfig
 from mars_core.config.pipeline import (
     DataConfig,
@@ -62,13 +63,14 @@ class MarsConfig:
     index: IndexConfig = knob(IndexConfig(), "conf/index")
     eval: EvalConfig = knob(EvalConfig(), "conf/eval")
     funnel: FunnelConfig = knob(FunnelConfig(), "conf/funnel")
+    mining: MiningConfig = knob(MiningConfig(), "conf/mining")
     paths: PathsConfig = knob(PathsConfig(), "shared paths")
     mlflow: MlflowConfig = knob(MlflowConfig(), "tracking")
     demo: DemoConfig = knob(DemoConfig(), "the main job's sample searches")
     seed: int = knob(0, "global seed")
 
 
-GROUPS = ("data", "embedder", "teacher", "student", "train", "index", "eval", "funnel")
+GROUPS = ("data", "embedder", "teacher", "student", "train", "index", "eval", "funnel", "mining")
 
 __all__ = [
     "GROUPS",
@@ -80,6 +82,7 @@ __all__ = [
     "FunnelConfig",
     "IndexConfig",
     "MarsConfig",
+    "MiningConfig",
     "MlflowConfig",
     "PathsConfig",
     "StudentConfig",

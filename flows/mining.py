@@ -1,0 +1,90 @@
+"""Mining flow: the room/product pairs worth a teacher's label, chosen by SigLIP similarity.
+
+`python -m flows.mining [hydra overrides...]` reads the catalogue, rooms and splits of
+`data.out_dir` and the current index build of `index.dir`, mines room shards as mapped tasks
+(a Dask task runner can spread them) and writes `pairs.parquet` (train rooms x train products)
+and `heldout_pairs.parquet` (test x test) beside the catalogue. MLflow gets the stratum mix,
+pairs per category and a similarity histogram per stratum.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import mlflow
+from prefect import flow, unmapped
+
+from flows.cli import run_cli
+from flows.config import load_config
+from mars_core.config import MarsConfig
+from mars_core.index.store import IndexSnapshot
+from mars_core.mining.mine import MiningReport, check_inputs
+from mars_core.mining.plots import similarity_figure
+from mars_core.tracking import mlflow_run
+from tasks.mining import combine_pairs, mine_room_shard, plan_mining
+
+
+def inputs(cfg: MarsConfig) -> IndexSnapshot:
+    """The index build to mine from, once the catalogue, rooms and splits are there."""
+    return check_inputs(Path(cfg.data.out_dir), Path(cfg.index.dir))
+
+
+@flow(name="mining")
+def mining(overrides: list[str] | None = None) -> MiningReport:
+    """Mine every room shard against the current index; write and log the pairs."""
+    cfg = load_config(overrides)
+    snapshot = inputs(cfg)
+    out_dir = cfg.data.out_dir
+    with mlflow_run(cfg.mlflow.experiment, "mining", cfg):
+        plan = plan_mining(out_dir, cfg.mining)
+        shards = mine_room_shard.map(
+            plan.shards,
+            unmapped(out_dir),
+            unmapped(snapshot),
+            unmapped(cfg.index),
+            unmapped(cfg.embedder),
+            unmapped(cfg.paths.models),
+            unmapped(cfg.mining),
+        )
+        report = combine_pairs(shards.result(), plan, out_dir, cfg.mining, cfg.index)
+        log_report(report, cfg)
+    return report
+
+
+def log_report(report: MiningReport, cfg: MarsConfig) -> None:
+    """Counts as metrics, the report as JSON, a similarity histogram per written file."""
+    mlflow.log_metrics(report.metrics())
+    mlflow.log_dict(asdict(report), "mining_report.json")
+    files = [report.pairs_file, report.heldout_file]
+    for path in filter(None, files):
+        figure = similarity_figure(path, cfg.mining.histogram_bins)
+        mlflow.log_figure(figure, f"mining/{Path(path).stem}_similarity.png")
+
+
+def _run(overrides: list[str]) -> None:
+    """Check the config and the inputs first, so a missing one is one line, not a failed run."""
+    inputs(load_config(overrides))
+    report = mining(overrides)
+    print(f"\n{report.pairs} training pairs -> {report.pairs_file}")
+    if report.heldout_file:
+        print(f"{report.heldout_pairs} held-out pairs -> {report.heldout_file}")
+    print(f"  strata: {', '.join(f'{s} {n}' for s, n in report.strata.items())}")
+    print(f"  rooms: {', '.join(f'{s} {n}' for s, n in report.rooms.items())}")
+    empty = [category for category, n in report.categories.items() if n == 0]
+    if empty:
+        print(f"  no training products (no pairs): {', '.join(empty)}")
+    if report.short:
+        print(f"  {report.short} room x category requests got fewer pairs than configured")
+    for entry in report.skipped:
+        print(f"  skipped room {entry['room_id']}: {entry['reason']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m flows.mining [hydra overrides...]`"""
+    run_cli(lambda: _run(list(sys.argv[1:] if argv is None else argv)))
+
+
+if __name__ == "__main__":
+    main()

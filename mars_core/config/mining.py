@@ -1,0 +1,40 @@
+"""Config of hard-negative mining: which room/product pairs go to the teacher, and how many."""
+
+from dataclasses import dataclass
+
+from mars_core.knob import knob
+
+
+@dataclass
+class MiningConfig:
+    """Pairs per room x category in three strata, chosen by SigLIP similarity to the room photo."""
+
+    name: str = knob("tiny", "label for logs and MLflow")
+    lookalike: int = knob(4, "most similar products per room x category (hard negatives if misfit)")
+    far: int = knob(2, "least similar products per room x category (hard positives if they fit)")
+    random: int = knob(2, "seeded random products per room x category, from the rest")
+    search_depth: int = knob(
+        50, "products each nearest / farthest search fetches per room x category"
+    )
+    seed: int = knob(0, "seed of the random stratum (same seed, same file byte for byte)")
+    rooms_per_shard: int = knob(8, "room photos per mapped task (a Dask runner spreads shards)")
+    write_heldout: bool = knob(
+        True, "also mine test rooms x test products into heldout_pairs.parquet (evaluation)"
+    )
+    histogram_bins: int = knob(20, "bins of the per-stratum similarity histogram logged to MLflow")
+
+    def __post_init__(self) -> None:
+        for key in ("lookalike", "far", "random"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"mining.{key} must be >= 0")
+        if self.lookalike + self.far + self.random < 1:
+            raise ValueError("mining.lookalike + mining.far + mining.random must be >= 1")
+        if self.search_depth < max(self.lookalike, self.far):
+            raise ValueError(
+                f"mining.search_depth ({self.search_depth}) must be >= mining.lookalike and "
+                f"mining.far ({self.lookalike}, {self.far}): raise search_depth or lower them"
+            )
+        if self.rooms_per_shard < 1:
+            raise ValueError("mining.rooms_per_shard must be >= 1")
+        if self.histogram_bins < 1:
+            raise ValueError("mining.histogram_bins must be >= 1")
