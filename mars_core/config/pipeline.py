@@ -196,14 +196,16 @@ class TrainConfig:
 
 @dataclass
 class FunnelConfig:
-    """Sizes and switches of the 3-stage search funnel."""
+    """Sizes and stages of the search funnel."""
 
     name: str = knob("tiny", "label for logs and MLflow")
     k1: int = knob(200, "stage 1 (BM25) keeps this many")
     k2: int = knob(20, "stage 2 (SigLIP) keeps this many")
     k3: int = knob(5, "results returned after stage 3 (agent)")
-    use_siglip: bool = knob(True, "run stage 2; off = BM25 order goes straight on")
-    use_agent: bool = knob(True, "run stage 3; off = stage 2 order is final")
+    stages: list[str] = knob(
+        ["bm25", "siglip", "agent"],
+        "stages to run, by name (mars_core.stages); a left-out stage only cuts to its k",
+    )
     text_weight: float = knob(0.0, "blend of query-text similarity into the stage-2 score")
     rationale_top_n: int = knob(3, "generate a rationale for this many top results")
     min_fit_score: float = knob(0.5, "below this best agent score, say nothing fits")
@@ -221,6 +223,8 @@ class FunnelConfig:
             raise ValueError("funnel.text_weight must lie in [0, 1]")
         if self.rationale_top_n < 0 or self.max_input_pixels < 1:
             raise ValueError("funnel.rationale_top_n must be >= 0 and max_input_pixels >= 1")
+        if not self.stages:
+            raise ValueError("funnel.stages is empty; list stages by name, e.g. [bm25, siglip]")
 
 
 @dataclass
@@ -229,7 +233,8 @@ class EvalConfig:
 
     name: str = knob("tiny", "label for logs and MLflow")
     ks: list[int] = knob([5, 10], "cut-offs for nDCG@k and recall@k")
-    ablations: list[str] = knob(
-        ["bm25", "bm25+siglip", "bm25+siglip+agent"], "funnel variants to compare"
+    ablations: list[list[str]] = knob(
+        [["bm25"], ["bm25", "siglip"], ["bm25", "siglip", "agent"]],
+        "funnel variants to compare, each a list of stage names (as funnel.stages)",
     )
     max_queries: int = knob(0, "evaluate at most this many (room, query) pairs; 0 = all")
