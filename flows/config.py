@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 from mars_core.config import MarsConfig
 from mars_core.errors import ConfigError
 from mars_core.runtime import find_home
+from mars_core.stages import check_config_stages
 
 CONFIG_NAME = "config"
 
@@ -55,7 +56,7 @@ def load_config(overrides: list[str] | None = None) -> MarsConfig:
     try:
         composed = compose_yaml(overrides)
         schema = OmegaConf.structured(MarsConfig)
-        return OmegaConf.to_object(OmegaConf.merge(schema, composed))
+        return check_config_stages(OmegaConf.to_object(OmegaConf.merge(schema, composed)))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise ConfigError(_one_line(e)) from e
 

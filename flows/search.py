@@ -1,7 +1,7 @@
 """`search`: one room photo and one query from the command line, a ranked table and a page.
 
     mars-search --room photo.jpg --query "bed" [hydra overrides...]
-    python -m flows.search --room photo.jpg --query "bed" funnel.use_agent=false
+    python -m flows.search --room photo.jpg --query "bed" 'funnel.stages=[bm25,siglip]'
 
 Runs the funnel in process (no Prefect engine: a person waits for it). Mistakes a user can
 fix (a file that is not an image, an empty query, an unknown adapter, a bad override) end
@@ -21,8 +21,8 @@ from mars_core.errors import UserInputError
 from mars_core.images import load_image
 from mars_core.report import result_table_text
 from mars_core.search.batch import RequestsFile, RequestSpec
-from mars_core.search.service import search_requests
 from mars_core.search.vocabulary import query_words
+from mars_core.service import search_requests
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

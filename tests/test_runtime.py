@@ -65,7 +65,7 @@ def test_importing_the_library_alone_keeps_the_hub_offline():
     """No entry point, no setup_runtime(): `import mars_core...` is enough (the hub reads the
     variable once, when it is first imported)."""
     script = (
-        "import mars_core.search.build\n"
+        "import mars_core.agent.stage\n"
         "from huggingface_hub import constants\n"
         "print(constants.HF_HUB_OFFLINE)\n"
     )

@@ -13,8 +13,8 @@ import pytest
 from flows.config import load_config
 from flows.search import main as search_main
 from mars_core.images import load_image
-from mars_core.search.build import UNTRAINED_NOTICE, build_funnel
 from mars_core.search.types import SearchRequest
+from mars_core.stages import UNTRAINED_NOTICE, build_funnel
 
 PRODUCT_FIELDS = {"key", "name", "category", "image_path", "search_text"}
 
@@ -52,12 +52,12 @@ def test_the_funnel_returns_k3_results_with_every_field(indexed, pool_room, cfg)
 @pytest.mark.parametrize(
     ("switches", "stages"),
     [
-        (["funnel.use_agent=false"], ["bm25", "siglip"]),
-        (["funnel.use_siglip=false"], ["bm25", "agent"]),
-        (["funnel.use_siglip=false", "funnel.use_agent=false"], ["bm25"]),
+        (["funnel.stages=[bm25,siglip]"], ["bm25", "siglip"]),
+        (["funnel.stages=[bm25,agent]"], ["bm25", "agent"]),
+        (["funnel.stages=[bm25]"], ["bm25"]),
     ],
 )
-def test_stages_switch_off_by_config(indexed, pool_room, cfg, switches, stages):
+def test_stages_are_chosen_by_name(indexed, pool_room, cfg, switches, stages):
     result = _funnel(indexed, *switches).search(SearchRequest(load_image(pool_room, 10**7), "bed"))
     assert result.stages_run == stages
     assert len(result.results) == cfg.funnel.k3
@@ -118,7 +118,9 @@ def test_inference_flow_writes_results_and_page_and_names_bad_requests(
         {"room": str(Path(__file__)), "query": "lamp"},
     ]
     requests.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    out = inference(str(requests), [*indexed.overrides, "funnel.use_agent=false"], name="batch")
+    out = inference(
+        str(requests), [*indexed.overrides, "funnel.stages=[bm25,siglip]"], name="batch"
+    )
     assert (out["searched"], out["failed"]) == (2, 1)
     rows = pq.read_table(out["results"]).to_pylist()
     assert {r["request"] for r in rows} == {0, 1}
@@ -131,10 +133,12 @@ def test_inference_flow_writes_results_and_page_and_names_bad_requests(
 
 
 def test_the_untrained_notice_goes_away_with_an_adapter_or_without_the_agent(cfg):
-    from mars_core.search.build import agent_notice
+    from mars_core.stages import agent_notice
 
     assert agent_notice(cfg) == UNTRAINED_NOTICE
     trained = dataclasses.replace(cfg, student=dataclasses.replace(cfg.student, adapter="x"))
     assert agent_notice(trained) is None
-    no_agent = dataclasses.replace(cfg, funnel=dataclasses.replace(cfg.funnel, use_agent=False))
+    no_agent = dataclasses.replace(
+        cfg, funnel=dataclasses.replace(cfg.funnel, stages=["bm25", "siglip"])
+    )
     assert agent_notice(no_agent) is None

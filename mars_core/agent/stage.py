@@ -27,6 +27,7 @@ class AgentStage:
     scorer: AgentScorer
     rationale_top_n: int  # funnel.rationale_top_n
     max_input_pixels: int  # funnel.max_input_pixels
+    siglip_blend: float = 0.0  # funnel.siglip_blend
     name: str = field(default="agent", init=False)
 
     @classmethod
@@ -37,6 +38,7 @@ class AgentStage:
             scorer=scorer,
             rationale_top_n=cfg.funnel.rationale_top_n,
             max_input_pixels=cfg.funnel.max_input_pixels,
+            siglip_blend=cfg.funnel.siglip_blend,
         )
 
     def rank(
@@ -49,8 +51,9 @@ class AgentStage:
         scores = self.scorer.score(request.room, request.query, views)
         for candidate, score in zip(kept, scores, strict=True):
             candidate.scores[self.name] = score
+        order = self._final_order(kept)
         ranked = sorted(
-            zip(kept, views, strict=True), key=lambda pair: pair[0].scores[self.name], reverse=True
+            zip(kept, views, strict=True), key=lambda pair: order[pair[0].key], reverse=True
         )[:k]
         scored = time.perf_counter()
         malformed = self._attach_rationales(request, ranked[: self.rationale_top_n])
@@ -66,6 +69,21 @@ class AgentStage:
             "rationale_seconds": time.perf_counter() - scored,
         }
         return StageOutput(candidates=[candidate for candidate, _ in ranked], notes=notes)
+
+    def _final_order(self, kept: list[Candidate]) -> dict[str, float]:
+        """Agent score, blended with the stage-2 similarity when `siglip_blend` > 0.
+
+        The agent judges fit, SigLIP judges looks; min-max scaling puts the similarity on
+        the agent's 0..1 range within this request, whatever the embedder's cosine spread.
+        """
+        agent = {c.key: c.scores[self.name] for c in kept}
+        visual = {c.key: c.scores["siglip"] for c in kept if "siglip" in c.scores}
+        if self.siglip_blend == 0.0 or len(visual) != len(kept) or not kept:
+            return agent
+        low, high = min(visual.values()), max(visual.values())
+        spread = (high - low) or 1.0
+        w = self.siglip_blend
+        return {key: (1 - w) * agent[key] + w * (visual[key] - low) / spread for key in agent}
 
     def _load_products(
         self, candidates: list[Candidate]

@@ -196,17 +196,22 @@ class TrainConfig:
 
 @dataclass
 class FunnelConfig:
-    """Sizes and switches of the 3-stage search funnel."""
+    """Sizes and stages of the search funnel."""
 
     name: str = knob("tiny", "label for logs and MLflow")
     k1: int = knob(200, "stage 1 (BM25) keeps this many")
     k2: int = knob(20, "stage 2 (SigLIP) keeps this many")
     k3: int = knob(5, "results returned after stage 3 (agent)")
-    use_siglip: bool = knob(True, "run stage 2; off = BM25 order goes straight on")
-    use_agent: bool = knob(True, "run stage 3; off = stage 2 order is final")
+    stages: list[str] = knob(
+        ["bm25", "siglip", "agent"],
+        "stages to run, by name (mars_core.stages); a left-out stage only cuts to its k",
+    )
     text_weight: float = knob(0.0, "blend of query-text similarity into the stage-2 score")
     rationale_top_n: int = knob(3, "generate a rationale for this many top results")
     min_fit_score: float = knob(0.5, "below this best agent score, say nothing fits")
+    siglip_blend: float = knob(
+        0.0, "weight of the stage-2 similarity (min-max scaled) in the agent stage's final order"
+    )
     max_input_pixels: int = knob(
         50_000_000, "room and product images above this many pixels are refused (bomb guard)"
     )
@@ -217,19 +222,54 @@ class FunnelConfig:
                 f"funnel sizes must satisfy k1 >= k2 >= k3 >= 1, got {self.k1}, "
                 f"{self.k2}, {self.k3}"
             )
-        if not 0.0 <= self.text_weight <= 1.0:
-            raise ValueError("funnel.text_weight must lie in [0, 1]")
+        for name in ("text_weight", "siglip_blend"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"funnel.{name} must lie in [0, 1]")
         if self.rationale_top_n < 0 or self.max_input_pixels < 1:
             raise ValueError("funnel.rationale_top_n must be >= 0 and max_input_pixels >= 1")
+        if not self.stages:
+            raise ValueError("funnel.stages is empty; list stages by name, e.g. [bm25, siglip]")
 
 
 @dataclass
 class EvalConfig:
-    """Ranking evaluation on held-out rooms, with stage ablations."""
+    """Evaluation on held-out rooms and products: stage ablations, adapters, promotion."""
 
     name: str = knob("tiny", "label for logs and MLflow")
-    ks: list[int] = knob([5, 10], "cut-offs for nDCG@k and recall@k")
-    ablations: list[str] = knob(
-        ["bm25", "bm25+siglip", "bm25+siglip+agent"], "funnel variants to compare"
+    measures: list[str] = knob(
+        ["nDCG@10", "R@5", "R@20", "RR"], "ranking measures, as ir-measures names them"
     )
-    max_queries: int = knob(0, "evaluate at most this many (room, query) pairs; 0 = all")
+    ks: list[int] = knob([5, 10], "cut-offs of context_violation@k and category_precision@k")
+    ablations: list[list[str]] = knob(
+        [["bm25"], ["bm25", "siglip"], ["bm25", "siglip", "agent"]],
+        "funnel variants to compare, each a list of stage names (as funnel.stages)",
+    )
+    adapters: list[str] = knob(
+        [], "adapters to run every agent variant with too: folders or models:/mars-student@alias"
+    )
+    max_queries: int = knob(0, "evaluate at most this many (room, query) requests; 0 = all")
+    overfetch: int = knob(8, "stage 1 fetches k1 x this many, then keeps test-split products")
+    fit_threshold: float = knob(0.5, "a teacher or student score from here on means 'fits'")
+    max_pairs: int = knob(64, "held-out pairs scored for student vs teacher (0 = skip)")
+    reliability_bins: int = knob(10, "bins of the reliability diagram (student vs teacher)")
+    registered_model: str = knob("mars-student", "MLflow registered model of the student")
+    promote: bool = knob(True, "promote the candidate alias to champion when it wins")
+    primary_metric: str = knob("nDCG@10", "the measure promotion compares (one of measures)")
+    promotion_margin: float = knob(0.01, "the candidate must beat the baseline by this much")
+
+    def __post_init__(self) -> None:
+        if not self.ablations:
+            raise ValueError("eval.ablations is empty; list stage lists such as [[bm25]]")
+        if min(self.ks, default=0) < 1 or self.overfetch < 1 or self.reliability_bins < 2:
+            raise ValueError("eval: ks must be >= 1, overfetch >= 1 and reliability_bins >= 2")
+        if self.max_queries < 0 or self.max_pairs < 0:
+            raise ValueError("eval.max_queries and eval.max_pairs must be >= 0")
+        if not 0.0 < self.fit_threshold < 1.0:
+            raise ValueError("eval.fit_threshold must lie strictly between 0 and 1")
+        if self.primary_metric not in self.measures:
+            raise ValueError(
+                f"eval.primary_metric {self.primary_metric!r} must be one of eval.measures "
+                f"{self.measures}"
+            )
+        if self.promotion_margin < 0:
+            raise ValueError("eval.promotion_margin must be >= 0")

@@ -1,0 +1,76 @@
+"""Evaluation flow: stage ablations and adapters on held-out rooms, then promotion.
+
+    python -m flows.evaluate [hydra overrides...]
+    python -m flows.evaluate 'eval.adapters=[models:/mars-student@candidate]'
+
+One MLflow run "evaluate" with a nested run per configuration (every metric, so the MLflow UI
+compares adapters side by side), the markdown table and plots as artifacts, and the promotion
+decision with its numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+
+import mlflow
+from prefect import flow
+
+from flows.cli import run_cli
+from flows.config import load_config
+from mars_core.evaluation.promotion import promote
+from mars_core.evaluation.report import markdown_table
+from mars_core.evaluation.run import EvaluationReport, check_inputs
+from mars_core.tracking import mlflow_run
+from tasks.evaluate import evaluate_configurations
+
+
+@flow(name="evaluate")
+def evaluate(overrides: list[str] | None = None) -> EvaluationReport:
+    """Measure every configuration of `eval.ablations` x `eval.adapters`; promote on a win."""
+    cfg = load_config(overrides)
+    check_inputs(cfg)
+    with mlflow_run(cfg.mlflow.experiment, "evaluate", cfg):
+        report = evaluate_configurations(cfg)
+        for result in report.results:
+            with mlflow_run(cfg.mlflow.experiment, result.configuration.name):
+                mlflow.log_params(
+                    {
+                        "stages": ",".join(result.configuration.stages),
+                        "adapter": result.configuration.adapter or "base",
+                        "siglip_blend": cfg.funnel.siglip_blend,
+                        "judgments": report.source,
+                        "reference": report.reference,
+                    }
+                )
+                mlflow.log_metrics(result.metrics)
+        mlflow.log_params({"judgments": report.source, "reference": report.reference})
+        mlflow.log_metric("requests", report.requests)
+        for path in report.files.values():
+            mlflow.log_artifact(path)
+        if report.decision is not None:
+            promote(cfg.eval.registered_model, report.decision)
+            mlflow.log_dict(asdict(report.decision), "promotion.json")
+            mlflow.log_metric("promoted", float(report.decision.promoted))
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m flows.evaluate [hydra overrides...]`"""
+    run_cli(lambda: _run(list(sys.argv[1:] if argv is None else argv)))
+
+
+def _run(overrides: list[str]) -> None:
+    """Check the config and the index first, so a mistake is one line, not a failed flow run."""
+    check_inputs(load_config(overrides))
+    report = evaluate(overrides)
+    print(f"\n{report.requests} requests, judged by {report.source}\n")
+    print(markdown_table(report.results))
+    if report.decision is not None:
+        print(f"promotion: {json.dumps(asdict(report.decision))}")
+    print(f"table and plots: {', '.join(report.files.values())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Run each configuration (a list of stage names, and an adapter for the agent) over the set.
+
+A configuration is the funnel of `funnel.stages` = its stages, with the student given its
+adapter (none = the base student). Stage 1 is narrowed to test-split products, so rankings
+hold only products the student never saw in training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mars_core.config import MarsConfig
+from mars_core.errors import UserInputError
+from mars_core.evaluation.agreement import PairSpec, ScoredPair, agreement_metrics, score_pairs
+from mars_core.evaluation.metrics import RankedRequest, all_metrics
+from mars_core.evaluation.requests import EvalSet
+from mars_core.images import load_image
+from mars_core.search.funnel import FunnelStep, SearchFunnel
+from mars_core.search.types import Candidate, SearchRequest, Stage, StageOutput
+from mars_core.stages import build_funnel
+
+AGENT = "agent"
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One row of the ablation table."""
+
+    stages: list[str]
+    adapter: str | None = None  # folder or models:/<name>@<alias>; None = base student
+
+    @property
+    def name(self) -> str:
+        label = "+".join(self.stages)
+        if AGENT in self.stages:
+            label += f"@{adapter_label(self.adapter)}"
+        return label
+
+    @property
+    def has_agent(self) -> bool:
+        return AGENT in self.stages
+
+
+@dataclass
+class ConfigurationResult:
+    """Every metric of one configuration, its rankings and its scored held-out pairs."""
+
+    configuration: Configuration
+    metrics: dict[str, float]
+    ranked: list[RankedRequest]
+    pairs: list[ScoredPair] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (request id, reason)
+
+
+def adapter_label(adapter: str | None) -> str:
+    """`base`, the alias of a registry URI, or the folder's name."""
+    if adapter is None:
+        return "base"
+    return adapter.rsplit("@", 1)[-1] if "@" in adapter else Path(adapter).name
+
+
+def configurations(ablations: list[list[str]], adapters: list[str]) -> list[Configuration]:
+    """Each ablation; those with the agent once with the base student and once per adapter."""
+    found: list[Configuration] = []
+    for stages in ablations:
+        variants = [None, *adapters] if AGENT in stages else [None]
+        found += [Configuration(list(stages), adapter) for adapter in variants]
+    return found
+
+
+@dataclass
+class HeldOutOnly:
+    """Stage 1 narrowed to test-split products: fetches more, keeps the held-out ones."""
+
+    stage: Stage
+    keep: frozenset[str]
+    overfetch: int  # eval.overfetch
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    def rank(
+        self, request: SearchRequest, candidates: list[Candidate] | None, k: int
+    ) -> StageOutput:
+        output = self.stage.rank(request, candidates, k * self.overfetch)
+        kept = [c for c in output.candidates if c.key in self.keep][:k]
+        return StageOutput(candidates=kept, notes=output.notes)
+
+    def close(self) -> None:
+        close = getattr(self.stage, "close", None)
+        if close is not None:
+            close()
+
+
+def configured(cfg: MarsConfig, configuration: Configuration) -> MarsConfig:
+    """The config a configuration runs under: its stages and its adapter."""
+    return dataclasses.replace(
+        cfg,
+        funnel=dataclasses.replace(cfg.funnel, stages=list(configuration.stages)),
+        student=dataclasses.replace(cfg.student, adapter=configuration.adapter),
+    )
+
+
+def run_configuration(
+    cfg: MarsConfig,
+    eval_set: EvalSet,
+    configuration: Configuration,
+    pair_specs: list[PairSpec],
+) -> ConfigurationResult:
+    """Search every request with this configuration's funnel and measure it."""
+    run_cfg = configured(cfg, configuration)
+    ranked: list[RankedRequest] = []
+    failed: list[tuple[str, str]] = []
+    with build_funnel(run_cfg) as funnel:
+        _narrow_to_test_split(funnel, eval_set.test_keys, cfg.eval.overfetch)
+        for request in tqdm(eval_set.requests, desc=configuration.name, unit="request"):
+            try:
+                room = load_image(request.room_path, cfg.funnel.max_input_pixels)
+                result = funnel.search(SearchRequest(room, request.query, request.room_id))
+            except UserInputError as e:
+                failed.append((request.request_id, str(e)))
+                continue
+            ranked.append(
+                RankedRequest(
+                    request=request,
+                    keys=[c.key for c in result.results],
+                    categories=[c.product.get("category", "") for c in result.results],
+                    nothing_fits=result.nothing_fits,
+                )
+            )
+        agent = _agent_stage(funnel)
+        pairs = (
+            score_pairs(agent.scorer, pair_specs, cfg.funnel.max_input_pixels)
+            if agent is not None
+            else []
+        )
+    metrics = all_metrics(ranked, cfg.eval.measures, cfg.eval.ks)
+    metrics["failed_requests"] = float(len(failed))
+    metrics |= agreement_metrics(pairs, cfg.eval.fit_threshold)
+    if configuration.has_agent:
+        metrics["siglip_blend"] = cfg.funnel.siglip_blend
+    return ConfigurationResult(configuration, metrics, ranked, pairs, failed)
+
+
+def _narrow_to_test_split(funnel: SearchFunnel, keep: frozenset[str], overfetch: int) -> None:
+    first = funnel.steps[0]
+    funnel.steps[0] = FunnelStep(HeldOutOnly(first.stage, keep, overfetch), first.k)
+
+
+def _agent_stage(funnel: SearchFunnel):
+    return next(
+        (s.stage for s in funnel.steps if s.stage is not None and s.stage.name == AGENT), None
+    )

@@ -1,0 +1,96 @@
+"""What a person reads of an evaluation: the ablation table (markdown) and two plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from mars_core.evaluation.ablation import ConfigurationResult
+from mars_core.evaluation.agreement import ScoredPair
+from mars_core.io import atomic_write_text
+
+TABLE_COLUMNS_FIRST = ("nDCG_at_10", "R_at_5", "R_at_20", "RR")
+
+
+def table_columns(results: list[ConfigurationResult]) -> list[str]:
+    """Ranking measures first, then ours, then student-vs-reference, in a stable order."""
+    keys = {key for r in results for key in r.metrics}
+    first = [k for k in TABLE_COLUMNS_FIRST if k in keys]
+    return first + sorted(keys - set(first))
+
+
+def markdown_table(results: list[ConfigurationResult]) -> str:
+    """One row per configuration, one column per metric (blank where it does not apply)."""
+    columns = table_columns(results)
+    lines = [
+        "| configuration | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for result in results:
+        cells = [_cell(result.metrics.get(column)) for column in columns]
+        lines.append(f"| {result.configuration.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(results: list[ConfigurationResult], path: Path) -> Path:
+    return atomic_write_text(path, markdown_table(results))
+
+
+def plot_metrics(results: list[ConfigurationResult], metrics: list[str], path: Path) -> Path:
+    """Grouped bars: each metric by configuration."""
+    names = [r.configuration.name for r in results]
+    figure, axes = plt.subplots(figsize=(max(6, 1.6 * len(metrics) * len(names) / 3), 4))
+    width = 0.8 / max(len(names), 1)
+    for i, result in enumerate(results):
+        positions = [m + i * width for m in range(len(metrics))]
+        values = [result.metrics.get(metric, 0.0) for metric in metrics]
+        axes.bar(positions, values, width, label=names[i])
+    axes.set_xticks([m + width * (len(names) - 1) / 2 for m in range(len(metrics))], metrics)
+    axes.set_ylim(0, 1)
+    axes.set_title("metric by configuration")
+    axes.legend(fontsize="small")
+    return _save(figure, path)
+
+
+def plot_reliability(
+    pairs_by_name: dict[str, list[ScoredPair]], bins: int, reference: str, path: Path
+) -> Path:
+    """Mean reference score per bin of student score; the diagonal is perfect calibration."""
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    for name, pairs in pairs_by_name.items():
+        centres, means = reliability_curve(pairs, bins)
+        axes.plot(centres, means, marker="o", label=name)
+    axes.set_xlabel("student score (fast)")
+    axes.set_ylabel(f"mean {reference} score")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_title("reliability: student vs " + reference)
+    axes.legend(fontsize="small")
+    return _save(figure, path)
+
+
+def reliability_curve(pairs: list[ScoredPair], bins: int) -> tuple[list[float], list[float]]:
+    """Centres of the non-empty bins of student score and the mean reference in each."""
+    totals: dict[int, list[float]] = {}
+    for pair in pairs:
+        totals.setdefault(min(int(pair.fast * bins), bins - 1), []).append(pair.reference)
+    ordered = sorted(totals)
+    return [(b + 0.5) / bins for b in ordered], [sum(totals[b]) / len(totals[b]) for b in ordered]
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _save(figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,123 @@
+"""Funnel stages by name: a registry of stage factories and the funnel built from a list.
+
+`funnel.stages: [bm25, siglip, agent]` (and every ablation of the evaluation) names stages
+from this registry, as open_clip names its models. This module sits above both the search
+stages (`mars_core.search`) and the agent (`mars_core.agent`), so neither imports the other's
+assembly. Each factory imports its stage when it is called: naming, listing and validating
+stages (at config composition) costs nothing, and only the stages asked for load their models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mars_core.config import FunnelConfig, MarsConfig
+from mars_core.errors import ConfigError
+from mars_core.index.store import IndexSnapshot
+from mars_core.search.funnel import FunnelStep, SearchFunnel
+from mars_core.search.types import Stage
+
+UNTRAINED_NOTICE = (
+    "The agent is the untrained tiny model (random weights, no adapter): its scores are noise "
+    "and it writes no rationales until training lands. The ranking shows the mechanics only."
+)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage's name, how many candidates it keeps, and how to open it over an index build."""
+
+    name: str
+    size: Callable[[FunnelConfig], int]
+    open: Callable[[MarsConfig, IndexSnapshot], Stage]
+
+
+_REGISTRY: dict[str, StageSpec] = {}
+
+
+def register_stage(spec: StageSpec) -> StageSpec:
+    """Add a stage; registration order is the order stages run in. A name is registered once."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"funnel stage {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def known_stages() -> list[str]:
+    """Registered stage names, in the order the funnel runs them."""
+    return list(_REGISTRY)
+
+
+def check_stages(names: list[str], key: str = "funnel.stages") -> list[str]:
+    """Reject unknown, repeated or out-of-order names, or a list not starting with stage 1.
+
+    Raises `ConfigError` with one line that names `key` and lists the known stages.
+    """
+    known = known_stages()
+    listed = f"[{', '.join(names)}]"
+    unknown = [name for name in names if name not in _REGISTRY]
+    if unknown:
+        raise ConfigError(
+            f"{key}: unknown stage {unknown[0]!r} in {listed}; known stages: {', '.join(known)}"
+        )
+    if not names or names[0] != known[0]:
+        raise ConfigError(f"{key} {listed} must start with {known[0]!r}: it picks the candidates")
+    if len(set(names)) != len(names) or names != sorted(names, key=known.index):
+        raise ConfigError(f"{key} {listed}: list each stage once, in the order {', '.join(known)}")
+    return names
+
+
+def check_config_stages(cfg: MarsConfig) -> MarsConfig:
+    """Every stage list of the config (the funnel's and each ablation's) names known stages."""
+    check_stages(cfg.funnel.stages)
+    for index, ablation in enumerate(cfg.eval.ablations):
+        check_stages(ablation, key=f"eval.ablations[{index}]")
+    return cfg
+
+
+def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunnel:
+    """The funnel of `stages` (default `cfg.funnel.stages`) over the current index build.
+
+    A registered stage that is not listed still cuts the list to its size, so the next stage
+    gets as many candidates with or without it and an ablation compares orderings only.
+    """
+    names = check_stages(list(stages if stages is not None else cfg.funnel.stages))
+    snapshot = IndexSnapshot.current(cfg.index.dir)
+    steps = [
+        FunnelStep(spec.open(cfg, snapshot) if spec.name in names else None, spec.size(cfg.funnel))
+        for spec in _REGISTRY.values()
+    ]
+    return SearchFunnel(steps, final_k=cfg.funnel.k3, min_fit_score=cfg.funnel.min_fit_score)
+
+
+def agent_notice(cfg: MarsConfig) -> str | None:
+    """What a results page must say up front when the agent's scores mean nothing yet."""
+    untrained = cfg.student.tiny is not None and cfg.student.adapter is None
+    return UNTRAINED_NOTICE if "agent" in cfg.funnel.stages and untrained else None
+
+
+def _open_bm25(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
+    from mars_core.search.lexical import LexicalStage
+
+    return LexicalStage.open(snapshot, cfg.index)
+
+
+def _open_siglip(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
+    from mars_core.embedder import Embedder
+    from mars_core.search.visual import VisualStage
+
+    embedder = Embedder.from_config(cfg.embedder, Path(cfg.paths.models))
+    return VisualStage.open(snapshot, cfg.index, embedder, text_weight=cfg.funnel.text_weight)
+
+
+def _open_agent(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
+    from mars_core.agent.stage import AgentStage
+
+    return AgentStage.from_config(cfg)
+
+
+register_stage(StageSpec("bm25", lambda funnel: funnel.k1, _open_bm25))
+register_stage(StageSpec("siglip", lambda funnel: funnel.k2, _open_siglip))
+register_stage(StageSpec("agent", lambda funnel: funnel.k3, _open_agent))

@@ -1,0 +1,93 @@
+"""The evaluation flow on the session's world and index: runs, artifacts, promotion."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from flows.evaluate import evaluate, main
+from mars_core.agent.adapter import register_adapter
+from mars_core.models.loading import load_vlm
+from mars_core.tracking import mlflow_run
+
+MODEL = "mars-student-eval"
+RANKING_KEYS = {"nDCG_at_10", "R_at_5", "R_at_20", "RR"}
+OUR_KEYS = {
+    "context_violation_at_5", "context_violation_at_10", "category_precision_at_5",
+    "abstain_nofit", "abstain_answerable",
+}  # fmt: skip
+AGENT_KEYS = {"student_spearman", "student_mae", "student_fit_agreement"}
+AGENT_KEYS |= {"fast_vs_generated_spearman", "siglip_blend"}
+
+
+@pytest.fixture(scope="module")
+def candidate(cfg, model_cache, tmp_path_factory) -> int:
+    """A LoRA adapter on the tiny student with a random update, registered as `candidate`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(1)
+    folder = tmp_path_factory.mktemp("adapter")
+    base = load_vlm(cfg.student, model_cache).model
+    lora = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    get_peft_model(base, lora).save_pretrained(folder)
+    with mlflow_run("mars-tests", "sft-stand-in"):
+        return register_adapter(folder, name=MODEL, alias="candidate")
+
+
+@pytest.fixture(scope="module")
+def evaluated(built, session_overrides, candidate, prefect_harness):
+    overrides = [
+        *session_overrides,
+        f"index.dir={built.cfg.dir}",
+        "eval.max_queries=8",
+        "eval.max_pairs=6",
+        f"eval.registered_model={MODEL}",
+        "eval.promotion_margin=0.5",  # more than any untrained adapter can win by
+    ]
+    return evaluate(overrides)
+
+
+def _runs(parent_id: str):
+    return mlflow.search_runs(
+        experiment_names=["mars"], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+
+
+@pytest.mark.slow
+def test_an_ablation_makes_one_nested_run_per_configuration_with_every_metric(evaluated):
+    parent = mlflow.search_runs(experiment_names=["mars"], filter_string="run_name = 'evaluate'")
+    children = _runs(parent.iloc[0]["run_id"])
+    names = set(children["tags.mlflow.runName"])
+    assert names == {
+        "bm25", "bm25+siglip", "bm25+siglip+agent@base", "bm25+siglip+agent@candidate",
+    }  # fmt: skip
+    for _, run in children.iterrows():
+        keys = {c.removeprefix("metrics.") for c in run.index if run[c] == run[c]}
+        assert keys >= RANKING_KEYS | OUR_KEYS
+        if "agent" in run["tags.mlflow.runName"]:
+            assert keys >= AGENT_KEYS
+    assert evaluated.source == "ground_truth" and evaluated.requests == 8
+    artifacts = {a.path for a in MlflowClient().list_artifacts(parent.iloc[0]["run_id"])}
+    assert {"ablation.md", "metrics.png", "reliability.png", "promotion.json"} <= artifacts
+
+
+@pytest.mark.slow
+def test_promotion_refuses_an_adapter_that_does_not_win_by_the_margin(evaluated):
+    decision = evaluated.decision
+    assert decision is not None and decision.candidate == "bm25+siglip+agent@candidate"
+    assert decision.baseline in {"bm25", "bm25+siglip"}
+    assert not decision.promoted
+    assert decision.candidate_value < decision.baseline_value + decision.margin
+    assert MlflowClient().get_registered_model(MODEL).aliases == {"candidate": decision.version}
+
+
+def test_a_missing_index_is_one_line_naming_the_command(session_overrides, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([*session_overrides, f"index.dir={tmp_path}"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "python -m flows.index" in err
