@@ -1,16 +1,18 @@
 """Metrics of one configuration over the evaluation set.
 
-Ranking quality comes from ir-measures (nDCG@10, R@5, R@20, RR, graded as judged); the rest
-are ours, defined in the README:
+Ranking quality comes from ir-measures (nDCG@10, R@5, R@20, RR, graded as judged) and counts
+saying "nothing fits" as an answer: a request with no fitting product is judged with one
+relevant answer, `ABSTAIN`, which a configuration returns first when it abstains (and which is
+not relevant anywhere else). So a funnel that lists beds for a pool photo scores 0 on that
+request, one that says nothing fits scores 1, and a wrong abstention on an answerable request
+pushes its real results down a rank. The same measures over answerable requests only, the
+usual reading, are logged as `answerable.<measure>`. The rest are ours, defined in the README:
 
-* `context_violation@k`: share of the top k that are misfits for the room (judged grade 0),
-  over requests with at least one result;
+* `context_violation@k`: share of the top k presented as matches that are misfits for the room
+  (judged grade 0); a request where MARS says nothing fits presents none;
 * `abstain_nofit`: share of requests with no fitting product where MARS says nothing fits;
 * `abstain_answerable`: share of requests with a fitting product where it wrongly does;
 * `category_precision@k`: share of the top k whose category is the one asked for.
-
-Ranking measures are averaged over answerable requests only: a list of misfits is neither a
-good nor a bad ranking, and what MARS should do there is abstain, which is measured apart.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from dataclasses import dataclass
 import ir_measures
 
 from mars_core.evaluation.requests import EvalRequest
+
+# The judged answer of a request with no fitting product: saying that nothing fits.
+ABSTAIN = "<nothing fits>"
 
 
 @dataclass(frozen=True)
@@ -38,20 +43,15 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^\w.\- /]", "_", name.replace("@", "_at_"))
 
 
-def ranking_measures(ranked: list[RankedRequest], measures: list[str]) -> dict[str, float]:
-    """ir-measures' mean of each measure over the answerable requests (0 when there are none)."""
+def ranking_measures(
+    ranked: list[RankedRequest], measures: list[str], *, abstention_aware: bool = True
+) -> dict[str, float]:
+    """ir-measures' mean of each measure: over every request with `ABSTAIN` judged as the
+    answer to no-fit requests, or (`abstention_aware=False`) over answerable requests only."""
     parsed = [ir_measures.parse_measure(name) for name in measures]
-    answerable = [r for r in ranked if r.request.answerable]
-    qrels = [
-        ir_measures.Qrel(r.request.request_id, key, grade)
-        for r in answerable
-        for key, grade in r.request.grades.items()
-    ]
-    run = [
-        ir_measures.ScoredDoc(r.request.request_id, key, float(len(r.keys) - rank))
-        for r in answerable
-        for rank, key in enumerate(r.keys)
-    ]
+    judged = ranked if abstention_aware else [r for r in ranked if r.request.answerable]
+    qrels = [qrel for r in judged for qrel in _qrels(r, abstention_aware)]
+    run = [doc for r in judged for doc in _run(r, abstention_aware)]
     if not qrels or not run:
         return {name: 0.0 for name in measures}
     values = ir_measures.calc_aggregate(parsed, qrels, run)
@@ -61,10 +61,28 @@ def ranking_measures(ranked: list[RankedRequest], measures: list[str]) -> dict[s
     }
 
 
+def _qrels(r: RankedRequest, abstention_aware: bool) -> list[ir_measures.Qrel]:
+    qid = r.request.request_id
+    if abstention_aware and not r.request.answerable:
+        return [ir_measures.Qrel(qid, ABSTAIN, 1)]
+    return [ir_measures.Qrel(qid, key, grade) for key, grade in r.request.grades.items()]
+
+
+def _run(r: RankedRequest, abstention_aware: bool) -> list[ir_measures.ScoredDoc]:
+    keys = [ABSTAIN, *r.keys] if abstention_aware and r.nothing_fits else r.keys
+    qid = r.request.request_id
+    return [
+        ir_measures.ScoredDoc(qid, key, float(len(keys) - rank)) for rank, key in enumerate(keys)
+    ]
+
+
 def context_violation(ranked: list[RankedRequest], k: int) -> float:
-    """Mean share of judged misfits (grade 0) among each non-empty list's top k."""
+    """Mean share of judged misfits (grade 0) among the top k each request presents as
+    matches: none when MARS says nothing fits (it shows closest options, not matches)."""
     shares = [
-        sum(r.request.grades.get(key) == 0 for key in r.keys[:k]) / len(r.keys[:k])
+        0.0
+        if r.nothing_fits
+        else sum(r.request.grades.get(key) == 0 for key in r.keys[:k]) / len(r.keys[:k])
         for r in ranked
         if r.keys
     ]
@@ -95,6 +113,8 @@ def all_metrics(
     metrics = {
         metric_key(name): value for name, value in ranking_measures(ranked, measures).items()
     }
+    answerable = ranking_measures(ranked, measures, abstention_aware=False)
+    metrics |= {f"answerable.{metric_key(name)}": value for name, value in answerable.items()}
     for k in ks:
         metrics[f"context_violation_at_{k}"] = context_violation(ranked, k)
         metrics[f"category_precision_at_{k}"] = category_precision(ranked, k)

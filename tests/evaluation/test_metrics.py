@@ -36,7 +36,7 @@ RUN = [ranked(BED, ["b", "a", "e", "c"]), ranked(LAMP, ["x", "y"]), ranked(POOL_
 
 def test_ranking_measures_equal_the_library_and_a_hand_computed_ndcg():
     measures = ["nDCG@10", "R@5", "R@20", "RR"]
-    ours = ranking_measures(RUN, measures)
+    ours = ranking_measures(RUN, measures, abstention_aware=False)
     qrels = [ir_measures.Qrel(r.request_id, k, g) for r in (BED, LAMP) for k, g in r.grades.items()]
     order = {BED.request_id: ["b", "a", "e", "c"], LAMP.request_id: ["x", "y"]}
     run = [
@@ -54,8 +54,23 @@ def test_ranking_measures_equal_the_library_and_a_hand_computed_ndcg():
     assert ours["RR"] == pytest.approx((1 / 2 + 1) / 2)  # the no-fit request is not averaged
 
 
+def test_saying_nothing_fits_is_the_judged_answer_of_a_no_fit_request():
+    bed_ndcg = ranking_measures(RUN[:1], ["nDCG@10"], abstention_aware=False)["nDCG@10"]
+    # LAMP perfect, POOL_BED abstained: the judged answer comes first.
+    ours = ranking_measures(RUN, ["nDCG@10", "RR"])
+    assert ours["nDCG@10"] == pytest.approx((bed_ndcg + 1.0 + 1.0) / 3)
+    listed = [*RUN[:2], ranked(POOL_BED, ["a"], nothing_fits=False)]
+    assert ranking_measures(listed, ["nDCG@10"])["nDCG@10"] == pytest.approx((bed_ndcg + 1) / 3)
+    # A wrong abstention on LAMP pushes its perfect result to rank 2.
+    wrong = [ranked(LAMP, ["x", "y"], nothing_fits=True)]
+    assert ranking_measures(wrong, ["RR"])["RR"] == pytest.approx(1 / 2)
+
+
 def test_context_violation_and_category_precision_count_the_top_k():
-    assert context_violation(RUN, 2) == pytest.approx((1 / 2 + 1 / 2 + 1) / 3)
+    # POOL_BED abstains: it presents no matches, so no violation.
+    assert context_violation(RUN, 2) == pytest.approx((1 / 2 + 1 / 2 + 0) / 3)
+    listed = [ranked(POOL_BED, ["a", "b"], nothing_fits=False)]
+    assert context_violation(listed, 2) == pytest.approx(1.0)
     mixed = [ranked(BED, ["a", "x"], cats=["BED", "LAMP"])]
     assert category_precision(mixed, 2) == pytest.approx(0.5)
     assert category_precision(mixed, 1) == pytest.approx(1.0)
@@ -72,6 +87,7 @@ def test_abstention_counts_no_fit_and_answerable_requests_apart():
     assert abstention(hand) == {"abstain_nofit": 0.5, "abstain_answerable": pytest.approx(1 / 3)}
     keys = set(all_metrics(hand, ["nDCG@10", "R@5"], [5]))
     assert {"nDCG_at_10", "R_at_5", "context_violation_at_5", "abstain_nofit"} <= keys
+    assert {"answerable.nDCG_at_10", "answerable.R_at_5"} <= keys
 
 
 def result(stages, adapter, ndcg):
