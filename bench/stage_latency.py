@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from flows.config import load_config
+from mars_core.config.compose import load_config
 from mars_core.embedder import Embedder
 from mars_core.index.reindex import ReindexReport, reindex
 from mars_core.index.store import IndexSnapshot

@@ -12,8 +12,8 @@ from pathlib import Path
 import mlflow
 from prefect import flow
 
-from flows.config import load_config
 from mars_core.catalogue.schema import CATALOGUE_FILE
+from mars_core.config.compose import load_config
 from mars_core.index.reindex import ReindexReport
 from mars_core.tracking import mlflow_run
 from tasks.index import reindex_catalogue

@@ -12,8 +12,8 @@ from pathlib import Path
 import mlflow
 from prefect import flow
 
-from flows.cli import run_cli
-from flows.config import load_config
+from mars_core.cli import run_cli
+from mars_core.config.compose import load_config
 from mars_core.search.batch import read_requests
 from mars_core.tracking import mlflow_run
 from tasks.search import search_batch

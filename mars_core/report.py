@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from PIL import Image
 
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
+from mars_core.search.batch import FailedRequest
 from mars_core.search.funnel import SearchResult
 
 THUMBNAIL_PX = 224
@@ -30,15 +30,6 @@ padding-top:1rem} .notice{background:#fff4d6;border:1px solid #e6c36a;padding:.6
 td,th{border-bottom:1px solid #eee;padding:.5rem;text-align:left;vertical-align:top}
 td img{width:112px;border-radius:4px} .score{font-variant-numeric:tabular-nums}
 """
-
-
-@dataclass
-class FailedRequest:
-    """A request of a batch that could not run, shown on the page with its reason."""
-
-    room: str
-    query: str
-    reason: str
 
 
 def image_data_uri(

@@ -8,7 +8,7 @@ from prefect import task
 
 from mars_core.config import MarsConfig
 from mars_core.search.samples import demo_requests_file
-from mars_core.search.service import search_file
+from mars_core.search_service import search_file
 
 
 @task(name="write-demo-requests")

@@ -50,7 +50,7 @@ def session_overrides(model_cache: Path, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="session")
 def cfg(session_overrides: list[str]):
     """The default (tiny) config, composed once."""
-    from flows.config import load_config
+    from mars_core.config.compose import load_config
 
     return load_config(session_overrides)
 

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import yaml
 
-from flows.config import conf_dir, load_config
 from mars_core.config import DataConfig, WorldConfig
+from mars_core.config.compose import conf_dir, load_config
 
 
 @pytest.mark.parametrize(

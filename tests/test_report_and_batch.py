@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from mars_core.io import atomic_write_parquet
-from mars_core.report import FailedRequest, render_report
-from mars_core.search.batch import RequestsFileError, read_requests, results_table
+from mars_core.report import render_report
+from mars_core.search.batch import FailedRequest, RequestsFileError, read_requests, results_table
 from mars_core.search.funnel import NOTHING_FITS, SearchResult
 from mars_core.search.types import Candidate, SearchRequest
 

@@ -10,9 +10,9 @@ import mlflow
 import pyarrow.parquet as pq
 import pytest
 
-from flows.config import load_config
 from flows.search import main as search_main
 from mars_core.catalogue.schema import CATALOGUE_FILE
+from mars_core.config.compose import load_config
 from mars_core.embedder import Embedder
 from mars_core.images import load_image
 from mars_core.index.reindex import reindex

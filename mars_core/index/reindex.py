@@ -44,7 +44,7 @@ from mars_core.index.store import (
     reindex_lock,
     write_json_atomic,
 )
-from mars_core.search.vocabulary import CategoryVocabulary
+from mars_core.index.vocabulary import CategoryVocabulary
 
 log = logging.getLogger(__name__)
 

@@ -55,6 +55,15 @@ class RequestsFile:
     bad_lines: list[tuple[int, str]]  # (0-based line, reason)
 
 
+@dataclass
+class FailedRequest:
+    """A request of a batch that could not run, shown on the page with its reason."""
+
+    room: str
+    query: str
+    reason: str
+
+
 class RequestsFileError(UserInputError):
     """The requests file itself is unusable: wrong format, missing, or not text."""
 

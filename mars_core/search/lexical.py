@@ -12,8 +12,8 @@ from mars_core.config import IndexConfig
 from mars_core.errors import EmptyQueryError, UserInputError
 from mars_core.index.lucene import LuceneIndex
 from mars_core.index.store import IndexSnapshot
+from mars_core.index.vocabulary import CategoryVocabulary
 from mars_core.search.types import Candidate, SearchRequest, StageOutput
-from mars_core.search.vocabulary import CategoryVocabulary
 
 
 class LexicalStage:

@@ -151,7 +151,7 @@ def test_a_missing_siglip_tokenizer_says_what_to_set():
 
 
 def test_real_model_options_are_config_only(session_overrides):
-    from flows.config import load_config
+    from mars_core.config.compose import load_config
 
     so400m = load_config([*session_overrides, "embedder=siglip_so400m"]).embedder
     marqo = load_config([*session_overrides, "embedder=marqo_ecommerce_b"]).embedder

@@ -9,9 +9,9 @@ from catalogue_factory import read_rows, write_catalogue
 from conftest import WORLD_PRODUCTS, World, build_both
 from PIL import Image
 
+from mars_core.index.vocabulary import EmptyQueryError
 from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
-from mars_core.search.vocabulary import EmptyQueryError
 
 ROOM = Image.new("RGB", (32, 32), (128, 128, 128))
 

@@ -8,9 +8,9 @@ import pytest
 from catalogue_factory import read_rows
 from PIL import Image
 
+from mars_core.index.vocabulary import CategoryVocabulary
 from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
-from mars_core.search.vocabulary import CategoryVocabulary
 
 ROOM = Image.new("RGB", (32, 32))
 

@@ -33,7 +33,7 @@ ROOM = Image.new("RGB", (32, 32), (128, 128, 128))
 REINDEX_SCRIPT = """
 import sys
 from pathlib import Path
-from flows.config import load_config
+from mars_core.config.compose import load_config
 from mars_core.embedder import Embedder
 from mars_core.index.reindex import reindex
 cfg = load_config(sys.argv[2:])

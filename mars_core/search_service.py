@@ -14,8 +14,14 @@ from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
 from mars_core.io import atomic_write_parquet, atomic_write_text
-from mars_core.report import FailedRequest, render_report
-from mars_core.search.batch import RequestsFile, RequestSpec, read_requests, results_table
+from mars_core.report import render_report
+from mars_core.search.batch import (
+    FailedRequest,
+    RequestsFile,
+    RequestSpec,
+    read_requests,
+    results_table,
+)
 from mars_core.search.build import agent_notice, build_funnel
 from mars_core.search.funnel import SearchFunnel, SearchResult
 from mars_core.search.types import SearchRequest
