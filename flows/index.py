@@ -34,7 +34,7 @@ def build_index(overrides: list[str] | None = None) -> dict:
 def main(argv: list[str] | None = None) -> None:
     """`python -m flows.index [hydra overrides...]`"""
     report = build_index(list(sys.argv[1:] if argv is None else argv))
-    counts = ", ".join(f"{k} {report[k]}" for k in ("added", "updated", "removed", "unchanged"))
+    counts = ", ".join(f"{k} {report[k]}" for k in ("added", "changed", "removed", "unchanged"))
     print(f"\nindex {'published' if report['published'] else 'unchanged'}: {counts}")
     print(f"  embedded {report['embedded']} images, refreshed {report['refreshed']} rows")
     print(f"  {report['rows']} products in {len(report['categories'])} categories")

@@ -12,7 +12,7 @@ from catalogue_factory import product_image, read_rows
 from PIL import Image
 
 from mars_core.embedder import Embedder
-from mars_core.errors import BadImageError, ImageTooLargeError
+from mars_core.errors import BadImageError, ImageMissingError, ImageTooLargeError
 from mars_core.models.loading import clip_tokenizer, cpu_has_bf16
 
 
@@ -102,7 +102,7 @@ def test_with_on_bad_a_broken_image_is_reported_and_left_out(embedder, tmp_path)
             on_bad=lambda position, error: reported.append((position, type(error))),
         )
     )
-    assert reported == [(1, BadImageError), (3, BadImageError)]
+    assert reported == [(1, BadImageError), (3, ImageMissingError)]
     np.testing.assert_allclose(
         np.concatenate(batches), embedder.embed_images(good, progress=False), atol=1e-5
     )
