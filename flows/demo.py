@@ -34,8 +34,11 @@ def demo(overrides: list[str] | None = None) -> dict:
         "catalogue": catalogue.out_dir,
         "products": catalogue.products,
         "index": cfg.index.dir,
-        "indexed": index["rows"],
-        **search,
+        "indexed": index.rows,
+        "results": search.results,
+        "report": search.page,
+        "searched": search.searched,
+        "failed": search.failed,
     }
 
 

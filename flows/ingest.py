@@ -37,8 +37,8 @@ def ingest(overrides: list[str] | None = None) -> IngestReport:
             acquire_abo_task(cfg.data)
         report = build_catalogue_task(cfg.data)
         splits = make_splits_task(cfg.data)
-        mlflow.log_metrics(report.metrics() | {f"split.{k}": float(n) for k, n in splits.items()})
-        mlflow.log_dict(asdict(report) | {"splits": splits}, "ingest_report.json")
+        mlflow.log_metrics(report.metrics() | splits.metrics())
+        mlflow.log_dict(asdict(report) | {"splits": splits.counts}, "ingest_report.json")
     return report
 
 

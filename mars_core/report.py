@@ -54,9 +54,8 @@ def _fmt(value: float | None) -> str:
 
 
 def _lock_line(result: SearchResult) -> str:
-    category = result.notes.get("category")
-    if result.notes.get("locked"):
-        return f"category locked to <b>{escape(str(category))}</b>"
+    if result.locked:
+        return f"category locked to <b>{escape(str(result.lock.category))}</b>"
     return "<b>unlocked</b>: no known category in the query, all categories searched"
 
 
@@ -86,8 +85,7 @@ def render_result(result: SearchResult, *, max_pixels: int) -> str:
     header = "".join(f"<th>{escape(s)}</th>" for s in stage_names)
     nofit = f'<p class="nofit">{escape(result.message)}</p>' if result.message else ""
     skipped = "".join(
-        f'<p class="error">left out {escape(s["key"])}: {escape(s["detail"])}</p>'
-        for s in result.notes.get("skipped", [])
+        f'<p class="error">left out {escape(s.key)}: {escape(s.detail)}</p>' for s in result.skipped
     )
     room = result.request
     return f"""

@@ -28,6 +28,19 @@ from mars_core.search.types import SearchRequest
 
 
 @dataclass
+class SearchReport:
+    """What a batch search wrote and how many requests ran: what the inference flow logs."""
+
+    results: str  # the results table (parquet)
+    page: str  # the HTML page
+    searched: int
+    failed: int
+
+    def metrics(self) -> dict[str, float]:
+        return {"searched": float(self.searched), "failed": float(self.failed)}
+
+
+@dataclass
 class BatchOutcome:
     """Results in request order, the requests that could not run, and the files written."""
 
@@ -36,6 +49,15 @@ class BatchOutcome:
     table: Path | None = None
     page: Path | None = None
     notice: str | None = field(default=None)
+
+    def report(self) -> SearchReport:
+        """The counts and file paths, without the results' images."""
+        return SearchReport(
+            results=str(self.table),
+            page=str(self.page),
+            searched=len(self.results),
+            failed=len(self.failed),
+        )
 
 
 def run_requests(

@@ -48,7 +48,7 @@ def test_the_funnel_returns_k3_results_with_every_field(indexed, pool_room, cfg)
     assert len(result.results) == cfg.funnel.k3
     assert result.stages_run == ["bm25", "siglip", "agent"]
     assert set(result.timings) == {"bm25", "siglip", "agent"}
-    assert result.notes["locked"] and result.notes["category"] == "BED"
+    assert result.locked and result.lock.category == "BED"
     for candidate in result.results:
         assert set(candidate.product) >= PRODUCT_FIELDS
         assert candidate.product["category"] == "BED"
@@ -56,7 +56,7 @@ def test_the_funnel_returns_k3_results_with_every_field(indexed, pool_room, cfg)
         assert 0.0 <= candidate.scores["agent"] <= 1.0
     agent = [c.scores["agent"] for c in result.results]
     assert agent == sorted(agent, reverse=True)
-    assert result.notes["rationales"] == cfg.funnel.rationale_top_n
+    assert result.details["agent"]["rationales"] == cfg.funnel.rationale_top_n
 
 
 @pytest.mark.slow
@@ -130,11 +130,11 @@ def test_inference_flow_writes_results_and_page_and_names_bad_requests(
     ]
     requests.write_text("".join(json.dumps(line) + "\n" for line in lines))
     out = inference(str(requests), [*indexed.overrides, "funnel.use_agent=false"], name="batch")
-    assert (out["searched"], out["failed"]) == (2, 1)
-    rows = pq.read_table(out["results"]).to_pylist()
+    assert (out.searched, out.failed) == (2, 1)
+    rows = pq.read_table(out.results).to_pylist()
     assert {r["request"] for r in rows} == {0, 1}
     assert {r["category_locked"] for r in rows if r["request"] == 1} == {False}
-    page = Path(out["report"]).read_text()
+    page = Path(out.page).read_text()
     assert "Requests that could not run" in page and "is not an image" in page
     assert "unlocked" in page
     runs = mlflow.search_runs(experiment_names=["mars"], filter_string="run_name = 'inference'")

@@ -89,6 +89,15 @@ class ReindexReport:
     # {"key", "reason"} of each product whose image could not be loaded: in neither index
     skipped: list[dict[str, str]] = field(default_factory=list)
 
+    def changes(self) -> dict[str, int]:
+        """Products added, changed, removed and unchanged, in that order."""
+        return {
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+        }
+
     def metrics(self) -> dict[str, float]:
         """Flat numeric metrics for MLflow."""
         counts = {k: v for k, v in asdict(self).items() if isinstance(v, int | bool | float)}

@@ -145,7 +145,7 @@ def results_table(results: list[tuple[int, SearchResult]]) -> pa.Table:
                     "image_path": product.get("image_path"),
                     **{s: candidate.scores.get(s) for s in ("bm25", "siglip", "agent")},
                     "rationale": candidate.rationale,
-                    "category_locked": result.notes.get("locked"),
+                    "category_locked": result.locked,
                     "nothing_fits": result.nothing_fits,
                     **{f"seconds_{s}": result.timings.get(s) for s in ("bm25", "siglip", "agent")},
                 }

@@ -22,7 +22,7 @@ def test_index_flow_builds_then_updates_and_logs_to_mlflow(
     ]
     first = build_index(overrides)
     n = len(read_rows(own_world.catalogue))
-    assert (first["added"], first["embedded"], first["published"]) == (n, n, True)
+    assert (first.added, first.embedded, first.published) == (n, n, True)
     assert IndexSnapshot.current(tmp_path / "index").manifest.rows == n
 
     rows = read_rows(own_world.catalogue)

@@ -59,7 +59,7 @@ def search(stage: LexicalStage, query: str, k: int = 1000):
 )
 def test_the_lock_returns_only_the_asked_category(stage, sizes, query, category, elsewhere):
     out = search(stage, query)
-    assert out.notes["locked"] is True and out.notes["category"] == category
+    assert out.lock.locked and out.lock.category == category
     assert {c.product["category"] for c in out.candidates} == {category}
     # Every product of the category comes back, with or without the query's words.
     assert len(out.candidates) == sizes[category]
@@ -79,8 +79,8 @@ def test_products_with_the_query_words_rank_first(stage):
 
 def test_an_unknown_category_runs_unlocked_and_says_so(stage):
     out = search(stage, "something blue")
-    assert out.notes["locked"] is False and out.notes["category"] is None
-    assert "something blue" in out.notes["unlocked_reason"]
+    assert not out.lock.locked and out.lock.category is None
+    assert "something blue" in out.lock.reason
     categories = {c.product["category"] for c in out.candidates}
     assert len(categories) > 3  # the whole catalogue, blue things of many kinds
     assert all("blue" in c.product["search_text"].lower() for c in out.candidates)
@@ -93,7 +93,7 @@ def test_categories_no_word_can_lock_are_reported(built):
 def test_a_known_category_absent_from_the_catalogue_stays_locked(stage):
     """No clocks for sale: the answer is none, not clock-coloured sofas."""
     out = search(stage, "wall clock")
-    assert out.notes["locked"] is True and out.notes["category"] == "CLOCK"
+    assert out.lock.locked and out.lock.category == "CLOCK"
     assert out.candidates == []
 
 

@@ -31,7 +31,7 @@ def test_each_world_category_is_lockable_and_locks_to_itself_alone(stage, built,
         product = next(r for r in read_rows(world.catalogue) if r["category"] == category)
         query = f"{product['color']} {built.cfg.vocabulary.categories[category][0]}"
         out = stage.rank(SearchRequest(ROOM, query), None, 1000)
-        assert out.notes["category"] == category, query
+        assert out.lock.category == category, query
         assert {c.product["category"] for c in out.candidates} == {category}
         assert len(out.candidates) == size
 
@@ -45,4 +45,4 @@ def test_an_item_sold_on_several_marketplaces_comes_back_once(stage, world):
     out = stage.rank(SearchRequest(ROOM, query), None, 1000)
     keys = [c.product["item_id"] for c in out.candidates]
     assert keys.count(item) == 1
-    assert out.notes["collapsed_listings"] >= domains[item] - 1
+    assert out.details["collapsed_listings"] >= domains[item] - 1

@@ -44,7 +44,7 @@ def test_an_identical_image_ranks_first(built, embedder, lexical, rows, number):
     assert "bm25" in top.scores  # stage 1's score travels on
     scores = [c.scores["siglip"] for c in out.candidates]
     assert scores == sorted(scores, reverse=True) and len(scores) == 10
-    assert out.notes["mode"] == "rerank"
+    assert out.details["mode"] == "rerank"
 
 
 def test_without_candidates_it_searches_the_whole_table(built, embedder, rows):
@@ -52,7 +52,7 @@ def test_without_candidates_it_searches_the_whole_table(built, embedder, rows):
     room = Image.open(product["image_path"])
     stage = visual(built, embedder)
     out = stage.rank(SearchRequest(room, "anything"), None, 5)
-    assert out.notes["mode"] == "nearest" and out.candidates[0].key == product["key"]
+    assert out.details["mode"] == "nearest" and out.candidates[0].key == product["key"]
     vector = stage.query_vector(SearchRequest(room, "anything"))
     other = "SOFA" if product["category"] != "SOFA" else "BED"
     within = stage.nearest(vector, 5, category=other)
