@@ -14,7 +14,7 @@ from dataclasses import asdict
 import mlflow
 from prefect import flow
 
-from mars_core.catalogue.build import IngestReport
+from mars_core.catalogue.ingest import IngestReport
 from mars_core.config.compose import load_config
 from mars_core.tracking import mlflow_run
 from tasks.ingest import (

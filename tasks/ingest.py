@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 
 from mars_core.catalogue.acquire import acquire_abo
-from mars_core.catalogue.build import IngestReport, ingest
+from mars_core.catalogue.ingest import IngestReport, ingest
 from mars_core.catalogue.splits import SplitsReport, write_splits
 from mars_core.config import DataConfig
 from mars_core.world.generate import WorldSummary, generate_world

@@ -16,6 +16,10 @@ from mars_core.runtime import setup_runtime
 if TYPE_CHECKING:
     from mars_core.config import DataConfig
 
+# The index fixtures (catalogue_world, embedder, built, ...) serve tests/index, tests/search
+# and the index flow's test alike.
+pytest_plugins = ["indexed"]
+
 # The test session's MLflow store, Prefect home and artifacts live in a throw-away home,
 # never in the developer's checkout.
 os.environ["MARS_HOME"] = tempfile.mkdtemp(prefix="mars-tests-")
@@ -78,7 +82,7 @@ class World:
 def world(cfg, session_overrides: list[str]) -> World:
     """The default synthetic world at the session's `data.raw_dir` / `data.out_dir`, so any
     flow run with `session_overrides` reads this catalogue."""
-    from mars_core.catalogue.build import ingest
+    from mars_core.catalogue.ingest import ingest
     from mars_core.catalogue.splits import write_splits
     from mars_core.world.generate import generate_world
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from mars_core.catalogue.images import inspect_image
+from mars_core.catalogue.image_check import inspect_image
 from mars_core.catalogue.quarantine import Quarantine, Reason
 from mars_core.catalogue.schema import ROOMS_SCHEMA
 from mars_core.errors import ImageError, ImageTooLargeError

@@ -26,7 +26,7 @@ from mars_core.catalogue.schema import (
     SPLITS_FILE,
     SPLITS_SCHEMA,
 )
-from mars_core.catalogue.store import read_table, write_table
+from mars_core.catalogue.tables import read_table, write_table
 
 
 class UnionFind:

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from mars_core.catalogue.changes import KeyChanges, diff_hashes, key_hashes
 from mars_core.catalogue.schema import CATALOGUE_SCHEMA
-from mars_core.catalogue.store import read_table
+from mars_core.catalogue.tables import read_table
 from mars_core.config import IndexConfig
 from mars_core.embedder import ImageEmbedder
 from mars_core.errors import UserInputError

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 from catalogue_factory import read_rows, write_catalogue
-from conftest import WORLD_PRODUCTS, World, build_both
+from indexed import WORLD_PRODUCTS, World, build_both
 from PIL import Image
 
 from mars_core.index.vocabulary import EmptyQueryError
@@ -17,7 +17,7 @@ ROOM = Image.new("RGB", (32, 32), (128, 128, 128))
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> World:
+def catalogue_world(tmp_path_factory) -> World:
     """An adversarial catalogue: other categories' texts say "sofa" and "bed" (PET_BED, rugs
     "for under the sofa"), so only the FILTER clause can keep them out."""
     folder = tmp_path_factory.mktemp("trap_world")
@@ -25,8 +25,8 @@ def world(tmp_path_factory) -> World:
 
 
 @pytest.fixture(scope="module")
-def built(world, index_cfg, embedder, tmp_path_factory):
-    return build_both(world, index_cfg(tmp_path_factory.mktemp("trap_index")), embedder)
+def built(catalogue_world, index_cfg, embedder, tmp_path_factory):
+    return build_both(catalogue_world, index_cfg(tmp_path_factory.mktemp("trap_index")), embedder)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,8 @@ def stage(built) -> LexicalStage:
 
 
 @pytest.fixture(scope="module")
-def sizes(world) -> Counter:
-    items = {(row["category"], row["item_id"]) for row in read_rows(world.catalogue)}
+def sizes(catalogue_world) -> Counter:
+    items = {(row["category"], row["item_id"]) for row in read_rows(catalogue_world.catalogue)}
     return Counter(category for category, _ in items)
 
 
@@ -108,8 +108,8 @@ def test_pyserini_reads_the_index_as_its_own(built):
     searcher.close()
 
 
-def test_candidates_carry_the_catalogue_row(stage, world):
-    rows = {row["key"]: row for row in read_rows(world.catalogue)}
+def test_candidates_carry_the_catalogue_row(stage, catalogue_world):
+    rows = {row["key"]: row for row in read_rows(catalogue_world.catalogue)}
     for candidate in search(stage, "rug", k=5).candidates:
         assert candidate.product == rows[candidate.key]
         assert {"name", "category", "image_path"} <= set(candidate.product)

@@ -25,7 +25,7 @@ from mars_core.catalogue.abo import (
     shard_source,
 )
 from mars_core.catalogue.changes import content_hash, diff_hashes, key_hashes
-from mars_core.catalogue.images import ImageFile, inspect_image
+from mars_core.catalogue.image_check import ImageFile, inspect_image
 from mars_core.catalogue.listing import Listing, clean_text, parse_listing, record_key
 from mars_core.catalogue.quarantine import Quarantine, Reason, Rejected
 from mars_core.catalogue.rooms import scan_rooms
@@ -39,7 +39,7 @@ from mars_core.catalogue.schema import (
     ROOMS_FILE,
     ROOMS_SCHEMA,
 )
-from mars_core.catalogue.store import read_table, write_table
+from mars_core.catalogue.tables import read_table, write_table
 from mars_core.config import DataConfig
 from mars_core.errors import BadImageError, ImageMissingError, ImageTooLargeError
 

@@ -48,8 +48,8 @@ def test_texts_are_padded_to_the_models_context_length(embedder):
     np.testing.assert_allclose(alone, beside_a_long_text, atol=1e-6)
 
 
-def test_paths_and_images_embed_alike(embedder, world):
-    row = read_rows(world.catalogue)[0]
+def test_paths_and_images_embed_alike(embedder, catalogue_world):
+    row = read_rows(catalogue_world.catalogue)[0]
     from_path = embedder.embed_images([row["image_path"]], progress=False)
     from_image = embedder.embed_images([Image.open(row["image_path"])], progress=False)
     np.testing.assert_allclose(from_path, from_image, atol=1e-6)
