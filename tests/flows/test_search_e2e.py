@@ -105,7 +105,7 @@ def test_search_cli_prints_a_table_and_writes_the_page(indexed, pool_room, capsy
 def test_user_mistakes_end_in_one_line_and_status_2(
     indexed, pool_room, capsys, room, query, extra, message
 ):
-    room = str(Path(__file__).parents[1] / room) if room else str(pool_room)
+    room = str(Path(__file__).parents[2] / room) if room else str(pool_room)
     with pytest.raises(SystemExit) as done:
         search_main(["--room", room, "--query", query, *indexed.overrides, *extra])
     assert done.value.code == 2
