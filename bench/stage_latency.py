@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from flows.config import load_config
+from mars_core.compose import load_config
 from mars_core.embedder import Embedder
 from mars_core.index.reindex import ReindexReport, reindex
 from mars_core.index.store import IndexSnapshot
@@ -126,7 +126,7 @@ class Size:
         request = SearchRequest(ROOM, query)
         bm25_ms, out = timed_ms(lambda: self.lexical.rank(request, None, self.k1))
         rerank_ms, _ = timed_ms(lambda: self.visual.rerank(room, out.candidates, self.k2))
-        category = out.notes["category"]
+        category = out.lock.category
         nearest_ms, _ = timed_ms(lambda: self.visual.nearest(room, self.k2, category=category))
         return bm25_ms, rerank_ms, nearest_ms, len(out.candidates)
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows.config import load_config
 from flows.index import build_index
 from flows.inference import inference
 from flows.ingest import ingest
+from mars_core.compose import load_config
 from mars_core.tracking import mlflow_run
 from tasks.search import write_demo_requests
 
@@ -34,8 +34,11 @@ def demo(overrides: list[str] | None = None) -> dict:
         "catalogue": catalogue.out_dir,
         "products": catalogue.products,
         "index": cfg.index.dir,
-        "indexed": index["rows"],
-        **search,
+        "indexed": index.rows,
+        "results": search.results,
+        "report": search.page,
+        "searched": search.searched,
+        "failed": search.failed,
     }
 
 

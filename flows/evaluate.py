@@ -17,8 +17,8 @@ from dataclasses import asdict
 import mlflow
 from prefect import flow
 
-from flows.cli import run_cli
-from flows.config import load_config
+from mars_core.cli import run_cli
+from mars_core.compose import load_config
 from mars_core.evaluation.promotion import promote
 from mars_core.evaluation.report import markdown_table
 from mars_core.evaluation.run import EvaluationReport, check_inputs

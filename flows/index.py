@@ -7,45 +7,46 @@ build in atomically (see mars_core.index.reindex); searches keep answering meanw
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
 from prefect import flow
 
-from flows.config import load_config
 from mars_core.catalogue.schema import CATALOGUE_FILE
+from mars_core.compose import load_config
 from mars_core.index.reindex import ReindexReport
 from mars_core.tracking import mlflow_run
 from tasks.index import reindex_catalogue
 
 
 @flow(name="index-build")
-def build_index(overrides: list[str] | None = None) -> dict:
+def build_index(overrides: list[str] | None = None) -> ReindexReport:
     """Build or update the indexes of `data.out_dir`'s catalogue in `index.dir`."""
     cfg = load_config(overrides)
     catalogue = Path(cfg.data.out_dir) / CATALOGUE_FILE
     with mlflow_run(cfg.mlflow.experiment, "index-build", cfg):
         report = reindex_catalogue(str(catalogue), cfg.index, cfg.embedder, cfg.paths.models)
-        mlflow.log_metrics(ReindexReport(**report).metrics())
-        mlflow.log_dict(report, "index_report.json")
+        mlflow.log_metrics(report.metrics())
+        mlflow.log_dict(asdict(report), "index_report.json")
     return report
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m flows.index [hydra overrides...]`"""
     report = build_index(list(sys.argv[1:] if argv is None else argv))
-    counts = ", ".join(f"{k} {report[k]}" for k in ("added", "updated", "removed", "unchanged"))
-    print(f"\nindex {'published' if report['published'] else 'unchanged'}: {counts}")
-    print(f"  embedded {report['embedded']} images, refreshed {report['refreshed']} rows")
-    print(f"  {report['rows']} products in {len(report['categories'])} categories")
-    if report["skipped"]:
-        print(f"  skipped {len(report['skipped'])} products whose image could not be loaded:")
-        for entry in report["skipped"]:
+    counts = ", ".join(f"{k} {n}" for k, n in report.changes().items())
+    print(f"\nindex {'published' if report.published else 'unchanged'}: {counts}")
+    print(f"  embedded {report.embedded} images, refreshed {report.refreshed} rows")
+    print(f"  {report.rows} products in {len(report.categories)} categories")
+    if report.skipped:
+        print(f"  skipped {len(report.skipped)} products whose image could not be loaded:")
+        for entry in report.skipped:
             print(f"    {entry['key']}: {entry['reason']}")
-    print(f"  lucene {report['lucene']} ({report['lucene_bytes']} bytes)")
-    print(f"  lance version {report['lance_version']} ({report['lance_bytes']} bytes)")
-    if report["unlockable_categories"]:
-        print(f"  no vocabulary word locks: {', '.join(report['unlockable_categories'])}")
+    print(f"  lucene {report.lucene} ({report.lucene_bytes} bytes)")
+    print(f"  lance version {report.lance_version} ({report.lance_bytes} bytes)")
+    if report.unlockable_categories:
+        print(f"  no vocabulary word locks: {', '.join(report.unlockable_categories)}")
 
 
 if __name__ == "__main__":

@@ -12,22 +12,25 @@ from pathlib import Path
 import mlflow
 from prefect import flow
 
-from flows.cli import run_cli
-from flows.config import load_config
+from mars_core.cli import run_cli
+from mars_core.compose import load_config
 from mars_core.search.batch import read_requests
+from mars_core.search_service import SearchReport
 from mars_core.tracking import mlflow_run
 from tasks.search import search_batch
 
 
 @flow(name="inference")
-def inference(requests: str, overrides: list[str] | None = None, name: str = "inference") -> dict:
+def inference(
+    requests: str, overrides: list[str] | None = None, name: str = "inference"
+) -> SearchReport:
     """Search every request; log counts and both outputs to MLflow."""
     cfg = load_config(overrides)
     with mlflow_run(cfg.mlflow.experiment, "inference", cfg):
         out = search_batch(cfg, requests, name)
-        mlflow.log_metrics({"searched": out["searched"], "failed": out["failed"]})
-        mlflow.log_artifact(out["report"])
-        mlflow.log_artifact(out["results"])
+        mlflow.log_metrics(out.metrics())
+        mlflow.log_artifact(out.page)
+        mlflow.log_artifact(out.results)
     return out
 
 
@@ -44,8 +47,8 @@ def _run(requests: Path, overrides: list[str]) -> None:
     load_config(overrides)
     read_requests(requests)
     out = inference(str(requests), overrides)
-    print(f"\n{out['searched']} searched, {out['failed']} failed")
-    print(f"results: {out['results']}\nreport:  {out['report']}")
+    print(f"\n{out.searched} searched, {out.failed} failed")
+    print(f"results: {out.results}\nreport:  {out.page}")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from dataclasses import asdict
 import mlflow
 from prefect import flow
 
-from flows.config import load_config
-from mars_core.catalogue.build import IngestReport
+from mars_core.catalogue.ingest import IngestReport
+from mars_core.compose import load_config
 from mars_core.tracking import mlflow_run
 from tasks.ingest import (
     acquire_abo_task,
@@ -37,8 +37,8 @@ def ingest(overrides: list[str] | None = None) -> IngestReport:
             acquire_abo_task(cfg.data)
         report = build_catalogue_task(cfg.data)
         splits = make_splits_task(cfg.data)
-        mlflow.log_metrics(report.metrics() | {f"split.{k}": float(n) for k, n in splits.items()})
-        mlflow.log_dict(asdict(report) | {"splits": splits}, "ingest_report.json")
+        mlflow.log_metrics(report.metrics() | splits.metrics())
+        mlflow.log_dict(asdict(report) | {"splits": splits.counts}, "ingest_report.json")
     return report
 
 

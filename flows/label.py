@@ -17,9 +17,9 @@ import mlflow
 import pyarrow.parquet as pq
 from prefect import flow
 
-from flows.cli import run_cli
-from flows.config import load_config
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
+from mars_core.cli import run_cli
+from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.mining.schema import PAIRS_FILE

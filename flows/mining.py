@@ -16,8 +16,8 @@ from pathlib import Path
 import mlflow
 from prefect import flow, unmapped
 
-from flows.cli import run_cli
-from flows.config import load_config
+from mars_core.cli import run_cli
+from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.index.store import IndexSnapshot
 from mars_core.mining.mine import MiningReport, check_inputs

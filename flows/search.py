@@ -15,14 +15,14 @@ import re
 import sys
 from pathlib import Path
 
-from flows.cli import run_cli
-from flows.config import load_config
+from mars_core.cli import run_cli
+from mars_core.compose import load_config
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
+from mars_core.index.vocabulary import query_words
 from mars_core.report import result_table_text
 from mars_core.search.batch import RequestsFile, RequestSpec
-from mars_core.search.vocabulary import query_words
-from mars_core.service import search_requests
+from mars_core.search_service import search_requests
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

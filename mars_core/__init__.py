@@ -1,6 +1,8 @@
-"""MARS library: catalogue, search stages, funnel, mining, teachers, SFT data and metrics.
+"""MARS library: catalogue ingest, indexes, the search funnel and its agent, tiny models.
 
-Nothing here imports Prefect or Hydra; flows compose config and call into this package.
+Nothing here imports Prefect; Hydra only in `compose`, the one module that composes
+the YAML into the validated `MarsConfig`. Layers (pyproject.toml, `lint-imports`) keep
+imports one way: a module imports only from its own layer or those below it.
 """
 
 from mars_core.runtime import apply_offline_env

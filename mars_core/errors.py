@@ -9,11 +9,21 @@ class UserInputError(ValueError):
     """Bad input from a user (a file, a path, a config value); the message says how to fix it."""
 
 
-class BadImageError(UserInputError):
+class ImageError(UserInputError):
+    """An image that cannot be used: every image check (ingest, embedder, agent, search
+    requests, the report) raises one of this family, so ingest quarantines exactly what the
+    later stages would refuse."""
+
+
+class BadImageError(ImageError):
     """A file that is missing or cannot be decoded as an image."""
 
 
-class ImageTooLargeError(UserInputError):
+class ImageMissingError(BadImageError):
+    """No readable file at the path."""
+
+
+class ImageTooLargeError(ImageError):
     """An image over the pixel limit, including decompression bombs."""
 
 
@@ -35,3 +45,10 @@ class ConfigError(UserInputError):
 
 class ModelNotFoundError(UserInputError, FileNotFoundError):
     """Model weights that are not on this machine (runs are offline: nothing is downloaded)."""
+
+
+def one_line(error: BaseException | str, limit: int = 200) -> str:
+    """An error's message on one line (whitespace collapsed, cut at `limit` characters), to
+    quote inside another message; its type's name when it has no message."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + "..."

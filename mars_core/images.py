@@ -18,7 +18,12 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mars_core.errors import BadImageError, ImageTooLargeError, UserInputError
+from mars_core.errors import (
+    BadImageError,
+    ImageMissingError,
+    ImageTooLargeError,
+    UserInputError,
+)
 
 ACCEPTED = "a photo file PIL can read (JPEG, PNG, WebP, ...)"
 # PIL names an in-memory buffer (with its address) in some messages: drop it, so the same bad
@@ -29,12 +34,15 @@ OBJECT_REPR = re.compile(r"\s*<[^>]* at 0x[0-9a-f]+>")
 def load_image(path: str | Path, max_pixels: int) -> Image.Image:
     """Decode `path` into an upright RGB image of at most `max_pixels` pixels.
 
-    Raises `BadImageError` (missing, not an image, truncated) or `ImageTooLargeError`, each
+    Raises `ImageMissingError`, `BadImageError` (not an image, truncated) or
+    `ImageTooLargeError` (all `ImageError`s), each
     with a one-line message naming the file, the problem and what is accepted.
     """
     path = Path(path)
     if not path.is_file():
-        raise BadImageError(f"image {str(path)!r} does not exist or is not a file; give {ACCEPTED}")
+        raise ImageMissingError(
+            f"image {str(path)!r} does not exist or is not a file; give {ACCEPTED}"
+        )
     with opened(path, max_pixels) as image:
         image.load()
         return ImageOps.exif_transpose(image).convert("RGB")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from PIL import Image
 
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
+from mars_core.search.batch import FailedRequest
 from mars_core.search.funnel import SearchResult
 
 THUMBNAIL_PX = 224
@@ -30,15 +30,6 @@ padding-top:1rem} .notice{background:#fff4d6;border:1px solid #e6c36a;padding:.6
 td,th{border-bottom:1px solid #eee;padding:.5rem;text-align:left;vertical-align:top}
 td img{width:112px;border-radius:4px} .score{font-variant-numeric:tabular-nums}
 """
-
-
-@dataclass
-class FailedRequest:
-    """A request of a batch that could not run, shown on the page with its reason."""
-
-    room: str
-    query: str
-    reason: str
 
 
 def image_data_uri(
@@ -63,9 +54,8 @@ def _fmt(value: float | None) -> str:
 
 
 def _lock_line(result: SearchResult) -> str:
-    category = result.notes.get("category")
-    if result.notes.get("locked"):
-        return f"category locked to <b>{escape(str(category))}</b>"
+    if result.locked:
+        return f"category locked to <b>{escape(str(result.lock.category))}</b>"
     return "<b>unlocked</b>: no known category in the query, all categories searched"
 
 
@@ -95,8 +85,7 @@ def render_result(result: SearchResult, *, max_pixels: int) -> str:
     header = "".join(f"<th>{escape(s)}</th>" for s in stage_names)
     nofit = f'<p class="nofit">{escape(result.message)}</p>' if result.message else ""
     skipped = "".join(
-        f'<p class="error">left out {escape(s["key"])}: {escape(s["detail"])}</p>'
-        for s in result.notes.get("skipped", [])
+        f'<p class="error">left out {escape(s.key)}: {escape(s.detail)}</p>' for s in result.skipped
     )
     room = result.request
     return f"""

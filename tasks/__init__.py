@@ -1,4 +1,5 @@
-"""Prefect tasks: thin wrappers over mars_core that add caching, retries, logging, progress.
+"""Prefect tasks: each calls one mars_core function and returns its report dataclass (or a
+path); the download task retries with back-off.
 
 Importing this package sets up the process before Prefect is imported (see mars_core.runtime).
 """

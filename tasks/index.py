@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 from prefect import task
 
 from mars_core.config import EmbedderConfig, IndexConfig
 from mars_core.embedder import Embedder
-from mars_core.index.reindex import reindex
+from mars_core.index.reindex import ReindexReport, reindex
 
 
 @task(name="reindex")
 def reindex_catalogue(
     catalogue: str, index: IndexConfig, embedder: EmbedderConfig, models_dir: str
-) -> dict:
+) -> ReindexReport:
     """Embed new or changed products, rebuild Lucene, publish both; returns the report."""
-    report = reindex(Path(catalogue), index, Embedder.from_config(embedder, models_dir))
-    return asdict(report)
+    return reindex(Path(catalogue), index, Embedder.from_config(embedder, models_dir))

@@ -7,8 +7,8 @@ from pathlib import Path
 from prefect import get_run_logger, task
 
 from mars_core.catalogue.acquire import acquire_abo
-from mars_core.catalogue.build import IngestReport, ingest
-from mars_core.catalogue.splits import write_splits
+from mars_core.catalogue.ingest import IngestReport, ingest
+from mars_core.catalogue.splits import SplitsReport, write_splits
 from mars_core.config import DataConfig
 from mars_core.world.generate import WorldSummary, generate_world
 
@@ -36,6 +36,6 @@ def build_catalogue_task(data: DataConfig) -> IngestReport:
 
 
 @task(name="make-splits")
-def make_splits_task(data: DataConfig) -> dict[str, int]:
+def make_splits_task(data: DataConfig) -> SplitsReport:
     """Grouped train/test splits of the ingested products and rooms."""
     return write_splits(Path(data.out_dir), data.test_fraction, data.seed)

@@ -8,7 +8,7 @@ from prefect import task
 
 from mars_core.config import MarsConfig
 from mars_core.search.samples import demo_requests_file
-from mars_core.service import search_file
+from mars_core.search_service import SearchReport, search_file
 
 
 @task(name="write-demo-requests")
@@ -18,12 +18,6 @@ def write_demo_requests(cfg: MarsConfig, path: str) -> str:
 
 
 @task(name="search-batch")
-def search_batch(cfg: MarsConfig, requests: str, name: str) -> dict:
+def search_batch(cfg: MarsConfig, requests: str, name: str) -> SearchReport:
     """Search every request of the file; write `<name>.parquet` and `<name>.html`."""
-    outcome = search_file(cfg, Path(requests), name=name)
-    return {
-        "results": str(outcome.table),
-        "report": str(outcome.page),
-        "searched": len(outcome.results),
-        "failed": len(outcome.failed),
-    }
+    return search_file(cfg, Path(requests), name=name).report()

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from mars_core.catalogue.changes import content_hash
 from mars_core.catalogue.schema import CATALOGUE_FILE, CATALOGUE_SCHEMA
 from mars_core.io import atomic_write_parquet
 
@@ -45,13 +46,9 @@ STYLES = ["modern", "rustic", "minimalist", "industrial", "classic", "scandinavi
 BRANDS = ["Rivet", "Stone & Beam", "Ravenna Home", "AmazonBasics", "Movian"]
 
 
-def content_hash(row: dict, image_bytes: bytes) -> str:
-    """Text fields and image bytes, as the ingest defines `content_hash`."""
-    digest = hashlib.sha256()
-    for name in ("name", "category", "search_text", "description", "color", "material"):
-        digest.update(f"{name}={row[name]}\n".encode())
-    digest.update(image_bytes)
-    return digest.hexdigest()
+def image_content_hash(row: dict, image_bytes: bytes) -> str:
+    """The row's `content_hash` as ingest computes it, from the image file's bytes."""
+    return content_hash(row, hashlib.sha256(image_bytes).hexdigest())
 
 
 def product_image(seed: int, tint: tuple[int, int, int]) -> Image.Image:
@@ -105,7 +102,7 @@ def product_row(index: int, seed: int, images: Path, *, write_image: bool) -> di
         "language": "en_US",
         "source": "catalogue_factory",
     }
-    row["content_hash"] = content_hash(row, data)
+    row["content_hash"] = image_content_hash(row, data)
     return row
 
 
@@ -150,7 +147,7 @@ def change_products(catalogue: Path, keys: Iterable[str], *, tag: str = "renewed
         row["description"] = f"{row['description']} {tag.title()} edition."
         row["search_text"] = f"{row['search_text']} {tag}"
         row["image_path"] = str(path)
-        row["content_hash"] = content_hash(row, data)
+        row["content_hash"] = image_content_hash(row, data)
     return write_table(rows, catalogue)
 
 
@@ -173,7 +170,7 @@ def break_image(catalogue: Path, key: str) -> Path:
     data = b"\x89PNG\r\n\x1a\n this is not the rest of a png"
     path.write_bytes(data)
     row["image_path"] = str(path)
-    row["content_hash"] = content_hash(row, data)
+    row["content_hash"] = image_content_hash(row, data)
     write_table(rows, catalogue)
     return path
 

@@ -16,6 +16,10 @@ from mars_core.runtime import setup_runtime
 if TYPE_CHECKING:
     from mars_core.config import DataConfig
 
+# The index fixtures (catalogue_world, embedder, built, ...) serve tests/index, tests/search
+# and the index flow's test alike.
+pytest_plugins = ["indexed"]
+
 # The test session's MLflow store, Prefect home and artifacts live in a throw-away home,
 # never in the developer's checkout.
 os.environ["MARS_HOME"] = tempfile.mkdtemp(prefix="mars-tests-")
@@ -50,7 +54,7 @@ def session_overrides(model_cache: Path, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="session")
 def cfg(session_overrides: list[str]):
     """The default (tiny) config, composed once."""
-    from flows.config import load_config
+    from mars_core.compose import load_config
 
     return load_config(session_overrides)
 
@@ -78,7 +82,7 @@ class World:
 def world(cfg, session_overrides: list[str]) -> World:
     """The default synthetic world at the session's `data.raw_dir` / `data.out_dir`, so any
     flow run with `session_overrides` reads this catalogue."""
-    from mars_core.catalogue.build import ingest
+    from mars_core.catalogue.ingest import ingest
     from mars_core.catalogue.splits import write_splits
     from mars_core.world.generate import generate_world
 
@@ -89,12 +93,6 @@ def world(cfg, session_overrides: list[str]) -> World:
 
 
 @pytest.fixture(scope="session")
-def indexed(world, cfg, model_cache) -> World:
-    """The world's catalogue indexed where the session's config looks for it (`index.dir`)."""
-    from mars_core.catalogue.schema import CATALOGUE_FILE
-    from mars_core.embedder import Embedder
-    from mars_core.index.reindex import reindex
-
-    embedder = Embedder.from_config(cfg.embedder, model_cache)
-    reindex(world.out_dir / CATALOGUE_FILE, cfg.index, embedder)
+def indexed(world, built) -> World:
+    """The world with its catalogue indexed where the session's config looks (`index.dir`)."""
     return world

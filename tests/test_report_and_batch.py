@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from mars_core.io import atomic_write_parquet
-from mars_core.report import FailedRequest, render_report
-from mars_core.search.batch import RequestsFileError, read_requests, results_table
+from mars_core.report import render_report
+from mars_core.search.batch import FailedRequest, RequestsFileError, read_requests, results_table
 from mars_core.search.funnel import NOTHING_FITS, SearchResult
-from mars_core.search.types import Candidate, SearchRequest
+from mars_core.search.types import Candidate, CategoryLock, SearchRequest, SkippedProduct
 
 
 @pytest.fixture
@@ -39,17 +39,8 @@ def result(tmp_path) -> SearchResult:
         results=products,
         stages_run=["bm25", "siglip", "agent"],
         timings={"bm25": 0.002, "siglip": 0.01, "agent": 0.2},
-        notes={
-            "category": "BED",
-            "locked": True,
-            "skipped": [
-                {
-                    "key": "B0GONE@amazon.com",
-                    "reason": "BadImageError",
-                    "detail": "no file at gone.jpg",
-                }
-            ],
-        },
+        lock=CategoryLock("BED"),
+        skipped=[SkippedProduct("B0GONE@amazon.com", "BadImageError", "no file at gone.jpg")],
         nothing_fits=True,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.config import load_config
+from mars_core.compose import load_config
 from mars_core.errors import ConfigError
 from mars_core.stages import StageSpec, check_stages, known_stages, register_stage
 

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mars_core.errors import AdapterNotFoundError, UserInputError
+from mars_core.errors import AdapterNotFoundError, UserInputError, one_line
 
 MODELS_SCHEME = "models:/"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -55,7 +55,7 @@ def apply_adapter(model: Any, spec: str, *, merge: bool) -> Any:
         wrapped = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as e:
         raise IncompatibleAdapterError(
-            f"adapter {spec!r} does not fit the base model ({_one_line(e)}); give an adapter "
+            f"adapter {spec!r} does not fit the base model ({one_line(e)}); give an adapter "
             "trained on the configured student"
         ) from e
     wrapped.eval()
@@ -104,10 +104,5 @@ def _registered_folder(spec: str) -> Path:
     except MlflowException as e:
         raise AdapterNotFoundError(
             f"adapter {spec!r} not found in the MLflow registry at {mlflow.get_tracking_uri()} "
-            f"({_one_line(e)}); give {ACCEPTED}"
+            f"({one_line(e)}); give {ACCEPTED}"
         ) from e
-
-
-def _one_line(error: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(error).split())
-    return text if len(text) <= limit else text[:limit] + "..."

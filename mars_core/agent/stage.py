@@ -11,7 +11,7 @@ from mars_core.agent.scorer import AgentScorer, ProductView
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
-from mars_core.search.types import Candidate, SearchRequest, StageOutput
+from mars_core.search.types import Candidate, SearchRequest, SkippedProduct, StageOutput
 
 
 @dataclass(kw_only=True)
@@ -19,9 +19,9 @@ class AgentStage:
     """Fast-scores every candidate, sorts, keeps `k` and generates rationales for the top N.
 
     A candidate whose product image cannot be loaded is left out of the ranking and listed
-    in `notes["skipped"]` with the reason, never silently dropped. A rationale the model
+    in the output's `skipped` with the reason, never silently dropped. A rationale the model
     writes as malformed JSON leaves `rationale=None` and is counted in
-    `notes["malformed_rationales"]`.
+    `details["malformed_rationales"]`.
     """
 
     scorer: AgentScorer
@@ -58,17 +58,18 @@ class AgentStage:
         scored = time.perf_counter()
         malformed = self._attach_rationales(request, ranked[: self.rationale_top_n])
         best = ranked[0][0].scores[self.name] if ranked else 0.0
-        notes = {
+        details = {
             "prompt_version": PROMPT_VERSION,
             "scored": len(kept),
-            "skipped": skipped,
             "rationales": min(self.rationale_top_n, len(ranked)),
             "malformed_rationales": malformed,
             "best_score": best,
             "score_seconds": scored - started,
             "rationale_seconds": time.perf_counter() - scored,
         }
-        return StageOutput(candidates=[candidate for candidate, _ in ranked], notes=notes)
+        return StageOutput(
+            candidates=[candidate for candidate, _ in ranked], skipped=skipped, details=details
+        )
 
     def _final_order(self, kept: list[Candidate]) -> dict[str, float]:
         """Agent score, blended with the stage-2 similarity when `siglip_blend` > 0.
@@ -87,13 +88,13 @@ class AgentStage:
 
     def _load_products(
         self, candidates: list[Candidate]
-    ) -> tuple[list[ProductView], list[Candidate], list[dict[str, str]]]:
+    ) -> tuple[list[ProductView], list[Candidate], list[SkippedProduct]]:
         views, kept, skipped = [], [], []
         for candidate in candidates:
             try:
                 image = load_image(candidate.product["image_path"], self.max_input_pixels)
             except UserInputError as e:
-                skipped.append({"key": candidate.key, "reason": type(e).__name__, "detail": str(e)})
+                skipped.append(SkippedProduct(candidate.key, type(e).__name__, str(e)))
                 continue
             views.append(ProductView(image=image, text=product_text(candidate.product)))
             kept.append(candidate)

@@ -13,14 +13,10 @@ from pathlib import Path
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from mars_core.catalogue.images import (
-    ImageMissing,
-    ImageOverLimit,
-    ImageUndecodable,
-    inspect_image,
-)
+from mars_core.catalogue.image_check import inspect_image
 from mars_core.catalogue.quarantine import Quarantine, Reason
 from mars_core.catalogue.schema import ROOMS_SCHEMA
+from mars_core.errors import ImageError, ImageTooLargeError
 
 
 def room_id_for(class_folder: str, file_name: str) -> str:
@@ -55,8 +51,8 @@ def scan_rooms(
             continue
         try:
             image = inspect_image(path, max_pixels)
-        except (ImageMissing, ImageUndecodable, ImageOverLimit) as error:
-            too_large = isinstance(error, ImageOverLimit)
+        except ImageError as error:
+            too_large = isinstance(error, ImageTooLargeError)
             reason = Reason.ROOM_TOO_LARGE if too_large else Reason.ROOM_UNDECODABLE
             quarantine.add(source, reason, record_id=str(relative), detail=str(error))
             continue

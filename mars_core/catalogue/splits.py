@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,7 +26,7 @@ from mars_core.catalogue.schema import (
     SPLITS_FILE,
     SPLITS_SCHEMA,
 )
-from mars_core.catalogue.store import read_table, write_table
+from mars_core.catalogue.tables import read_table, write_table
 
 
 class UnionFind:
@@ -108,7 +109,17 @@ def make_splits(catalogue: pa.Table, rooms: pa.Table, test_fraction: float, seed
     return pa.Table.from_pylist(rows, schema=SPLITS_SCHEMA)
 
 
-def write_splits(out_dir: Path, test_fraction: float, seed: int) -> dict[str, int]:
+@dataclass
+class SplitsReport:
+    """How many products and rooms each side got, as `"<kind>.<side>": count`."""
+
+    counts: dict[str, int]
+
+    def metrics(self) -> dict[str, float]:
+        return {f"split.{name}": float(n) for name, n in self.counts.items()}
+
+
+def write_splits(out_dir: Path, test_fraction: float, seed: int) -> SplitsReport:
     """Split the ingested catalogue and rooms in `out_dir`; counts per kind and side."""
     out_dir = Path(out_dir)
     catalogue = read_table(out_dir / CATALOGUE_FILE, CATALOGUE_SCHEMA)
@@ -116,4 +127,4 @@ def write_splits(out_dir: Path, test_fraction: float, seed: int) -> dict[str, in
     splits = make_splits(catalogue, rooms, test_fraction, seed)
     write_table(splits, out_dir / SPLITS_FILE)
     kinds = zip(splits["kind"].to_pylist(), splits["split"].to_pylist(), strict=True)
-    return {f"{kind}.{side}": n for (kind, side), n in sorted(Counter(kinds).items())}
+    return SplitsReport({f"{kind}.{side}": n for (kind, side), n in sorted(Counter(kinds).items())})

@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 
 from mars_core.config.pipeline import CATEGORY_PATTERN
+from mars_core.config.recipes import TinyClipRecipe, TinyVLMRecipe
 from mars_core.knob import knob
-from mars_core.models.recipes import TinyClipRecipe, TinyVLMRecipe
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")

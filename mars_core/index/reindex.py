@@ -25,9 +25,10 @@ from uuid import uuid4
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from mars_core.catalogue.changes import KeyChanges, diff_hashes, key_hashes
 from mars_core.catalogue.schema import CATALOGUE_SCHEMA
+from mars_core.catalogue.tables import read_table
 from mars_core.config import IndexConfig
 from mars_core.embedder import ImageEmbedder
 from mars_core.errors import UserInputError
@@ -44,7 +45,7 @@ from mars_core.index.store import (
     reindex_lock,
     write_json_atomic,
 )
-from mars_core.search.vocabulary import CategoryVocabulary
+from mars_core.index.vocabulary import CategoryVocabulary
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,7 @@ log = logging.getLogger(__name__)
 class Plan:
     """What a re-index changes, relative to the published index, and the work it takes."""
 
-    added: list[str]
-    updated: list[str]
-    removed: list[str]
-    unchanged: int
+    diff: KeyChanges  # relative to the published index
     to_embed: list[int]  # catalogue row numbers whose vector the table lacks
     to_refresh: list[int]  # row numbers whose vector is current but other fields are not
     to_delete: list[str]  # keys in the table that the catalogue no longer has
@@ -64,7 +62,8 @@ class Plan:
     @property
     def changes(self) -> bool:
         work = self.to_embed or self.to_refresh or self.to_delete
-        return bool(self.added or self.updated or self.removed or work)
+        diff = self.diff
+        return bool(diff.added or diff.changed or diff.removed or work)
 
 
 @dataclass
@@ -72,10 +71,10 @@ class ReindexReport:
     """Counts, sizes and timings of one run (logged to MLflow by the index flow)."""
 
     added: int
-    updated: int
+    changed: int  # new content hash: embedded again
     removed: int
     unchanged: int
-    embedded: int  # images embedded by this run (fewer than added + updated when resuming)
+    embedded: int  # images embedded by this run (fewer than added + changed when resuming)
     refreshed: int  # same content hash, other fields changed: rewritten with the old vector
     rows: int  # products in the published build (the catalogue less the skipped ones)
     published: bool  # False when the catalogue matched the published index
@@ -90,6 +89,15 @@ class ReindexReport:
     # {"key", "reason"} of each product whose image could not be loaded: in neither index
     skipped: list[dict[str, str]] = field(default_factory=list)
 
+    def changes(self) -> dict[str, int]:
+        """Products added, changed, removed and unchanged, in that order."""
+        return {
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+        }
+
     def metrics(self) -> dict[str, float]:
         """Flat numeric metrics for MLflow."""
         counts = {k: v for k, v in asdict(self).items() if isinstance(v, int | bool | float)}
@@ -101,10 +109,7 @@ def read_catalogue(path: Path) -> pa.Table:
     """The catalogue table, checked: the schema's columns present, keys unique, not empty."""
     if not path.is_file():
         raise FileNotFoundError(f"catalogue {path} not found: run the ingest flow first")
-    table = pq.read_table(path)
-    missing = [name for name in CATALOGUE_SCHEMA.names if name not in table.column_names]
-    if missing:
-        raise ValueError(f"catalogue {path} lacks columns {missing}; expected CATALOGUE_SCHEMA")
+    table = read_table(path, CATALOGUE_SCHEMA)
     table = table.select(CATALOGUE_SCHEMA.names).cast(CATALOGUE_SCHEMA)
     if table.num_rows == 0:
         raise ValueError(f"catalogue {path} has no products; nothing to index")
@@ -123,14 +128,15 @@ def plan_changes(
     """Diff the catalogue against the published index (for the counts) and the table's
     latest state (for the work: rows an interrupted run already wrote are not redone).
 
-    Both map key -> (content_hash, row_hash); a product is updated when its content hash
-    changed, and only then does it need a new vector.
+    Both map key -> (content_hash, row_hash); a product has changed when its content hash
+    did, and only then does it need a new vector.
     """
     keys = catalogue["key"].to_pylist()
     current = list(zip(catalogue["content_hash"].to_pylist(), row_hashes(catalogue), strict=True))
     by_key = dict(zip(keys, current, strict=True))
-    added = [k for k in keys if k not in published]
-    updated = [k for k, (h, _) in by_key.items() if k in published and published[k][0] != h]
+    diff = diff_hashes(
+        {key: content for key, (content, _) in published.items()}, key_hashes(catalogue)
+    )
     to_embed, to_refresh = [], []
     for i, (key, (content, row)) in enumerate(zip(keys, current, strict=True)):
         stored = latest.get(key)
@@ -139,10 +145,7 @@ def plan_changes(
         elif stored[1] != row:
             to_refresh.append(i)
     return Plan(
-        added=added,
-        updated=updated,
-        removed=[k for k in published if k not in by_key],
-        unchanged=len(keys) - len(added) - len(updated),
+        diff=diff,
         to_embed=to_embed,
         to_refresh=to_refresh,
         to_delete=[k for k in latest if k not in by_key],
@@ -259,10 +262,7 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
             published_now = True
     seconds["total"] = round(time.perf_counter() - start, 4)
     return ReindexReport(
-        added=len(plan.added),
-        updated=len(plan.updated),
-        removed=len(plan.removed),
-        unchanged=plan.unchanged,
+        **plan.diff.counts(),
         embedded=embedded,
         refreshed=len(plan.to_refresh) if published_now else 0,
         rows=manifest.rows,

@@ -1,13 +1,32 @@
-"""A build cache of model folders keyed by recipe hash, written atomically."""
+"""A build cache of model folders keyed by recipe hash, written atomically.
+
+A recipe change (any field, or `BUILDER_VERSION`) gives a new cache folder, so a stale tiny
+model is never loaded by mistake.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
+from mars_core.config.recipes import TinyClipRecipe, TinyVLMRecipe
+
 COMPLETE_MARKER = ".complete"
+BUILDER_VERSION = 1  # bump when the tiny builders change what a recipe produces
+
+
+def recipe_hash(recipe: TinyVLMRecipe | TinyClipRecipe) -> str:
+    """A short stable digest of a recipe and the builder version."""
+    payload = json.dumps(
+        {"kind": type(recipe).__name__, "builder": BUILDER_VERSION, **asdict(recipe)},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
 def cached_build(folder: Path, build: Callable[[Path], None]) -> Path:

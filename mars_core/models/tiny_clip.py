@@ -14,7 +14,7 @@ import open_clip
 import torch
 from safetensors.torch import save_file
 
-from mars_core.models.recipes import TinyClipRecipe
+from mars_core.config.recipes import TinyClipRecipe
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"

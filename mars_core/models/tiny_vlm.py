@@ -19,7 +19,7 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
-from mars_core.models.recipes import TinyVLMRecipe
+from mars_core.config.recipes import TinyVLMRecipe
 from mars_core.models.tiny_tokenizer import QWEN2VL_CHAT_TEMPLATE, build_qwen_tokenizer
 
 

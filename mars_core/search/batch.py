@@ -55,6 +55,15 @@ class RequestsFile:
     bad_lines: list[tuple[int, str]]  # (0-based line, reason)
 
 
+@dataclass
+class FailedRequest:
+    """A request of a batch that could not run, shown on the page with its reason."""
+
+    room: str
+    query: str
+    reason: str
+
+
 class RequestsFileError(UserInputError):
     """The requests file itself is unusable: wrong format, missing, or not text."""
 
@@ -136,7 +145,7 @@ def results_table(results: list[tuple[int, SearchResult]]) -> pa.Table:
                     "image_path": product.get("image_path"),
                     **{s: candidate.scores.get(s) for s in ("bm25", "siglip", "agent")},
                     "rationale": candidate.rationale,
-                    "category_locked": result.notes.get("locked"),
+                    "category_locked": result.locked,
                     "nothing_fits": result.nothing_fits,
                     **{f"seconds_{s}": result.timings.get(s) for s in ("bm25", "siglip", "agent")},
                 }

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mars_core.search.types import Candidate, SearchRequest, Stage
+from mars_core.search.types import Candidate, CategoryLock, SearchRequest, SkippedProduct, Stage
 
 NOTHING_FITS = "Nothing in the catalogue fits this room; closest options:"
 NO_PRODUCTS = "The catalogue has no products of category {category}."
@@ -28,14 +28,21 @@ class SearchResult:
     results: list[Candidate]
     stages_run: list[str]
     timings: dict[str, float]  # stage name -> seconds
-    notes: dict[str, Any] = field(default_factory=dict)
+    lock: CategoryLock | None = None  # None: no stage run picks a category
+    skipped: list[SkippedProduct] = field(default_factory=list)  # by every stage, in order
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage name -> details
     nothing_fits: bool = False
+
+    @property
+    def locked(self) -> bool:
+        """True when stage 1 kept the search to one category."""
+        return self.lock is not None and self.lock.locked
 
     @property
     def message(self) -> str | None:
         """What to tell the user before the list, when the list is not a list of matches."""
-        if not self.results and self.notes.get("locked"):
-            return NO_PRODUCTS.format(category=self.notes.get("category"))
+        if not self.results and self.locked:
+            return NO_PRODUCTS.format(category=self.lock.category)
         return NOTHING_FITS if self.nothing_fits else None
 
 
@@ -68,28 +75,22 @@ class SearchFunnel:
 
     def search(self, request: SearchRequest) -> SearchResult:
         candidates: list[Candidate] | None = None
-        stages_run: list[str] = []
-        timings: dict[str, float] = {}
-        notes: dict[str, Any] = {}
+        result = SearchResult(request=request, results=[], stages_run=[], timings={})
         for step in self.steps:
             if step.stage is None:
                 candidates = (candidates or [])[: step.k]
                 continue
             start = time.perf_counter()
             output = step.stage.rank(request, candidates, step.k)
-            timings[step.stage.name] = time.perf_counter() - start
-            stages_run.append(step.stage.name)
-            notes |= output.notes
+            result.timings[step.stage.name] = time.perf_counter() - start
+            result.stages_run.append(step.stage.name)
+            result.lock = output.lock or result.lock
+            result.skipped += output.skipped
+            result.details[step.stage.name] = output.details
             candidates = output.candidates
-        results = (candidates or [])[: self.final_k]
-        return SearchResult(
-            request=request,
-            results=results,
-            stages_run=stages_run,
-            timings=timings,
-            notes=notes,
-            nothing_fits=self._nothing_fits(results, stages_run),
-        )
+        result.results = (candidates or [])[: self.final_k]
+        result.nothing_fits = self._nothing_fits(result.results, result.stages_run)
+        return result
 
     def _nothing_fits(self, results: list[Candidate], stages_run: list[str]) -> bool:
         """Only the agent judges fit; without it, or without results, make no claim."""

@@ -2,8 +2,8 @@
 
 "a blue couch" locks to SOFA: every SOFA product may come back (those with "blue" or "couch"
 in their text first) and no product of another category can. A query that names no known
-category runs over the whole catalogue and says so (`locked: False`), so the caller can tell
-the user instead of silently mixing categories.
+category runs over the whole catalogue and says so (an unlocked `CategoryLock` with its
+reason), so the caller can tell the user instead of silently mixing categories.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from mars_core.config import IndexConfig
 from mars_core.errors import EmptyQueryError, UserInputError
 from mars_core.index.lucene import LuceneIndex
 from mars_core.index.store import IndexSnapshot
-from mars_core.search.types import Candidate, SearchRequest, StageOutput
-from mars_core.search.vocabulary import CategoryVocabulary
+from mars_core.index.vocabulary import CategoryVocabulary
+from mars_core.search.types import Candidate, CategoryLock, SearchRequest, StageOutput
 
 
 class LexicalStage:
@@ -61,18 +61,17 @@ class LexicalStage:
         found = self.index.search(terms, category=match.category, k=self.listing_overfetch * k)
         unique = one_listing_per_item(found)
         hits = unique[:k]
-        notes = {
-            "category": match.category,
-            "locked": match.category is not None,
+        reason = "" if match.category else f"no known category word in {request.query!r}"
+        details = {
             "bm25_query": " ".join(terms),
             "mentions": list(match.mentions),
             "hits": len(hits),
             "collapsed_listings": len(found) - len(unique),
         }
-        if match.category is None:
-            notes["unlocked_reason"] = f"no known category word in {request.query!r}"
         return StageOutput(
-            [Candidate(h.key, h.product, scores={self.name: h.score}) for h in hits], notes
+            [Candidate(h.key, h.product, scores={self.name: h.score}) for h in hits],
+            lock=CategoryLock(match.category, reason),
+            details=details,
         )
 
     def _check_terms(self, query: str, terms: list[str], *, locked: bool) -> None:

@@ -33,12 +33,40 @@ class Candidate:
     rationale: str | None = None
 
 
+@dataclass(frozen=True)
+class CategoryLock:
+    """The category stage 1 kept the search to; `category=None` when the query named none
+    and every category was searched (`reason` says why, for the user)."""
+
+    category: str | None
+    reason: str = ""
+
+    @property
+    def locked(self) -> bool:
+        return self.category is not None
+
+
+@dataclass(frozen=True)
+class SkippedProduct:
+    """A candidate a stage left out because it could not judge it, never silently."""
+
+    key: str
+    reason: str  # the error's type, e.g. "BadImageError"
+    detail: str  # its message: which file, what is wrong
+
+
 @dataclass
 class StageOutput:
-    """A stage's ranked candidates plus what it wants the result to say about the run."""
+    """A stage's ranked candidates plus what the result must say about the run.
+
+    `lock` and `skipped` are read by the report, the results table and the CLI; `details`
+    are the stage's own diagnostics (sizes, timings, modes) for logs and tests.
+    """
 
     candidates: list[Candidate]
-    notes: dict[str, Any] = field(default_factory=dict)  # e.g. {"category": "BED", "locked": True}
+    lock: CategoryLock | None = None  # set by the stage that picks the category
+    skipped: list[SkippedProduct] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class Stage(Protocol):

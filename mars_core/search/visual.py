@@ -86,8 +86,8 @@ class VisualStage:
             ranked, mode = self.nearest(vector, k), "nearest"
         else:
             ranked, mode = self.rerank(vector, candidates, k), "rerank"
-        notes = {"mode": mode, "text_weight": self.text_weight, "embed_ms": round(embed_ms, 2)}
-        return StageOutput(ranked, notes)
+        details = {"mode": mode, "text_weight": self.text_weight, "embed_ms": round(embed_ms, 2)}
+        return StageOutput(ranked, details=details)
 
     def rerank(self, vector: np.ndarray, candidates: list[Candidate], k: int) -> list[Candidate]:
         """Exact scores for every candidate (a few hundred at most), best `k` first."""

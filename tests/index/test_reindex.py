@@ -33,7 +33,7 @@ ROOM = Image.new("RGB", (32, 32), (128, 128, 128))
 REINDEX_SCRIPT = """
 import sys
 from pathlib import Path
-from flows.config import load_config
+from mars_core.compose import load_config
 from mars_core.embedder import Embedder
 from mars_core.index.reindex import reindex
 cfg = load_config(sys.argv[2:])
@@ -82,7 +82,7 @@ def first_build(own_world, index_cfg, embedder, tmp_path):
 def test_the_first_build_embeds_everything(first_build, own_world):
     cfg, report = first_build
     n = len(read_rows(own_world.catalogue))
-    assert (report.added, report.updated, report.removed, report.unchanged) == (n, 0, 0, 0)
+    assert (report.added, report.changed, report.removed, report.unchanged) == (n, 0, 0, 0)
     assert report.embedded == n and report.rows == n and report.published
     assert report.unlockable_categories == []  # the vocabulary names every world category
     assert report.lucene_bytes > 0 and report.lance_bytes > 0
@@ -97,7 +97,7 @@ def test_a_reindex_after_changing_5_products_embeds_exactly_5(first_build, own_w
     change_products(own_world.catalogue, changed)
     report = reindex(own_world.catalogue, cfg, embedder)
     assert report.embedded == 5
-    assert (report.added, report.updated, report.removed) == (0, 5, 0)
+    assert (report.added, report.changed, report.removed) == (0, 5, 0)
     assert report.unchanged == len(rows) - 5
     searches = Searches(cfg, embedder)
     assert searches.keys("renewed") == set(changed)  # the new text is searchable
@@ -107,14 +107,14 @@ def test_a_reindex_after_changing_5_products_embeds_exactly_5(first_build, own_w
     searches.close()
 
 
-def test_added_updated_removed_unchanged_are_counted(first_build, own_world, embedder):
+def test_added_changed_removed_unchanged_are_counted(first_build, own_world, embedder):
     cfg, _ = first_build
     rows = read_rows(own_world.catalogue)
     change_products(own_world.catalogue, [rows[i]["key"] for i in range(5)])
     remove_products(own_world.catalogue, [rows[10]["key"], rows[11]["key"]])
     add_products(own_world.catalogue, 3, seed=7)
     report = reindex(own_world.catalogue, cfg, embedder)
-    assert (report.added, report.updated, report.removed) == (3, 5, 2)
+    assert (report.added, report.changed, report.removed) == (3, 5, 2)
     assert report.unchanged == len(rows) - 5 - 2 and report.embedded == 8
     searches = Searches(cfg, embedder)
     assert rows[10]["key"] not in searches.hashes()
@@ -137,7 +137,7 @@ def test_a_moved_image_is_rewritten_without_embedding(first_build, own_world, em
     key = read_rows(own_world.catalogue)[33]["key"]
     moved = move_image(own_world.catalogue, key)
     report = reindex(own_world.catalogue, cfg, embedder)
-    assert (report.embedded, report.refreshed, report.updated) == (0, 1, 0)
+    assert (report.embedded, report.refreshed, report.changed) == (0, 1, 0)
     assert report.published
     searches = Searches(cfg, embedder)
     out = searches.visual.rank(SearchRequest(Image.open(moved), "x"), None, 1)
@@ -197,7 +197,7 @@ def test_a_product_whose_image_cannot_be_loaded_is_skipped_not_fatal(
     change_products(own_world.catalogue, [changed[-1]], tag="repaired")
     report = reindex(own_world.catalogue, cfg, embedder)
     assert report.embedded == 1 and report.skipped == []
-    assert (report.added, report.updated, report.removed) == (1, 0, 0)
+    assert (report.added, report.changed, report.removed) == (1, 0, 0)
     assert Searches(cfg, embedder).keys("repaired") == {changed[-1]}
 
 
@@ -245,7 +245,7 @@ def test_a_reindex_killed_half_way_leaves_the_old_index_searchable(
     with reindex_lock(Path(cfg.dir)):  # the killed process held the lock; it is free again
         pass
     report = reindex(own_world.catalogue, cfg, embedder)
-    assert report.updated == len(rows) and 0 < report.embedded < len(rows)  # resumed
+    assert report.changed == len(rows) and 0 < report.embedded < len(rows)  # resumed
     assert Searches(cfg, embedder).keys("renewed") == set(everything)
 
 

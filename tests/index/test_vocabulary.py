@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mars_core.config import VocabularyConfig
-from mars_core.search.vocabulary import CategoryVocabulary, EmptyQueryError, plurals
+from mars_core.index.vocabulary import CategoryVocabulary, EmptyQueryError, plurals
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from flows.config import load_config
 from mars_core.catalogue.schema import CATALOGUE_FILE, GROUND_TRUTH_FILE, ROOMS_FILE, SPLITS_FILE
+from mars_core.compose import load_config
 from mars_core.embedder import Embedder
 from mars_core.errors import ConfigError
 from mars_core.index.lance import VectorIndex, vector_matrix

@@ -15,8 +15,8 @@ import pytest
 from chat_server import ChatServer
 from pairs_factory import small_pairs
 
-from flows.config import load_config
 from flows.label import label, main
+from mars_core.compose import load_config
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE
 from mars_core.teacher.labelling import (
     SHARD_GLOB,

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 from scipy.stats import spearmanr
 
 import mars_core.teacher.metadata as metadata_module
-from flows.config import load_config
 from mars_core.catalogue.schema import GROUND_TRUTH_FILE
+from mars_core.compose import load_config
 from mars_core.teacher.labelling import consolidate, label_shard, plan_shards
 from mars_core.teacher.metadata import MetadataTeacher
 

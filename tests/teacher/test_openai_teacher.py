@@ -8,7 +8,7 @@ import pytest
 from chat_server import ChatServer
 from pairs_factory import small_pairs
 
-from flows.config import load_config
+from mars_core.compose import load_config
 from mars_core.teacher.labelling import consolidate, label_shard, plan_shards
 
 PAIRS = 6

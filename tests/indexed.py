@@ -1,7 +1,8 @@
-"""Fixtures of the stage 1 / stage 2 tests: a catalogue, the tiny embedder, a built index.
+"""Fixtures of the index, stage 1 / stage 2 and index-flow tests: a catalogue, the tiny
+embedder, a built index (a plugin of tests/conftest.py, so every test folder sees them).
 
-`world` is the one place that says which catalogue the tests run on: the ingest flow's
-generated world (the session-wide `world` fixture of tests/conftest.py), seen here as a
+`catalogue_world` is the one place that says which catalogue these tests run on: the ingest
+flow's generated world (the session-wide `world` fixture of tests/conftest.py), seen as a
 catalogue parquet and its folder.
 """
 
@@ -36,17 +37,17 @@ class BuiltIndex(NamedTuple):
 
 
 @pytest.fixture(scope="session")
-def world(world) -> World:
-    """The generated world's catalogue (overrides the session fixture of the same name)."""
+def catalogue_world(world) -> World:
+    """The generated world's catalogue parquet and folder."""
     return World(world.out_dir / CATALOGUE_FILE, world.out_dir)
 
 
 @pytest.fixture
-def own_world(world: World, tmp_path: Path) -> World:
+def own_world(catalogue_world: World, tmp_path: Path) -> World:
     """A copy of the catalogue for a test that changes it (images stay shared, read-only)."""
     folder = tmp_path / "world"
     folder.mkdir()
-    return World(Path(shutil.copy(world.catalogue, folder)), folder)
+    return World(Path(shutil.copy(catalogue_world.catalogue, folder)), folder)
 
 
 @pytest.fixture(scope="session")
@@ -73,12 +74,13 @@ def index_cfg(cfg) -> Callable[..., IndexConfig]:
     return make
 
 
-def build_both(world: World, cfg: IndexConfig, embedder: Embedder) -> BuiltIndex:
-    report = reindex(world.catalogue, cfg, embedder)
+def build_both(catalogue_world: World, cfg: IndexConfig, embedder: Embedder) -> BuiltIndex:
+    report = reindex(catalogue_world.catalogue, cfg, embedder)
     return BuiltIndex(cfg, report, IndexSnapshot.current(cfg.dir))
 
 
 @pytest.fixture(scope="session")
-def built(world: World, index_cfg, embedder: Embedder, tmp_path_factory) -> BuiltIndex:
-    """Both indexes of the world, built once for the read-only tests."""
-    return build_both(world, index_cfg(tmp_path_factory.mktemp("index")), embedder)
+def built(catalogue_world: World, cfg, embedder: Embedder) -> BuiltIndex:
+    """Both indexes of the world, built once where the session's config looks (`index.dir`),
+    for the read-only tests and every flow run with the session's overrides."""
+    return build_both(catalogue_world, cfg.index, embedder)

@@ -10,8 +10,8 @@ import mlflow
 import pyarrow.parquet as pq
 import pytest
 
-from flows.config import load_config
 from flows.search import main as search_main
+from mars_core.compose import load_config
 from mars_core.images import load_image
 from mars_core.search.types import SearchRequest
 from mars_core.stages import UNTRAINED_NOTICE, build_funnel
@@ -37,7 +37,7 @@ def test_the_funnel_returns_k3_results_with_every_field(indexed, pool_room, cfg)
     assert len(result.results) == cfg.funnel.k3
     assert result.stages_run == ["bm25", "siglip", "agent"]
     assert set(result.timings) == {"bm25", "siglip", "agent"}
-    assert result.notes["locked"] and result.notes["category"] == "BED"
+    assert result.locked and result.lock.category == "BED"
     for candidate in result.results:
         assert set(candidate.product) >= PRODUCT_FIELDS
         assert candidate.product["category"] == "BED"
@@ -45,7 +45,7 @@ def test_the_funnel_returns_k3_results_with_every_field(indexed, pool_room, cfg)
         assert 0.0 <= candidate.scores["agent"] <= 1.0
     agent = [c.scores["agent"] for c in result.results]
     assert agent == sorted(agent, reverse=True)
-    assert result.notes["rationales"] == cfg.funnel.rationale_top_n
+    assert result.details["agent"]["rationales"] == cfg.funnel.rationale_top_n
 
 
 @pytest.mark.slow
@@ -94,7 +94,7 @@ def test_search_cli_prints_a_table_and_writes_the_page(indexed, pool_room, capsy
 def test_user_mistakes_end_in_one_line_and_status_2(
     indexed, pool_room, capsys, room, query, extra, message
 ):
-    room = str(Path(__file__).parents[1] / room) if room else str(pool_room)
+    room = str(Path(__file__).parents[2] / room) if room else str(pool_room)
     with pytest.raises(SystemExit) as done:
         search_main(["--room", room, "--query", query, *indexed.overrides, *extra])
     assert done.value.code == 2
@@ -121,11 +121,11 @@ def test_inference_flow_writes_results_and_page_and_names_bad_requests(
     out = inference(
         str(requests), [*indexed.overrides, "funnel.stages=[bm25,siglip]"], name="batch"
     )
-    assert (out["searched"], out["failed"]) == (2, 1)
-    rows = pq.read_table(out["results"]).to_pylist()
+    assert (out.searched, out.failed) == (2, 1)
+    rows = pq.read_table(out.results).to_pylist()
     assert {r["request"] for r in rows} == {0, 1}
     assert {r["category_locked"] for r in rows if r["request"] == 1} == {False}
-    page = Path(out["report"]).read_text()
+    page = Path(out.page).read_text()
     assert "Requests that could not run" in page and "is not an image" in page
     assert "unlocked" in page
     runs = mlflow.search_runs(experiment_names=["mars"], filter_string="run_name = 'inference'")

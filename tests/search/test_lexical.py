@@ -6,18 +6,18 @@ from collections import Counter
 
 import pytest
 from catalogue_factory import read_rows, write_catalogue
-from conftest import WORLD_PRODUCTS, World, build_both
+from indexed import WORLD_PRODUCTS, World, build_both
 from PIL import Image
 
+from mars_core.index.vocabulary import EmptyQueryError
 from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
-from mars_core.search.vocabulary import EmptyQueryError
 
 ROOM = Image.new("RGB", (32, 32), (128, 128, 128))
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> World:
+def catalogue_world(tmp_path_factory) -> World:
     """An adversarial catalogue: other categories' texts say "sofa" and "bed" (PET_BED, rugs
     "for under the sofa"), so only the FILTER clause can keep them out."""
     folder = tmp_path_factory.mktemp("trap_world")
@@ -25,8 +25,8 @@ def world(tmp_path_factory) -> World:
 
 
 @pytest.fixture(scope="module")
-def built(world, index_cfg, embedder, tmp_path_factory):
-    return build_both(world, index_cfg(tmp_path_factory.mktemp("trap_index")), embedder)
+def built(catalogue_world, index_cfg, embedder, tmp_path_factory):
+    return build_both(catalogue_world, index_cfg(tmp_path_factory.mktemp("trap_index")), embedder)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,8 @@ def stage(built) -> LexicalStage:
 
 
 @pytest.fixture(scope="module")
-def sizes(world) -> Counter:
-    items = {(row["category"], row["item_id"]) for row in read_rows(world.catalogue)}
+def sizes(catalogue_world) -> Counter:
+    items = {(row["category"], row["item_id"]) for row in read_rows(catalogue_world.catalogue)}
     return Counter(category for category, _ in items)
 
 
@@ -59,7 +59,7 @@ def search(stage: LexicalStage, query: str, k: int = 1000):
 )
 def test_the_lock_returns_only_the_asked_category(stage, sizes, query, category, elsewhere):
     out = search(stage, query)
-    assert out.notes["locked"] is True and out.notes["category"] == category
+    assert out.lock.locked and out.lock.category == category
     assert {c.product["category"] for c in out.candidates} == {category}
     # Every product of the category comes back, with or without the query's words.
     assert len(out.candidates) == sizes[category]
@@ -79,8 +79,8 @@ def test_products_with_the_query_words_rank_first(stage):
 
 def test_an_unknown_category_runs_unlocked_and_says_so(stage):
     out = search(stage, "something blue")
-    assert out.notes["locked"] is False and out.notes["category"] is None
-    assert "something blue" in out.notes["unlocked_reason"]
+    assert not out.lock.locked and out.lock.category is None
+    assert "something blue" in out.lock.reason
     categories = {c.product["category"] for c in out.candidates}
     assert len(categories) > 3  # the whole catalogue, blue things of many kinds
     assert all("blue" in c.product["search_text"].lower() for c in out.candidates)
@@ -93,7 +93,7 @@ def test_categories_no_word_can_lock_are_reported(built):
 def test_a_known_category_absent_from_the_catalogue_stays_locked(stage):
     """No clocks for sale: the answer is none, not clock-coloured sofas."""
     out = search(stage, "wall clock")
-    assert out.notes["locked"] is True and out.notes["category"] == "CLOCK"
+    assert out.lock.locked and out.lock.category == "CLOCK"
     assert out.candidates == []
 
 
@@ -108,8 +108,8 @@ def test_pyserini_reads_the_index_as_its_own(built):
     searcher.close()
 
 
-def test_candidates_carry_the_catalogue_row(stage, world):
-    rows = {row["key"]: row for row in read_rows(world.catalogue)}
+def test_candidates_carry_the_catalogue_row(stage, catalogue_world):
+    rows = {row["key"]: row for row in read_rows(catalogue_world.catalogue)}
     for candidate in search(stage, "rug", k=5).candidates:
         assert candidate.product == rows[candidate.key]
         assert {"name", "category", "image_path"} <= set(candidate.product)

@@ -20,7 +20,7 @@ from mars_core.catalogue.acquire import (
     download,
     safe_extract,
 )
-from mars_core.catalogue.build import ingest
+from mars_core.catalogue.ingest import ingest
 
 BLOB = random.Random(0).randbytes(300_000)
 

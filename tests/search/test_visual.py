@@ -15,8 +15,8 @@ from mars_core.search.visual import VisualStage
 
 
 @pytest.fixture(scope="module")
-def rows(world) -> list[dict]:
-    return read_rows(world.catalogue)
+def rows(catalogue_world) -> list[dict]:
+    return read_rows(catalogue_world.catalogue)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_an_identical_image_ranks_first(built, embedder, lexical, rows, number):
     assert "bm25" in top.scores  # stage 1's score travels on
     scores = [c.scores["siglip"] for c in out.candidates]
     assert scores == sorted(scores, reverse=True) and len(scores) == 10
-    assert out.notes["mode"] == "rerank"
+    assert out.details["mode"] == "rerank"
 
 
 def test_without_candidates_it_searches_the_whole_table(built, embedder, rows):
@@ -52,7 +52,7 @@ def test_without_candidates_it_searches_the_whole_table(built, embedder, rows):
     room = Image.open(product["image_path"])
     stage = visual(built, embedder)
     out = stage.rank(SearchRequest(room, "anything"), None, 5)
-    assert out.notes["mode"] == "nearest" and out.candidates[0].key == product["key"]
+    assert out.details["mode"] == "nearest" and out.candidates[0].key == product["key"]
     vector = stage.query_vector(SearchRequest(room, "anything"))
     other = "SOFA" if product["category"] != "SOFA" else "BED"
     within = stage.nearest(vector, 5, category=other)
@@ -89,10 +89,12 @@ def test_an_index_of_another_embedder_is_refused(built, other_embedder):
         VisualStage.open(built.snapshot, built.cfg, other_embedder, text_weight=0.0)
 
 
-def test_ann_index_from_the_configured_size_on(world, index_cfg, embedder, rows, tmp_path):
+def test_ann_index_from_the_configured_size_on(
+    catalogue_world, index_cfg, embedder, rows, tmp_path
+):
     """At ann_min_rows the table gets an IVF-PQ index (cosine); search still finds the image."""
     cfg = index_cfg(tmp_path / "index", ann_min_rows=256, ann_partitions=4)
-    report = reindex(world.catalogue, cfg, embedder)
+    report = reindex(catalogue_world.catalogue, cfg, embedder)
     assert report.ann_index is True
     stage = VisualStage.open(IndexSnapshot.current(cfg.dir), cfg, embedder, text_weight=0.0)
     indexed = {tuple(ix.columns): ix.index_type for ix in stage.index.table.list_indices()}

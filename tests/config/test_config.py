@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.config import conf_dir, load_config
+from mars_core.compose import conf_dir, load_config
 from mars_core.config import GROUPS, EmbedderConfig, MarsConfig
 from mars_core.errors import ConfigError, UserInputError
 from mars_core.models.loading import load_clip, load_vlm

@@ -9,8 +9,6 @@ changed input tells the index builders exactly which products to redo.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +24,8 @@ from mars_core.catalogue.abo import (
     read_shard,
     shard_source,
 )
-from mars_core.catalogue.images import (
-    ImageFile,
-    ImageMissing,
-    ImageOverLimit,
-    ImageUndecodable,
-    inspect_image,
-)
+from mars_core.catalogue.changes import content_hash, diff_hashes, key_hashes
+from mars_core.catalogue.image_check import ImageFile, inspect_image
 from mars_core.catalogue.listing import Listing, clean_text, parse_listing, record_key
 from mars_core.catalogue.quarantine import Quarantine, Reason, Rejected
 from mars_core.catalogue.rooms import scan_rooms
@@ -46,14 +39,11 @@ from mars_core.catalogue.schema import (
     ROOMS_FILE,
     ROOMS_SCHEMA,
 )
-from mars_core.catalogue.store import read_table, write_table
+from mars_core.catalogue.tables import read_table, write_table
 from mars_core.config import DataConfig
+from mars_core.errors import BadImageError, ImageMissingError, ImageTooLargeError
 
 log = logging.getLogger(__name__)
-
-# Columns that say where things are rather than what they are: moving the data folder must
-# not make every product look changed.
-UNHASHED = ("content_hash", "image_path", "source")
 
 
 @dataclass
@@ -101,13 +91,6 @@ def search_text(listing: Listing, limit: int) -> str:
     return clean_text(" . ".join(distinct), limit)
 
 
-def content_hash(row: dict, image_sha256: str) -> str:
-    """sha256 over the row's content columns and the image bytes' hash."""
-    content = {name: value for name, value in row.items() if name not in UNHASHED}
-    payload = json.dumps(content, sort_keys=True, ensure_ascii=False) + image_sha256
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
 def resolve_image(
     image_id: str, images: dict[str, ImageRecord], layout: AboLayout, max_pixels: int
 ) -> tuple[Path, ImageFile]:
@@ -121,11 +104,11 @@ def resolve_image(
     path = layout.images_dir / relative
     try:
         return path, inspect_image(path, max_pixels)
-    except ImageMissing as error:
+    except ImageMissingError as error:
         raise Rejected(Reason.IMAGE_FILE_MISSING, str(error)) from error
-    except ImageUndecodable as error:
+    except BadImageError as error:
         raise Rejected(Reason.IMAGE_UNDECODABLE, str(error)) from error
-    except ImageOverLimit as error:
+    except ImageTooLargeError as error:
         raise Rejected(Reason.IMAGE_TOO_LARGE, str(error)) from error
 
 
@@ -232,21 +215,8 @@ def catalogue_changes(path: Path, catalogue: pa.Table) -> dict[str, int]:
     """Products added, changed (new content hash), removed and unchanged since the last run."""
     old: dict[str, str] = {}
     if path.is_file():
-        previous = pq.read_table(path, columns=["key", "content_hash"])
-        old = dict(
-            zip(previous["key"].to_pylist(), previous["content_hash"].to_pylist(), strict=True)
-        )
-    new = dict(
-        zip(catalogue["key"].to_pylist(), catalogue["content_hash"].to_pylist(), strict=True)
-    )
-    common = old.keys() & new.keys()
-    changed = sum(old[key] != new[key] for key in common)
-    return {
-        "added": len(new.keys() - old.keys()),
-        "changed": changed,
-        "removed": len(old.keys() - new.keys()),
-        "unchanged": len(common) - changed,
-    }
+        old = key_hashes(pq.read_table(path, columns=["key", "content_hash"]))
+    return diff_hashes(old, key_hashes(catalogue)).counts()
 
 
 def ingest(data: DataConfig) -> IngestReport:

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import yaml
 
-from flows.config import conf_dir, load_config
+from mars_core.compose import conf_dir, load_config
 from mars_core.config import DataConfig, WorldConfig
 
 

@@ -12,7 +12,7 @@ from catalogue_factory import product_image, read_rows
 from PIL import Image
 
 from mars_core.embedder import Embedder
-from mars_core.errors import BadImageError, ImageTooLargeError
+from mars_core.errors import BadImageError, ImageMissingError, ImageTooLargeError
 from mars_core.models.loading import clip_tokenizer, cpu_has_bf16
 
 
@@ -48,8 +48,8 @@ def test_texts_are_padded_to_the_models_context_length(embedder):
     np.testing.assert_allclose(alone, beside_a_long_text, atol=1e-6)
 
 
-def test_paths_and_images_embed_alike(embedder, world):
-    row = read_rows(world.catalogue)[0]
+def test_paths_and_images_embed_alike(embedder, catalogue_world):
+    row = read_rows(catalogue_world.catalogue)[0]
     from_path = embedder.embed_images([row["image_path"]], progress=False)
     from_image = embedder.embed_images([Image.open(row["image_path"])], progress=False)
     np.testing.assert_allclose(from_path, from_image, atol=1e-6)
@@ -102,7 +102,7 @@ def test_with_on_bad_a_broken_image_is_reported_and_left_out(embedder, tmp_path)
             on_bad=lambda position, error: reported.append((position, type(error))),
         )
     )
-    assert reported == [(1, BadImageError), (3, BadImageError)]
+    assert reported == [(1, BadImageError), (3, ImageMissingError)]
     np.testing.assert_allclose(
         np.concatenate(batches), embedder.embed_images(good, progress=False), atol=1e-5
     )
@@ -151,7 +151,7 @@ def test_a_missing_siglip_tokenizer_says_what_to_set():
 
 
 def test_real_model_options_are_config_only(session_overrides):
-    from flows.config import load_config
+    from mars_core.compose import load_config
 
     so400m = load_config([*session_overrides, "embedder=siglip_so400m"]).embedder
     marqo = load_config([*session_overrides, "embedder=marqo_ecommerce_b"]).embedder

@@ -87,11 +87,11 @@ def test_agent_stage_ranks_keeps_k_and_names_skipped_products(scorer, tmp_path):
     scores = [c.scores["agent"] for c in out.candidates]
     assert len(out.candidates) == 3 and scores == sorted(scores, reverse=True)
     assert all("siglip" in c.scores for c in out.candidates)  # earlier stages' scores kept
-    assert [s["key"] for s in out.notes["skipped"]] == ["ghost@x"]
-    assert out.notes["skipped"][0]["reason"] == "BadImageError"
-    assert out.notes["scored"] == 5 and out.notes["rationales"] == 2
+    assert [s.key for s in out.skipped] == ["ghost@x"]
+    assert out.skipped[0].reason == "BadImageError" and "broken.jpg" in out.skipped[0].detail
+    assert out.details["scored"] == 5 and out.details["rationales"] == 2
     # The random student writes no JSON: both rationales counted as malformed, none invented.
-    assert out.notes["malformed_rationales"] == 2
+    assert out.details["malformed_rationales"] == 2
     assert all(c.rationale is None for c in out.candidates)
     with pytest.raises(ValueError, match="earlier stage"):
         stage.rank(SearchRequest(room=ROOM, query="bed"), None, k=3)

@@ -22,14 +22,14 @@ def test_index_flow_builds_then_updates_and_logs_to_mlflow(
     ]
     first = build_index(overrides)
     n = len(read_rows(own_world.catalogue))
-    assert (first["added"], first["embedded"], first["published"]) == (n, n, True)
+    assert (first.added, first.embedded, first.published) == (n, n, True)
     assert IndexSnapshot.current(tmp_path / "index").manifest.rows == n
 
     rows = read_rows(own_world.catalogue)
     change_products(own_world.catalogue, [row["key"] for row in rows[:5]])
     main(overrides)
     printed = capsys.readouterr().out
-    assert "index published: added 0, updated 5, removed 0, unchanged 295" in printed
+    assert "index published: added 0, changed 5, removed 0, unchanged 295" in printed
     assert "embedded 5 images" in printed
 
     runs = mlflow.search_runs(
@@ -38,7 +38,7 @@ def test_index_flow_builds_then_updates_and_logs_to_mlflow(
         order_by=["attributes.start_time DESC"],
     )
     latest = runs.iloc[0]
-    assert latest["metrics.updated"] == 5 and latest["metrics.embedded"] == 5
+    assert latest["metrics.changed"] == 5 and latest["metrics.embedded"] == 5
     assert latest["metrics.unchanged"] == n - 5
     assert latest["metrics.lucene_bytes"] > 0 and latest["metrics.lance_bytes"] > 0
     assert "metrics.seconds_total" in latest  # logged; its value is not asserted

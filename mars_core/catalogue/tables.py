@@ -1,4 +1,5 @@
-"""Parquet writes that are atomic and leave unchanged files alone.
+"""The catalogue's parquet tables: read with a column check, written atomically, and
+left alone when unchanged.
 
 A table is written to a temporary file beside its target and renamed into place, so a crash
 never leaves half a catalogue. A file whose content would not change is not rewritten: its

@@ -8,9 +8,9 @@ import pytest
 from catalogue_factory import read_rows
 from PIL import Image
 
+from mars_core.index.vocabulary import CategoryVocabulary
 from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
-from mars_core.search.vocabulary import CategoryVocabulary
 
 ROOM = Image.new("RGB", (32, 32))
 
@@ -22,22 +22,22 @@ def stage(built) -> LexicalStage:
     stage.close()
 
 
-def test_each_world_category_is_lockable_and_locks_to_itself_alone(stage, built, world):
-    items = {(row["category"], row["item_id"]) for row in read_rows(world.catalogue)}
+def test_each_world_category_is_lockable_and_locks_to_itself_alone(stage, built, catalogue_world):
+    items = {(row["category"], row["item_id"]) for row in read_rows(catalogue_world.catalogue)}
     sizes = Counter(category for category, _ in items)  # one listing per item comes back
     vocabulary = CategoryVocabulary(built.cfg.vocabulary)
     assert set(sizes) <= vocabulary.categories
     for category, size in sizes.items():
-        product = next(r for r in read_rows(world.catalogue) if r["category"] == category)
+        product = next(r for r in read_rows(catalogue_world.catalogue) if r["category"] == category)
         query = f"{product['color']} {built.cfg.vocabulary.categories[category][0]}"
         out = stage.rank(SearchRequest(ROOM, query), None, 1000)
-        assert out.notes["category"] == category, query
+        assert out.lock.category == category, query
         assert {c.product["category"] for c in out.candidates} == {category}
         assert len(out.candidates) == size
 
 
-def test_an_item_sold_on_several_marketplaces_comes_back_once(stage, world):
-    rows = read_rows(world.catalogue)
+def test_an_item_sold_on_several_marketplaces_comes_back_once(stage, catalogue_world):
+    rows = read_rows(catalogue_world.catalogue)
     domains = Counter(row["item_id"] for row in rows)
     item = next(i for i, n in domains.items() if n > 1)
     product = next(r for r in rows if r["item_id"] == item)
@@ -45,4 +45,4 @@ def test_an_item_sold_on_several_marketplaces_comes_back_once(stage, world):
     out = stage.rank(SearchRequest(ROOM, query), None, 1000)
     keys = [c.product["item_id"] for c in out.candidates]
     assert keys.count(item) == 1
-    assert out.notes["collapsed_listings"] >= domains[item] - 1
+    assert out.details["collapsed_listings"] >= domains[item] - 1

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mars_core.search.funnel import NO_PRODUCTS, NOTHING_FITS, FunnelStep, SearchFunnel
-from mars_core.search.types import Candidate, SearchRequest, StageOutput
+from mars_core.search.types import Candidate, CategoryLock, SearchRequest, StageOutput
 
 CATALOGUE = [
     {"key": f"p{i}", "name": f"product {i}", "category": "BED", "fit": i / 10, "pop": 10 - i}
@@ -30,7 +30,7 @@ class FieldStage:
         for c in pool:
             c.scores[self.name] = c.product[self.by]
         ranked = sorted(pool, key=lambda c: c.scores[self.name], reverse=True)[:k]
-        return StageOutput(ranked, notes={f"{self.name}_saw": len(pool)})
+        return StageOutput(ranked, details={"saw": len(pool)})
 
 
 def funnel(*, agent_on=True, middle_on=True, min_fit=0.5) -> SearchFunnel:
@@ -52,7 +52,7 @@ def request() -> SearchRequest:
 def test_stages_run_in_order_with_their_sizes_and_scores():
     result = funnel().search(request())
     assert result.stages_run == ["bm25", "siglip", "agent"]
-    assert result.notes == {"bm25_saw": 10, "siglip_saw": 8, "agent_saw": 4}
+    assert result.details == {"bm25": {"saw": 10}, "siglip": {"saw": 8}, "agent": {"saw": 4}}
     assert [c.key for c in result.results] == ["p3", "p2", "p1"]
     assert all(set(c.scores) == {"bm25", "siglip", "agent"} for c in result.results)
     assert set(result.timings) == {"bm25", "siglip", "agent"}
@@ -61,7 +61,7 @@ def test_stages_run_in_order_with_their_sizes_and_scores():
 def test_a_disabled_stage_only_truncates():
     result = funnel(middle_on=False).search(request())
     assert result.stages_run == ["bm25", "agent"]
-    assert result.notes["agent_saw"] == 4
+    assert result.details["agent"] == {"saw": 4}
     assert all("siglip" not in c.scores for c in result.results)
 
 
@@ -105,7 +105,7 @@ def test_closing_the_funnel_closes_its_stages():
 
 class EmptyLockedStage(FieldStage):
     def rank(self, request, candidates, k):
-        return StageOutput([], notes={"category": "DESK", "locked": True})
+        return StageOutput([], lock=CategoryLock("DESK"))
 
 
 def test_a_locked_category_without_products_says_so():

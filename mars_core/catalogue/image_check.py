@@ -12,24 +12,12 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from mars_core.errors import BadImageError, ImageTooLargeError
+from mars_core.errors import ImageMissingError
 from mars_core.images import verify_image
 
 # Decode at a reduced scale where the format allows it (JPEG DCT scaling): every byte of the
 # file is still read, so truncation is caught, at a fraction of the full decode's cost.
 CHECK_DRAFT_PX = 64
-
-
-class ImageMissing(Exception):
-    """No readable file at the path."""
-
-
-class ImageUndecodable(Exception):
-    """A file is there but it is not an image we can decode."""
-
-
-class ImageOverLimit(Exception):
-    """The image announces more pixels than `data.max_image_pixels` (or is a decompression bomb)."""
 
 
 @dataclass(frozen=True)
@@ -40,16 +28,12 @@ class ImageFile:
 
 
 def inspect_image(path: Path, max_pixels: int) -> ImageFile:
-    """Size and byte hash of a decodable image within the pixel limit; raises ImageMissing,
-    ImageUndecodable or ImageOverLimit. The file is read once, for the hash and the check."""
+    """Size and byte hash of a decodable image within the pixel limit; raises
+    `ImageMissingError`, `BadImageError` or `ImageTooLargeError` (the `ImageError` family of
+    `mars_core.errors`). The file is read once, for the hash and the check."""
     try:
         data = path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as error:
-        raise ImageMissing(f"{path}: {type(error).__name__}") from error
-    try:
-        width, height = verify_image(path, max_pixels, data=data, draft_px=CHECK_DRAFT_PX)
-    except ImageTooLargeError as error:
-        raise ImageOverLimit(str(error)) from error
-    except BadImageError as error:
-        raise ImageUndecodable(str(error)) from error
+        raise ImageMissingError(f"{path}: {type(error).__name__}") from error
+    width, height = verify_image(path, max_pixels, data=data, draft_px=CHECK_DRAFT_PX)
     return ImageFile(width=width, height=height, sha256=hashlib.sha256(data).hexdigest())

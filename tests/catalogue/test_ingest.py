@@ -16,7 +16,7 @@ from abo_tree import REAL_LISTING, AboTree, jpeg_bytes, listing
 from PIL import Image
 
 from mars_core.catalogue.abo import NotAboLayoutError
-from mars_core.catalogue.build import ingest
+from mars_core.catalogue.ingest import ingest
 from mars_core.catalogue.quarantine import Reason
 from mars_core.catalogue.schema import (
     CATALOGUE_FILE,

@@ -14,11 +14,30 @@ from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
 from mars_core.io import atomic_write_parquet, atomic_write_text
-from mars_core.report import FailedRequest, render_report
-from mars_core.search.batch import RequestsFile, RequestSpec, read_requests, results_table
+from mars_core.report import render_report
+from mars_core.search.batch import (
+    FailedRequest,
+    RequestsFile,
+    RequestSpec,
+    read_requests,
+    results_table,
+)
 from mars_core.search.funnel import SearchFunnel, SearchResult
 from mars_core.search.types import SearchRequest
 from mars_core.stages import agent_notice, build_funnel
+
+
+@dataclass
+class SearchReport:
+    """What a batch search wrote and how many requests ran: what the inference flow logs."""
+
+    results: str  # the results table (parquet)
+    page: str  # the HTML page
+    searched: int
+    failed: int
+
+    def metrics(self) -> dict[str, float]:
+        return {"searched": float(self.searched), "failed": float(self.failed)}
 
 
 @dataclass
@@ -30,6 +49,15 @@ class BatchOutcome:
     table: Path | None = None
     page: Path | None = None
     notice: str | None = field(default=None)
+
+    def report(self) -> SearchReport:
+        """The counts and file paths, without the results' images."""
+        return SearchReport(
+            results=str(self.table),
+            page=str(self.page),
+            searched=len(self.results),
+            failed=len(self.failed),
+        )
 
 
 def run_requests(

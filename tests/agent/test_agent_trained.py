@@ -149,4 +149,4 @@ def test_agent_stage_attaches_the_generated_rationales(trained, tmp_path: Path):
     assert [c.key for c in out.candidates[:2]] == ["sq0@x", "sq1@x"]  # grades 1.0 and 0.8
     assert [c.rationale for c in out.candidates[:2]] == [rationale(1.0), rationale(0.8)]
     assert all(c.rationale is None for c in out.candidates[2:])
-    assert out.notes["malformed_rationales"] == 0
+    assert out.details["malformed_rationales"] == 0

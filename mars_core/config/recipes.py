@@ -1,16 +1,13 @@
-"""Build recipes of the tiny offline models: architecture data, hashed into the cache key.
+"""Build recipes of the tiny offline models: their architecture as config data.
 
-A recipe change (any field, or `BUILDER_VERSION`) gives a new cache folder, so a stale tiny
-model is never loaded by mistake.
+`mars_core.models` builds a model from a recipe and hashes the recipe into the model cache's
+key (`mars_core.models.cache.recipe_hash`).
 """
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from mars_core.knob import knob
 
-BUILDER_VERSION = 1
 VLM_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
 
 
@@ -62,12 +59,3 @@ class TinyClipRecipe:
     text_heads: int = knob(2, "text attention heads")
     context_length: int = knob(32, "text tokens; SigLIP pads every text to this length")
     seed: int = knob(0, "weight initialisation seed")
-
-
-def recipe_hash(recipe: TinyVLMRecipe | TinyClipRecipe) -> str:
-    """A short stable digest of a recipe and the builder version."""
-    payload = json.dumps(
-        {"kind": type(recipe).__name__, "builder": BUILDER_VERSION, **asdict(recipe)},
-        sort_keys=True,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
