@@ -89,7 +89,7 @@ class HeldOutOnly:
     ) -> StageOutput:
         output = self.stage.rank(request, candidates, k * self.overfetch)
         kept = [c for c in output.candidates if c.key in self.keep][:k]
-        return StageOutput(candidates=kept, notes=output.notes)
+        return dataclasses.replace(output, candidates=kept)
 
     def close(self) -> None:
         close = getattr(self.stage, "close", None)
