@@ -195,6 +195,9 @@ class TrainConfig:
     )
     keep_checkpoints: int = knob(2, "checkpoints kept for resuming (the best one is never dropped)")
     logging_steps: int = knob(10, "log the training loss and learning rate every this many steps")
+    cpu_threads: int = knob(
+        0, "CPU training: torch threads (1 is fastest on a shared small box); 0 = torch's default"
+    )
     lora_r: int = knob(16, "LoRA rank")
     lora_alpha: int = knob(32, "LoRA alpha")
     lora_dropout: float = knob(0.05, "LoRA dropout")
@@ -225,6 +228,8 @@ class TrainConfig:
             raise ValueError("train.val_fraction must lie strictly between 0 and 1")
         if not 0.0 <= self.warmup_ratio < 1.0 or self.weight_decay < 0:
             raise ValueError("train.warmup_ratio must lie in [0, 1) and weight_decay be >= 0")
+        if self.cpu_threads < 0:
+            raise ValueError("train.cpu_threads must be >= 0 (0 = torch's default)")
         if self.time_budget_s < 0:
             raise ValueError("train.time_budget_s must be >= 0 (0 = no budget)")
         if self.quant_type not in QUANT_TYPES:

@@ -94,6 +94,8 @@ def train_student(
 
     torch.manual_seed(train.seed)
     model, processor = prepare_model(train, student, models_dir)
+    if train.cpu_threads and not _on_gpu(model):
+        torch.set_num_threads(train.cpu_threads)
     work_dir.mkdir(parents=True, exist_ok=True)
     resume = get_last_checkpoint(str(work_dir))
     budget = _TimeBudget(train.time_budget_s)
