@@ -1,4 +1,8 @@
-"""LoRA adapters for the agent: a local folder or an MLflow registered-model alias.
+"""Trained students for the agent: a local folder or an MLflow registered-model alias.
+
+A student folder is either a LoRA adapter (`adapter_config.json`: applied onto the configured
+base) or a whole fine-tuned model (`config.json` + processor files, what `train.method=full`
+saves: loaded instead of the configured base). Both come through `student.adapter`.
 
 Registering: MLflow's `register_model("runs:/...")` refuses a raw adapter folder (it is not an
 MLflow model), so an adapter is logged as plain run artifacts and registered with
@@ -17,8 +21,13 @@ from mars_core.errors import AdapterNotFoundError, UserInputError, one_line
 
 MODELS_SCHEME = "models:/"
 ADAPTER_CONFIG = "adapter_config.json"
+MODEL_CONFIG = "config.json"
+# The registered model the SFT flow adds versions to, and the alias a new version gets.
+STUDENT_MODEL = "mars-student"
+CANDIDATE_ALIAS = "candidate"
 ACCEPTED = (
-    f"a LoRA adapter folder (holding {ADAPTER_CONFIG}) or models:/<name>@<alias> "
+    f"a LoRA adapter folder (holding {ADAPTER_CONFIG}), a fine-tuned model folder (holding "
+    f"{MODEL_CONFIG}) or models:/<name>@<alias> "
     "(or models:/<name>/<version>) from the MLflow model registry"
 )
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
@@ -35,11 +44,17 @@ def resolve_adapter(spec: str) -> Path:
         raise AdapterNotFoundError(
             f"adapter {spec!r}: no folder at {str(folder)!r}; give {ACCEPTED}"
         )
-    if not (folder / ADAPTER_CONFIG).is_file():
+    if not (folder / ADAPTER_CONFIG).is_file() and not is_whole_model(folder):
         raise AdapterNotFoundError(
-            f"adapter {spec!r}: {str(folder)!r} holds no {ADAPTER_CONFIG}; give {ACCEPTED}"
+            f"adapter {spec!r}: {str(folder)!r} holds neither {ADAPTER_CONFIG} nor "
+            f"{MODEL_CONFIG}; give {ACCEPTED}"
         )
     return folder
+
+
+def is_whole_model(folder: Path) -> bool:
+    """A fully fine-tuned student (loaded as the base) rather than a LoRA adapter."""
+    return (folder / MODEL_CONFIG).is_file() and not (folder / ADAPTER_CONFIG).is_file()
 
 
 def apply_adapter(model: Any, spec: str, *, merge: bool) -> Any:
@@ -63,7 +78,8 @@ def apply_adapter(model: Any, spec: str, *, merge: bool) -> Any:
 
 
 def register_adapter(folder: Path, *, name: str, alias: str, artifact_path: str = "adapter") -> int:
-    """Log `folder` into the active MLflow run and register it as `models:/<name>@<alias>`.
+    """Log `folder` (adapter or whole model) into the active MLflow run and register it as
+    `models:/<name>@<alias>`.
 
     Returns the new model version. Needs an active run (the SFT flow's run).
     """

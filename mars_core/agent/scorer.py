@@ -38,7 +38,7 @@ import torch
 from PIL import Image
 from transformers import DynamicCache
 
-from mars_core.agent.adapter import apply_adapter
+from mars_core.agent.adapter import apply_adapter, is_whole_model, resolve_adapter
 from mars_core.agent.prompt import (
     ANSWER_PREFIX,
     Answer,
@@ -93,10 +93,12 @@ class AgentScorer:
     @classmethod
     def from_config(cls, cfg: StudentConfig, cache_dir: Path) -> AgentScorer:
         """Load the student (and its adapter, if configured) the one way models are loaded."""
-        loaded = load_vlm(cfg, cache_dir)
+        folder = resolve_adapter(cfg.adapter) if cfg.adapter else None
+        whole = folder is not None and is_whole_model(folder)
+        loaded = load_vlm(cfg, cache_dir, source=str(folder) if whole else None)
         model = loaded.model
-        if cfg.adapter:
-            model = apply_adapter(model, cfg.adapter, merge=not cfg.load_in_4bit)
+        if folder is not None and not whole:
+            model = apply_adapter(model, str(folder), merge=not cfg.load_in_4bit)
         return cls(
             model,
             loaded.processor,

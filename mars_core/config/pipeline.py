@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from mars_core.knob import knob
 
 TRAIN_METHODS = ("full", "lora", "qlora")
+QUANT_TYPES = ("nf4", "fp4")
+COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
 ACQUIRE_MODES = ("local", "download")
 CATEGORY_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
 
@@ -169,15 +171,33 @@ class IndexConfig:
 
 @dataclass
 class TrainConfig:
-    """Student fine-tuning: full (tiny, random base) or LoRA / QLoRA (pretrained base)."""
+    """Student fine-tuning: full (tiny, random base) or LoRA / QLoRA (pretrained base).
+
+    Training stops at the first of: `max_steps`, `patience` validations without a better
+    validation loss, or `time_budget_s` of wall time; the best checkpoint (lowest validation
+    loss) is what gets saved and registered.
+    """
 
     name: str = knob("tiny", "label for logs and MLflow")
     method: str = knob("full", "full, lora or qlora")
     learning_rate: float = knob(1e-3, "peak learning rate (cosine schedule with warm-up)")
     warmup_ratio: float = knob(0.05, "share of steps spent warming up")
-    max_steps: int = knob(200, "optimiser steps")
+    weight_decay: float = knob(0.0, "AdamW weight decay")
+    max_steps: int = knob(200, "most optimiser steps (the schedule's length)")
     batch_size: int = knob(16, "samples per device step")
-    grad_accum: int = knob(1, "gradient accumulation steps")
+    grad_accum: int = knob(1, "gradient accumulation steps (effective batch = batch_size x this)")
+    gradient_checkpointing: bool = knob(False, "recompute activations in backward to save memory")
+    val_fraction: float = knob(0.15, "share of training rooms held out for validation (by room)")
+    eval_steps: int = knob(100, "validate and checkpoint every this many optimiser steps")
+    patience: int = knob(3, "stop after this many validations without a lower validation loss")
+    time_budget_s: float = knob(
+        0.0, "stop (and keep the best checkpoint) after this wall time; 0 = none"
+    )
+    keep_checkpoints: int = knob(2, "checkpoints kept for resuming (the best one is never dropped)")
+    logging_steps: int = knob(10, "log the training loss and learning rate every this many steps")
+    cpu_threads: int = knob(
+        0, "CPU training: torch threads (1 is fastest on a shared small box); 0 = torch's default"
+    )
     lora_r: int = knob(16, "LoRA rank")
     lora_alpha: int = knob(32, "LoRA alpha")
     lora_dropout: float = knob(0.05, "LoRA dropout")
@@ -185,6 +205,9 @@ class TrainConfig:
         ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         "language-model modules that get LoRA adapters",
     )
+    quant_type: str = knob("nf4", "qlora: 4-bit weight type, nf4 or fp4")
+    double_quant: bool = knob(True, "qlora: quantise the quantisation constants too")
+    compute_dtype: str = knob("bfloat16", "qlora: dtype 4-bit layers compute in")
     seed: int = knob(0, "training seed")
 
     def __post_init__(self) -> None:
@@ -192,6 +215,45 @@ class TrainConfig:
             raise ValueError(f"train.method {self.method!r} unknown; use one of {TRAIN_METHODS}")
         if self.learning_rate <= 0 or self.max_steps < 1 or self.batch_size < 1:
             raise ValueError("train: learning_rate, max_steps and batch_size must be positive")
+        if self.grad_accum < 1 or self.eval_steps < 1 or self.logging_steps < 1:
+            raise ValueError("train: grad_accum, eval_steps and logging_steps must be >= 1")
+        if self.eval_steps > self.max_steps:
+            raise ValueError(
+                f"train.eval_steps ({self.eval_steps}) exceeds train.max_steps ({self.max_steps}): "
+                "no validation would run; lower train.eval_steps"
+            )
+        if self.patience < 1 or self.keep_checkpoints < 1:
+            raise ValueError("train.patience and train.keep_checkpoints must be >= 1")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError("train.val_fraction must lie strictly between 0 and 1")
+        if not 0.0 <= self.warmup_ratio < 1.0 or self.weight_decay < 0:
+            raise ValueError("train.warmup_ratio must lie in [0, 1) and weight_decay be >= 0")
+        if self.cpu_threads < 0:
+            raise ValueError("train.cpu_threads must be >= 0 (0 = torch's default)")
+        if self.time_budget_s < 0:
+            raise ValueError("train.time_budget_s must be >= 0 (0 = no budget)")
+        if self.quant_type not in QUANT_TYPES:
+            raise ValueError(
+                f"train.quant_type {self.quant_type!r} unknown; use one of {QUANT_TYPES}"
+            )
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(
+                f"train.compute_dtype {self.compute_dtype!r} unknown; use one of {COMPUTE_DTYPES}"
+            )
+        if self.method != "full":
+            self._check_lora()
+
+    def _check_lora(self) -> None:
+        """LoRA knobs matter (and must make sense) only for method=lora or qlora."""
+        if self.lora_r < 1 or self.lora_alpha < 1:
+            raise ValueError(f"train.method={self.method} needs train.lora_r and lora_alpha >= 1")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError("train.lora_dropout must lie in [0, 1)")
+        if not self.lora_targets:
+            raise ValueError(
+                f"train.method={self.method} needs train.lora_targets (e.g. [q_proj, v_proj]); "
+                "for all weights use train.method=full"
+            )
 
 
 @dataclass

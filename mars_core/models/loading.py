@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from mars_core.config import EmbedderConfig, VLMConfig
+from mars_core.config import EmbedderConfig, TrainConfig, VLMConfig
 from mars_core.config.recipes import TinyClipRecipe, TinyVLMRecipe
 from mars_core.errors import ModelNotFoundError, UserInputError
 from mars_core.models.cache import cached_build, recipe_hash
@@ -62,17 +62,18 @@ def resolve_dtype(dtype: str) -> torch.dtype:
     return getattr(torch, dtype)
 
 
-def quantization_config(cfg: VLMConfig) -> Any | None:
-    """NF4 4-bit config for QLoRA, or None."""
-    if not cfg.load_in_4bit:
-        return None
+def quantization_config(train: TrainConfig) -> Any:
+    """The 4-bit bitsandbytes config from `train.*` (quant type, double quant, compute dtype).
+
+    The vision tower and the head are never quantized (`QUANT_SKIP_MODULES`).
+    """
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
         load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=resolve_dtype(cfg.dtype),
+        bnb_4bit_quant_type=train.quant_type,
+        bnb_4bit_use_double_quant=train.double_quant,
+        bnb_4bit_compute_dtype=resolve_dtype(train.compute_dtype),
         llm_int8_skip_modules=QUANT_SKIP_MODULES,
     )
 
@@ -85,11 +86,23 @@ class LoadedVLM:
     device: torch.device
 
 
-def load_vlm(cfg: VLMConfig, cache_dir: Path | str) -> LoadedVLM:
-    """Load a Qwen2-VL-family model and its processor, with the configured image bounds."""
+def load_vlm(
+    cfg: VLMConfig,
+    cache_dir: Path | str,
+    *,
+    source: str | None = None,
+    quantization: TrainConfig | None = None,
+) -> LoadedVLM:
+    """Load a Qwen2-VL-family model and its processor, with the configured image bounds.
+
+    `source` replaces the configured model (a fully fine-tuned student's folder);
+    `quantization` gives the 4-bit settings when `cfg.load_in_4bit` (default: `train`'s
+    defaults, i.e. NF4 with double quantisation).
+    """
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    source = vlm_source(cfg, cache_dir)
+    source = source or vlm_source(cfg, cache_dir)
+    four_bit = quantization_config(quantization or TrainConfig()) if cfg.load_in_4bit else None
     device = resolve_device(cfg.device)
     try:
         # Qwen's image processor reads image-area bounds from `size` (min/max pixels).
@@ -99,7 +112,7 @@ def load_vlm(cfg: VLMConfig, cache_dir: Path | str) -> LoadedVLM:
         model = AutoModelForImageTextToText.from_pretrained(
             source,
             dtype=resolve_dtype(cfg.dtype),
-            quantization_config=quantization_config(cfg),
+            quantization_config=four_bit,
             # bitsandbytes quantises while placing weights, so 4-bit loads straight onto device.
             device_map={"": str(device)} if cfg.load_in_4bit else None,
         )

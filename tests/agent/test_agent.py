@@ -166,8 +166,10 @@ def test_unknown_adapter_is_named_with_what_is_accepted(cfg, model_cache, spec, 
     assert "adapter_config.json" in message and "models:/<name>@<alias>" in message
 
 
-def test_a_folder_without_adapter_config_is_refused(tmp_path):
-    with pytest.raises(AdapterNotFoundError, match=r"holds no adapter_config\.json"):
+def test_a_folder_without_adapter_or_model_config_is_refused(tmp_path):
+    with pytest.raises(
+        AdapterNotFoundError, match=r"holds neither adapter_config\.json nor config\.json"
+    ):
         resolve_adapter(str(tmp_path))
 
 

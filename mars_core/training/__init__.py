@@ -1,0 +1,1 @@
+"""SFT of the student on the teacher's labels: examples from the one prompt, trl + peft."""

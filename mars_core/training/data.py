@@ -1,0 +1,141 @@
+"""SFT examples from the teacher's labels, built with the one prompt (`mars_core.agent.prompt`).
+
+One example per `ok` label: the prompt messages (system text; room image, product image,
+query and product text), the completion (`answer_message(score, rationale)`, which opens with
+`{"score": ` so the digits the agent's fast path reads are trained tokens) and the two image
+paths in `IMAGE_ORDER`. Labels whose teacher answer failed are left out and counted. Rooms and
+products are joined by `room_id` and `key` from the ingest tables; a label naming a room or
+product that is not there is a clear error, not a silent drop.
+
+The validation split holds out whole rooms, so the validation loss measures what matters at
+search time: rooms the student has not seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from mars_core.agent.prompt import (
+    IMAGE_ORDER,
+    PROMPT_VERSION,
+    answer_message,
+    product_text,
+    prompt_messages,
+)
+from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
+from mars_core.errors import UserInputError
+
+OK = "ok"
+
+
+class LabelsError(UserInputError):
+    """Labels that cannot become training examples (missing file, unknown room or product)."""
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    """One training example: chat prompt + completion, and the image files they show."""
+
+    pair_id: str
+    room_id: str
+    prompt: list[dict[str, Any]]
+    completion: list[dict[str, Any]]
+    images: list[str]  # room photo, product image (IMAGE_ORDER)
+
+    def row(self) -> dict[str, Any]:
+        """The dataset row trl's `SFTTrainer` reads (prompt/completion chat columns + images)."""
+        return {
+            "prompt": self.prompt,
+            "completion": self.completion,
+            "images": self.images,
+            "room_id": self.room_id,
+        }
+
+
+@dataclass(frozen=True)
+class SFTData:
+    """Train and validation examples (split by room), and what they were built from."""
+
+    train: list[SFTExample]
+    val: list[SFTExample]
+    failed_labels: int  # status != ok, left out
+    dataset_hash: str  # sha256 of the examples (prompt version, text, image files)
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "train_examples": len(self.train),
+            "val_examples": len(self.val),
+            "train_rooms": len({e.room_id for e in self.train}),
+            "val_rooms": len({e.room_id for e in self.val}),
+            "failed_labels": self.failed_labels,
+        }
+
+
+def build_sft_data(
+    labels_file: Path, catalogue_dir: Path, *, val_fraction: float, seed: int
+) -> SFTData:
+    """Examples from `labels_file` joined with the rooms and catalogue in `catalogue_dir`."""
+    labels = _read(labels_file, "labels (run `python -m flows.label` first)")
+    rooms = {r["room_id"]: r for r in _read(catalogue_dir / ROOMS_FILE, "rooms")}
+    products = {p["key"]: p for p in _read(catalogue_dir / CATALOGUE_FILE, "catalogue")}
+    ok = [label for label in labels if label["status"] == OK]
+    if not ok:
+        raise LabelsError(f"{labels_file}: no label has status {OK!r}; nothing to train on")
+    examples = [_example(label, rooms, products) for label in ok]
+    val_rooms = validation_rooms(sorted({e.room_id for e in examples}), val_fraction, seed)
+    return SFTData(
+        train=[e for e in examples if e.room_id not in val_rooms],
+        val=[e for e in examples if e.room_id in val_rooms],
+        failed_labels=len(labels) - len(ok),
+        dataset_hash=dataset_hash(examples),
+    )
+
+
+def validation_rooms(room_ids: list[str], fraction: float, seed: int) -> set[str]:
+    """A seeded, order-independent choice of about `fraction` of the rooms (at least one, and
+    at least one left for training)."""
+    if len(room_ids) < 2:
+        raise LabelsError(
+            f"labels cover {len(room_ids)} room(s); a validation split by room needs at least 2"
+        )
+    ordered = sorted(room_ids, key=lambda r: hashlib.sha256(f"{seed}:{r}".encode()).hexdigest())
+    n_val = min(max(round(len(ordered) * fraction), 1), len(ordered) - 1)
+    return set(ordered[:n_val])
+
+
+def dataset_hash(examples: list[SFTExample]) -> str:
+    """Changes exactly when what the student would see changes (text, answers, image files)."""
+    digest = hashlib.sha256(PROMPT_VERSION.encode())
+    for example in sorted(examples, key=lambda e: e.pair_id):
+        digest.update(json.dumps(example.row(), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _example(label: dict, rooms: dict[str, dict], products: dict[str, dict]) -> SFTExample:
+    room, product = rooms.get(label["room_id"]), products.get(label["key"])
+    if room is None or product is None:
+        missing = "room " + label["room_id"] if room is None else "product " + label["key"]
+        raise LabelsError(
+            f"label {label['pair_id']!r} names {missing}, which the catalogue tables do not "
+            "hold; re-run mining and labelling on the current catalogue"
+        )
+    images = {"room": room["path"], "product": product["image_path"]}
+    return SFTExample(
+        pair_id=label["pair_id"],
+        room_id=label["room_id"],
+        prompt=prompt_messages(label["query"], product_text(product)),
+        completion=[answer_message(label["score"], label["rationale"])],
+        images=[images[part] for part in IMAGE_ORDER],
+    )
+
+
+def _read(path: Path, what: str) -> list[dict]:
+    if not Path(path).is_file():
+        raise LabelsError(f"{what}: {path} does not exist")
+    return pq.read_table(path).to_pylist()

@@ -1,0 +1,331 @@
+"""Supervised fine-tuning of the student on SFT examples with trl's `SFTTrainer`.
+
+* `method=full`: every weight trains (the only way a randomly initialised tiny student
+  learns, see ENVIRONMENT.md).
+* `method=lora`: LoRA adapters on the language model's `train.lora_targets`; base and vision
+  tower frozen.
+* `method=qlora`: as lora, over a 4-bit base (`train.quant_type`, `double_quant`,
+  `compute_dtype`) whose vision tower and head stay unquantized.
+
+The loss covers completion tokens only (the answer, from `{"score": ` on, so the digits the
+agent's fast path reads are trained); `max_length=None`, so no image token is ever cut.
+Validation loss on held-out rooms is computed every `train.eval_steps`; training stops after
+`train.patience` validations without improvement, at `train.time_budget_s`, or at
+`train.max_steps`, and the best checkpoint is what is saved. Checkpoints live in a work folder
+named by the run's inputs, so a re-run after a crash (even SIGKILL) resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mars_core.config import StudentConfig, TrainConfig
+from mars_core.images import load_image
+from mars_core.io import atomic_write_text
+from mars_core.models.loading import load_vlm
+from mars_core.training.data import SFTData, SFTExample
+
+# Module-name pattern of the language model's linears; LoRA never lands on the vision tower.
+LANGUAGE_MODEL = r"model\.language_model\..*"
+VISION_TOWER = "model.visual"
+CARD = "README.md"
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: the model folder and its loss history."""
+
+    folder: str
+    method: str
+    steps: int
+    resumed_from: str | None
+    stopped_by: str  # "max_steps", "patience" or "time_budget"
+    best_val_loss: float | None
+    train_loss: list[tuple[int, float]] = field(default_factory=list)
+    val_loss: list[tuple[int, float]] = field(default_factory=list)
+    learning_rate: list[tuple[int, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    trainable_parameters: int = 0
+
+
+def checkpoint_dir(root: Path, data: SFTData, train: TrainConfig, student: StudentConfig) -> Path:
+    """The work folder of one training job: same data + config -> same folder -> resume.
+
+    The time budget is left out: a re-run with more time continues the same job.
+    """
+    knobs = dataclasses.asdict(train) | {"time_budget_s": None}
+    key = json.dumps(
+        [data.dataset_hash, knobs, dataclasses.asdict(student)],
+        sort_keys=True,
+        default=str,
+    )
+    return Path(root) / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def train_student(
+    data: SFTData,
+    train: TrainConfig,
+    student: StudentConfig,
+    *,
+    models_dir: Path,
+    work_dir: Path,
+    out_dir: Path,
+    max_image_pixels: int,
+    on_log: Callable[[dict[str, float], int], None] | None = None,
+) -> TrainResult:
+    """Train, keep the best checkpoint by validation loss, save it to `out_dir` with a card.
+
+    `out_dir` receives a LoRA adapter folder (lora/qlora) or a whole model + processor folder
+    (full). `on_log(metrics, step)` sees every logged training/validation metric as it comes.
+    """
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig
+
+    torch.manual_seed(train.seed)
+    model, processor = prepare_model(train, student, models_dir)
+    if train.cpu_threads and not _on_gpu(model):
+        torch.set_num_threads(train.cpu_threads)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    resume = get_last_checkpoint(str(work_dir))
+    budget = _TimeBudget(train.time_budget_s)
+    history = _History(on_log)
+    trainer = _trainer_class()(
+        model=model,
+        args=SFTConfig(**sft_args(train, work_dir, on_gpu=_on_gpu(model), dtype=student.dtype)),
+        train_dataset=_dataset(data.train, max_image_pixels),
+        eval_dataset=_dataset(data.val, max_image_pixels),
+        processing_class=processor,
+        callbacks=[EarlyStoppingCallback(train.patience), budget, history],
+    )
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=resume)
+    result = TrainResult(
+        folder=str(out_dir),
+        method=train.method,
+        steps=trainer.state.global_step,
+        resumed_from=resume,
+        stopped_by=_stopped_by(trainer.state.global_step, train, budget),
+        best_val_loss=trainer.state.best_metric,
+        train_loss=history.series("loss"),
+        val_loss=history.series("eval_loss"),
+        learning_rate=history.series("learning_rate"),
+        seconds=time.monotonic() - started,
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+    )
+    save_student(trainer.model, processor, out_dir, result, data, train, student)
+    return result
+
+
+def prepare_model(train: TrainConfig, student: StudentConfig, models_dir: Path) -> tuple[Any, Any]:
+    """The student ready to train: all weights (full) or LoRA over a frozen (4-bit) base."""
+    quantized = train.method == "qlora"
+    loaded = load_vlm(
+        dataclasses.replace(student, load_in_4bit=quantized, adapter=None),
+        models_dir,
+        quantization=train if quantized else None,
+    )
+    model = loaded.model
+    model.train()
+    if train.method == "full":
+        model.requires_grad_(True)
+        return model, loaded.processor
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if quantized:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=train.gradient_checkpointing
+        )
+    lora = LoraConfig(
+        r=train.lora_r,
+        lora_alpha=train.lora_alpha,
+        lora_dropout=train.lora_dropout,
+        target_modules=lora_target_pattern(train.lora_targets),
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora)
+    model.get_submodule(f"base_model.model.{VISION_TOWER}").requires_grad_(False)
+    return model, loaded.processor
+
+
+def lora_target_pattern(targets: list[str]) -> str:
+    """A regex peft matches against full module names: the targets inside the language model."""
+    names = "|".join(re.escape(t) for t in targets)
+    return rf"{LANGUAGE_MODEL}\.({names})"
+
+
+def sft_args(train: TrainConfig, work_dir: Path, *, on_gpu: bool, dtype: str) -> dict[str, Any]:
+    """`SFTConfig` keyword arguments from `train.*`: one place maps knobs to trl."""
+    return {
+        "output_dir": str(work_dir),
+        "max_steps": train.max_steps,
+        "per_device_train_batch_size": train.batch_size,
+        "per_device_eval_batch_size": train.batch_size,
+        "gradient_accumulation_steps": train.grad_accum,
+        "gradient_checkpointing": train.gradient_checkpointing,
+        "learning_rate": train.learning_rate,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": train.warmup_ratio,  # below 1: a share of max_steps
+        "weight_decay": train.weight_decay,
+        "eval_strategy": "steps",
+        "eval_steps": train.eval_steps,
+        "save_strategy": "steps",
+        "save_steps": train.eval_steps,
+        "save_total_limit": train.keep_checkpoints,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "eval_loss",
+        "greater_is_better": False,
+        "logging_steps": train.logging_steps,
+        "seed": train.seed,
+        "max_length": None,  # truncation could cut image tokens
+        "completion_only_loss": True,
+        "remove_unused_columns": False,  # images are loaded from their paths per batch
+        "dataloader_num_workers": 0,
+        "report_to": [],
+        "disable_tqdm": False,
+        "use_cpu": not on_gpu,
+        "bf16": on_gpu and dtype == "bfloat16",
+        "fp16": on_gpu and dtype == "float16",
+    }
+
+
+def save_student(
+    model: Any,
+    processor: Any,
+    out_dir: Path,
+    result: TrainResult,
+    data: SFTData,
+    train: TrainConfig,
+    student: StudentConfig,
+) -> None:
+    """The adapter (lora/qlora) or whole model + processor (full) in Hugging Face format,
+    plus a model card. Loads with `PeftModel.from_pretrained` / `from_pretrained`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir))
+    if train.method == "full":
+        processor.save_pretrained(str(out_dir))
+    atomic_write_text(out_dir / CARD, model_card(result, data, train, student))
+
+
+def model_card(
+    result: TrainResult, data: SFTData, train: TrainConfig, student: StudentConfig
+) -> str:
+    """A short model card: what was trained on what, how, and how well (validation loss)."""
+    from mars_core.agent.prompt import PROMPT_VERSION
+
+    kind = "whole model (all weights fine-tuned)" if train.method == "full" else "LoRA adapter"
+    sizes = ", ".join(f"{k} {v}" for k, v in data.sizes().items())
+    best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
+    return (
+        f"# MARS student ({train.method})\n\n"
+        f"A {kind} for the MARS agent: scores how well a product fits a room photo and a "
+        f'query, answering `{{"score": 0.x, "rationale": "..."}}`.\n\n'
+        f"* base: {student.pretrained or 'tiny recipe ' + student.name}\n"
+        f"* prompt: {PROMPT_VERSION} (mars_core/agent/prompt.py)\n"
+        f"* data: {sizes}; dataset sha256 {data.dataset_hash[:16]}\n"
+        f"* training: {result.steps} steps, stopped by {result.stopped_by}, lr "
+        f"{train.learning_rate}, batch {train.batch_size} x {train.grad_accum}\n"
+        f"* best validation loss (held-out rooms): {best}\n\n"
+        "Load it with `student.adapter=<this folder>` or "
+        "`student.adapter=models:/mars-student@candidate`.\n"
+    )
+
+
+def _dataset(examples: list[SFTExample], max_image_pixels: int) -> Any:
+    """A `datasets.Dataset` of prompt/completion/images rows; images load per batch, once."""
+    from datasets import Dataset
+
+    cache: dict[str, Any] = {}
+
+    def load(path: str) -> Any:
+        if path not in cache:
+            cache[path] = load_image(path, max_image_pixels)
+        return cache[path]
+
+    def with_images(batch: dict[str, list]) -> dict[str, list]:
+        return batch | {"images": [[load(p) for p in paths] for paths in batch["images"]]}
+
+    return Dataset.from_list([e.row() for e in examples]).with_transform(with_images)
+
+
+def _trainer_class() -> type:
+    """`SFTTrainer` whose checkpoints of a whole model reload as they were saved.
+
+    transformers 5 saves Qwen2-VL under its original checkpoint key names (`visual.*`,
+    `model.layers.*`) while the Trainer reloads checkpoints (resume, best model) with a plain
+    `load_state_dict`, which then matches no key and silently keeps the current weights. The
+    checkpoint's weights are written again under the in-memory names, which that load reads.
+    The final model folder is saved with `save_pretrained` and loads with `from_pretrained`.
+    """
+    from safetensors.torch import save_model
+    from trl import SFTTrainer
+
+    class CheckpointingSFTTrainer(SFTTrainer):
+        def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+            super()._save(output_dir, state_dict)
+            model = self.accelerator.unwrap_model(self.model)
+            if output_dir and not hasattr(model, "peft_config"):
+                save_model(model, str(Path(output_dir) / "model.safetensors"))
+
+    return CheckpointingSFTTrainer
+
+
+def _on_gpu(model: Any) -> bool:
+    return next(model.parameters()).device.type == "cuda"
+
+
+def _stopped_by(step: int, train: TrainConfig, budget: _TimeBudget) -> str:
+    if budget.exceeded:
+        return "time_budget"
+    return "max_steps" if step >= train.max_steps else "patience"
+
+
+def _trainer_callback() -> type:
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class _TimeBudget(_trainer_callback()):
+    """Stops training once `seconds` of wall time have passed (0 = never), after one last
+    validation and checkpoint, so the best model so far is what gets saved."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.exceeded = False
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if self.seconds and time.monotonic() - self.started > self.seconds:
+            self.exceeded = True
+            control.should_training_stop = True
+            control.should_evaluate = True
+            control.should_save = True
+        return control
+
+
+class _History(_trainer_callback()):
+    """Keeps every logged metric by step and hands it on (MLflow curves)."""
+
+    def __init__(self, on_log: Callable[[dict[str, float], int], None] | None) -> None:
+        self.rows: list[tuple[int, dict[str, float]]] = []
+        self.sink = on_log
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        numbers = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
+        self.rows.append((state.global_step, numbers))
+        if self.sink is not None:
+            self.sink(numbers, state.global_step)
+
+    def series(self, name: str) -> list[tuple[int, float]]:
+        return [(step, row[name]) for step, row in self.rows if name in row]

@@ -1,0 +1,54 @@
+"""SFT tasks: labelled pairs -> SFT examples; examples -> a trained student folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+
+from mars_core.config import StudentConfig, TrainConfig
+from mars_core.training.data import SFTData, build_sft_data
+from mars_core.training.trainer import TrainResult, checkpoint_dir, train_student
+
+
+@task(name="build-sft-examples")
+def build_examples_task(
+    labels_file: str, catalogue_dir: str, val_fraction: float, seed: int
+) -> SFTData:
+    """SFT examples from the `ok` labels, split by room into train and validation."""
+    data = build_sft_data(
+        Path(labels_file), Path(catalogue_dir), val_fraction=val_fraction, seed=seed
+    )
+    get_run_logger().info("SFT examples: %s", data.sizes())
+    return data
+
+
+@task(name="train-student")
+def train_student_task(
+    data: SFTData,
+    train: TrainConfig,
+    student: StudentConfig,
+    models_dir: str,
+    checkpoints_root: str,
+    out_dir: str,
+    max_image_pixels: int,
+) -> TrainResult:
+    """Train (resuming from this job's last checkpoint, if any) and save the student."""
+    work_dir = checkpoint_dir(Path(checkpoints_root), data, train, student)
+    result = train_student(
+        data,
+        train,
+        student,
+        models_dir=Path(models_dir),
+        work_dir=work_dir,
+        out_dir=Path(out_dir),
+        max_image_pixels=max_image_pixels,
+    )
+    get_run_logger().info(
+        "trained %d steps (%s), best validation loss %s, resumed from %s",
+        result.steps,
+        result.stopped_by,
+        result.best_val_loss,
+        result.resumed_from,
+    )
+    return result

@@ -1,0 +1,86 @@
+"""Training mechanics on the tiny student: LoRA moves only the adapter, QLoRA quantizes only the
+language model, full fine-tuning lowers the loss on a fixed small set."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import bitsandbytes as bnb
+import pytest
+
+from mars_core.config import TrainConfig
+from mars_core.teacher.schema import LABELS_FILE
+from mars_core.training.data import build_sft_data
+from mars_core.training.trainer import prepare_model, train_student
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def data(sft_dir):
+    return build_sft_data(sft_dir / LABELS_FILE, sft_dir, val_fraction=0.25, seed=0)
+
+
+def _train(cfg, model_cache, data, tmp_path, **knobs):
+    train = dataclasses.replace(
+        TrainConfig(), **({"batch_size": 4, "eval_steps": 3, "logging_steps": 1} | knobs)
+    )
+    return train_student(
+        data,
+        train,
+        cfg.student,
+        models_dir=model_cache,
+        work_dir=tmp_path / "work",
+        out_dir=tmp_path / "out",
+        max_image_pixels=cfg.data.max_image_pixels,
+    )
+
+
+def test_lora_steps_move_the_adapter_and_not_the_base(cfg, model_cache, data, tmp_path):
+    from safetensors.torch import load_file
+
+    train = dataclasses.replace(TrainConfig(), method="lora")
+    model, _ = prepare_model(train, cfg.student, model_cache)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n and "language_model" in n for n in trainable)
+
+    result = _train(
+        cfg, model_cache, data, tmp_path, method="lora", max_steps=3, learning_rate=1e-2
+    )
+    out = tmp_path / "out"
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 16
+    assert (out / "README.md").read_text().startswith("# MARS student (lora)")
+    assert result.steps == 3 and result.val_loss
+    saved = load_file(out / "adapter_model.safetensors")
+    assert saved and all("lora_" in k for k in saved)  # the base is not in the adapter
+    lora_b = [v for k, v in saved.items() if "lora_B" in k]
+    assert any(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: the adapter moved
+
+
+def test_qlora_quantizes_the_language_model_and_not_the_vision_tower(cfg, model_cache):
+    train = dataclasses.replace(TrainConfig(), method="qlora", compute_dtype="float32")
+    model, _ = prepare_model(train, cfg.student, model_cache)
+    inner = model.base_model.model.model
+    lm_linears = [
+        m for n, m in inner.language_model.named_modules() if n.endswith(("q_proj", "down_proj"))
+    ]
+    assert lm_linears and all(isinstance(m.base_layer, bnb.nn.Linear4bit) for m in lm_linears)
+    assert lm_linears[0].base_layer.weight.quant_state.quant_type == "nf4"
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for m in inner.visual.modules())
+    assert not any(p.requires_grad for p in inner.visual.parameters())
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+
+
+def test_full_fine_tuning_lowers_the_loss_and_saves_a_whole_model(cfg, model_cache, data, tmp_path):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    result = _train(cfg, model_cache, data, tmp_path, method="full", max_steps=12, eval_steps=6)
+    losses = [loss for _, loss in result.train_loss]
+    assert losses[-1] < losses[0] * 0.8
+    assert result.val_loss[-1][1] < result.val_loss[0][1]
+    out = tmp_path / "out"
+    assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
+    AutoModelForImageTextToText.from_pretrained(out)
+    AutoProcessor.from_pretrained(out)
