@@ -17,9 +17,13 @@ from mars_core.catalogue.schema import (
     SPLITS_FILE,
 )
 from mars_core.config import MarsConfig
+from mars_core.errors import UserInputError
+from mars_core.evaluation.promotion import PromotionDecision
 from mars_core.fingerprint import fingerprint
 from mars_core.index.store import MANIFEST_FILE
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE
+from mars_core.runtime import setup_runtime
+from mars_core.search_service import SearchReport
 from mars_core.teacher.schema import HELDOUT_LABELS_FILE, LABELS_FILE
 
 INDEX_MANIFEST = "<index>"
@@ -70,3 +74,47 @@ def _artifact(cfg: MarsConfig, name: str) -> Path:
     if name == INDEX_MANIFEST:
         return Path(cfg.index.dir) / MANIFEST_FILE
     return Path(cfg.data.out_dir) / name
+
+
+@dataclass
+class PipelineReport:
+    """What a person looks at after a run: the evaluation table, the promotion, the page."""
+
+    candidate_version: int | None
+    champion_version: int | None
+    table: str  # the evaluation's markdown table
+    decision: PromotionDecision | None
+    eval_files: dict[str, str]
+    searches: SearchReport
+
+    def summary(self) -> str:
+        """The lines the command ends with; the page to open comes last."""
+        promotion = self.decision.reason if self.decision else "promotion off (eval.promote)"
+        champion = f"v{self.champion_version}" if self.champion_version else "none"
+        mlflow_ui = f"mlflow ui --backend-store-uri {setup_runtime().mlflow_uri}"
+        return "\n".join(
+            [
+                "",
+                "MARS pipeline done. Evaluation on held-out rooms:",
+                "",
+                self.table,
+                f"student: candidate v{self.candidate_version}, champion {champion}: {promotion}",
+                f"evaluation table and plots: {Path(self.eval_files['table']).parent}",
+                f"compare runs in MLflow:     .venv/bin/{mlflow_ui}",
+                f"sample searches ({self.searches.searched} searched, "
+                f"{self.searches.failed} failed), open in a browser:",
+                f"  {self.searches.page}",
+            ]
+        )
+
+
+def check_pipeline_inputs(cfg: MarsConfig) -> None:
+    """A catalogue of one's own must be on disk before anything starts (the generated world
+    is made by the first step)."""
+    if cfg.data.source == "abo" and cfg.data.acquire == "local":
+        raw = Path(cfg.data.raw_dir)
+        if not raw.is_dir():
+            raise UserInputError(
+                f"no ABO data at {raw}: unpack abo-listings.tar and abo-images-small.tar there, "
+                "set data.raw_dir=<folder>, or set data.acquire=download"
+            )

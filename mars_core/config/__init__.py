@@ -52,6 +52,13 @@ class MlflowConfig:
 
 
 @dataclass
+class PipelineConfig:
+    """The whole DAG as one flow (`python -m flows.pipeline`)."""
+
+    refresh: bool = knob(False, "re-run every step even when its inputs are unchanged")
+
+
+@dataclass
 class MarsConfig:
     """The whole composed config: one field per Hydra group plus shared settings."""
 
@@ -67,6 +74,7 @@ class MarsConfig:
     paths: PathsConfig = knob(PathsConfig(), "shared paths")
     mlflow: MlflowConfig = knob(MlflowConfig(), "tracking")
     demo: DemoConfig = knob(DemoConfig(), "the main job's sample searches")
+    pipeline: PipelineConfig = knob(PipelineConfig(), "the pipeline flow")
     seed: int = knob(0, "global seed")
 
 
@@ -85,6 +93,7 @@ __all__ = [
     "MiningConfig",
     "MlflowConfig",
     "PathsConfig",
+    "PipelineConfig",
     "StudentConfig",
     "TeacherConfig",
     "TrainConfig",

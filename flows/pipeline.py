@@ -1,0 +1,103 @@
+"""The whole DAG as one flow: ingest -> index -> mining -> label -> train -> evaluate -> search.
+
+    python -m flows.pipeline [hydra overrides...]
+
+Every step is its own flow (each also runs alone: `python -m flows.<step>`), called here
+through one cached task: a step whose input artifacts, config groups and code are unchanged is
+skipped and hands on its last report, so a second run does no work and changing
+`train.learning_rate` re-runs only train, evaluate and the sample searches. Steps hand each
+other files and MLflow model versions, never models. `pipeline.refresh=true` re-runs all.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from flows.evaluate import evaluate
+from flows.index import build_index
+from flows.inference import inference
+from flows.ingest import ingest
+from flows.label import label
+from flows.mining import mining
+from flows.train import train
+from mars_core.cli import run_cli
+from mars_core.compose import load_config
+from mars_core.config import MarsConfig
+from mars_core.evaluation.promotion import CHAMPION, alias_version
+from mars_core.evaluation.report import markdown_table
+from mars_core.mining.schema import HELDOUT_PAIRS_FILE
+from mars_core.pipeline import PipelineReport, check_pipeline_inputs, step_fingerprint
+from mars_core.search_service import SearchReport
+from mars_core.tracking import mlflow_run
+from tasks.pipeline import cached_step
+from tasks.search import write_demo_requests
+
+SAMPLES_NAME = "pipeline"
+
+
+def label_both(overrides: list[str]) -> list[dict]:
+    """Label the training pairs, then the held-out pairs the evaluation compares with."""
+    cfg = load_config(overrides)
+    heldout = Path(cfg.data.out_dir) / HELDOUT_PAIRS_FILE
+    return [label(overrides), label(overrides, pairs=str(heldout))]
+
+
+def sample_searches(overrides: list[str]) -> SearchReport:
+    """The configured sample searches (`demo.requests`) with the serving student."""
+    cfg = load_config(overrides)
+    requests = write_demo_requests(cfg, str(Path(cfg.paths.reports) / "samples.jsonl"))
+    return inference(requests, overrides, name=SAMPLES_NAME)
+
+
+def _step(
+    cfg: MarsConfig, name: str, run: Callable[[list[str]], Any], overrides: list[str], **up: Any
+) -> Any:
+    """Run one step unless its fingerprint (inputs, groups, upstream) was run before."""
+    key = step_fingerprint(cfg, name, upstream=repr(sorted(up.items())))
+    step = cached_step.with_options(name=name, refresh_cache=cfg.pipeline.refresh)
+    return step(run, overrides, name, key)
+
+
+@flow(name="pipeline")
+def pipeline(overrides: list[str] | None = None) -> PipelineReport:
+    """Every step in order; each skips itself when nothing it reads has changed."""
+    overrides = list(overrides or [])
+    cfg = load_config(overrides)
+    with mlflow_run(cfg.mlflow.experiment, "pipeline", cfg):
+        _step(cfg, "ingest", ingest, overrides)
+        _step(cfg, "index", build_index, overrides)
+        _step(cfg, "mining", mining, overrides)
+        _step(cfg, "label", label_both, overrides)
+        trained = _step(cfg, "train", train, overrides)
+        evaluated = _step(cfg, "evaluate", evaluate, overrides, candidate=trained["version"])
+        champion = alias_version(cfg.eval.registered_model, CHAMPION)
+        searched = _step(cfg, "search", sample_searches, overrides, champion=champion)
+    return PipelineReport(
+        candidate_version=trained["version"],
+        champion_version=champion,
+        table=markdown_table(evaluated.results),
+        decision=evaluated.decision,
+        eval_files=evaluated.files,
+        searches=searched,
+    )
+
+
+def _run(overrides: list[str]) -> None:
+    """Check config and raw inputs first, so a mistake is one line, not a failed flow run."""
+    check_pipeline_inputs(load_config(overrides))
+    report = pipeline(overrides)
+    print(report.summary())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m flows.pipeline [hydra overrides...]`"""
+    run_cli(lambda: _run(list(sys.argv[1:] if argv is None else argv)))
+
+
+if __name__ == "__main__":
+    main()
