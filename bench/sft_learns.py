@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from mars_core.agent.adapter import CANDIDATE_ALIAS, STUDENT_MODEL
+from mars_core.agent.adapter import CANDIDATE, registry_uri
 from mars_core.agent.prompt import PROMPT_VERSION, answer_text, product_text
 from mars_core.agent.scorer import AgentScorer, ProductView
 from mars_core.catalogue.schema import (
@@ -155,7 +155,7 @@ def main() -> None:
         f"sizes {summary['sizes']}"
     )
     student_cfg = load_config(
-        [*overrides, f"student.adapter=models:/{STUDENT_MODEL}@{CANDIDATE_ALIAS}"]
+        [*overrides, f"student.adapter={registry_uri(cfg.student.registry, CANDIDATE)}"]
     )
     scorer = AgentScorer.from_config(student_cfg.student, Path(student_cfg.paths.models))
     trained = report(held_out_scores(student_cfg, scorer))

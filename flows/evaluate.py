@@ -50,7 +50,7 @@ def evaluate(overrides: list[str] | None = None) -> EvaluationReport:
         for path in report.files.values():
             mlflow.log_artifact(path)
         if report.decision is not None:
-            promote(cfg.eval.registered_model, report.decision)
+            promote(cfg.student.registry, report.decision)
             mlflow.log_dict(asdict(report.decision), "promotion.json")
             mlflow.log_metric("promoted", float(report.decision.promoted))
     return report

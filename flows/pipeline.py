@@ -25,10 +25,10 @@ from flows.ingest import ingest
 from flows.label import label
 from flows.mining import mining
 from flows.train import train
+from mars_core.agent.adapter import CHAMPION, alias_version
 from mars_core.cli import run_cli
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
-from mars_core.evaluation.promotion import CHAMPION, alias_version
 from mars_core.evaluation.report import markdown_table
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE
 from mars_core.pipeline import PipelineReport, check_pipeline_inputs, step_fingerprint
@@ -75,7 +75,7 @@ def pipeline(overrides: list[str] | None = None) -> PipelineReport:
         _step(cfg, "label", label_both, overrides)
         trained = _step(cfg, "train", train, overrides)
         evaluated = _step(cfg, "evaluate", evaluate, overrides, candidate=trained["version"])
-        champion = alias_version(cfg.eval.registered_model, CHAMPION)
+        champion = alias_version(cfg.student.registry, CHAMPION)
         searched = _step(cfg, "search", sample_searches, overrides, champion=champion)
     return PipelineReport(
         candidate_version=trained["version"],

@@ -17,7 +17,7 @@ from pathlib import Path
 import mlflow
 from prefect import flow
 
-from mars_core.agent.adapter import CANDIDATE_ALIAS, STUDENT_MODEL, register_adapter
+from mars_core.agent.adapter import CANDIDATE, register_adapter, registry_uri
 from mars_core.cli import run_cli
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
@@ -69,14 +69,17 @@ def train(overrides: list[str] | None = None) -> dict:
         )
         _log_result(result)
         version = register_adapter(
-            Path(result.folder), name=STUDENT_MODEL, alias=CANDIDATE_ALIAS, artifact_path="student"
+            Path(result.folder),
+            name=cfg.student.registry,
+            alias=CANDIDATE,
+            artifact_path="student",
         )
     return (
         asdict(result)
         | {
             "run_id": run.info.run_id,
             "version": version,
-            "model_uri": f"models:/{STUDENT_MODEL}@{CANDIDATE_ALIAS}",
+            "model_uri": registry_uri(cfg.student.registry, CANDIDATE),
         }
         | {"sizes": data.sizes()}
     )

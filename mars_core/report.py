@@ -77,6 +77,10 @@ def _result_rows(result: SearchResult, stage_names: list[str], max_pixels: int) 
     return "\n".join(rows)
 
 
+def _ranked_by(result: SearchResult) -> str:
+    return f" · ranked by {escape(result.ranked_by)}" if result.ranked_by else ""
+
+
 def render_result(result: SearchResult, *, max_pixels: int) -> str:
     """One request: the room photo, then the ranked products with scores and rationales;
     images over `max_pixels` (funnel.max_input_pixels) or unreadable are left blank."""
@@ -92,7 +96,7 @@ def render_result(result: SearchResult, *, max_pixels: int) -> str:
 <h2>“{escape(room.query)}” for room {escape(room.room_id)}</h2>
 <div class="room"><img src="{image_data_uri(room.room, max_pixels)}" alt="room photo"></div>
 <p class="meta">{_lock_line(result)} · stages: {escape(" → ".join(stage_names))} ·
-{escape(timings)}</p>
+{escape(timings)}{_ranked_by(result)}</p>
 {nofit}{skipped}
 <table><tr><th>#</th><th></th><th>product</th>{header}<th>rationale</th></tr>
 {_result_rows(result, stage_names, max_pixels)}
@@ -131,6 +135,8 @@ def result_table_text(result: SearchResult) -> str:
     """The ranked results as a plain-text table for a terminal."""
     stages = result.stages_run
     lines = [_lock_line(result).replace("<b>", "").replace("</b>", "")]
+    if result.ranked_by:
+        lines.append(f"ranked by {result.ranked_by}")
     if result.message:
         lines.append(result.message)
     lines.append(f"{'#':>2}  {'product':48}  " + "  ".join(f"{s:>7}" for s in stages))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mars_core.agent.adapter import serving_adapter
 from mars_core.config import FunnelConfig, MarsConfig
 from mars_core.errors import ConfigError
 from mars_core.index.store import IndexSnapshot
@@ -94,7 +95,8 @@ def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunn
 
 def agent_notice(cfg: MarsConfig) -> str | None:
     """What a results page must say up front when the agent's scores mean nothing yet."""
-    untrained = cfg.student.tiny is not None and cfg.student.adapter is None
+    adapter = serving_adapter(cfg.student.adapter, cfg.student.registry)
+    untrained = cfg.student.tiny is not None and adapter is None
     return UNTRAINED_NOTICE if "agent" in cfg.funnel.stages and untrained else None
 
 

@@ -22,9 +22,13 @@ from mars_core.errors import AdapterNotFoundError, UserInputError, one_line
 MODELS_SCHEME = "models:/"
 ADAPTER_CONFIG = "adapter_config.json"
 MODEL_CONFIG = "config.json"
-# The registered model the SFT flow adds versions to, and the alias a new version gets.
-STUDENT_MODEL = "mars-student"
-CANDIDATE_ALIAS = "candidate"
+# Registry aliases of the student (`mlflow.registered_model`): the SFT flow points `candidate`
+# at each new version, the evaluation moves `champion` to a candidate that wins.
+CANDIDATE = "candidate"
+CHAMPION = "champion"
+# `student.adapter` values that are not a folder or a model URI.
+SERVE_CHAMPION = "auto"
+NO_ADAPTER = "none"
 ACCEPTED = (
     f"a LoRA adapter folder (holding {ADAPTER_CONFIG}), a fine-tuned model folder (holding "
     f"{MODEL_CONFIG}) or models:/<name>@<alias> "
@@ -75,6 +79,43 @@ def apply_adapter(model: Any, spec: str, *, merge: bool) -> Any:
         ) from e
     wrapped.eval()
     return wrapped.merge_and_unload() if merge else wrapped
+
+
+def registry_uri(model: str, alias: str) -> str:
+    return f"{MODELS_SCHEME}{model}@{alias}"
+
+
+def alias_version(model: str, alias: str) -> int | None:
+    """The model version `alias` points at, or None when the model or the alias is missing."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return int(MlflowClient().get_model_version_by_alias(model, alias).version)
+    except MlflowException:
+        return None
+
+
+def serving_adapter(spec: str | None, registered_model: str) -> str | None:
+    """What `student.adapter` means for serving: `auto` is the registry's champion when it has
+    one (else the base student), `none` (or null) the base student, anything else itself."""
+    if spec is None or spec == NO_ADAPTER:
+        return None
+    if spec != SERVE_CHAMPION:
+        return spec
+    champion = alias_version(registered_model, CHAMPION)
+    return None if champion is None else registry_uri(registered_model, CHAMPION)
+
+
+def describe_adapter(spec: str | None) -> str:
+    """Which trained weights rank results, as a page or table should say it."""
+    if spec is None:
+        return "no adapter (base weights)"
+    match = _MODEL_URI.match(spec)
+    if match is None or not match["alias"]:
+        return spec
+    version = alias_version(match["name"], match["alias"])
+    return f"{match['name']} v{version} (@{match['alias']})"
 
 
 def register_adapter(folder: Path, *, name: str, alias: str, artifact_path: str = "adapter") -> int:

@@ -38,7 +38,7 @@ import torch
 from PIL import Image
 from transformers import DynamicCache
 
-from mars_core.agent.adapter import apply_adapter, is_whole_model, resolve_adapter
+from mars_core.agent.adapter import apply_adapter, is_whole_model, resolve_adapter, serving_adapter
 from mars_core.agent.prompt import (
     ANSWER_PREFIX,
     Answer,
@@ -80,6 +80,7 @@ class AgentScorer:
         batch_size: int,
         max_new_tokens: int,
         reuse_room_prefix: bool,
+        adapter: str | None = None,
     ) -> None:
         """Wrap a loaded model; the knobs are `student.*` (see `from_config`)."""
         self.model = model
@@ -87,13 +88,16 @@ class AgentScorer:
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.reuse_room_prefix = reuse_room_prefix
+        self.adapter = adapter  # the trained weights on the base (folder or model URI), if any
         self.device = next(model.parameters()).device
         self._first_digit_ids, self._digit_ids = _score_token_ids(processor.tokenizer)
 
     @classmethod
     def from_config(cls, cfg: StudentConfig, cache_dir: Path) -> AgentScorer:
-        """Load the student (and its adapter, if configured) the one way models are loaded."""
-        folder = resolve_adapter(cfg.adapter) if cfg.adapter else None
+        """Load the student (and its adapter, if configured) the one way models are loaded;
+        `adapter=auto` is the registry's champion (`student.registry`) when there is one."""
+        adapter = serving_adapter(cfg.adapter, cfg.registry)
+        folder = resolve_adapter(adapter) if adapter else None
         whole = folder is not None and is_whole_model(folder)
         loaded = load_vlm(cfg, cache_dir, source=str(folder) if whole else None)
         model = loaded.model
@@ -105,6 +109,7 @@ class AgentScorer:
             batch_size=cfg.batch_size,
             max_new_tokens=cfg.max_new_tokens,
             reuse_room_prefix=cfg.reuse_room_prefix,
+            adapter=adapter,
         )
 
     # ---- fast score -------------------------------------------------------------------------

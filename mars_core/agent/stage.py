@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mars_core.agent.adapter import describe_adapter
 from mars_core.agent.prompt import PROMPT_VERSION, product_text
 from mars_core.agent.scorer import AgentScorer, ProductView
 from mars_core.config import MarsConfig
@@ -28,13 +29,16 @@ class AgentStage:
     rationale_top_n: int  # funnel.rationale_top_n
     max_input_pixels: int  # funnel.max_input_pixels
     siglip_blend: float = 0.0  # funnel.siglip_blend
+    student: str = ""  # which student and adapter version rank: said with every result
     name: str = field(default="agent", init=False)
 
     @classmethod
     def from_config(cls, cfg: MarsConfig, cache_dir: Path | None = None) -> AgentStage:
-        """The agent of the configured student (and adapter) with the funnel's sizes."""
+        """The agent of the configured student (and adapter) with the funnel's sizes;
+        `student.adapter=auto` serves the registry's champion when there is one."""
         scorer = AgentScorer.from_config(cfg.student, Path(cache_dir or cfg.paths.models))
         return cls(
+            student=f"{cfg.student.name} student, {describe_adapter(scorer.adapter)}",
             scorer=scorer,
             rationale_top_n=cfg.funnel.rationale_top_n,
             max_input_pixels=cfg.funnel.max_input_pixels,
@@ -68,7 +72,10 @@ class AgentStage:
             "rationale_seconds": time.perf_counter() - scored,
         }
         return StageOutput(
-            candidates=[candidate for candidate, _ in ranked], skipped=skipped, details=details
+            candidates=[candidate for candidate, _ in ranked],
+            skipped=skipped,
+            details=details,
+            ranked_by=self.student,
         )
 
     def _final_order(self, kept: list[Candidate]) -> dict[str, float]:

@@ -69,7 +69,16 @@ class VLMConfig:
 class StudentConfig(VLMConfig):
     """The agent that scores room/product pairs; an optional LoRA adapter rides on top."""
 
-    adapter: str | None = knob(None, "LoRA adapter folder, or models:/<name>@<alias> in MLflow")
+    adapter: str | None = knob(
+        "auto",
+        "auto (the registry's champion when there is one, else none), none, a LoRA adapter or "
+        "fine-tuned model folder, or models:/<name>@<alias> in MLflow",
+    )
+    registry: str = knob(
+        "mars-student",
+        "MLflow registered model of this student: train adds versions (alias candidate), "
+        "evaluation moves alias champion to a winner, adapter=auto serves champion",
+    )
     batch_size: int = knob(8, "candidates per forward pass when scoring, answers per generate call")
     max_new_tokens: int = knob(
         64, "bound on a generated answer (JSON score + one-sentence rationale)"

@@ -314,7 +314,6 @@ class EvalConfig:
     fit_threshold: float = knob(0.5, "a teacher or student score from here on means 'fits'")
     max_pairs: int = knob(64, "held-out pairs scored for student vs teacher (0 = skip)")
     reliability_bins: int = knob(10, "bins of the reliability diagram (student vs teacher)")
-    registered_model: str = knob("mars-student", "MLflow registered model of the student")
     promote: bool = knob(True, "promote the candidate alias to champion when it wins")
     primary_metric: str = knob("nDCG@10", "the measure promotion compares (one of measures)")
     promotion_margin: float = knob(0.01, "the candidate must beat the baseline by this much")

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mars_core.agent.adapter import CANDIDATE, CHAMPION, registry_uri
 from mars_core.evaluation.ablation import ConfigurationResult
 from mars_core.evaluation.metrics import metric_key
-
-CANDIDATE = "candidate"
-CHAMPION = "champion"
 
 
 @dataclass(frozen=True)
@@ -30,21 +28,6 @@ class PromotionDecision:
     margin: float
     version: int | None  # the candidate's model version
     reason: str
-
-
-def registry_uri(model: str, alias: str) -> str:
-    return f"models:/{model}@{alias}"
-
-
-def alias_version(model: str, alias: str) -> int | None:
-    """The model version `alias` points at, or None when the model or the alias is missing."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return int(MlflowClient().get_model_version_by_alias(model, alias).version)
-    except MlflowException:
-        return None
 
 
 def decide(

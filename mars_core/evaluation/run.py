@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mars_core.agent.adapter import CANDIDATE, CHAMPION, alias_version, registry_uri
 from mars_core.config import MarsConfig
 from mars_core.evaluation.ablation import (
     Configuration,
@@ -14,14 +15,7 @@ from mars_core.evaluation.ablation import (
 )
 from mars_core.evaluation.agreement import pair_specs
 from mars_core.evaluation.metrics import metric_key
-from mars_core.evaluation.promotion import (
-    CANDIDATE,
-    CHAMPION,
-    PromotionDecision,
-    alias_version,
-    decide,
-    registry_uri,
-)
+from mars_core.evaluation.promotion import PromotionDecision, decide
 from mars_core.evaluation.report import plot_metrics, plot_reliability, write_table
 from mars_core.evaluation.requests import EVAL_SET_FILE, build_eval_set
 from mars_core.index.store import IndexSnapshot
@@ -55,7 +49,7 @@ def evaluate(cfg: MarsConfig) -> EvaluationReport:
     eval_set = build_eval_set(data_dir, cfg.eval, cfg.index.vocabulary, seed=cfg.seed)
     specs, reference = pair_specs(data_dir, eval_set, max_pairs=cfg.eval.max_pairs, seed=cfg.seed)
     versions = {
-        alias: alias_version(cfg.eval.registered_model, alias) for alias in (CANDIDATE, CHAMPION)
+        alias: alias_version(cfg.student.registry, alias) for alias in (CANDIDATE, CHAMPION)
     }
     runs = configurations(cfg.eval.ablations, _adapters(cfg, versions))
     results = [run_configuration(cfg, eval_set, run, specs) for run in runs]
@@ -64,7 +58,7 @@ def evaluate(cfg: MarsConfig) -> EvaluationReport:
     if cfg.eval.promote:
         report.decision = decide(
             results,
-            model=cfg.eval.registered_model,
+            model=cfg.student.registry,
             primary_metric=cfg.eval.primary_metric,
             margin=cfg.eval.promotion_margin,
             candidate_version=versions[CANDIDATE],
@@ -78,7 +72,7 @@ def _adapters(cfg: MarsConfig, versions: dict[str, int | None]) -> list[str]:
     adapters = list(cfg.eval.adapters)
     if cfg.eval.promote and versions[CANDIDATE] is not None:
         for alias in (CHAMPION, CANDIDATE):
-            uri = registry_uri(cfg.eval.registered_model, alias)
+            uri = registry_uri(cfg.student.registry, alias)
             if versions[alias] is not None and uri not in adapters:
                 adapters.append(uri)
     return adapters

@@ -33,6 +33,7 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("seconds_bm25", pa.float32()),
         pa.field("seconds_siglip", pa.float32()),
         pa.field("seconds_agent", pa.float32()),
+        pa.field("ranked_by", pa.string()),  # student + adapter version behind the agent's order
     ]
 )
 
@@ -148,6 +149,7 @@ def results_table(results: list[tuple[int, SearchResult]]) -> pa.Table:
                     "category_locked": result.locked,
                     "nothing_fits": result.nothing_fits,
                     **{f"seconds_{s}": result.timings.get(s) for s in ("bm25", "siglip", "agent")},
+                    "ranked_by": result.ranked_by,
                 }
             )
     return pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA)

@@ -31,6 +31,7 @@ class SearchResult:
     lock: CategoryLock | None = None  # None: no stage run picks a category
     skipped: list[SkippedProduct] = field(default_factory=list)  # by every stage, in order
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage name -> details
+    ranked_by: str | None = None  # the model behind the agent's ranking, when it ran
     nothing_fits: bool = False
 
     @property
@@ -86,6 +87,7 @@ class SearchFunnel:
             result.stages_run.append(step.stage.name)
             result.lock = output.lock or result.lock
             result.skipped += output.skipped
+            result.ranked_by = output.ranked_by or result.ranked_by
             result.details[step.stage.name] = output.details
             candidates = output.candidates
         result.results = (candidates or [])[: self.final_k]

@@ -59,14 +59,15 @@ class SkippedProduct:
 class StageOutput:
     """A stage's ranked candidates plus what the result must say about the run.
 
-    `lock` and `skipped` are read by the report, the results table and the CLI; `details`
-    are the stage's own diagnostics (sizes, timings, modes) for logs and tests.
+    `lock`, `skipped` and `ranked_by` are read by the report, the results table and the CLI;
+    `details` are the stage's own diagnostics (sizes, timings, modes) for logs and tests.
     """
 
     candidates: list[Candidate]
     lock: CategoryLock | None = None  # set by the stage that picks the category
     skipped: list[SkippedProduct] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    ranked_by: str | None = None  # the model behind a learned ranking (student + adapter)
 
 
 class Stage(Protocol):

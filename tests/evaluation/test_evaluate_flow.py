@@ -45,7 +45,7 @@ def evaluated(built, session_overrides, candidate, prefect_harness):
         f"index.dir={built.cfg.dir}",
         "eval.max_queries=8",
         "eval.max_pairs=6",
-        f"eval.registered_model={MODEL}",
+        f"student.registry={MODEL}",
         "eval.promotion_margin=0.5",  # more than any untrained adapter can win by
     ]
     return evaluate(overrides)
