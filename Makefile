@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml setup.py
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m flows.demo $(ARGS)
+	$(PY) -m flows.pipeline $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

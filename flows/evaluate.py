@@ -63,10 +63,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(overrides: list[str]) -> None:
     """Check the config and the index first, so a mistake is one line, not a failed flow run."""
-    check_inputs(load_config(overrides))
+    cfg = load_config(overrides)
+    check_inputs(cfg)
     report = evaluate(overrides)
     print(f"\n{report.requests} requests, judged by {report.source}\n")
-    print(markdown_table(report.results))
+    print(markdown_table(report.results, cfg.eval.headline))
     if report.decision is not None:
         print(f"promotion: {json.dumps(asdict(report.decision))}")
     print(f"table and plots: {', '.join(report.files.values())}")

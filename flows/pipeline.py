@@ -31,7 +31,12 @@ from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.evaluation.report import markdown_table
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE
-from mars_core.pipeline import PipelineReport, check_pipeline_inputs, step_fingerprint
+from mars_core.pipeline import (
+    PipelineReport,
+    check_pipeline_inputs,
+    outputs_missing,
+    step_fingerprint,
+)
 from mars_core.search_service import SearchReport
 from mars_core.tracking import mlflow_run
 from tasks.pipeline import cached_step
@@ -59,7 +64,8 @@ def _step(
 ) -> Any:
     """Run one step unless its fingerprint (inputs, groups, upstream) was run before."""
     key = step_fingerprint(cfg, name, upstream=repr(sorted(up.items())))
-    step = cached_step.with_options(name=name, refresh_cache=cfg.pipeline.refresh)
+    refresh = cfg.pipeline.refresh or outputs_missing(cfg, name)
+    step = cached_step.with_options(name=name, refresh_cache=refresh)
     return step(run, overrides, name, key)
 
 
@@ -76,11 +82,18 @@ def pipeline(overrides: list[str] | None = None) -> PipelineReport:
         trained = _step(cfg, "train", train, overrides)
         evaluated = _step(cfg, "evaluate", evaluate, overrides, candidate=trained["version"])
         champion = alias_version(cfg.student.registry, CHAMPION)
-        searched = _step(cfg, "search", sample_searches, overrides, champion=champion)
+        searched = _step(
+            cfg,
+            "search",
+            sample_searches,
+            overrides,
+            champion=champion,
+            candidate=trained["version"],
+        )
     return PipelineReport(
         candidate_version=trained["version"],
         champion_version=champion,
-        table=markdown_table(evaluated.results),
+        table=markdown_table(evaluated.results, cfg.eval.headline),
         decision=evaluated.decision,
         eval_files=evaluated.files,
         searches=searched,

@@ -54,7 +54,11 @@ def train(overrides: list[str] | None = None) -> dict:
     cfg = validate(list(overrides or []))
     with mlflow_run(cfg.mlflow.experiment, "train", cfg) as run:
         data = build_examples_task(
-            str(labels_file(cfg)), cfg.data.out_dir, cfg.train.val_fraction, cfg.train.seed
+            str(labels_file(cfg)),
+            cfg.data.out_dir,
+            cfg.train.val_fraction,
+            cfg.train.seed,
+            cfg.train.max_val_examples,
         )
         mlflow.log_params({"dataset.hash": data.dataset_hash} | _prefixed(data.sizes()))
         students = Path(cfg.paths.artifacts) / "students"

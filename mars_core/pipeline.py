@@ -31,21 +31,30 @@ INDEX_MANIFEST = "<index>"
 
 @dataclass(frozen=True)
 class StepInputs:
-    """Artifacts (names in `data.out_dir`, or INDEX_MANIFEST) and config groups a step reads."""
+    """Artifacts (names in `data.out_dir`, or INDEX_MANIFEST) and config groups a step reads,
+    and the artifacts it writes (a cached step whose outputs are gone runs again)."""
 
     files: tuple[str, ...]
     groups: tuple[str, ...]
+    outputs: tuple[str, ...] = ()
 
 
 STEPS: dict[str, StepInputs] = {
-    "ingest": StepInputs(files=(), groups=("data",)),
-    "index": StepInputs(files=(CATALOGUE_FILE,), groups=("index", "embedder")),
+    "ingest": StepInputs(
+        files=(), groups=("data",), outputs=(CATALOGUE_FILE, ROOMS_FILE, SPLITS_FILE)
+    ),
+    "index": StepInputs(
+        files=(CATALOGUE_FILE,), groups=("index", "embedder"), outputs=(INDEX_MANIFEST,)
+    ),
     "mining": StepInputs(
         files=(CATALOGUE_FILE, ROOMS_FILE, SPLITS_FILE, INDEX_MANIFEST),
         groups=("mining", "embedder", "index"),
+        outputs=(PAIRS_FILE, HELDOUT_PAIRS_FILE),
     ),
     "label": StepInputs(
-        files=(PAIRS_FILE, HELDOUT_PAIRS_FILE, CATALOGUE_FILE, ROOMS_FILE), groups=("teacher",)
+        files=(PAIRS_FILE, HELDOUT_PAIRS_FILE, CATALOGUE_FILE, ROOMS_FILE),
+        groups=("teacher",),
+        outputs=(LABELS_FILE, HELDOUT_LABELS_FILE),
     ),
     "train": StepInputs(
         files=(LABELS_FILE, CATALOGUE_FILE, ROOMS_FILE), groups=("train", "student")
@@ -68,6 +77,11 @@ def step_fingerprint(cfg: MarsConfig, step: str, upstream: str = "") -> str:
     groups |= {"step": step, "upstream": upstream, "seed": cfg.seed}
     trees = [Path(cfg.data.raw_dir)] if step == "ingest" and cfg.data.source == "abo" else []
     return fingerprint(files=files, trees=trees, groups=groups)
+
+
+def outputs_missing(cfg: MarsConfig, step: str) -> bool:
+    """Whether an artifact `step` writes is gone (deleted since it ran): then run it again."""
+    return any(not _artifact(cfg, name).is_file() for name in STEPS[step].outputs)
 
 
 def _artifact(cfg: MarsConfig, name: str) -> Path:

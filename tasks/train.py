@@ -13,11 +13,15 @@ from mars_core.training.trainer import TrainResult, checkpoint_dir, train_studen
 
 @task(name="build-sft-examples")
 def build_examples_task(
-    labels_file: str, catalogue_dir: str, val_fraction: float, seed: int
+    labels_file: str, catalogue_dir: str, val_fraction: float, seed: int, max_val_examples: int
 ) -> SFTData:
     """SFT examples from the `ok` labels, split by room into train and validation."""
     data = build_sft_data(
-        Path(labels_file), Path(catalogue_dir), val_fraction=val_fraction, seed=seed
+        Path(labels_file),
+        Path(catalogue_dir),
+        val_fraction=val_fraction,
+        seed=seed,
+        max_val_examples=max_val_examples,
     )
     get_run_logger().info("SFT examples: %s", data.sizes())
     return data

@@ -188,6 +188,9 @@ class TrainConfig:
     grad_accum: int = knob(1, "gradient accumulation steps (effective batch = batch_size x this)")
     gradient_checkpointing: bool = knob(False, "recompute activations in backward to save memory")
     val_fraction: float = knob(0.15, "share of training rooms held out for validation (by room)")
+    max_val_examples: int = knob(
+        256, "validation examples scored per check, a seeded sample of those rooms' (0 = all)"
+    )
     eval_steps: int = knob(100, "validate and checkpoint every this many optimiser steps")
     patience: int = knob(3, "stop after this many validations without a lower validation loss")
     time_budget_s: float = knob(
@@ -317,6 +320,17 @@ class EvalConfig:
     promote: bool = knob(True, "promote the candidate alias to champion when it wins")
     primary_metric: str = knob("nDCG@10", "the measure promotion compares (one of measures)")
     promotion_margin: float = knob(0.01, "the candidate must beat the baseline by this much")
+    headline: list[str] = knob(
+        [
+            "nDCG_at_10",
+            "answerable.nDCG_at_10",
+            "context_violation_at_5",
+            "abstain_nofit",
+            "abstain_answerable",
+            "student_spearman",
+        ],
+        "metric columns the commands print (ablation.md holds them all)",
+    )
 
     def __post_init__(self) -> None:
         if not self.ablations:

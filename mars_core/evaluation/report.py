@@ -23,9 +23,10 @@ def table_columns(results: list[ConfigurationResult]) -> list[str]:
     return first + sorted(keys - set(first))
 
 
-def markdown_table(results: list[ConfigurationResult]) -> str:
-    """One row per configuration, one column per metric (blank where it does not apply)."""
-    columns = table_columns(results)
+def markdown_table(results: list[ConfigurationResult], columns: list[str] | None = None) -> str:
+    """One row per configuration, one column per metric (blank where it does not apply);
+    every metric unless `columns` names the ones to show."""
+    columns = columns or table_columns(results)
     lines = [
         "| configuration | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),

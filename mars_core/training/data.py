@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,16 @@ class SFTData:
 
 
 def build_sft_data(
-    labels_file: Path, catalogue_dir: Path, *, val_fraction: float, seed: int
+    labels_file: Path,
+    catalogue_dir: Path,
+    *,
+    val_fraction: float,
+    seed: int,
+    max_val_examples: int = 0,
 ) -> SFTData:
-    """Examples from `labels_file` joined with the rooms and catalogue in `catalogue_dir`."""
+    """Examples from `labels_file` joined with the rooms and catalogue in `catalogue_dir`;
+    validation keeps a seeded sample of at most `max_val_examples` (0 = all): each check
+    costs a pass over it, time the budget would rather spend on training steps."""
     labels = _read(labels_file, "labels (run `python -m flows.label` first)")
     rooms = {r["room_id"]: r for r in _read(catalogue_dir / ROOMS_FILE, "rooms")}
     products = {p["key"]: p for p in _read(catalogue_dir / CATALOGUE_FILE, "catalogue")}
@@ -91,10 +99,18 @@ def build_sft_data(
     val_rooms = validation_rooms(sorted({e.room_id for e in examples}), val_fraction, seed)
     return SFTData(
         train=[e for e in examples if e.room_id not in val_rooms],
-        val=[e for e in examples if e.room_id in val_rooms],
+        val=_sample([e for e in examples if e.room_id in val_rooms], max_val_examples, seed),
         failed_labels=len(labels) - len(ok),
         dataset_hash=dataset_hash(examples),
     )
+
+
+def _sample(examples: list, limit: int, seed: int) -> list:
+    """At most `limit` of `examples` (0 = all), a seeded choice kept in their order."""
+    if not limit or len(examples) <= limit:
+        return examples
+    keep = set(random.Random(seed).sample(range(len(examples)), limit))
+    return [e for i, e in enumerate(examples) if i in keep]
 
 
 def validation_rooms(room_ids: list[str], fraction: float, seed: int) -> set[str]:

@@ -1,0 +1,104 @@
+"""The whole DAG as one Prefect flow on a small generated world: every artifact and MLflow run,
+a second run that does no work, and a train knob that re-runs only what depends on it.
+
+The pipeline gets a world, artifacts and a registered model name of its own, so its champion
+never serves other tests' searches.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from mars_core.agent.adapter import CANDIDATE, CHAMPION, alias_version
+from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE, SPLITS_FILE
+from mars_core.index.store import MANIFEST_FILE
+from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE
+from mars_core.teacher.schema import HELDOUT_LABELS_FILE, LABELS_FILE
+
+REGISTRY = "pipeline-test-student"
+EXPERIMENT = "pipeline-test"
+STEP_RUNS = ("ingest", "index-build", "mining", "label", "train", "evaluate", "inference")
+
+
+@pytest.fixture(scope="module")
+def overrides(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """A small world and a short training, under their own artifacts, registry and experiment."""
+    artifacts = tmp_path_factory.mktemp("pipeline")
+    return [
+        f"paths.models={model_cache}",
+        f"paths.artifacts={artifacts}",
+        f"mlflow.experiment={EXPERIMENT}",
+        f"student.registry={REGISTRY}",
+        "data.world.products=80",
+        "data.world.rooms_per_type=2",
+        "mining.lookalike=2",
+        "mining.far=1",
+        "mining.random=1",
+        "train.max_steps=6",
+        "train.eval_steps=3",
+        "train.batch_size=8",
+        "eval.max_pairs=8",
+        "funnel.rationale_top_n=1",
+    ]
+
+
+def step_runs() -> list[str]:
+    """Names of the step runs logged so far in the pipeline's experiment."""
+    runs = mlflow.search_runs(experiment_names=[EXPERIMENT])
+    names = list(runs["tags.mlflow.runName"]) if len(runs) else []
+    return [name for name in names if name in STEP_RUNS]
+
+
+@pytest.fixture(scope="module")
+def first(overrides, prefect_harness):
+    from flows.pipeline import pipeline
+
+    return pipeline(overrides)
+
+
+@pytest.mark.slow
+def test_the_pipeline_writes_every_artifact_and_logs_every_step(first, overrides):
+    from mars_core.compose import load_config
+
+    cfg = load_config(overrides)
+    out = Path(cfg.data.out_dir)
+    for name in (CATALOGUE_FILE, ROOMS_FILE, SPLITS_FILE, PAIRS_FILE, HELDOUT_PAIRS_FILE):
+        assert (out / name).is_file(), name
+    for name in (LABELS_FILE, HELDOUT_LABELS_FILE):
+        assert (out / name).is_file(), name
+    assert (Path(cfg.index.dir) / MANIFEST_FILE).is_file()
+    assert alias_version(REGISTRY, CANDIDATE) == first.candidate_version == 1
+    assert first.champion_version == alias_version(REGISTRY, CHAMPION)
+    assert Path(first.eval_files["table"]).is_file()
+    assert "bm25+siglip+agent@candidate" in first.table
+    page = Path(first.searches.page).read_text()
+    assert page.count('alt="room photo"') == len(cfg.demo.requests)
+    assert sorted(set(step_runs())) == sorted(STEP_RUNS)
+    assert step_runs().count("label") == 2  # training pairs, then held-out pairs
+    assert first.searches.page in first.summary()
+
+
+@pytest.mark.slow
+def test_a_second_run_does_no_work(first, overrides):
+    from flows.pipeline import pipeline
+
+    before = sorted(step_runs())
+    again = pipeline(overrides)
+    assert sorted(step_runs()) == before
+    assert again.candidate_version == first.candidate_version
+
+
+@pytest.mark.slow
+def test_a_train_knob_re_runs_train_evaluate_and_searches_only(first, overrides):
+    from flows.pipeline import pipeline
+
+    before = step_runs()
+    changed = pipeline([*overrides, "train.learning_rate=5e-4"])
+    new = sorted(step_runs())
+    for name in before:
+        new.remove(name)
+    assert new == ["evaluate", "inference", "train"]
+    assert changed.candidate_version == first.candidate_version + 1
