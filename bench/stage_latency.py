@@ -150,7 +150,9 @@ def room_embedding_ms(models: str, rooms: int) -> dict[int, tuple[float, float]]
     of a tiny model mostly wait for each other, hence both numbers.
     """
     cfg = load_config([f"paths.models={models}"])
-    embedder = Embedder.from_config(cfg.embedder, cfg.paths.models)
+    embedder = Embedder.from_config(
+        cfg.embedder, cfg.paths.models, max_image_pixels=cfg.data.max_image_pixels
+    )
     photos = [Image.new("RGB", (640, 480), (i % 255, 80, 160)) for i in range(rooms)]
     default_threads = torch.get_num_threads()
     results = {}

@@ -26,7 +26,9 @@ def build_index(overrides: list[str] | None = None) -> ReindexReport:
     cfg = load_config(overrides)
     catalogue = Path(cfg.data.out_dir) / CATALOGUE_FILE
     with mlflow_run(cfg.mlflow.experiment, "index-build", cfg):
-        report = reindex_catalogue(str(catalogue), cfg.index, cfg.embedder, cfg.paths.models)
+        report = reindex_catalogue(
+            str(catalogue), cfg.index, cfg.embedder, cfg.paths.models, cfg.data.max_image_pixels
+        )
         mlflow.log_metrics(report.metrics())
         mlflow.log_dict(asdict(report), "index_report.json")
     return report

@@ -40,7 +40,12 @@ def label(overrides: list[str], pairs: str | None = None) -> dict:
     with mlflow_run(cfg.mlflow.experiment, "label", cfg):
         shards = plan_label_shards(str(pairs_path), teacher)
         futures = label_pair_shard.map(
-            str(pairs_path), shards, cfg.data.out_dir, teacher, cfg.paths.models
+            str(pairs_path),
+            shards,
+            cfg.data.out_dir,
+            teacher,
+            cfg.paths.models,
+            cfg.data.max_image_pixels,
         )
         reports = [future.result() for future in futures]
         out = consolidate_labels(str(pairs_path), teacher)

@@ -46,6 +46,7 @@ def mining(overrides: list[str] | None = None) -> MiningReport:
             unmapped(cfg.index),
             unmapped(cfg.embedder),
             unmapped(cfg.paths.models),
+            unmapped(cfg.data.max_image_pixels),
             unmapped(cfg.mining),
         )
         report = combine_pairs(shards.result(), plan, out_dir, cfg.mining, cfg.index)

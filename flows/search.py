@@ -44,7 +44,7 @@ def report_name(room: Path, query: str) -> str:
 def search(args: argparse.Namespace) -> None:
     cfg = load_config(args.overrides)
     # Check what the user typed before the models load: a typo should cost no wait.
-    load_image(args.room, cfg.funnel.max_input_pixels)
+    load_image(args.room, cfg.data.max_image_pixels)
     query_words(args.query)
     spec = RequestSpec(line=0, room=args.room, query=args.query, room_id=args.room.name)
     outcome = search_requests(

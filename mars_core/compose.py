@@ -1,8 +1,11 @@
 """Compose the Hydra config from a list of overrides and validate it.
 
 Flows take `overrides: list[str]`, so the command line, tests and Prefect deployments drive
-them the same way. Composition happens inside the flow (no `@hydra.main`): Hydra's logging
-set-up would otherwise turn on httpx INFO logs for every Prefect API call.
+them the same way. The dataclasses of `mars_core.config` are the schema and every knob's
+default: `MarsConfig` is registered in Hydra's ConfigStore as `SCHEMA_NAME`, the first entry of
+`conf/config.yaml`'s defaults list, and each option file merged on top holds only what differs.
+Composition happens inside the flow (no `@hydra.main`): Hydra's logging set-up would otherwise
+turn on httpx INFO logs for every Prefect API call.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -21,6 +25,7 @@ from mars_core.runtime import find_home
 from mars_core.stages import check_config_stages
 
 CONFIG_NAME = "config"
+SCHEMA_NAME = "mars_schema"
 
 
 def conf_dir() -> Path:
@@ -34,14 +39,17 @@ def conf_dir() -> Path:
     raise FileNotFoundError("MARS config folder not found: install the package or run from a clone")
 
 
-def _register_resolvers() -> None:
+def _register() -> None:
+    """The `mars_home` resolver, and the schema with every default in the ConfigStore."""
     if not OmegaConf.has_resolver("mars_home"):
         OmegaConf.register_new_resolver("mars_home", lambda: str(find_home()))
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=MarsConfig)
 
 
 def compose_yaml(overrides: list[str] | None = None) -> DictConfig:
-    """The composed, interpolated YAML (before validation), e.g. for logging as params."""
-    _register_resolvers()
+    """The composed, interpolated config (types checked, `__post_init__` not yet run), e.g. for
+    logging as params."""
+    _register()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides or []))
     OmegaConf.resolve(cfg)
@@ -54,7 +62,9 @@ def load_config(overrides: list[str] | None = None) -> MarsConfig:
     Every such failure is a `ConfigError` (a user error) whose one-line message names the key.
     """
     try:
-        composed = compose_yaml(overrides)
+        # Hydra lets `+key=value` into the schema's nodes (open_dict): merging the plain
+        # values into a fresh schema refuses a key it does not declare, by name.
+        composed = OmegaConf.to_container(compose_yaml(overrides))
         schema = OmegaConf.structured(MarsConfig)
         return check_config_stages(OmegaConf.to_object(OmegaConf.merge(schema, composed)))
     except (HydraException, OmegaConfBaseException, ValueError) as e:

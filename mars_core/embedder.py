@@ -89,15 +89,18 @@ class Embedder:
         self.dim = int(self._encode_texts([""]).shape[1])
 
     @classmethod
-    def from_config(cls, cfg: EmbedderConfig, cache_dir: Path | str) -> Embedder:
-        """Load the configured model (the tiny one is built into `cache_dir` first)."""
+    def from_config(
+        cls, cfg: EmbedderConfig, cache_dir: Path | str, *, max_image_pixels: int
+    ) -> Embedder:
+        """Load the configured model (the tiny one is built into `cache_dir` first); images
+        over `max_image_pixels` (data.max_image_pixels) are refused before decoding."""
         loaded = load_clip(cfg, Path(cache_dir))
         return cls(
             loaded,
             name=cfg.name,
             model_id=model_id(loaded.name, cfg),
             batch_size=cfg.batch_size,
-            max_image_pixels=cfg.max_image_pixels,
+            max_image_pixels=max_image_pixels,
         )
 
     @property

@@ -83,7 +83,7 @@ def _ranked_by(result: SearchResult) -> str:
 
 def render_result(result: SearchResult, *, max_pixels: int) -> str:
     """One request: the room photo, then the ranked products with scores and rationales;
-    images over `max_pixels` (funnel.max_input_pixels) or unreadable are left blank."""
+    images over `max_pixels` (data.max_image_pixels) or unreadable are left blank."""
     stage_names = result.stages_run
     timings = ", ".join(f"{name} {secs * 1000:.0f} ms" for name, secs in result.timings.items())
     header = "".join(f"<th>{escape(s)}</th>" for s in stage_names)

@@ -61,13 +61,13 @@ class BatchOutcome:
 
 
 def run_requests(
-    funnel: SearchFunnel, specs: list[RequestSpec], *, max_input_pixels: int
+    funnel: SearchFunnel, specs: list[RequestSpec], *, max_image_pixels: int
 ) -> BatchOutcome:
     """Search each request; a bad room photo or query fails that request alone, by name."""
     outcome = BatchOutcome(results=[], failed=[])
     for spec in tqdm(specs, desc="search", unit="request", disable=len(specs) < 2):
         try:
-            room = load_image(spec.room, max_input_pixels)
+            room = load_image(spec.room, max_image_pixels)
             request = SearchRequest(room=room, query=spec.query, room_id=spec.room_id)
             outcome.results.append((spec.line, funnel.search(request)))
         except UserInputError as e:
@@ -78,7 +78,7 @@ def run_requests(
 
 
 def write_outputs(
-    outcome: BatchOutcome, out_dir: Path, *, name: str, max_input_pixels: int
+    outcome: BatchOutcome, out_dir: Path, *, name: str, max_image_pixels: int
 ) -> BatchOutcome:
     """`<name>.parquet` (one row per ranked product) and `<name>.html` (the page)."""
     outcome.table = atomic_write_parquet(
@@ -89,7 +89,7 @@ def write_outputs(
         title=f"MARS search results — {name}",
         notice=outcome.notice,
         failed=outcome.failed,
-        max_pixels=max_input_pixels,
+        max_pixels=max_image_pixels,
     )
     outcome.page = atomic_write_text(out_dir / f"{name}.html", page)
     return outcome
@@ -98,14 +98,14 @@ def write_outputs(
 def search_requests(cfg: MarsConfig, requests: RequestsFile, *, name: str) -> BatchOutcome:
     """Load the configured funnel once, search every request, write both outputs."""
     with build_funnel(cfg) as funnel:
-        outcome = run_requests(funnel, requests.specs, max_input_pixels=cfg.funnel.max_input_pixels)
+        outcome = run_requests(funnel, requests.specs, max_image_pixels=cfg.data.max_image_pixels)
     outcome.failed[:0] = [
         FailedRequest(room=f"line {line}", query="", reason=reason)
         for line, reason in requests.bad_lines
     ]
     outcome.notice = agent_notice(cfg)
     return write_outputs(
-        outcome, Path(cfg.paths.reports), name=name, max_input_pixels=cfg.funnel.max_input_pixels
+        outcome, Path(cfg.paths.reports), name=name, max_image_pixels=cfg.data.max_image_pixels
     )
 
 

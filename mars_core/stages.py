@@ -110,7 +110,9 @@ def _open_siglip(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
     from mars_core.embedder import Embedder
     from mars_core.search.visual import VisualStage
 
-    embedder = Embedder.from_config(cfg.embedder, Path(cfg.paths.models))
+    embedder = Embedder.from_config(
+        cfg.embedder, Path(cfg.paths.models), max_image_pixels=cfg.data.max_image_pixels
+    )
     return VisualStage.open(snapshot, cfg.index, embedder, text_weight=cfg.funnel.text_weight)
 
 

@@ -13,7 +13,12 @@ from mars_core.index.reindex import ReindexReport, reindex
 
 @task(name="reindex")
 def reindex_catalogue(
-    catalogue: str, index: IndexConfig, embedder: EmbedderConfig, models_dir: str
+    catalogue: str,
+    index: IndexConfig,
+    embedder: EmbedderConfig,
+    models_dir: str,
+    max_image_pixels: int,
 ) -> ReindexReport:
     """Embed new or changed products, rebuild Lucene, publish both; returns the report."""
-    return reindex(Path(catalogue), index, Embedder.from_config(embedder, models_dir))
+    loaded = Embedder.from_config(embedder, models_dir, max_image_pixels=max_image_pixels)
+    return reindex(Path(catalogue), index, loaded)

@@ -24,10 +24,17 @@ def plan_label_shards(pairs: str, teacher: TeacherConfig) -> list[int]:
 
 @task(name="label-shard")
 def label_pair_shard(
-    pairs: str, shard: int, catalogue_dir: str, teacher: TeacherConfig, models_dir: str
+    pairs: str,
+    shard: int,
+    catalogue_dir: str,
+    teacher: TeacherConfig,
+    models_dir: str,
+    max_image_pixels: int,
 ) -> ShardReport:
     """Label the pairs of one shard that no earlier run labelled."""
-    return label_shard(Path(pairs), shard, Path(catalogue_dir), teacher, Path(models_dir))
+    return label_shard(
+        Path(pairs), shard, Path(catalogue_dir), teacher, Path(models_dir), max_image_pixels
+    )
 
 
 @task(name="consolidate-labels")

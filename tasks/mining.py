@@ -26,13 +26,13 @@ _LOADED: dict[str, Embedder] = {}
 _LOADING = threading.Lock()
 
 
-def embedder_for(cfg: EmbedderConfig, models_dir: str) -> Embedder:
+def embedder_for(cfg: EmbedderConfig, models_dir: str, max_image_pixels: int) -> Embedder:
     """One loaded embedder per worker process and config, shared by the shards it runs
     (loading SigLIP-so400m per shard would cost more than mining the shard)."""
-    key = json.dumps([asdict(cfg), models_dir], sort_keys=True, default=str)
+    key = json.dumps([asdict(cfg), models_dir, max_image_pixels], sort_keys=True, default=str)
     with _LOADING:
         if key not in _LOADED:
-            _LOADED[key] = Embedder.from_config(cfg, models_dir)
+            _LOADED[key] = Embedder.from_config(cfg, models_dir, max_image_pixels=max_image_pixels)
         return _LOADED[key]
 
 
@@ -50,10 +50,11 @@ def mine_room_shard(
     index: IndexConfig,
     embedder: EmbedderConfig,
     models_dir: str,
+    max_image_pixels: int,
     cfg: MiningConfig,
 ) -> ShardResult:
     """The pairs of one shard of rooms (a few hundred rows)."""
-    loaded = embedder_for(embedder, models_dir)
+    loaded = embedder_for(embedder, models_dir, max_image_pixels)
     return mine_shard(shard, Path(out_dir), snapshot, index, loaded, cfg)
 
 

@@ -52,7 +52,9 @@ def own_world(catalogue_world: World, tmp_path: Path) -> World:
 
 @pytest.fixture(scope="session")
 def embedder(cfg, model_cache: Path) -> Embedder:
-    return Embedder.from_config(cfg.embedder, model_cache)
+    return Embedder.from_config(
+        cfg.embedder, model_cache, max_image_pixels=cfg.data.max_image_pixels
+    )
 
 
 @pytest.fixture(scope="session")

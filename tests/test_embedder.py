@@ -115,7 +115,7 @@ def test_no_images_give_an_empty_matrix(embedder):
 def test_bfloat16_on_cpu_where_supported(cfg, model_cache, embedder, caplog):
     bf16 = dataclasses.replace(cfg.embedder, dtype="bfloat16", device="cpu")
     with caplog.at_level(logging.WARNING):
-        half = Embedder.from_config(bf16, model_cache)
+        half = Embedder.from_config(bf16, model_cache, max_image_pixels=cfg.data.max_image_pixels)
     if cpu_has_bf16():
         assert half.dtype == torch.bfloat16
     else:

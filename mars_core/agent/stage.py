@@ -27,7 +27,7 @@ class AgentStage:
 
     scorer: AgentScorer
     rationale_top_n: int  # funnel.rationale_top_n
-    max_input_pixels: int  # funnel.max_input_pixels
+    max_image_pixels: int  # data.max_image_pixels
     siglip_blend: float = 0.0  # funnel.siglip_blend
     student: str = ""  # which student and adapter version rank: said with every result
     name: str = field(default="agent", init=False)
@@ -41,7 +41,7 @@ class AgentStage:
             student=f"{cfg.student.name} student, {describe_adapter(scorer.adapter)}",
             scorer=scorer,
             rationale_top_n=cfg.funnel.rationale_top_n,
-            max_input_pixels=cfg.funnel.max_input_pixels,
+            max_image_pixels=cfg.data.max_image_pixels,
             siglip_blend=cfg.funnel.siglip_blend,
         )
 
@@ -99,7 +99,7 @@ class AgentStage:
         views, kept, skipped = [], [], []
         for candidate in candidates:
             try:
-                image = load_image(candidate.product["image_path"], self.max_input_pixels)
+                image = load_image(candidate.product["image_path"], self.max_image_pixels)
             except UserInputError as e:
                 skipped.append(SkippedProduct(candidate.key, type(e).__name__, str(e)))
                 continue

@@ -1,8 +1,10 @@
-"""Typed schema of the Hydra config: composed YAML is validated against these dataclasses.
+"""Typed schema of the Hydra config, and the single source of every knob's default.
 
-Plain dataclasses (no Hydra here); flows merge the composed YAML into them, so a typo'd key
-or a wrong type fails at start-up with the key's full name, and `__post_init__` rejects
-contradictions with what to change.
+Plain dataclasses (no Hydra here). `mars_core.compose` registers `MarsConfig` as the schema
+every composition starts from; the option files under `conf/` hold only what differs from
+these defaults, which are the offline `tiny` profile. A typo'd key or a wrong type fails at
+start-up with the key's full name, and `__post_init__` rejects contradictions with what to
+change.
 """
 
 from dataclasses import dataclass
@@ -42,7 +44,13 @@ class DemoConfig:
     """The sample searches the README's main job ends with."""
 
     requests: list[DemoRequest] = knob(
-        [DemoRequest("pool", "bed"), DemoRequest("bedroom", "bed")], "room type + query pairs"
+        [
+            DemoRequest("pool", "bed"),  # the seed's trap: a bed for a pool photo
+            DemoRequest("bedroom", "bed"),
+            DemoRequest("living_room", "a sofa for the living room"),
+            DemoRequest("patio", "lounge chair"),
+        ],
+        "room type + query pairs",
     )
 
 
@@ -63,9 +71,9 @@ class MarsConfig:
     """The whole composed config: one field per Hydra group plus shared settings."""
 
     data: DataConfig = knob(DataConfig(), "conf/data")
-    embedder: EmbedderConfig = knob(EmbedderConfig(model="unset"), "conf/embedder")
-    teacher: TeacherConfig = knob(TeacherConfig(kind="metadata"), "conf/teacher")
-    student: StudentConfig = knob(StudentConfig(pretrained="unset"), "conf/student")
+    embedder: EmbedderConfig = knob(EmbedderConfig(), "conf/embedder")
+    teacher: TeacherConfig = knob(TeacherConfig(), "conf/teacher")
+    student: StudentConfig = knob(StudentConfig(), "conf/student")
     train: TrainConfig = knob(TrainConfig(), "conf/train")
     index: IndexConfig = knob(IndexConfig(), "conf/index")
     eval: EvalConfig = knob(EvalConfig(), "conf/eval")

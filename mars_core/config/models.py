@@ -25,23 +25,22 @@ class EmbedderConfig:
     name: str = knob("tiny", "label for logs and MLflow")
     model: str = knob("", "open_clip model name, or local-dir:<folder>; empty with a tiny recipe")
     pretrained: str | None = knob(None, "weights file for a built-in model name")
-    tiny: TinyClipRecipe | None = knob(None, "build this tiny model offline and load it instead")
+    tiny: TinyClipRecipe | None = knob(
+        TinyClipRecipe(), "build this tiny model offline and load it instead; null for `model`"
+    )
     tokenizer: str | None = knob(
         None, "folder with the HF tokenizer files, for built-in names whose tokenizer is on the hub"
     )
     batch_size: int = knob(32, "images or texts per forward pass")
     device: str = knob("auto", "auto, cpu or cuda")
     dtype: str = knob("float32", "float32, bfloat16 (CPU too, where supported) or float16")
-    max_image_pixels: int = knob(
-        50_000_000, "images above this many pixels are refused before decoding (bomb guard)"
-    )
 
     def __post_init__(self) -> None:
         _check_dtype_device(self.dtype, self.device)
         if not self.model and self.tiny is None:
             raise ValueError("embedder needs `model` (an open_clip name or local-dir:) or `tiny`")
-        if self.batch_size < 1 or self.max_image_pixels < 1:
-            raise ValueError("embedder.batch_size and max_image_pixels must be >= 1")
+        if self.batch_size < 1:
+            raise ValueError("embedder.batch_size must be >= 1")
 
 
 @dataclass
@@ -79,9 +78,12 @@ class StudentConfig(VLMConfig):
         "MLflow registered model of this student: train adds versions (alias candidate), "
         "evaluation moves alias champion to a winner, adapter=auto serves champion",
     )
+    tiny: TinyVLMRecipe | None = knob(
+        TinyVLMRecipe(), "build this tiny model offline and load it instead; null for `pretrained`"
+    )
     batch_size: int = knob(8, "candidates per forward pass when scoring, answers per generate call")
     max_new_tokens: int = knob(
-        64, "bound on a generated answer (JSON score + one-sentence rationale)"
+        48, "bound on a generated answer (JSON score + one-sentence rationale)"
     )
     reuse_room_prefix: bool = knob(
         True, "encode system text + room image once per query and reuse its KV cache"
@@ -102,13 +104,15 @@ class TeacherConfig(VLMConfig):
     room classes and catalogue; it never sees a generated world's ground truth.
     """
 
-    kind: str = knob("vlm", "metadata (room type, category and listing text), vlm or openai")
+    kind: str = knob("metadata", "metadata (room type, category and listing text), vlm or openai")
     endpoint: str | None = knob(None, "OpenAI-compatible base URL when kind=openai (e.g. vLLM)")
     api_key_env: str = knob("", "kind=openai: env variable holding the API key; empty = none")
     max_new_tokens: int = knob(96, "tokens the teacher may generate per answer")
-    batch_size: int = knob(4, "pairs per generate call / request window; one label shard each")
+    batch_size: int = knob(64, "pairs per generate call / request window; one label shard each")
     shard_pairs: int = knob(256, "pairs per mapped labelling task (the unit of parallel work)")
-    max_attempts: int = knob(3, "answers asked per pair before it is stored as failed")
+    max_attempts: int = knob(
+        1, "answers asked per pair before it is stored as failed (1: the metadata teacher's rules)"
+    )
     retry_temperature: float = knob(
         0.7, "sampling temperature of the 2nd and later attempts (the 1st is greedy)"
     )
@@ -116,9 +120,6 @@ class TeacherConfig(VLMConfig):
     concurrency: int = knob(4, "kind=openai: requests in flight at once")
     retries: int = knob(3, "kind=openai: re-sends after a timeout, dropped connection or 5xx/429")
     backoff: float = knob(1.0, "kind=openai: seconds before the first re-send, doubled each time")
-    max_image_pixels: int = knob(
-        50_000_000, "room and product images above this many pixels are refused (bomb guard)"
-    )
     room_fit: dict[str, list[str]] = knob(
         {}, "metadata: room type -> categories that belong there (e.g. kitchen: [CHAIR, TABLE])"
     )
@@ -156,7 +157,7 @@ class TeacherConfig(VLMConfig):
 
     def _check_labelling(self) -> None:
         counts = ("max_new_tokens", "batch_size", "shard_pairs", "max_attempts", "concurrency")
-        for name in (*counts, "max_image_pixels"):
+        for name in counts:
             if getattr(self, name) < 1:
                 raise ValueError(f"teacher.{name} must be >= 1")
         if self.retries < 0 or self.backoff < 0 or self.rationale_samples < 0:

@@ -11,6 +11,45 @@ COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
 ACQUIRE_MODES = ("local", "download")
 CATEGORY_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
 
+# ABO product_type -> funnel category: the generated world uses a subset of these types.
+ABO_CATEGORIES = {
+    "BED": "BED",
+    "SOFA": "SOFA",
+    "CHAIR": "CHAIR",
+    "TABLE": "TABLE",
+    "DESK": "DESK",
+    "STOOL_SEATING": "STOOL",
+    "OTTOMAN": "OTTOMAN",
+    "BENCH": "BENCH",
+    "LAMP": "LAMP",
+    "LIGHT_FIXTURE": "LAMP",
+    "RUG": "RUG",
+    "CABINET": "CABINET",
+    "DRESSER": "DRESSER",
+    "SHELF": "SHELF",
+    "MIRROR": "MIRROR",
+    "HOME_MIRROR": "MIRROR",
+    "PLANTER": "PLANTER",
+    "VASE": "VASE",
+    "PILLOW": "PILLOW",
+    "CLOCK": "CLOCK",
+    "WALL_ART": "WALL_ART",
+    "OUTDOOR_LIVING": "OUTDOOR_FURNITURE",
+    "OUTDOOR_LOUNGE_CHAIR": "OUTDOOR_LOUNGE_CHAIR",
+    "PATIO_TABLE": "PATIO_TABLE",
+    "PATIO_UMBRELLA": "PATIO_UMBRELLA",
+}
+# Room photo class folder -> room type: Kaggle "House Rooms" spelling plus Pool and Patio.
+ROOM_CLASSES = {
+    "Bathroom": "bathroom",
+    "Bedroom": "bedroom",
+    "Dinning": "dining_room",
+    "Kitchen": "kitchen",
+    "Livingroom": "living_room",
+    "Pool": "pool",
+    "Patio": "patio",
+}
+
 
 @dataclass
 class WorldConfig:
@@ -68,9 +107,15 @@ class DataConfig:
         "language tags to prefer, in order; any other language is the fallback",
     )
     category_map: dict[str, str] = knob(
-        {}, "ABO product_type -> funnel category; others quarantined"
+        ABO_CATEGORIES,
+        "ABO product_type -> funnel category; listings of other types are quarantined as "
+        "unmapped_category with the type in `detail` (count them there to extend this map)",
     )
-    room_class_map: dict[str, str] = knob({}, "room photo folder name -> room type")
+    room_class_map: dict[str, str] = knob(
+        ROOM_CLASSES,
+        "room photo folder name -> room type (House Rooms spelling, plus the generated "
+        "world's outdoor classes)",
+    )
     max_name_chars: int = knob(200, "product names are cut to this many characters")
     max_text_chars: int = knob(1000, "description and each bullet point are cut to this length")
     max_keywords: int = knob(30, "keep at most this many keywords per product")
@@ -79,7 +124,9 @@ class DataConfig:
     max_search_chars: int = knob(4000, "search_text (what BM25 indexes) is cut to this length")
     test_fraction: float = knob(0.25, "share of rooms and of product images held out for test")
     max_image_pixels: int = knob(
-        50_000_000, "product images and room photos above this many pixels are quarantined"
+        50_000_000,
+        "the one pixel limit of product images and room photos: ingest quarantines larger ones "
+        "(or decompression bombs); embedder, teacher, student, agent and report refuse them",
     )
     world: WorldConfig = knob(WorldConfig(), "the generated world (source=synthetic)")
 
@@ -147,7 +194,7 @@ class IndexConfig:
     ann_sub_vectors: int = knob(0, "PQ sub-vectors of the ANN index; 0 = LanceDB's default")
     ann_nprobes: int = knob(20, "IVF partitions searched per ANN query")
     ann_refine_factor: int = knob(5, "ANN fetches k * this many and re-scores them exactly")
-    upsert_rows: int = knob(1024, "rows embedded per LanceDB commit; a crash loses at most these")
+    upsert_rows: int = knob(256, "rows embedded per LanceDB commit; a crash loses at most these")
     keep_versions_days: float = knob(7.0, "LanceDB versions older than this are cleaned up")
     keep_lucene_versions: int = knob(2, "Lucene index folders kept (current + earlier ones)")
     bm25_k1: float = knob(0.9, "BM25 k1")
@@ -182,8 +229,8 @@ class TrainConfig:
     method: str = knob("full", "full, lora or qlora")
     learning_rate: float = knob(1e-3, "peak learning rate (cosine schedule with warm-up)")
     warmup_ratio: float = knob(0.05, "share of steps spent warming up")
-    weight_decay: float = knob(0.0, "AdamW weight decay")
-    max_steps: int = knob(200, "most optimiser steps (the schedule's length)")
+    weight_decay: float = knob(0.1, "AdamW weight decay")
+    max_steps: int = knob(800, "most optimiser steps (the schedule's length)")
     batch_size: int = knob(16, "samples per device step")
     grad_accum: int = knob(1, "gradient accumulation steps (effective batch = batch_size x this)")
     gradient_checkpointing: bool = knob(False, "recompute activations in backward to save memory")
@@ -192,14 +239,14 @@ class TrainConfig:
         256, "validation examples scored per check, a seeded sample of those rooms' (0 = all)"
     )
     eval_steps: int = knob(100, "validate and checkpoint every this many optimiser steps")
-    patience: int = knob(3, "stop after this many validations without a lower validation loss")
+    patience: int = knob(4, "stop after this many validations without a lower validation loss")
     time_budget_s: float = knob(
-        0.0, "stop (and keep the best checkpoint) after this wall time; 0 = none"
+        300.0, "stop (and keep the best checkpoint) after this wall time; 0 = none"
     )
     keep_checkpoints: int = knob(2, "checkpoints kept for resuming (the best one is never dropped)")
     logging_steps: int = knob(10, "log the training loss and learning rate every this many steps")
     cpu_threads: int = knob(
-        0, "CPU training: torch threads (1 is fastest on a shared small box); 0 = torch's default"
+        1, "CPU training: torch threads (1 is fastest on a shared small box); 0 = torch's default"
     )
     lora_r: int = knob(16, "LoRA rank")
     lora_alpha: int = knob(32, "LoRA alpha")
@@ -264,8 +311,8 @@ class FunnelConfig:
     """Sizes and stages of the search funnel."""
 
     name: str = knob("tiny", "label for logs and MLflow")
-    k1: int = knob(200, "stage 1 (BM25) keeps this many")
-    k2: int = knob(20, "stage 2 (SigLIP) keeps this many")
+    k1: int = knob(50, "stage 1 (BM25) keeps this many")
+    k2: int = knob(10, "stage 2 (SigLIP) keeps this many")
     k3: int = knob(5, "results returned after stage 3 (agent)")
     stages: list[str] = knob(
         ["bm25", "siglip", "agent"],
@@ -277,9 +324,6 @@ class FunnelConfig:
     siglip_blend: float = knob(
         0.0, "weight of the stage-2 similarity (min-max scaled) in the agent stage's final order"
     )
-    max_input_pixels: int = knob(
-        50_000_000, "room and product images above this many pixels are refused (bomb guard)"
-    )
 
     def __post_init__(self) -> None:
         if not self.k1 >= self.k2 >= self.k3 >= 1:
@@ -290,8 +334,8 @@ class FunnelConfig:
         for name in ("text_weight", "siglip_blend"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"funnel.{name} must lie in [0, 1]")
-        if self.rationale_top_n < 0 or self.max_input_pixels < 1:
-            raise ValueError("funnel.rationale_top_n must be >= 0 and max_input_pixels >= 1")
+        if self.rationale_top_n < 0:
+            raise ValueError("funnel.rationale_top_n must be >= 0")
         if not self.stages:
             raise ValueError("funnel.stages is empty; list stages by name, e.g. [bm25, siglip]")
 

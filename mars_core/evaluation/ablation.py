@@ -120,7 +120,7 @@ def run_configuration(
         _narrow_to_test_split(funnel, eval_set.test_keys, cfg.eval.overfetch)
         for request in tqdm(eval_set.requests, desc=configuration.name, unit="request"):
             try:
-                room = load_image(request.room_path, cfg.funnel.max_input_pixels)
+                room = load_image(request.room_path, cfg.data.max_image_pixels)
                 result = funnel.search(SearchRequest(room, request.query, request.room_id))
             except UserInputError as e:
                 failed.append((request.request_id, str(e)))
@@ -135,7 +135,7 @@ def run_configuration(
             )
         agent = _agent_stage(funnel)
         pairs = (
-            score_pairs(agent.scorer, pair_specs, cfg.funnel.max_input_pixels)
+            score_pairs(agent.scorer, pair_specs, cfg.data.max_image_pixels)
             if agent is not None
             else []
         )

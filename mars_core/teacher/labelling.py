@@ -125,9 +125,15 @@ def labelled_ids(folder: Path) -> set[str]:
 
 
 def label_shard(
-    pairs: Path, shard: int, catalogue_dir: Path, cfg: TeacherConfig, cache_dir: Path
+    pairs: Path,
+    shard: int,
+    catalogue_dir: Path,
+    cfg: TeacherConfig,
+    cache_dir: Path,
+    max_image_pixels: int,
 ) -> ShardReport:
-    """Label the not-yet-labelled pairs of pair shard `shard`, one shard file per batch."""
+    """Label the not-yet-labelled pairs of pair shard `shard`, one shard file per batch;
+    a room or product image over `max_image_pixels` (data.max_image_pixels) labels failed."""
     table = read_pairs(pairs).slice(shard * cfg.shard_pairs, cfg.shard_pairs)
     folder = shard_dir(pairs, cfg)
     done = labelled_ids(folder)
@@ -137,7 +143,7 @@ def label_shard(
     if not todo:
         return report
     requests = _requests(todo, catalogue_dir)
-    teacher = teacher_for(cfg, cache_dir)
+    teacher = teacher_for(cfg, cache_dir, max_image_pixels)
     progress = tqdm(total=len(todo), desc=f"label shard {shard}", unit="pair", leave=False)
     for start in range(0, len(todo), cfg.batch_size):
         batch = requests[start : start + cfg.batch_size]
@@ -184,17 +190,17 @@ _TEACHERS: dict[str, Teacher] = {}
 _TEACHERS_LOCK = threading.Lock()
 
 
-def teacher_for(cfg: TeacherConfig, cache_dir: Path) -> Teacher:
+def teacher_for(cfg: TeacherConfig, cache_dir: Path, max_image_pixels: int) -> Teacher:
     """One teacher per configuration and process, shared by every shard labelled in it (a 7B
     model is loaded once, not once per shard)."""
-    key = json.dumps(asdict(cfg), sort_keys=True, default=str) + str(cache_dir)
+    key = json.dumps([asdict(cfg), str(cache_dir), max_image_pixels], sort_keys=True, default=str)
     with _TEACHERS_LOCK:
         if key not in _TEACHERS:
-            _TEACHERS[key] = build_teacher(cfg, cache_dir)
+            _TEACHERS[key] = build_teacher(cfg, cache_dir, max_image_pixels)
         return _TEACHERS[key]
 
 
-def build_teacher(cfg: TeacherConfig, cache_dir: Path) -> Teacher:
+def build_teacher(cfg: TeacherConfig, cache_dir: Path, max_image_pixels: int) -> Teacher:
     """The backend `teacher.kind` names."""
     if cfg.kind == "metadata":
         from mars_core.teacher.metadata import MetadataTeacher
@@ -203,10 +209,10 @@ def build_teacher(cfg: TeacherConfig, cache_dir: Path) -> Teacher:
     if cfg.kind == "vlm":
         from mars_core.teacher.vlm import VLMTeacher
 
-        return VLMTeacher(cfg, cache_dir)
+        return VLMTeacher(cfg, cache_dir, max_image_pixels)
     from mars_core.teacher.remote import OpenAITeacher
 
-    return OpenAITeacher(cfg)
+    return OpenAITeacher(cfg, max_image_pixels)
 
 
 def _requests(pairs: list[dict], catalogue_dir: Path) -> list[LabelRequest | Label]:

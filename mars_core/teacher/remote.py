@@ -35,8 +35,9 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 class OpenAITeacher(Teacher):
     """Asks `teacher.pretrained` (the served model's name) at `teacher.endpoint`."""
 
-    def __init__(self, cfg: TeacherConfig) -> None:
+    def __init__(self, cfg: TeacherConfig, max_image_pixels: int) -> None:
         self.cfg = cfg
+        self.max_image_pixels = max_image_pixels
         self.name = cfg.name
         headers = {}
         if cfg.api_key_env and os.environ.get(cfg.api_key_env):
@@ -73,7 +74,7 @@ class OpenAITeacher(Teacher):
         """The one prompt's messages with its image placeholders filled by data URLs."""
         paths = [request.room_path, request.product["image_path"]]
         if any(path not in urls for path in paths):
-            images = pair_images(request, self.cfg.max_image_pixels)
+            images = pair_images(request, self.max_image_pixels)
             for path, image in zip(paths, images, strict=True):
                 urls.setdefault(path, data_url(image, self.cfg.max_pixels))
         images = iter([urls[path] for path in paths])

@@ -25,9 +25,10 @@ from mars_core.teacher.images import pair_images, unloadable
 class VLMTeacher(Teacher):
     """Generates the prompt's answer JSON with a loaded Qwen2-VL-family model."""
 
-    def __init__(self, cfg: TeacherConfig, cache_dir: Path | str) -> None:
+    def __init__(self, cfg: TeacherConfig, cache_dir: Path | str, max_image_pixels: int) -> None:
         loaded = load_vlm(cfg, cache_dir)
         self.cfg = cfg
+        self.max_image_pixels = max_image_pixels
         self.name = cfg.name
         self.model = loaded.model
         self.processor = loaded.processor
@@ -38,7 +39,7 @@ class VLMTeacher(Teacher):
         loadable: list[tuple[int, str, list[Image.Image]]] = []
         for index, request in enumerate(requests):
             try:
-                images = pair_images(request, self.cfg.max_image_pixels)
+                images = pair_images(request, self.max_image_pixels)
             except UserInputError as e:
                 labels[index] = Label(None, None, unloadable(e), "failed", 0)
                 continue

@@ -81,7 +81,7 @@ def _catalogue(tmp_path: Path) -> list[Candidate]:
 
 
 def test_agent_stage_ranks_keeps_k_and_names_skipped_products(scorer, tmp_path):
-    stage = AgentStage(scorer=scorer, rationale_top_n=2, max_input_pixels=10**6)
+    stage = AgentStage(scorer=scorer, rationale_top_n=2, max_image_pixels=10**6)
     out = stage.rank(SearchRequest(room=ROOM, query="bed"), _catalogue(tmp_path), k=3)
     assert stage.name == "agent"
     scores = [c.scores["agent"] for c in out.candidates]
@@ -176,6 +176,6 @@ def test_a_folder_without_adapter_or_model_config_is_refused(tmp_path):
 def test_agent_stage_from_config_takes_the_funnel_sizes(cfg):
     stage = AgentStage.from_config(cfg)
     assert stage.rationale_top_n == cfg.funnel.rationale_top_n
-    assert stage.max_input_pixels == cfg.funnel.max_input_pixels
+    assert stage.max_image_pixels == cfg.data.max_image_pixels
     assert stage.scorer.batch_size == cfg.student.batch_size
     assert stage.scorer.reuse_room_prefix is cfg.student.reuse_room_prefix

@@ -1,19 +1,27 @@
-"""Every config group option composes, validates and (where possible offline) instantiates."""
+"""Every config option composes, validates and (where possible offline) instantiates, and
+states only what differs from the schema's defaults."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+from typing import Any
+
 import pytest
+from omegaconf import OmegaConf
 
 from mars_core.compose import conf_dir, load_config
 from mars_core.config import GROUPS, EmbedderConfig, MarsConfig
 from mars_core.errors import ConfigError, UserInputError
 from mars_core.models.loading import load_clip, load_vlm
 
+SUBGROUPS = ("index/vocabulary",)
 
-def group_options() -> list[tuple[str, str]]:
+
+def group_options(groups: tuple[str, ...] = GROUPS) -> list[tuple[str, str]]:
     return [
         (group, path.stem)
-        for group in GROUPS
+        for group in groups
         for path in sorted((conf_dir() / group).glob("*.yaml"))
     ]
 
@@ -34,6 +42,11 @@ def test_group_option_composes_and_validates(group, option, session_overrides):
     cfg = load_config([*session_overrides, f"{group}={option}"])
     assert isinstance(cfg, MarsConfig)
     assert getattr(cfg, group).name == option
+
+
+@pytest.mark.parametrize(("group", "option"), group_options(("experiment", *SUBGROUPS)))
+def test_experiment_and_subgroup_options_compose_and_validate(group, option, session_overrides):
+    assert isinstance(load_config([*session_overrides, f"{group}={option}"]), MarsConfig)
 
 
 def model_options() -> list[tuple[str, str]]:
@@ -99,22 +112,72 @@ def test_contradictions_say_what_to_change(override, message):
         load_config([override])
 
 
-def test_every_yaml_option_spells_out_every_knob_of_its_group():
-    """Reading one option file shows every knob; a knob added to a dataclass without its
-    YAML lines fails here (sub-groups pulled in by `defaults`, like the vocabulary, count)."""
-    import dataclasses
+def _plain(path: Path) -> dict[str, Any]:
+    """An option file's own keys, interpolations unresolved."""
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
 
-    import yaml
 
-    schemas = {f.name: f.type for f in dataclasses.fields(MarsConfig)}
-    for group in GROUPS:
-        knobs = {f.name for f in dataclasses.fields(schemas[group])}
-        for path in sorted((conf_dir() / group).glob("*.yaml")):
-            spelled = yaml.safe_load(path.read_text()) or {}
-            subgroups = {
-                next(iter(entry))
-                for entry in spelled.get("defaults", [])
-                if isinstance(entry, dict)
-            }
-            missing = knobs - set(spelled) - subgroups
-            assert not missing, f"{path.relative_to(conf_dir())} lacks {sorted(missing)}"
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
+
+
+def _restated(values: dict, defaults: dict, at: str = "") -> list[str]:
+    """Keys of `values` whose value equals the default underneath (nested dicts walked)."""
+    found = []
+    for key, value in values.items():
+        if key not in defaults:
+            continue  # an unknown key fails composition, tested above
+        default = defaults[key]
+        if isinstance(value, dict) and isinstance(default, dict):
+            found += _restated(value, default, f"{at}{key}.")
+        elif value == default:
+            found.append(f"{at}{key}")
+    return found
+
+
+def option_files() -> list[tuple[str, Path]]:
+    """(package, file) of the root config and every option of every group and subgroup."""
+    files = [("", conf_dir() / "config.yaml")]
+    for group in (*GROUPS, *SUBGROUPS, "experiment"):
+        package = "" if group == "experiment" else group.replace("/", ".")
+        files += [(package, path) for path in sorted((conf_dir() / group).glob("*.yaml"))]
+    return files
+
+
+@pytest.mark.parametrize(
+    ("package", "path"),
+    [pytest.param(pkg, path, id=str(path.relative_to(conf_dir()))) for pkg, path in option_files()],
+)
+def test_option_files_hold_only_what_differs_from_the_defaults(package, path):
+    """The dataclasses are the one source of defaults: a key that restates one (or restates
+    the option it extends) would drift from it unnoticed."""
+    defaults = OmegaConf.to_container(OmegaConf.structured(MarsConfig))
+    for part in filter(None, package.split(".")):
+        defaults = defaults[part]
+    values = _plain(path)
+    entries = values.pop("defaults", [])
+    if path.parent == conf_dir():
+        entries = []  # the root's plain entry is the schema itself
+    for sibling in [e for e in entries if isinstance(e, str) and e != "_self_"]:
+        defaults = _merged(defaults, _plain(path.parent / f"{sibling}.yaml"))
+    assert not _restated(values, defaults), f"{path.name} restates defaults"
+
+
+def _pixel_limits(schema: type, at: str = "") -> list[str]:
+    found = []
+    for field in dataclasses.fields(schema):
+        kind = field.default_factory() if field.default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(kind):
+            found += _pixel_limits(type(kind), f"{at}{field.name}.")
+        elif field.name.endswith(("image_pixels", "input_pixels")):
+            found.append(f"{at}{field.name}")
+    return found
+
+
+def test_one_pixel_limit_guards_every_image():
+    """Ingest, embedder, teacher, student and report read the same images: one knob."""
+    assert _pixel_limits(MarsConfig) == ["data.max_image_pixels"]

@@ -88,7 +88,7 @@ def test_search_cli_prints_a_table_and_writes_the_page(indexed, pool_room, capsy
         (None, "   ", [], "query '   ' is empty"),
         (None, "bed", ["student.adapter=/no/such/adapter"], "adapter '/no/such/adapter'"),
         (None, "bed", ["funnel.k1=lots"], "bad configuration"),
-        (None, "bed", ["funnel.max_input_pixels=100"], "pixels"),
+        (None, "bed", ["data.max_image_pixels=100"], "pixels"),
     ],
 )
 def test_user_mistakes_end_in_one_line_and_status_2(

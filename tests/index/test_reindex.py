@@ -37,7 +37,10 @@ from mars_core.compose import load_config
 from mars_core.embedder import Embedder
 from mars_core.index.reindex import reindex
 cfg = load_config(sys.argv[2:])
-reindex(Path(sys.argv[1]), cfg.index, Embedder.from_config(cfg.embedder, cfg.paths.models))
+embedder = Embedder.from_config(
+    cfg.embedder, cfg.paths.models, max_image_pixels=cfg.data.max_image_pixels
+)
+reindex(Path(sys.argv[1]), cfg.index, embedder)
 """
 
 

@@ -48,9 +48,9 @@ def exact(mined, cfg, model_cache):
     }
     categories = dict(zip(rows["key"].to_pylist(), rows["category"].to_pylist(), strict=True))
     rooms = read(mined.folder, ROOMS_FILE)
-    room_vectors = Embedder.from_config(cfg.embedder, model_cache).embed_images(
-        [room["path"] for room in rooms], progress=False
-    )
+    room_vectors = Embedder.from_config(
+        cfg.embedder, model_cache, max_image_pixels=cfg.data.max_image_pixels
+    ).embed_images([room["path"] for room in rooms], progress=False)
     table: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for room, room_vector in zip(rooms, room_vectors, strict=True):
         split = splits[("room", room["room_id"])]

@@ -76,7 +76,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_labels(
 
         resumed = label(overrides, pairs=str(killed))
         for shard in plan_shards(calm, teacher):
-            label_shard(calm, shard, world.out_dir, teacher, model_cache)
+            label_shard(
+                calm, shard, world.out_dir, teacher, model_cache, world.data.max_image_pixels
+            )
         uninterrupted = pq.read_table(consolidate(calm, teacher).path)
 
     assert resumed["already"] == len(kept_ids)

@@ -20,7 +20,7 @@ MIN_AGREEMENT = 0.95
 
 def label_all(pairs_file, world, teacher, cache) -> pa.Table:
     for shard in plan_shards(pairs_file, teacher):
-        label_shard(pairs_file, shard, world.out_dir, teacher, cache)
+        label_shard(pairs_file, shard, world.out_dir, teacher, cache, world.data.max_image_pixels)
     return pq.read_table(consolidate(pairs_file, teacher).path)
 
 

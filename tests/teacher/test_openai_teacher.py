@@ -31,7 +31,7 @@ def server_teacher(session_overrides, url: str, *extra: str):
 
 def run(pairs, world, teacher, cache) -> list[dict]:
     for shard in plan_shards(pairs, teacher):
-        label_shard(pairs, shard, world.out_dir, teacher, cache)
+        label_shard(pairs, shard, world.out_dir, teacher, cache, world.data.max_image_pixels)
     report = consolidate(pairs, teacher)
     assert report.missing == 0 and report.duplicates == 0
     return pq.read_table(report.path).to_pylist()

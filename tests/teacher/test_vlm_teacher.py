@@ -27,7 +27,7 @@ def test_tiny_vlm_noise_is_recorded_failed_not_a_crash(
     assert teacher.kind == "vlm" and teacher.tiny.family == "qwen2_5_vl"
     pairs = small_pairs(pairs_table, tmp_path, PAIRS)
     for shard in plan_shards(pairs, teacher):
-        label_shard(pairs, shard, world.out_dir, teacher, model_cache)
+        label_shard(pairs, shard, world.out_dir, teacher, model_cache, world.data.max_image_pixels)
     report = consolidate(pairs, teacher)
     labels = pq.read_table(report.path).to_pylist()
     assert report.rows == PAIRS and report.missing == 0
