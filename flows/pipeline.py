@@ -94,6 +94,7 @@ def pipeline(overrides: list[str] | None = None) -> PipelineReport:
         candidate_version=trained["version"],
         champion_version=champion,
         table=markdown_table(evaluated.results, cfg.eval.headline),
+        judgments=evaluated.source,
         decision=evaluated.decision,
         eval_files=evaluated.files,
         searches=searched,

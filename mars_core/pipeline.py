@@ -97,6 +97,7 @@ class PipelineReport:
     candidate_version: int | None
     champion_version: int | None
     table: str  # the evaluation's markdown table
+    judgments: str  # what judged the held-out requests: ground_truth or teacher
     decision: PromotionDecision | None
     eval_files: dict[str, str]
     searches: SearchReport
@@ -109,7 +110,7 @@ class PipelineReport:
         return "\n".join(
             [
                 "",
-                "MARS pipeline done. Evaluation on held-out rooms:",
+                f"MARS pipeline done. Evaluation on held-out rooms (judged by {self.judgments}):",
                 "",
                 self.table,
                 f"student: candidate v{self.candidate_version}, champion {champion}: {promotion}",

@@ -73,7 +73,7 @@ def test_the_pipeline_writes_every_artifact_and_logs_every_step(first, overrides
     assert alias_version(REGISTRY, CANDIDATE) == first.candidate_version == 1
     assert first.champion_version == alias_version(REGISTRY, CHAMPION)
     assert Path(first.eval_files["table"]).is_file()
-    assert "bm25+siglip+agent@candidate" in first.table
+    assert "bm25+siglip+agent@candidate" in first.table and first.judgments == "ground_truth"
     page = Path(first.searches.page).read_text()
     assert page.count('alt="room photo"') == len(cfg.demo.requests)
     assert sorted(set(step_runs())) == sorted(STEP_RUNS)
@@ -102,3 +102,33 @@ def test_a_train_knob_re_runs_train_evaluate_and_searches_only(first, overrides)
         new.remove(name)
     assert new == ["evaluate", "inference", "train"]
     assert changed.candidate_version == first.candidate_version + 1
+
+
+@pytest.mark.slow
+def test_any_abo_catalogue_runs_unchanged_and_is_judged_by_its_teacher(
+    first, overrides, tmp_path_factory
+):
+    """A user's own ABO-format folder and class-folder room photos (here the small world's raw
+    files, its truth left unread): the same pipeline, judged by the teacher's held-out labels."""
+    from flows.pipeline import pipeline
+    from mars_core.compose import load_config
+
+    raw = Path(load_config(overrides).data.raw_dir)
+    own = [
+        *(o for o in overrides if not o.startswith(("paths.artifacts=", "student.registry="))),
+        f"paths.artifacts={tmp_path_factory.mktemp('own-catalogue')}",
+        "student.registry=own-catalogue-student",
+        "data=abo",
+        f"data.raw_dir={raw}",
+        f"data.rooms_dir={raw / 'rooms'}",
+        "++data.room_class_map.Pool=pool",
+        "++data.room_class_map.Patio=patio",
+    ]
+    report = pipeline(own)
+    cfg = load_config(own)
+    assert (
+        cfg.data.truth_file == "" and not (Path(cfg.data.out_dir) / "ground_truth.parquet").exists()
+    )
+    assert (Path(cfg.data.out_dir) / HELDOUT_LABELS_FILE).is_file()
+    assert report.judgments == "teacher" and "agent@candidate" in report.table
+    assert report.searches.searched == len(cfg.demo.requests) and report.searches.failed == 0
