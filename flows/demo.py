@@ -7,17 +7,22 @@ subflow with the same overrides, so every step also runs alone.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from prefect import flow
 
+from flows.apps import APPS
 from flows.index import build_index
 from flows.inference import inference
-from flows.ingest import ingest
+from flows.ingest import ingest, quarantine_note
+from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
+from mars_core.pipeline import check_pipeline_inputs
+from mars_core.search_service import run_folder
 from mars_core.tracking import mlflow_run
 from tasks.search import write_demo_requests
+
+DEMO_NAME = "demo"
 
 
 @flow(name="demo")
@@ -25,12 +30,14 @@ def demo(overrides: list[str] | None = None) -> dict:
     """Run ingest, index build and the configured sample searches; return the output paths."""
     overrides = list(overrides or [])
     cfg = load_config(overrides)
-    with mlflow_run(cfg.mlflow.experiment, "demo", cfg):
+    with mlflow_run(cfg.mlflow.experiment, "demo", cfg, overrides):
         catalogue = ingest(overrides)
         index = build_index(overrides)
-        requests = write_demo_requests(cfg, str(Path(cfg.paths.reports) / "demo_requests.jsonl"))
-        search = inference(requests, overrides, name="demo")
+        folder = run_folder(Path(cfg.paths.reports), "demo")
+        requests = write_demo_requests(cfg, str(folder / f"{DEMO_NAME}.jsonl"))
+        search = inference(requests, overrides, out_dir=str(folder))
     return {
+        "note": quarantine_note(cfg, catalogue),
         "catalogue": catalogue.out_dir,
         "products": catalogue.products,
         "index": cfg.index.dir,
@@ -39,16 +46,24 @@ def demo(overrides: list[str] | None = None) -> dict:
         "report": search.page,
         "searched": search.searched,
         "failed": search.failed,
+        "summary": search.summary(),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m flows.demo [hydra overrides...]`"""
-    out = demo(list(sys.argv[1:] if argv is None else argv))
+    run_app(APPS["demo"], argv, _run)
+
+
+def _run(call: Invocation) -> None:
+    check_pipeline_inputs(load_config(call.overrides))
+    out = demo(call.overrides)
     print("\nMARS demo done:")
     print(f"  catalogue  {out['catalogue']} ({out['products']} products)")
+    if out["note"]:
+        print(f"  note: {out['note']}")
     print(f"  index      {out['index']} ({out['indexed']} products)")
-    print(f"  results    {out['results']} ({out['searched']} searches, {out['failed']} failed)")
+    print(f"\n{out['summary']}")
     print(f"\nOpen the search results in a browser:\n  {out['report']}")
 
 
