@@ -76,7 +76,6 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser(app: App) -> _Parser:
     parser = _Parser(prog=app.prog, add_help=False, allow_abbrev=False)
-    parser.add_argument(*HELP_FLAGS, dest="help", action="store_true")
     parser.add_argument("--cfg", choices=["job"])
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -134,11 +133,11 @@ def help_text(app: App) -> str:
 
 def parse(app: App, argv: Sequence[str]) -> Invocation | None:
     """Parse; answer `--help` and `--cfg job` (None: answered, nothing more to run)."""
-    args = _parser(app).parse_intermixed_args(list(argv))
-    configure_logging(verbose=args.verbose)
-    if args.help:
+    if any(flag in argv for flag in HELP_FLAGS):  # before required arguments are checked
         print(help_text(app))
         return None
+    args = _parser(app).parse_intermixed_args(list(argv))
+    configure_logging(verbose=args.verbose)
     own = {a.name.lstrip("-").replace("-", "_") for a in app.arguments}
     invocation = Invocation(
         overrides=list(args.overrides),

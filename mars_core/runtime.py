@@ -65,6 +65,9 @@ QUIET_ENV = {
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "TRANSFORMERS_VERBOSITY": "error",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    # tqdm reads TQDM_<arg> defaults: a bar appears only for a loop still running after 2 s,
+    # so long loops keep theirs and short ones print nothing.
+    "TQDM_DELAY": "2",
 }
 
 
@@ -148,4 +151,10 @@ def ensure_jvm() -> None:
     if jnius_config.vm_running:
         return
     jnius_config.set_classpath(str(anserini_jar()))
-    import jnius  # noqa: F401  (importing jnius starts the JVM)
+    import jnius  # (importing jnius starts the JVM)
+
+    if not is_verbose():
+        # Lucene logs INFO lines through java.util.logging; the root logger (held by the
+        # LogManager, so the level sticks) lets warnings through only.
+        level = jnius.autoclass("java.util.logging.Level").WARNING
+        jnius.autoclass("java.util.logging.Logger").getLogger("").setLevel(level)
