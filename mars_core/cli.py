@@ -189,5 +189,5 @@ def answer_early(apps: Mapping[str, App], package: str) -> None:
 def fail(error: UserInputError) -> NoReturn:
     """The one line a user reads for a mistake they can fix, then exit status 2."""
     message = f"bad configuration: {error}" if isinstance(error, ConfigError) else str(error)
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    print(f"error: {' '.join(message.splitlines())}", file=sys.stderr)
     sys.exit(USAGE_ERROR)
