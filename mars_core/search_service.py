@@ -87,19 +87,23 @@ class BatchOutcome:
     def report(self) -> SearchReport:
         """The counts, latencies and file paths, without the results' images."""
         results = [result for _, result in self.results]
-        problems = [
-            f"request {f.request} ({f.room}, {f.query!r}) failed: {f.reason}" for f in self.failed
-        ] + [
-            f"request {number} ({result.request.room_id}): {result.message}"
-            for number, result in self.results
-            if not result.results
-        ]
+        problems = sorted(
+            [
+                (f.request, f"request {f.request} ({f.room}, {f.query!r}) failed: {f.reason}")
+                for f in self.failed
+            ]
+            + [
+                (number, f"request {number} ({result.request.room_id}): {result.message}")
+                for number, result in self.results
+                if not result.results
+            ]
+        )
         return SearchReport(
             results=str(self.table),
             page=str(self.page),
             searched=len(self.results),
             failed=len(self.failed),
-            problems=problems,
+            problems=[text for _, text in problems],
             latency_ms=stage_latency_ms(results),
             hits_per_request=mean([len(r.results) for r in results]) if results else 0.0,
             nothing_fits=sum(r.nothing_fits for r in results),
