@@ -11,13 +11,13 @@ decision with its numbers.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict
 
 import mlflow
 from prefect import flow
 
-from mars_core.cli import run_cli
+from flows.apps import APPS
+from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.evaluation.promotion import promote
 from mars_core.evaluation.report import markdown_table
@@ -31,7 +31,7 @@ def evaluate(overrides: list[str] | None = None) -> EvaluationReport:
     """Measure every configuration of `eval.ablations` x `eval.adapters`; promote on a win."""
     cfg = load_config(overrides)
     check_inputs(cfg)
-    with mlflow_run(cfg.mlflow.experiment, "evaluate", cfg):
+    with mlflow_run(cfg.mlflow.experiment, "evaluate", cfg, overrides):
         report = evaluate_configurations(cfg)
         for result in report.results:
             with mlflow_run(cfg.mlflow.experiment, result.configuration.name):
@@ -58,14 +58,14 @@ def evaluate(overrides: list[str] | None = None) -> EvaluationReport:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m flows.evaluate [hydra overrides...]`"""
-    run_cli(lambda: _run(list(sys.argv[1:] if argv is None else argv)))
+    run_app(APPS["evaluate"], argv, _run)
 
 
-def _run(overrides: list[str]) -> None:
+def _run(call: Invocation) -> None:
     """Check the config and the index first, so a mistake is one line, not a failed flow run."""
-    cfg = load_config(overrides)
+    cfg = load_config(call.overrides)
     check_inputs(cfg)
-    report = evaluate(overrides)
+    report = evaluate(call.overrides)
     print(f"\n{report.requests} requests, judged by {report.source}\n")
     print(markdown_table(report.results, cfg.eval.headline))
     if report.decision is not None:

@@ -6,15 +6,18 @@ build in atomically (see mars_core.index.reindex); searches keep answering meanw
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
 from prefect import flow
 
+from flows.apps import APPS
 from mars_core.catalogue.schema import CATALOGUE_FILE
+from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
+from mars_core.config import MarsConfig
+from mars_core.errors import UserInputError
 from mars_core.index.reindex import ReindexReport
 from mars_core.tracking import mlflow_run
 from tasks.index import reindex_catalogue
@@ -25,7 +28,7 @@ def build_index(overrides: list[str] | None = None) -> ReindexReport:
     """Build or update the indexes of `data.out_dir`'s catalogue in `index.dir`."""
     cfg = load_config(overrides)
     catalogue = Path(cfg.data.out_dir) / CATALOGUE_FILE
-    with mlflow_run(cfg.mlflow.experiment, "index-build", cfg):
+    with mlflow_run(cfg.mlflow.experiment, "index-build", cfg, overrides):
         report = reindex_catalogue(
             str(catalogue), cfg.index, cfg.embedder, cfg.paths.models, cfg.data.max_image_pixels
         )
@@ -34,9 +37,21 @@ def build_index(overrides: list[str] | None = None) -> ReindexReport:
     return report
 
 
+def check_inputs(cfg: MarsConfig) -> None:
+    """The catalogue must be there before the flow starts (one line naming the command)."""
+    catalogue = Path(cfg.data.out_dir) / CATALOGUE_FILE
+    if not catalogue.is_file():
+        raise UserInputError(f"no catalogue at {catalogue}: run `python -m flows.ingest` first")
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m flows.index [hydra overrides...]`"""
-    report = build_index(list(sys.argv[1:] if argv is None else argv))
+    run_app(APPS["index"], argv, _run)
+
+
+def _run(call: Invocation) -> None:
+    check_inputs(load_config(call.overrides))
+    report = build_index(call.overrides)
     counts = ", ".join(f"{k} {n}" for k, n in report.changes().items())
     print(f"\nindex {'published' if report.published else 'unchanged'}: {counts}")
     print(f"  embedded {report.embedded} images, refreshed {report.refreshed} rows")
@@ -46,9 +61,9 @@ def main(argv: list[str] | None = None) -> None:
         for entry in report.skipped:
             print(f"    {entry['key']}: {entry['reason']}")
     print(f"  lucene {report.lucene} ({report.lucene_bytes} bytes)")
-    print(f"  lance version {report.lance_version} ({report.lance_bytes} bytes)")
     if report.unlockable_categories:
         print(f"  no vocabulary word locks: {', '.join(report.unlockable_categories)}")
+    print(f"  lance version {report.lance_version} ({report.lance_bytes} bytes)")
 
 
 if __name__ == "__main__":

@@ -6,49 +6,52 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import mlflow
 from prefect import flow
 
-from mars_core.cli import run_cli
+from flows.apps import APPS
+from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
+from mars_core.config import MarsConfig
 from mars_core.search.batch import read_requests
-from mars_core.search_service import SearchReport
+from mars_core.search_service import SearchReport, check_search_inputs
 from mars_core.tracking import mlflow_run
 from tasks.search import search_batch
 
 
 @flow(name="inference")
 def inference(
-    requests: str, overrides: list[str] | None = None, name: str = "inference"
+    requests: str, overrides: list[str] | None = None, out_dir: str | None = None
 ) -> SearchReport:
-    """Search every request; log counts and both outputs to MLflow."""
+    """Search every request; write `<requests stem>.parquet/.html` into `out_dir` (default
+    `paths.reports`); log counts, latencies and both outputs to MLflow."""
+    overrides = list(overrides or [])
     cfg = load_config(overrides)
-    with mlflow_run(cfg.mlflow.experiment, "inference", cfg):
-        out = search_batch(cfg, requests, name)
+    with mlflow_run(cfg.mlflow.experiment, "inference", cfg, overrides):
+        out = search_batch(cfg, requests, out_dir)
         mlflow.log_metrics(out.metrics())
         mlflow.log_artifact(out.page)
         mlflow.log_artifact(out.results)
     return out
 
 
+def check_inputs(cfg: MarsConfig, requests: Path) -> None:
+    """The requests file and the index, checked before the flow starts (one error line)."""
+    read_requests(requests)
+    check_search_inputs(cfg)
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m flows.inference REQUESTS [hydra overrides...]`"""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        sys.exit("usage: python -m flows.inference REQUESTS.{csv,jsonl} [hydra overrides...]")
-    run_cli(lambda: _run(Path(args[0]), args[1:]))
+    run_app(APPS["inference"], argv, _run)
 
 
-def _run(requests: Path, overrides: list[str]) -> None:
-    """Check the config and the file first, so a mistake is one line, not a failed flow run."""
-    load_config(overrides)
-    read_requests(requests)
-    out = inference(str(requests), overrides)
-    print(f"\n{out.searched} searched, {out.failed} failed")
-    print(f"results: {out.results}\nreport:  {out.page}")
+def _run(call: Invocation) -> None:
+    requests = Path(call.options["requests"])
+    check_inputs(load_config(call.overrides), requests)
+    print(f"\n{inference(str(requests), call.overrides).summary()}")
 
 
 if __name__ == "__main__":

@@ -8,14 +8,17 @@ MLflow; a re-run over unchanged input rewrites nothing.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 
 import mlflow
 from prefect import flow
 
+from flows.apps import APPS
 from mars_core.catalogue.ingest import IngestReport
+from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
+from mars_core.config import MarsConfig
+from mars_core.pipeline import check_pipeline_inputs
 from mars_core.tracking import mlflow_run
 from tasks.ingest import (
     acquire_abo_task,
@@ -29,7 +32,7 @@ from tasks.ingest import (
 def ingest(overrides: list[str] | None = None) -> IngestReport:
     """Get the raw data, build the tables, split them; log counts to MLflow."""
     cfg = load_config(overrides)
-    with mlflow_run(cfg.mlflow.experiment, "ingest", cfg):
+    with mlflow_run(cfg.mlflow.experiment, "ingest", cfg, overrides):
         if cfg.data.source == "synthetic":
             world = generate_world_task(cfg.data)
             mlflow.log_metrics({"world.generated": float(world.generated)})
@@ -44,12 +47,32 @@ def ingest(overrides: list[str] | None = None) -> IngestReport:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m flows.ingest [hydra overrides...]`"""
-    report = ingest(list(sys.argv[1:] if argv is None else argv))
+    run_app(APPS["ingest"], argv, _run)
+
+
+def _run(call: Invocation) -> None:
+    """Check the raw inputs first, so a missing folder is one line, not a failed flow run."""
+    check_pipeline_inputs(load_config(call.overrides))
+    report = ingest(call.overrides)
     print(f"\nMARS catalogue in {report.out_dir}:")
     print(f"  {report.products} products, {report.rooms} rooms, {report.ground_truth} judgements")
     print(f"  changes since last run: {report.changes}")
     quarantined = ", ".join(f"{r} {n}" for r, n in report.quarantined.items()) or "none"
     print(f"  quarantined: {quarantined}")
+    if note := quarantine_note(load_config(call.overrides), report):
+        print(f"  note: {note}")
+
+
+def quarantine_note(cfg: MarsConfig, report: IngestReport) -> str | None:
+    """Why the generated world's quarantine is no cause for alarm (it is there on purpose)."""
+    if cfg.data.source != "synthetic" or not cfg.data.world.broken_records:
+        return None
+    if not report.quarantined:
+        return None
+    return (
+        "the generated world breaks one record per quarantine reason on purpose, to show that "
+        "path (data.world.broken_records=false turns it off); nothing is wrong"
+    )
 
 
 if __name__ == "__main__":

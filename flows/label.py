@@ -9,7 +9,6 @@ after a crash labels only what is missing (see `mars_core.teacher.labelling`).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,8 +16,9 @@ import mlflow
 import pyarrow.parquet as pq
 from prefect import flow
 
+from flows.apps import APPS
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
-from mars_core.cli import run_cli
+from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
@@ -28,8 +28,6 @@ from mars_core.teacher.labelling import read_pairs
 from mars_core.tracking import mlflow_run
 from tasks.label import consolidate_labels, label_pair_shard, plan_label_shards
 
-PAIRS_OPTION = "--pairs"
-
 
 @flow(name="label")
 def label(overrides: list[str], pairs: str | None = None) -> dict:
@@ -37,7 +35,7 @@ def label(overrides: list[str], pairs: str | None = None) -> dict:
     cfg = load_config(overrides)
     pairs_path = check_inputs(cfg, pairs)
     teacher = cfg.teacher
-    with mlflow_run(cfg.mlflow.experiment, "label", cfg):
+    with mlflow_run(cfg.mlflow.experiment, "label", cfg, overrides):
         shards = plan_label_shards(str(pairs_path), teacher)
         futures = label_pair_shard.map(
             str(pairs_path),
@@ -80,21 +78,14 @@ def check_inputs(cfg: MarsConfig, pairs: str | None) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m flows.label [--pairs FILE] [hydra overrides...]`"""
-    args = list(sys.argv[1:] if argv is None else argv)
-    run_cli(lambda: _run(args))
+    run_app(APPS["label"], argv, _run)
 
 
-def _run(args: list[str]) -> None:
+def _run(call: Invocation) -> None:
     """Check config and inputs first, so a mistake is one line, not a failed flow run."""
-    pairs = None
-    if PAIRS_OPTION in args:
-        at = args.index(PAIRS_OPTION)
-        if at + 1 >= len(args):
-            raise UserInputError(f"{PAIRS_OPTION} needs a file: {PAIRS_OPTION} PAIRS.parquet")
-        pairs = args[at + 1]
-        args = args[:at] + args[at + 2 :]
-    check_inputs(load_config(args), pairs)
-    out = label(args, pairs)
+    pairs = call.options["pairs"]
+    check_inputs(load_config(call.overrides), pairs)
+    out = label(call.overrides, pairs)
     counts = ", ".join(f"{status} {n}" for status, n in out["counts"].items())
     print(f"\n{out['rows']} labels ({counts}); {out['labelled_now']} labelled now")
     if out["missing"]:

@@ -9,14 +9,14 @@ pairs per category and a similarity histogram per stratum.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
 from prefect import flow, unmapped
 
-from mars_core.cli import run_cli
+from flows.apps import APPS
+from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.index.store import IndexSnapshot
@@ -37,7 +37,7 @@ def mining(overrides: list[str] | None = None) -> MiningReport:
     cfg = load_config(overrides)
     snapshot = inputs(cfg)
     out_dir = cfg.data.out_dir
-    with mlflow_run(cfg.mlflow.experiment, "mining", cfg):
+    with mlflow_run(cfg.mlflow.experiment, "mining", cfg, overrides):
         plan = plan_mining(out_dir, cfg.mining)
         shards = mine_room_shard.map(
             plan.shards,
@@ -64,10 +64,10 @@ def log_report(report: MiningReport, cfg: MarsConfig) -> None:
         mlflow.log_figure(figure, f"mining/{Path(path).stem}_similarity.png")
 
 
-def _run(overrides: list[str]) -> None:
+def _run(call: Invocation) -> None:
     """Check the config and the inputs first, so a missing one is one line, not a failed run."""
-    inputs(load_config(overrides))
-    report = mining(overrides)
+    inputs(load_config(call.overrides))
+    report = mining(call.overrides)
     print(f"\n{report.pairs} training pairs -> {report.pairs_file}")
     if report.heldout_file:
         print(f"{report.heldout_pairs} held-out pairs -> {report.heldout_file}")
@@ -84,7 +84,7 @@ def _run(overrides: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m flows.mining [hydra overrides...]`"""
-    run_cli(lambda: _run(list(sys.argv[1:] if argv is None else argv)))
+    run_app(APPS["mining"], argv, _run)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,13 @@ other files and MLflow model versions, never models. `pipeline.refresh=true` re-
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prefect import flow
 
+from flows.apps import APPS
 from flows.evaluate import evaluate
 from flows.index import build_index
 from flows.inference import inference
@@ -26,7 +26,7 @@ from flows.label import label
 from flows.mining import mining
 from flows.train import train
 from mars_core.agent.adapter import CHAMPION, alias_version
-from mars_core.cli import run_cli
+from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.evaluation.report import markdown_table
@@ -37,7 +37,7 @@ from mars_core.pipeline import (
     outputs_missing,
     step_fingerprint,
 )
-from mars_core.search_service import SearchReport
+from mars_core.search_service import SearchReport, run_folder
 from mars_core.tracking import mlflow_run
 from tasks.pipeline import cached_step
 from tasks.search import write_demo_requests
@@ -55,8 +55,9 @@ def label_both(overrides: list[str]) -> list[dict]:
 def sample_searches(overrides: list[str]) -> SearchReport:
     """The configured sample searches (`demo.requests`) with the serving student."""
     cfg = load_config(overrides)
-    requests = write_demo_requests(cfg, str(Path(cfg.paths.reports) / "samples.jsonl"))
-    return inference(requests, overrides, name=SAMPLES_NAME)
+    folder = run_folder(Path(cfg.paths.reports), SAMPLES_NAME)
+    requests = write_demo_requests(cfg, str(folder / f"{SAMPLES_NAME}.jsonl"))
+    return inference(requests, overrides, out_dir=str(folder))
 
 
 def _step(
@@ -74,7 +75,7 @@ def pipeline(overrides: list[str] | None = None) -> PipelineReport:
     """Every step in order; each skips itself when nothing it reads has changed."""
     overrides = list(overrides or [])
     cfg = load_config(overrides)
-    with mlflow_run(cfg.mlflow.experiment, "pipeline", cfg):
+    with mlflow_run(cfg.mlflow.experiment, "pipeline", cfg, overrides):
         _step(cfg, "ingest", ingest, overrides)
         _step(cfg, "index", build_index, overrides)
         _step(cfg, "mining", mining, overrides)
@@ -101,16 +102,16 @@ def pipeline(overrides: list[str] | None = None) -> PipelineReport:
     )
 
 
-def _run(overrides: list[str]) -> None:
+def _run(call: Invocation) -> None:
     """Check config and raw inputs first, so a mistake is one line, not a failed flow run."""
-    check_pipeline_inputs(load_config(overrides))
-    report = pipeline(overrides)
+    check_pipeline_inputs(load_config(call.overrides))
+    report = pipeline(call.overrides)
     print(report.summary())
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m flows.pipeline [hydra overrides...]`"""
-    run_cli(lambda: _run(list(sys.argv[1:] if argv is None else argv)))
+    run_app(APPS["pipeline"], argv, _run)
 
 
 if __name__ == "__main__":

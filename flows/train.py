@@ -10,15 +10,15 @@ an interruption resumes from the last checkpoint.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
 from prefect import flow
 
+from flows.apps import APPS
 from mars_core.agent.adapter import CANDIDATE, register_adapter, registry_uri
-from mars_core.cli import run_cli
+from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
@@ -38,7 +38,7 @@ def validate(overrides: list[str]) -> MarsConfig:
     if not labels_file(cfg).is_file():
         raise UserInputError(
             f"no labels at {labels_file(cfg)}: run `python -m flows.label` (after "
-            "`python -m flows.mine`) first"
+            "`python -m flows.mining`) first"
         )
     if cfg.student.load_in_4bit and cfg.train.method != "qlora":
         raise UserInputError(
@@ -52,7 +52,7 @@ def validate(overrides: list[str]) -> MarsConfig:
 def train(overrides: list[str] | None = None) -> dict:
     """Build examples, train, log and register the student; returns a summary."""
     cfg = validate(list(overrides or []))
-    with mlflow_run(cfg.mlflow.experiment, "train", cfg) as run:
+    with mlflow_run(cfg.mlflow.experiment, "train", cfg, overrides) as run:
         data = build_examples_task(
             str(labels_file(cfg)),
             cfg.data.out_dir,
@@ -110,17 +110,16 @@ def _log_result(result: TrainResult) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m flows.train [hydra overrides...]`"""
-    overrides = list(sys.argv[1:] if argv is None else argv)
+    run_app(APPS["train"], argv, _run)
 
-    def command() -> None:
-        validate(overrides)
-        summary = train(overrides)
-        print(f"\nstudent trained: {summary['steps']} steps, stopped by {summary['stopped_by']}")
-        print(f"  best validation loss {summary['best_val_loss']}")
-        print(f"  folder {summary['folder']}")
-        print(f"  registered {summary['model_uri']} (version {summary['version']})")
 
-    run_cli(command)
+def _run(call: Invocation) -> None:
+    validate(call.overrides)
+    summary = train(call.overrides)
+    print(f"\nstudent trained: {summary['steps']} steps, stopped by {summary['stopped_by']}")
+    print(f"  best validation loss {summary['best_val_loss']}")
+    print(f"  folder {summary['folder']}")
+    print(f"  registered {summary['model_uri']} (version {summary['version']})")
 
 
 if __name__ == "__main__":

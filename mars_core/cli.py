@@ -1,25 +1,193 @@
-"""How command-line entry points report mistakes a user can fix: one line, exit status 2."""
+"""Every entry point's command line, in one place: flags, `--help`, `--cfg job`, one way to fail.
+
+A command is an `App` (its name, summary, extra arguments and an example) plus a function of
+the parsed `Invocation`. `run_app` parses, answers `--help` and `--cfg job`, sets how loud the
+libraries are (`-v`), validates the composed config, then runs the command; a mistake a user
+can fix (`UserInputError`) ends in one `error:` line and exit status 2, and `--debug` keeps its
+traceback. Nothing heavy is imported here: `--help` must answer before Prefect, a model or the
+JVM could start.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
+from omegaconf import OmegaConf
+
+from mars_core.compose import CONFIG_NAME, compose_to_yaml, conf_dir, load_config
+from mars_core.config import GROUPS
 from mars_core.errors import ConfigError, UserInputError
+from mars_core.runtime import configure_logging
 
 USAGE_ERROR = 2
+HELP_FLAGS = ("-h", "--help")
+COMMON_FLAGS = (
+    ("-h, --help", "show this help and exit"),
+    ("--cfg job", "print the composed, resolved config (YAML) and exit"),
+    ("--debug", "keep the traceback of an error (for a bug report)"),
+    ("-v, --verbose", "show library logs (Prefect, Lucene, warnings) and short progress bars"),
+)
 
 
-def run_cli(command: Callable[[], object]) -> None:
-    """Run `command`; a user's mistake ends in `error: ...` on stderr instead of a traceback."""
+@dataclass(frozen=True)
+class Argument:
+    """An argument besides the overrides: `--room PATH` (an option) or `requests` (positional)."""
+
+    name: str
+    help: str
+    metavar: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class App:
+    """What `--help` says about a command and which extra arguments it takes."""
+
+    prog: str
+    summary: str
+    example: str
+    arguments: tuple[Argument, ...] = ()
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A parsed command line: the Hydra overrides and the command's own arguments."""
+
+    overrides: list[str]
+    options: dict[str, Any] = field(default_factory=dict)
+    debug: bool = False
+    verbose: bool = False
+
+
+class UsageError(UserInputError):
+    """A command line argparse cannot parse (unknown flag, missing required argument)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting (so errors stay one line)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}; see `{self.prog} --help`")
+
+
+def _parser(app: App) -> _Parser:
+    parser = _Parser(prog=app.prog, add_help=False, allow_abbrev=False)
+    parser.add_argument("--cfg", choices=["job"])
+    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    for argument in app.arguments:
+        if argument.name.startswith("-"):
+            parser.add_argument(argument.name, required=argument.required, metavar=argument.metavar)
+        else:
+            parser.add_argument(argument.name, metavar=argument.metavar or argument.name.upper())
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    return parser
+
+
+def group_options() -> dict[str, tuple[list[str], str]]:
+    """Each config group's options (files in conf/<group>/) and its default, read from conf/."""
+    root = conf_dir()
+    defaults: dict[str, str] = {}
+    for entry in OmegaConf.load(root / f"{CONFIG_NAME}.yaml").get("defaults", []):
+        if isinstance(entry, Mapping):
+            defaults |= {str(k): str(v) for k, v in entry.items()}
+    groups = [*GROUPS, "experiment"]
+    return {
+        group: (sorted(p.stem for p in (root / group).glob("*.yaml")), defaults.get(group, ""))
+        for group in groups
+        if (root / group).is_dir()
+    }
+
+
+def help_text(app: App) -> str:
+    """Hydra-style help: usage, flags, config groups with their options, an example."""
+    own = " ".join(
+        (a.name if a.required or not a.name.startswith("-") else f"[{a.name}]")
+        + (f" {a.metavar}" if a.metavar and a.name.startswith("-") else "")
+        for a in app.arguments
+    )
+    usage = " ".join(filter(None, [app.prog, "[-h] [--cfg job] [--debug] [-v]", own]))
+    lines = [f"usage: {usage} [KEY=VALUE ...]"]
+    lines += ["", app.summary, "", "flags:"]
+    rows = [(f"{a.name} {a.metavar}".strip(), a.help) for a in app.arguments] + list(COMMON_FLAGS)
+    width = max(len(name) for name, _ in rows)
+    lines += [f"  {name.ljust(width)}  {text}" for name, text in rows]
+    lines += ["", "config groups (pick one option with GROUP=OPTION, e.g. data=abo):"]
+    for group, (options, default) in group_options().items():
+        shown = ", ".join(f"{o} (default)" if o == default else o for o in options)
+        lines.append(f"  {group.ljust(11)} {shown}")
+    lines += [
+        "",
+        "overrides: KEY=VALUE for any key (`--cfg job` shows them all), e.g. funnel.k2=30,",
+        "  'funnel.stages=[bm25,siglip]'; a misspelt key or option is named with the valid ones.",
+        "",
+        "example:",
+        f"  {app.example}",
+    ]
+    return "\n".join(lines)
+
+
+def parse(app: App, argv: Sequence[str]) -> Invocation | None:
+    """Parse; answer `--help` and `--cfg job` (None: answered, nothing more to run)."""
+    if any(flag in argv for flag in HELP_FLAGS):  # before required arguments are checked
+        print(help_text(app))
+        return None
+    args = _parser(app).parse_intermixed_args(list(argv))
+    configure_logging(verbose=args.verbose)
+    own = {a.name.lstrip("-").replace("-", "_") for a in app.arguments}
+    invocation = Invocation(
+        overrides=list(args.overrides),
+        options={name: getattr(args, name) for name in own},
+        debug=args.debug,
+        verbose=args.verbose,
+    )
+    if args.cfg == "job":
+        print(compose_to_yaml(invocation.overrides), end="")
+        return None
+    load_config(invocation.overrides)
+    return invocation
+
+
+def run_app(app: App, argv: Sequence[str] | None, command: Callable[[Invocation], object]) -> None:
+    """Parse `argv` (default: sys.argv), then run `command`; a user's mistake is one line."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        command()
-    except ConfigError as e:
-        _fail(f"bad configuration: {e}")
+        invocation = parse(app, args)
+        if invocation is not None:
+            command(invocation)
     except UserInputError as e:
-        _fail(str(e))
+        if "--debug" in args:
+            raise
+        fail(e)
 
 
-def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+def answer_early(apps: Mapping[str, App], package: str) -> None:
+    """`python -m <package>.<name> --help` (or a config mistake) answered before the module
+    imports Prefect and MLflow (seconds): runs at the package's import, from `sys.orig_argv`."""
+    argv = list(getattr(sys, "orig_argv", []))
+    if "-m" not in argv[:3]:
+        return
+    at = argv.index("-m")
+    module = argv[at + 1] if at + 1 < len(argv) else ""
+    name = module.removeprefix(f"{package}.")
+    if name == module or name not in apps:
+        return
+    args = argv[at + 2 :]
+    try:
+        if parse(apps[name], args) is None:
+            sys.exit(0)
+    except UserInputError as e:
+        if "--debug" in args:
+            raise
+        fail(e)
+
+
+def fail(error: UserInputError) -> NoReturn:
+    """The one line a user reads for a mistake they can fix, then exit status 2."""
+    message = f"bad configuration: {error}" if isinstance(error, ConfigError) else str(error)
+    print(f"error: {' '.join(message.splitlines())}", file=sys.stderr)
     sys.exit(USAGE_ERROR)

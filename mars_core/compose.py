@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mars_core.config import MarsConfig
-from mars_core.errors import ConfigError, one_line
+from mars_core.config.messages import config_error_message
+from mars_core.errors import ConfigError
 from mars_core.runtime import find_home
 from mars_core.stages import check_config_stages
 
@@ -68,12 +69,9 @@ def load_config(overrides: list[str] | None = None) -> MarsConfig:
         schema = OmegaConf.structured(MarsConfig)
         return check_config_stages(OmegaConf.to_object(OmegaConf.merge(schema, composed)))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
-        raise ConfigError(with_key(e)) from e
+        raise ConfigError(config_error_message(e)) from e
 
 
-def with_key(error: Exception) -> str:
-    """The message on one line, plus the full key OmegaConf knows it by."""
-    # OmegaConf appends `full_key: ...` and `object_type=...` lines: keep the first only.
-    text = one_line(str(error).splitlines()[0] if str(error) else error)
-    key = getattr(error, "full_key", None)
-    return f"{text} (at {key})" if key and key not in text else text
+def compose_to_yaml(overrides: list[str] | None = None) -> str:
+    """`--cfg job`: the composed, resolved and validated config (every knob) as YAML."""
+    return OmegaConf.to_yaml(OmegaConf.structured(load_config(overrides)))

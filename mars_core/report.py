@@ -19,6 +19,14 @@ from mars_core.search.batch import FailedRequest
 from mars_core.search.funnel import SearchResult
 
 THUMBNAIL_PX = 224
+SCORES_NOTE = (
+    "Each list is ordered by the last stage that ran (named under each room). Scores: "
+    "bm25 = how well the query's words match the product text (unbounded, higher is better); "
+    "siglip = how alike the room photo and the product image look (cosine similarity, -1..1); "
+    "agent = the student model's judgement of how well the product fits this room, from 0 "
+    "(does not belong here) to 1 (fits well); when even the best is under funnel.min_fit_score "
+    "the page says nothing fits."
+)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1100px}
@@ -114,7 +122,8 @@ def render_report(
     """The whole page: an optional notice, every result, then the requests that failed."""
     notice_html = f'<p class="notice">{escape(notice)}</p>' if notice else ""
     failed_html = "".join(
-        f'<p class="error">{escape(f.room)} · “{escape(f.query)}”: {escape(f.reason)}</p>'
+        f'<p class="error">request {f.request} · {escape(f.room)} · “{escape(f.query)}”: '
+        f"{escape(f.reason)}</p>"
         for f in failed or []
     )
     if failed_html:
@@ -125,6 +134,7 @@ def render_report(
 <style>{STYLE}</style></head>
 <body><h1>{escape(title)}</h1>
 {notice_html}
+<p class="meta">{escape(SCORES_NOTE)}</p>
 {body}
 {failed_html}
 </body></html>

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,41 @@ def apply_offline_env() -> None:
     """
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
+
+
+# Loggers that talk at INFO about their own plumbing (Prefect's temporary server and flow-run
+# lines, HTTP calls, MLflow's store migrations); a person sees them only with `-v`.
+CHATTY_LOGGERS = ("prefect", "httpx", "httpcore", "mlflow", "alembic", "urllib3", "transformers")
+QUIET_ENV = {
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    # tqdm reads TQDM_<arg> defaults: a bar appears only for a loop still running after 2 s,
+    # so long loops keep theirs and short ones print nothing.
+    "TQDM_DELAY": "2",
+}
+
+
+def configure_logging(*, verbose: bool) -> None:
+    """How loud the libraries are, set once for a command: quiet unless `verbose`.
+
+    Environment values are read by Prefect and transformers at import, so this runs before
+    them; a value the user exported wins. Quiet also silences Python warnings (libraries
+    repeat the same deprecation on every call) and Lucene's Java INFO lines (`ensure_jvm`).
+    """
+    os.environ["MARS_VERBOSE"] = "1" if verbose else "0"
+    if verbose:
+        return
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.simplefilter("ignore")
+
+
+def is_verbose() -> bool:
+    """Whether the command runs with `-v` (short progress bars and library logs shown)."""
+    return os.environ.get("MARS_VERBOSE") == "1"
 
 
 def java_home() -> Path:
@@ -115,4 +151,10 @@ def ensure_jvm() -> None:
     if jnius_config.vm_running:
         return
     jnius_config.set_classpath(str(anserini_jar()))
-    import jnius  # noqa: F401  (importing jnius starts the JVM)
+    import jnius  # (importing jnius starts the JVM)
+
+    if not is_verbose():
+        # Lucene logs INFO lines through java.util.logging; the root logger (held by the
+        # LogManager, so the level sticks) lets warnings through only.
+        level = jnius.autoclass("java.util.logging.Level").WARNING
+        jnius.autoclass("java.util.logging.Logger").getLogger("").setLevel(level)

@@ -11,6 +11,10 @@ import mlflow
 
 from mars_core.runtime import setup_runtime
 
+OVERRIDES_TAG = "overrides"
+NO_OVERRIDES = "(none)"
+CONFIG_ARTIFACT = "config.yaml"
+
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """`{"a": {"b": 1}}` -> `{"a.b": 1}`; lists are kept as their string form."""
@@ -36,13 +40,20 @@ def ensure_experiment(name: str) -> str:
 
 
 @contextmanager
-def mlflow_run(experiment: str, run_name: str, config: Any = None) -> Iterator[Any]:
-    """Start a run (nested under an active one) and log the config's fields as params."""
+def mlflow_run(
+    experiment: str, run_name: str, config: Any = None, overrides: list[str] | None = None
+) -> Iterator[Any]:
+    """Start a run (nested under an active one); log the config's fields as params, the whole
+    composed config as `config.yaml` and the command line's Hydra overrides as the tag
+    `overrides`, so two runs can be compared by what was asked, not only by every value."""
     experiment_id = ensure_experiment(experiment)
     nested = mlflow.active_run() is not None
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested) as run:
+        if overrides is not None:
+            mlflow.set_tag(OVERRIDES_TAG, " ".join(overrides) or NO_OVERRIDES)
         if config is not None:
             tree = asdict(config) if is_dataclass(config) else dict(config)
             params = {k: str(v)[:500] for k, v in flatten(tree).items()}
             mlflow.log_params(params)
+            mlflow.log_dict(tree, CONFIG_ARTIFACT)
         yield run

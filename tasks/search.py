@@ -18,6 +18,8 @@ def write_demo_requests(cfg: MarsConfig, path: str) -> str:
 
 
 @task(name="search-batch")
-def search_batch(cfg: MarsConfig, requests: str, name: str) -> SearchReport:
-    """Search every request of the file; write `<name>.parquet` and `<name>.html`."""
-    return search_file(cfg, Path(requests), name=name).report()
+def search_batch(cfg: MarsConfig, requests: str, out_dir: str | None = None) -> SearchReport:
+    """Search every request of the file; write `<file stem>.parquet` and `.html` into
+    `out_dir` (default `paths.reports`)."""
+    folder = Path(out_dir) if out_dir else None
+    return search_file(cfg, Path(requests), out_dir=folder).report()

@@ -110,13 +110,13 @@ def test_bad_lines_are_named_and_the_good_ones_kept(tmp_path):
     ]
     (tmp_path / "r.jsonl").write_text("\n".join(lines))
     parsed = read_requests(tmp_path / "r.jsonl")
-    assert [s.line for s in parsed.specs] == [0]
+    assert [s.line for s in parsed.specs] == [1]  # requests are numbered from 1, as in the file
     reasons = dict(parsed.bad_lines)
-    assert reasons[1].startswith("not JSON") and "not a JSON object" in reasons[2]
-    assert reasons[3] == "lacks query"
+    assert reasons[2].startswith("not JSON") and "not a JSON object" in reasons[3]
+    assert reasons[4] == "lacks query"
     (tmp_path / "r.csv").write_text("room,query\na.png,\nb.png,lamp\n")
     parsed = read_requests(tmp_path / "r.csv")
-    assert parsed.bad_lines == [(0, "lacks query")] and parsed.specs[0].query == "lamp"
+    assert parsed.bad_lines == [(1, "lacks query")] and parsed.specs[0].query == "lamp"
 
 
 @pytest.mark.parametrize(

@@ -174,7 +174,7 @@ def build_rooms(data: DataConfig, quarantine: Quarantine) -> pa.Table:
         log.warning("data.rooms_dir is empty: no room photos are ingested")
         return ROOMS_SCHEMA.empty_table()
     return scan_rooms(
-        Path(data.rooms_dir), data.room_class_map, quarantine, max_pixels=data.max_image_pixels
+        Path(data.rooms_dir), data.room_classes(), quarantine, max_pixels=data.max_image_pixels
     )
 
 

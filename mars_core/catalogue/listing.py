@@ -9,15 +9,15 @@ so one pathological listing cannot bloat the index.
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any
 
 from mars_core.catalogue.quarantine import Reason, Rejected
 from mars_core.config import DataConfig
 
-TAG = re.compile(r"<[^>]*>")
+HIDDEN_ELEMENTS = frozenset({"script", "style", "template", "noscript"})
 KEYWORD_SPLIT = re.compile(r"[,;|]")
 TO_CM = {"centimeters": 1.0, "millimeters": 0.1, "meters": 100.0, "inches": 2.54, "feet": 30.48}
 TO_KG = {"kilograms": 1.0, "grams": 0.001, "pounds": 0.45359237, "ounces": 0.028349523}
@@ -59,10 +59,44 @@ def listing_key(item_id: str, domain: str) -> str:
     return f"{item_id}@{domain}"
 
 
+class _TextOnly(HTMLParser):
+    """The text a browser would show: tags dropped, entities decoded, and the contents of
+    <script>/<style> (code, not words) left out."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.hidden += tag in HIDDEN_ELEMENTS
+        self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.hidden -= tag in HIDDEN_ELEMENTS and self.hidden > 0
+        self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def strip_html(value: str) -> str:
+    """Visible text of an HTML fragment; run twice, so markup hidden behind entities
+    (`&lt;script&gt;`) is parsed as markup too, not kept as text."""
+    for _ in range(2):
+        parser = _TextOnly()
+        parser.feed(value)
+        parser.close()
+        value = "".join(parser.parts)
+        if "<" not in value:
+            break
+    return value
+
+
 def clean_text(value: str, limit: int) -> str:
-    """Tags removed, entities decoded, whitespace collapsed, cut at a word within `limit`."""
-    text = TAG.sub(" ", html.unescape(TAG.sub(" ", value)))
-    text = " ".join(text.split())
+    """HTML stripped (`strip_html`), whitespace collapsed, cut at a word within `limit`."""
+    text = " ".join(strip_html(value).split())
     if len(text) <= limit:
         return text
     cut = text[:limit]

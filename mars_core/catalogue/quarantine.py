@@ -39,7 +39,8 @@ class Reason(StrEnum):
     # images/metadata/images.csv.gz
     BAD_IMAGE_ROW = "bad_image_row"  # a row without id, path or integer width/height
     # room photos
-    UNKNOWN_ROOM_CLASS = "unknown_room_class"  # class folder not in data.room_class_map
+    # a class folder in neither data.room_class_map nor data.extra_room_classes
+    UNKNOWN_ROOM_CLASS = "unknown_room_class"
     ROOM_UNDECODABLE = "room_undecodable"  # the file is not a readable image
     ROOM_TOO_LARGE = "room_too_large"  # over data.max_image_pixels, or a decompression bomb
     # ground truth of the generated world

@@ -1,9 +1,9 @@
 """Room photos in a folder-per-class layout (Kaggle "House Rooms": Bathroom/, Bedroom/,
 Dinning/, Kitchen/, Livingroom/, plus any extra classes such as the generated Pool/, Patio/).
 
-Class folders map to room types through `data.room_class_map`. Files in unmapped folders and
-files that do not decode (or are over `data.max_image_pixels`) are quarantined; loose files
-beside the class folders too.
+Class folders map to room types through `data.room_class_map` + `data.extra_room_classes`.
+Files in unmapped folders and files that do not decode (or are over `data.max_image_pixels`)
+are quarantined; loose files beside the class folders too.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from mars_core.catalogue.image_check import inspect_image
 from mars_core.catalogue.quarantine import Quarantine, Reason
 from mars_core.catalogue.schema import ROOMS_SCHEMA
+from mars_core.config.pipeline import ROOM_CLASS_KNOB
 from mars_core.errors import ImageError, ImageTooLargeError
 
 
@@ -44,7 +45,11 @@ def scan_rooms(
         relative = path.relative_to(root)
         source = str(relative.parent) if relative.parent != Path(".") else "."
         if len(relative.parts) != 2 or relative.parts[0] not in class_map:
-            detail = f"{relative}: class folders are {sorted(class_map)}"
+            detail = (
+                f"{relative}: class folder {relative.parts[0]!r} is not a known room class "
+                f"({', '.join(sorted(class_map))}); add it with "
+                f"{ROOM_CLASS_KNOB}=[{relative.parts[0]}:<room type>]"
+            )
             quarantine.add(
                 source, Reason.UNKNOWN_ROOM_CLASS, record_id=str(relative), detail=detail
             )

@@ -10,6 +10,23 @@ QUANT_TYPES = ("nf4", "fp4")
 COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
 ACQUIRE_MODES = ("local", "download")
 CATEGORY_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
+# House Rooms' five class folders (its spelling) and outdoor settings. Outdoor folders map to
+# the two outdoor room types the teacher and the generated world know (pool, patio).
+DEFAULT_ROOM_CLASSES = {
+    "Bathroom": "bathroom",
+    "Bedroom": "bedroom",
+    "Dinning": "dining_room",
+    "Kitchen": "kitchen",
+    "Livingroom": "living_room",
+    "Pool": "pool",
+    "Poolside": "pool",
+    "Patio": "patio",
+    "Garden": "patio",
+    "Balcony": "patio",
+    "Terrace": "patio",
+    "Deck": "patio",
+}
+ROOM_CLASS_KNOB = "data.extra_room_classes"
 
 # ABO product_type -> funnel category: the generated world uses a subset of these types.
 ABO_CATEGORIES = {
@@ -38,16 +55,6 @@ ABO_CATEGORIES = {
     "OUTDOOR_LOUNGE_CHAIR": "OUTDOOR_LOUNGE_CHAIR",
     "PATIO_TABLE": "PATIO_TABLE",
     "PATIO_UMBRELLA": "PATIO_UMBRELLA",
-}
-# Room photo class folder -> room type: Kaggle "House Rooms" spelling plus Pool and Patio.
-ROOM_CLASSES = {
-    "Bathroom": "bathroom",
-    "Bedroom": "bedroom",
-    "Dinning": "dining_room",
-    "Kitchen": "kitchen",
-    "Livingroom": "living_room",
-    "Pool": "pool",
-    "Patio": "patio",
 }
 
 
@@ -112,9 +119,10 @@ class DataConfig:
         "unmapped_category with the type in `detail` (count them there to extend this map)",
     )
     room_class_map: dict[str, str] = knob(
-        ROOM_CLASSES,
-        "room photo folder name -> room type (House Rooms spelling, plus the generated "
-        "world's outdoor classes)",
+        dict(DEFAULT_ROOM_CLASSES), "room photo folder name -> room type (House Rooms + outdoor)"
+    )
+    extra_room_classes: list[str] = knob(
+        [], "more class folders as Folder:room_type, e.g. data.extra_room_classes=[Garage:garage]"
     )
     max_name_chars: int = knob(200, "product names are cut to this many characters")
     max_text_chars: int = knob(1000, "description and each bullet point are cut to this length")
@@ -144,12 +152,26 @@ class DataConfig:
         for name in [f"max_{limit}_chars" for limit in limits] + counts:
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1")
+        self.room_classes()
         for product_type, category in self.category_map.items():
             if not CATEGORY_PATTERN.fullmatch(category):
                 raise ValueError(
                     f"data.category_map.{product_type} = {category!r}: categories are upper-case "
                     "identifiers such as BED or PATIO_TABLE"
                 )
+
+    def room_classes(self) -> dict[str, str]:
+        """Class folder -> room type: `room_class_map` plus `extra_room_classes` entries."""
+        classes = dict(self.room_class_map)
+        for entry in self.extra_room_classes:
+            folder, colon, room_type = (part.strip() for part in str(entry).partition(":"))
+            if not (folder and colon and room_type):
+                raise ValueError(
+                    f"{ROOM_CLASS_KNOB} entry {entry!r}: write Folder:room_type, "
+                    f"e.g. {ROOM_CLASS_KNOB}=[Garage:garage]"
+                )
+            classes[folder] = room_type
+        return classes
 
 
 @dataclass

@@ -16,7 +16,7 @@ REQUEST_FORMATS = (".csv", ".jsonl")
 
 RESULTS_SCHEMA = pa.schema(
     [
-        pa.field("request", pa.int32(), nullable=False),  # line of the request, 0-based
+        pa.field("request", pa.int32(), nullable=False),  # request number, from 1 as in the file
         pa.field("room_id", pa.string(), nullable=False),
         pa.field("query", pa.string(), nullable=False),
         pa.field("rank", pa.int32(), nullable=False),
@@ -42,7 +42,7 @@ RESULTS_SCHEMA = pa.schema(
 class RequestSpec:
     """One line of a requests file; `room` is resolved against the file's folder."""
 
-    line: int
+    line: int  # request number, from 1 as in the file
     room: Path
     query: str
     room_id: str
@@ -53,7 +53,7 @@ class RequestsFile:
     """The usable requests of a file, and the lines that are not, with their reasons."""
 
     specs: list[RequestSpec]
-    bad_lines: list[tuple[int, str]]  # (0-based line, reason)
+    bad_lines: list[tuple[int, str]]  # (request number from 1, reason)
 
 
 @dataclass
@@ -63,6 +63,7 @@ class FailedRequest:
     room: str
     query: str
     reason: str
+    request: int = 0  # request number, from 1 as in the file
 
 
 class RequestsFileError(UserInputError):
@@ -88,7 +89,7 @@ def read_requests(path: Path) -> RequestsFile:
         raise RequestsFileError(f"{path}: not UTF-8 text ({e.reason})") from e
     rows = list(csv.DictReader(text.splitlines())) if path.suffix == ".csv" else _jsonl(text)
     parsed = RequestsFile(specs=[], bad_lines=[])
-    for line, row in enumerate(rows):
+    for line, row in enumerate(rows, start=1):
         problem = _row_problem(row)
         if problem:
             parsed.bad_lines.append((line, problem))

@@ -10,6 +10,7 @@ from mars_core.search.types import Candidate, CategoryLock, SearchRequest, Skipp
 
 NOTHING_FITS = "Nothing in the catalogue fits this room; closest options:"
 NO_PRODUCTS = "The catalogue has no products of category {category}."
+NO_MATCH = "no products matched {query!r}; all categories searched"
 
 
 @dataclass
@@ -44,6 +45,8 @@ class SearchResult:
         """What to tell the user before the list, when the list is not a list of matches."""
         if not self.results and self.locked:
             return NO_PRODUCTS.format(category=self.lock.category)
+        if not self.results:
+            return NO_MATCH.format(query=self.request.query)
         return NOTHING_FITS if self.nothing_fits else None
 
 

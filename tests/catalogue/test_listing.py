@@ -58,7 +58,8 @@ def test_preference_order_and_untagged_values():
 
 def test_text_is_stripped_of_html_and_bounded(data):
     assert clean_text("<p>Soft&nbsp;<b>velvet</b></p>\n\n  seat", 100) == "Soft velvet seat"
-    assert clean_text("&lt;script&gt;alert(1)&lt;/script&gt; ok", 100) == "alert(1) ok"
+    assert clean_text("&lt;script&gt;alert(1)&lt;/script&gt; ok", 100) == "ok"
+    assert clean_text("a<style>p{color:red}</style> b & c < d", 100) == "a b & c < d"
     assert clean_text("one two three four", 12) == "one two"
     bounded = dataclasses.replace(data, max_name_chars=20, max_text_chars=30, max_keywords=2)
     record = listing(
@@ -70,6 +71,20 @@ def test_text_is_stripped_of_html_and_bounded(data):
     parsed = parse_listing(record, bounded)
     assert len(parsed.name) <= 20 and len(parsed.description) <= 30
     assert len(parsed.keywords) == 2
+
+
+def test_a_script_in_a_listing_never_reaches_the_catalogue_text(data):
+    script = "<script>alert(1)</script>"
+    record = listing(
+        "B0SCRIPT",
+        "img",
+        item_name=[{"language_tag": "en_US", "value": f"Bed {script}"}],
+        product_description=[{"language_tag": "en_US", "value": f"<p>Soft</p>{script}"}],
+        bullet_point=[{"language_tag": "en_US", "value": f"{script}Oak"}],
+    )
+    parsed = parse_listing(record, data)
+    texts = [parsed.name, parsed.description, *parsed.bullets]
+    assert texts == ["Bed", "Soft", "Oak"]
 
 
 def test_product_type_goes_through_the_category_map(data):

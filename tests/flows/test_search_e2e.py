@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 from pathlib import Path
 
@@ -118,18 +119,38 @@ def test_inference_flow_writes_results_and_page_and_names_bad_requests(
         {"room": str(Path(__file__)), "query": "lamp"},
     ]
     requests.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    out = inference(
-        str(requests), [*indexed.overrides, "funnel.stages=[bm25,siglip]"], name="batch"
-    )
+    out = inference(str(requests), [*indexed.overrides, "funnel.stages=[bm25,siglip]"])
     assert (out.searched, out.failed) == (2, 1)
+    assert Path(out.results).name == "requests.parquet" and Path(out.page).name == "requests.html"
     rows = pq.read_table(out.results).to_pylist()
-    assert {r["request"] for r in rows} == {0, 1}
-    assert {r["category_locked"] for r in rows if r["request"] == 1} == {False}
+    assert {r["request"] for r in rows} == {1, 2}
+    assert {r["category_locked"] for r in rows if r["request"] == 2} == {False}
     page = Path(out.page).read_text()
     assert "Requests that could not run" in page and "is not an image" in page
-    assert "unlocked" in page
+    assert "request 3" in page and "request 3" in out.summary()
+    assert "unlocked" in page and "agent = the student model" in page
+    assert out.latency_ms["bm25.p95"] >= out.latency_ms["bm25.p50"] > 0
     runs = mlflow.search_runs(experiment_names=["mars"], filter_string="run_name = 'inference'")
     assert runs.iloc[0]["metrics.failed"] == 1
+
+
+@pytest.mark.slow
+def test_two_batches_keep_both_results_and_zero_hits_are_said(
+    indexed, pool_room, tmp_path, prefect_harness
+):
+    from flows.inference import inference
+
+    overrides = [*indexed.overrides, "funnel.stages=[bm25,siglip]"]
+    outs = []
+    for name, query in (("first", "bed"), ("second", "spaceship")):
+        requests = tmp_path / f"{name}.jsonl"
+        requests.write_text(json.dumps({"room": str(pool_room), "query": query}) + "\n")
+        outs.append(inference(str(requests), overrides))
+    assert [Path(out.results).stem for out in outs] == ["first", "second"]
+    assert all(Path(out.results).is_file() and Path(out.page).is_file() for out in outs)
+    said = "no products matched 'spaceship'; all categories searched"
+    assert said in outs[1].summary() and html.escape(said) in Path(outs[1].page).read_text()
+    assert pq.read_table(outs[0].results).num_rows > 0
 
 
 def test_the_untrained_notice_goes_away_with_an_adapter_or_without_the_agent(cfg):

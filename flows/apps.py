@@ -1,0 +1,77 @@
+"""What each entry point is called, takes and says in `--help` (no Prefect import here).
+
+`flows/__init__` answers `--help`, `--cfg job` and config mistakes from this table before a
+flow module imports Prefect; each module's `main` runs through the same `App`.
+"""
+
+from mars_core.cli import App, Argument
+
+APPS = {
+    "ingest": App(
+        "python -m flows.ingest",
+        "Raw data -> catalogue, rooms, ground truth, quarantine and splits tables "
+        "(data=synthetic generates the offline world; data=abo reads data/abo and "
+        "data/house_rooms).",
+        "python -m flows.ingest data=abo data.extra_room_classes=[Garage:garage]",
+    ),
+    "index": App(
+        "python -m flows.index",
+        "Build or update the Lucene (stage 1) and LanceDB (stage 2) indexes of the catalogue.",
+        "python -m flows.index embedder=tiny",
+    ),
+    "mining": App(
+        "python -m flows.mining",
+        "Mine the room/product pairs the teacher labels (lookalike, far and random strata).",
+        "python -m flows.mining mining.lookalike=4",
+    ),
+    "label": App(
+        "python -m flows.label",
+        "Label mined pairs with the teacher: a 0-1 score and a one-sentence reason each.",
+        "python -m flows.label teacher=tiny",
+        (
+            Argument(
+                "--pairs",
+                "pairs file to label (default: pairs.parquet beside the catalogue)",
+                "FILE",
+            ),
+        ),
+    ),
+    "train": App(
+        "python -m flows.train",
+        "Fine-tune the student on the teacher's labels; register it as mars-student@candidate.",
+        "python -m flows.train train.learning_rate=1e-4",
+    ),
+    "evaluate": App(
+        "python -m flows.evaluate",
+        "Stage ablations and adapters on held-out rooms; promote the candidate when it wins.",
+        "python -m flows.evaluate 'eval.adapters=[models:/mars-student@candidate]'",
+    ),
+    "inference": App(
+        "python -m flows.inference",
+        "Search every (room photo, query) request of a CSV or JSONL file; write "
+        "<file stem>.parquet and <file stem>.html.",
+        "python -m flows.inference requests.jsonl funnel.k3=10",
+        (
+            Argument(
+                "requests",
+                "requests file: CSV with header room,query[,room_id] or JSONL",
+                "REQUESTS",
+            ),
+        ),
+    ),
+    "search": App(
+        "mars-search",
+        "Find catalogue products that fit a room photo (one search; a ranked table and a page).",
+        "mars-search --room photo.jpg --query bed 'funnel.stages=[bm25,siglip]'",
+        (
+            Argument("--room", "room photo (JPEG, PNG, ...)", "PATH", required=True),
+            Argument("--query", 'what to look for, e.g. "bed"', "TEXT", required=True),
+        ),
+    ),
+    "pipeline": App(
+        "python -m flows.pipeline",
+        "The whole DAG: ingest, index, mining, label, train, evaluate, sample searches; "
+        "unchanged steps are skipped.",
+        "python -m flows.pipeline train.learning_rate=1e-4",
+    ),
+}
