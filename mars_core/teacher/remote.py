@@ -26,7 +26,7 @@ from mars_core.agent.prompt import product_text, prompt_messages
 from mars_core.config import TeacherConfig
 from mars_core.errors import UserInputError
 from mars_core.teacher.base import Label, LabelRequest, Teacher, label_with_retries
-from mars_core.teacher.images import pair_images, unloadable
+from mars_core.teacher.pair_images import pair_images, unloadable
 
 JPEG_QUALITY = 90
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

@@ -19,7 +19,7 @@ from mars_core.config import TeacherConfig
 from mars_core.errors import UserInputError
 from mars_core.models.loading import load_vlm
 from mars_core.teacher.base import Label, LabelRequest, Teacher, label_with_retries
-from mars_core.teacher.images import pair_images, unloadable
+from mars_core.teacher.pair_images import pair_images, unloadable
 
 
 class VLMTeacher(Teacher):
