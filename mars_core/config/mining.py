@@ -10,9 +10,9 @@ class MiningConfig:
     """Pairs per room x category in three strata, chosen by SigLIP similarity to the room photo."""
 
     name: str = knob("tiny", "label for logs and MLflow")
-    lookalike: int = knob(4, "most similar products per room x category (hard negatives if misfit)")
-    far: int = knob(2, "least similar products per room x category (hard positives if they fit)")
-    random: int = knob(2, "seeded random products per room x category, from the rest")
+    lookalike: int = knob(2, "most similar products per room x category (hard negatives if misfit)")
+    far: int = knob(1, "least similar products per room x category (hard positives if they fit)")
+    random: int = knob(1, "seeded random products per room x category, from the rest")
     search_depth: int = knob(
         50, "products each nearest / farthest search fetches per room x category"
     )

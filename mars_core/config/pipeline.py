@@ -63,7 +63,11 @@ class WorldConfig:
     """Size and make-up of the generated world (`data.source=synthetic`); see `mars_core.world`."""
 
     products: int = knob(300, "product listings, twins included, broken ones not")
-    rooms_per_type: int = knob(6, "room photos per room type (5 indoor types, pool, patio)")
+    rooms_per_type: int = knob(
+        24,
+        "room photos per room type (5 indoor types, pool, patio); the student learns room "
+        "types from them, and 6 per type left it guessing on held-out rooms",
+    )
     product_px: int = knob(96, "side of each product image in pixels")
     room_px: int = knob(128, "side of each room photo in pixels")
     shards: int = knob(4, "listings_<i>.json.gz files the listings are spread over")
@@ -252,7 +256,7 @@ class TrainConfig:
     learning_rate: float = knob(1e-3, "peak learning rate (cosine schedule with warm-up)")
     warmup_ratio: float = knob(0.05, "share of steps spent warming up")
     weight_decay: float = knob(0.1, "AdamW weight decay")
-    max_steps: int = knob(800, "most optimiser steps (the schedule's length)")
+    max_steps: int = knob(1000, "most optimiser steps (the schedule's length)")
     batch_size: int = knob(16, "samples per device step")
     grad_accum: int = knob(1, "gradient accumulation steps (effective batch = batch_size x this)")
     gradient_checkpointing: bool = knob(False, "recompute activations in backward to save memory")
@@ -261,9 +265,9 @@ class TrainConfig:
         256, "validation examples scored per check, a seeded sample of those rooms' (0 = all)"
     )
     eval_steps: int = knob(100, "validate and checkpoint every this many optimiser steps")
-    patience: int = knob(4, "stop after this many validations without a lower validation loss")
+    patience: int = knob(5, "stop after this many validations without a lower validation loss")
     time_budget_s: float = knob(
-        300.0, "stop (and keep the best checkpoint) after this wall time; 0 = none"
+        600.0, "stop (and keep the best checkpoint) after this wall time; 0 = none"
     )
     keep_checkpoints: int = knob(2, "checkpoints kept for resuming (the best one is never dropped)")
     logging_steps: int = knob(10, "log the training loss and learning rate every this many steps")
