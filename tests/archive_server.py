@@ -4,36 +4,26 @@ off and a way to cut the next transfer short (to test resumed downloads)."""
 from __future__ import annotations
 
 import tarfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+from local_server import LocalServer
 
-class ArchiveServer:
+
+class ArchiveServer(LocalServer):
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, Range header
         self.honour_range = True
         self.cut_next: int | None = None  # send only this many body bytes on the next GET
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/archives"
+        return self.address("/archives")
 
     def gets(self) -> list[tuple[str, str | None]]:
         return [(path, ranged) for method, path, ranged in self.requests if method == "GET"]
-
-    def __enter__(self) -> ArchiveServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def _handler(self):
         state = self

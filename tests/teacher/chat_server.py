@@ -15,10 +15,12 @@ import hashlib
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from local_server import LocalServer
 
 
-class ChatServer:
+class ChatServer(LocalServer):
     def __init__(self, mode: str = "ok", *, delay_s: float = 0.0, slow_s: float = 2.0) -> None:
         self.mode = mode
         self.delay_s = delay_s  # added to every request (to have a run to kill)
@@ -26,23 +28,11 @@ class ChatServer:
         self.failures = 0
         self.requests: list[dict] = []
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def __enter__(self) -> ChatServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return self.address("/v1")
 
     def _handler(self):
         state = self
