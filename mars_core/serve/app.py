@@ -233,7 +233,7 @@ def _add_routes(app: FastAPI, service: Service) -> None:
     @app.post("/search")
     def search(
         room: Annotated[UploadFile, File(description="room photo: JPEG, PNG, WebP, ...")],
-        query: Annotated[str, Form(description='what to look for, e.g. "bed"')],
+        query: Annotated[str, Form(description='what to look for, e.g. "bed"')] = "",
         k: Annotated[int | None, Form(description="products to return (1 to funnel.k3)")] = None,
     ) -> dict[str, Any]:
         """Rank catalogue products for a room photo and a query."""
