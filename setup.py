@@ -14,5 +14,5 @@ CONF = ["mars_conf", *(f"mars_conf.{group}" for group in find_namespace_packages
 setup(
     packages=[*CODE, *CONF],
     package_dir={"mars_conf": "conf"},
-    package_data={"": ["*.yaml"]},
+    package_data={"": ["*.yaml", "*.html"]},
 )

@@ -68,6 +68,12 @@ APPS = {
             Argument("--query", 'what to look for, e.g. "bed"', "TEXT", required=True),
         ),
     ),
+    "serve": App(
+        "mars-serve",
+        "The search service and web page: load the funnel once, then answer POST /search "
+        "and serve the page at / (binds serve.host:serve.port, 127.0.0.1:8000 by default).",
+        "mars-serve serve.port=8080 'funnel.stages=[bm25,siglip]'",
+    ),
     "pipeline": App(
         "python -m flows.pipeline",
         "The whole DAG: ingest, index, mining, label, train, evaluate, sample searches; "

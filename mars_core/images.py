@@ -44,8 +44,19 @@ def load_image(path: str | Path, max_pixels: int) -> Image.Image:
             f"image {str(path)!r} does not exist or is not a file; give {ACCEPTED}"
         )
     with opened(path, max_pixels) as image:
-        image.load()
-        return ImageOps.exif_transpose(image).convert("RGB")
+        return _upright_rgb(image)
+
+
+def load_image_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    """`load_image` for bytes already in memory (an upload): the same checks and messages,
+    with `name` standing for the file; nothing is written to disk."""
+    with opened(Path(name), max_pixels, data=data) as image:
+        return _upright_rgb(image)
+
+
+def _upright_rgb(image: Image.Image) -> Image.Image:
+    image.load()
+    return ImageOps.exif_transpose(image).convert("RGB")
 
 
 def verify_image(

@@ -36,6 +36,7 @@ MISSING_INPUTS = {
     "evaluate": ([], "`python -m flows.index`"),
     "inference": (["missing.jsonl"], "missing.jsonl: no such requests file"),
     "search": (["--room", str(ROOT / "README.md"), "--query", "bed"], "is not an image"),
+    "serve": ([], "run `python -m flows.ingest` first"),
 }
 POSITIONAL = {"inference": ["requests.jsonl"], "search": ["--room", "x.jpg", "--query", "bed"]}
 

@@ -1,0 +1,92 @@
+"""What an HTTP request may send: each check raises a `UserInputError` naming the problem.
+
+The same checks as the command line (`load_image`'s pixel limit, `query_words`), plus the
+limits only a service needs (upload bytes, query length, k). `status_of` maps each error to
+the HTTP status a client should get.
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from mars_core.config import ServeConfig
+from mars_core.errors import (
+    BadImageError,
+    EmptyQueryError,
+    ImageTooLargeError,
+    UserInputError,
+)
+from mars_core.images import load_image_bytes
+from mars_core.index.vocabulary import query_words
+
+BAD_REQUEST = 400
+NOT_FOUND = 404
+PAYLOAD_TOO_LARGE = 413
+UNSUPPORTED_MEDIA_TYPE = 415
+UNPROCESSABLE = 422
+
+
+class UploadTooLargeError(UserInputError):
+    """An upload (or a whole request body) over `serve.max_upload_bytes`."""
+
+
+class QueryTooLongError(UserInputError):
+    """A query over `serve.max_query_chars`."""
+
+
+class BadParameterError(UserInputError):
+    """A form field of the right type with a value outside what is accepted (k)."""
+
+
+class UnknownItemError(UserInputError):
+    """A product key or sample room id that is not in the catalogue's tables."""
+
+
+def status_of(error: UserInputError) -> int:
+    """The HTTP status of a user's mistake: size 413, not an image 415, bad field 422."""
+    if isinstance(error, UploadTooLargeError | ImageTooLargeError):
+        return PAYLOAD_TOO_LARGE
+    if isinstance(error, BadImageError):
+        return UNSUPPORTED_MEDIA_TYPE
+    if isinstance(error, EmptyQueryError | QueryTooLongError | BadParameterError):
+        return UNPROCESSABLE
+    if isinstance(error, UnknownItemError):
+        return NOT_FOUND
+    return BAD_REQUEST
+
+
+def check_upload_size(size: int, limits: ServeConfig) -> None:
+    """Refuse an upload over the byte limit before decoding it."""
+    if size > limits.max_upload_bytes:
+        raise UploadTooLargeError(
+            f"the room photo is over the upload limit of {limits.max_upload_bytes:,} bytes "
+            "(serve.max_upload_bytes); send a smaller photo"
+        )
+
+
+def room_image(data: bytes, name: str, limits: ServeConfig, max_pixels: int) -> Image.Image:
+    """The uploaded room photo as an upright RGB image, within both limits (bytes, pixels)."""
+    check_upload_size(len(data), limits)
+    if not data:
+        raise BadImageError(f"the room photo {name!r} is empty; send a JPEG, PNG or WebP photo")
+    return load_image_bytes(data, name, max_pixels)
+
+
+def check_query(query: str, limits: ServeConfig) -> str:
+    """A query with words in it and at most `max_query_chars` characters."""
+    if len(query) > limits.max_query_chars:
+        raise QueryTooLongError(
+            f"the query is {len(query)} characters, over the limit of {limits.max_query_chars} "
+            "(serve.max_query_chars); say what you look for in a few words"
+        )
+    query_words(query)
+    return query
+
+
+def check_k(k: int | None, most: int) -> int:
+    """How many products to return: 1 to the funnel's final size (default: all of them)."""
+    if k is None:
+        return most
+    if not 1 <= k <= most:
+        raise BadParameterError(f"k={k} must lie between 1 and {most} (funnel.k3)")
+    return k
