@@ -23,12 +23,12 @@ from mars_core.tracking import mlflow_run
 from tasks.index import reindex_catalogue
 
 
-@flow(name="index-build")
+@flow(name="index")
 def build_index(overrides: list[str] | None = None) -> ReindexReport:
     """Build or update the indexes of `data.out_dir`'s catalogue in `index.dir`."""
     cfg = load_config(overrides)
     catalogue = Path(cfg.data.out_dir) / CATALOGUE_FILE
-    with mlflow_run(cfg.mlflow.experiment, "index-build", cfg, overrides):
+    with mlflow_run(cfg.mlflow.experiment, "index", cfg, overrides):
         report = reindex_catalogue(
             str(catalogue), cfg.index, cfg.embedder, cfg.paths.models, cfg.data.max_image_pixels
         )

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import mlflow
 import pyarrow.parquet as pq
-from prefect import flow
+from prefect import flow, unmapped
 
 from flows.apps import APPS
+from flows.runners import map_shards
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
 from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
@@ -37,15 +38,18 @@ def label(overrides: list[str], pairs: str | None = None) -> dict:
     teacher = cfg.teacher
     with mlflow_run(cfg.mlflow.experiment, "label", cfg, overrides):
         shards = plan_label_shards(str(pairs_path), teacher)
-        futures = label_pair_shard.map(
-            str(pairs_path),
-            shards,
-            cfg.data.out_dir,
-            teacher,
-            cfg.paths.models,
-            cfg.data.max_image_pixels,
+        reports = map_shards(
+            cfg.pipeline,
+            label_pair_shard,
+            {
+                "pairs": unmapped(str(pairs_path)),
+                "shard": shards,
+                "catalogue_dir": unmapped(cfg.data.out_dir),
+                "teacher": unmapped(teacher),
+                "models_dir": unmapped(cfg.paths.models),
+                "max_image_pixels": unmapped(cfg.data.max_image_pixels),
+            },
         )
-        reports = [future.result() for future in futures]
         out = consolidate_labels(str(pairs_path), teacher)
         card = dataset_card(
             pq.read_table(out.path), teacher.fit_threshold, teacher.rationale_samples, cfg.seed

@@ -16,6 +16,7 @@ import mlflow
 from prefect import flow, unmapped
 
 from flows.apps import APPS
+from flows.runners import map_shards
 from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
@@ -39,17 +40,21 @@ def mining(overrides: list[str] | None = None) -> MiningReport:
     out_dir = cfg.data.out_dir
     with mlflow_run(cfg.mlflow.experiment, "mining", cfg, overrides):
         plan = plan_mining(out_dir, cfg.mining)
-        shards = mine_room_shard.map(
-            plan.shards,
-            unmapped(out_dir),
-            unmapped(snapshot),
-            unmapped(cfg.index),
-            unmapped(cfg.embedder),
-            unmapped(cfg.paths.models),
-            unmapped(cfg.data.max_image_pixels),
-            unmapped(cfg.mining),
+        shards = map_shards(
+            cfg.pipeline,
+            mine_room_shard,
+            {
+                "shard": plan.shards,
+                "out_dir": unmapped(out_dir),
+                "snapshot": unmapped(snapshot),
+                "index": unmapped(cfg.index),
+                "embedder": unmapped(cfg.embedder),
+                "models_dir": unmapped(cfg.paths.models),
+                "max_image_pixels": unmapped(cfg.data.max_image_pixels),
+                "cfg": unmapped(cfg.mining),
+            },
         )
-        report = combine_pairs(shards.result(), plan, out_dir, cfg.mining, cfg.index)
+        report = combine_pairs(shards, plan, out_dir, cfg.mining, cfg.index)
         log_report(report, cfg)
     return report
 

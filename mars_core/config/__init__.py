@@ -59,11 +59,31 @@ class MlflowConfig:
     experiment: str = knob("mars", "MLflow experiment every flow logs into")
 
 
+RUNNERS = ("default", "dask")
+
+
 @dataclass
 class PipelineConfig:
     """The whole DAG as one flow (`python -m flows.pipeline`)."""
 
     refresh: bool = knob(False, "re-run every step even when its inputs are unchanged")
+    runner: str = knob(
+        "default",
+        "task runner of the mapped steps (mining and labelling shards): default (threads in "
+        "the flow's process) or dask (prefect-dask: an existing cluster or a local one)",
+    )
+    dask_address: str | None = knob(
+        None, "runner=dask: address of an existing Dask scheduler (tcp://host:8786); null: local"
+    )
+    dask_workers: int = knob(2, "runner=dask without an address: workers of the local cluster")
+
+    def __post_init__(self) -> None:
+        if self.runner not in RUNNERS:
+            raise ValueError(f"pipeline.runner={self.runner!r}: choose one of {', '.join(RUNNERS)}")
+        if self.dask_address and self.runner != "dask":
+            raise ValueError("pipeline.dask_address is set: set pipeline.runner=dask too")
+        if self.dask_workers < 1:
+            raise ValueError(f"pipeline.dask_workers={self.dask_workers}: must be at least 1")
 
 
 @dataclass

@@ -34,7 +34,7 @@ def test_index_flow_builds_then_updates_and_logs_to_mlflow(
 
     runs = mlflow.search_runs(
         experiment_names=["mars"],
-        filter_string="attributes.run_name = 'index-build'",
+        filter_string="attributes.run_name = 'index'",
         order_by=["attributes.start_time DESC"],
     )
     latest = runs.iloc[0]

@@ -20,7 +20,7 @@ from mars_core.teacher.schema import HELDOUT_LABELS_FILE, LABELS_FILE
 
 REGISTRY = "pipeline-test-student"
 EXPERIMENT = "pipeline-test"
-STEP_RUNS = ("ingest", "index-build", "mining", "label", "train", "evaluate", "inference")
+STEP_RUNS = ("ingest", "index", "mining", "label", "train", "evaluate", "inference")
 
 
 @pytest.fixture(scope="module")

@@ -207,8 +207,20 @@ def test_missing_inputs_are_one_line_naming_the_command(indexed, tmp_path, capsy
 
 @pytest.mark.parametrize(
     ("override", "key"),
-    [("mining.search_depth=1", "mining.search_depth"), ("mining.far=-1", "mining.far")],
+    [
+        ("mining.search_depth=1", "mining.search_depth"),
+        ("mining.far=-1", "mining.far"),
+        ("pipeline.runner=spark", "pipeline.runner"),
+        ("pipeline.dask_address=tcp://127.0.0.1:8786", "pipeline.dask_address"),
+    ],
 )
 def test_contradicting_knobs_are_named(override, key):
     with pytest.raises(ConfigError, match=key):
         load_config([override])
+
+
+@pytest.mark.slow
+def test_mining_shards_on_a_two_worker_dask_cluster_write_the_same_bytes(mined, mine_into):
+    on_dask = mine_into("dask", "pipeline.runner=dask", "pipeline.dask_workers=2")
+    for name in (PAIRS_FILE, HELDOUT_PAIRS_FILE):
+        assert (on_dask.folder / name).read_bytes() == (mined.folder / name).read_bytes()

@@ -1,0 +1,173 @@
+"""prefect.yaml deploys on a local Prefect server, and `index/nightly` runs through a process
+worker: the README's "Running as deployments" commands, as a user types them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PREFECT = Path(sys.executable).with_name("prefect")
+POOL = "mars"
+FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+SERVER_START_S = 60
+RUN_S = 120
+# every flow of flows/ has a deployment
+FLOW_FUNCTIONS = {
+    "pipeline",
+    "ingest",
+    "build_index",
+    "mining",
+    "label",
+    "train",
+    "evaluate",
+    "inference",
+}
+
+
+@dataclass(frozen=True)
+class Server:
+    """A local Prefect server and the environment that points the CLI at it."""
+
+    api: str
+    env: dict[str, str]
+
+    def prefect(self, *args: str) -> str:
+        """Run a `prefect` command from the checkout, as the README does; its output."""
+        done = subprocess.run(
+            [str(PREFECT), *args], cwd=REPO, env=self.env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def get(self, path: str) -> dict:
+        response = httpx.get(f"{self.api}{path}")
+        response.raise_for_status()
+        return response.json()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A background `prefect` process in its own process group (so its children end with it)."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [str(PREFECT), *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """`prefect server start --host 127.0.0.1` on a free port, its home in tmp."""
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_API_URL": api,
+        "PWD": str(REPO),  # prefect.yaml's `{{ $PWD }}`: the checkout the worker runs from
+    }
+    process = start(
+        ["server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        tmp_path / "server.log",
+    )
+    try:
+        wait_until_healthy(api, process, tmp_path / "server.log")
+        yield Server(api, env)
+    finally:
+        stop(process)
+
+
+def wait_until_healthy(api: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"prefect server exited:\n{log.read_text()}"
+        try:
+            if httpx.get(f"{api}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"prefect server not up after {SERVER_START_S} s:\n{log.read_text()}")
+
+
+def nightly_in_file() -> dict:
+    """The `nightly` deployment of prefect.yaml, as written."""
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    return next(d for d in spec["deployments"] if d["name"] == "nightly")
+
+
+def wait_for_final_state(server: Server, run_id: str, worker_log: Path) -> str:
+    deadline = time.monotonic() + RUN_S
+    while time.monotonic() < deadline:
+        state = server.get(f"/flow_runs/{run_id}")["state"]["type"]
+        if state in FINAL_STATES:
+            return state
+        time.sleep(1)
+    raise AssertionError(f"flow run still not finished after {RUN_S} s:\n{worker_log.read_text()}")
+
+
+@pytest.mark.slow
+def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
+    server, indexed, tmp_path
+):
+    server.prefect("work-pool", "create", POOL, "--type", "process")
+    server.prefect("deploy", "--all")
+
+    written = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    deployed = httpx.post(f"{server.api}/deployments/filter", json={}).json()
+    assert len(deployed) == len(written)
+    assert {d["entrypoint"].rsplit(":", 1)[1] for d in written} == FLOW_FUNCTIONS
+    nightly = server.get("/deployments/name/index/nightly")
+    assert nightly["work_pool_name"] == POOL
+    [schedule] = nightly["schedules"]
+    in_file = nightly_in_file()["schedules"][0]
+    assert schedule["schedule"]["cron"] == in_file["cron"]
+    assert schedule["schedule"]["timezone"] == in_file["timezone"]
+
+    printed = server.prefect(
+        "deployment",
+        "run",
+        "index/nightly",
+        "--param",
+        f"overrides={json.dumps(indexed.overrides)}",
+    )
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", printed).group(1)
+    assert server.get(f"/flow_runs/{run_id}")["parameters"] == {"overrides": indexed.overrides}
+
+    worker_log = tmp_path / "worker.log"
+    worker = start(["worker", "start", "--pool", POOL], server.env, worker_log)
+    try:
+        state = wait_for_final_state(server, run_id, worker_log)
+    finally:
+        stop(worker)
+    assert state == "COMPLETED", worker_log.read_text()
