@@ -21,8 +21,8 @@ from mars_core.search.funnel import FunnelStep, SearchFunnel
 from mars_core.search.types import Stage
 
 UNTRAINED_NOTICE = (
-    "The agent is the untrained tiny model (random weights, no adapter): its scores are noise "
-    "and it writes no rationales until training lands. The ranking shows the mechanics only."
+    "The agent is the untrained tiny model (random weights, no trained student in the registry "
+    "yet): its scores are noise. Run `python -m flows.pipeline` to train and promote one."
 )
 
 
