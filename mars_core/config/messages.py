@@ -82,6 +82,9 @@ def key_hint(key: str) -> str:
         close = [by_name[n] for n in names]
     if close:
         return f": no such key; did you mean {' or '.join(close)}?"
+    if not siblings:  # nothing alike either: name the sections there are
+        sections = sorted({k.partition(".")[0] for k in keys if "." in k})
+        return f": no such key; {section!r} is no section; the sections are {', '.join(sections)}"
     shown = ", ".join(k.rpartition(".")[2] for k in siblings)
     return f": no such key; valid keys under {section or 'the root'}: {shown}"
 
