@@ -22,6 +22,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = Path(sys.executable).with_name("prefect")
 POOL = "mars"
+GPU_POOL = "mars-gpu"
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 SERVER_START_S = 60
 RUN_S = 120
@@ -141,6 +142,7 @@ def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
     server, indexed, tmp_path
 ):
     server.prefect("work-pool", "create", POOL, "--type", "process")
+    server.prefect("work-pool", "create", GPU_POOL, "--type", "process")
     server.prefect("deploy", "--all")
 
     written = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
@@ -168,6 +170,40 @@ def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
     worker = start(["worker", "start", "--pool", POOL], server.env, worker_log)
     try:
         state = wait_for_final_state(server, run_id, worker_log)
+        handed_over = run_on_pool_in_subprocess(server, "index", POOL, indexed.overrides)
     finally:
         stop(worker)
     assert state == "COMPLETED", worker_log.read_text()
+    assert handed_over.returncode == 0, handed_over.stderr + worker_log.read_text()
+    assert handed_over.stdout.split()[-1] == "COMPLETED"
+
+    nowhere = run_on_pool_in_subprocess(server, "train", "no-such-pool", [])
+    assert "no deployment of the train flow on work pool 'no-such-pool'" in nowhere.stderr
+
+
+def test_sft_has_a_deployment_on_the_gpu_pool_the_pipeline_hands_training_to():
+    written = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    on_gpu = [d for d in written if d["work_pool"]["name"] == GPU_POOL]
+    assert [d["entrypoint"] for d in on_gpu] == ["flows/train.py:train"]
+    from mars_core.compose import load_config
+
+    cfg = load_config([f"pipeline.train_work_pool={GPU_POOL}"])
+    assert cfg.pipeline.train_work_pool == GPU_POOL
+
+
+RUN_ON_POOL = """
+import json, sys
+from flows.runners import run_on_pool
+run = run_on_pool(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))
+print(run.state.type.value)
+"""
+
+
+def run_on_pool_in_subprocess(
+    server: Server, flow: str, pool: str, overrides: list[str]
+) -> subprocess.CompletedProcess:
+    """`flows.runners.run_on_pool` as the pipeline calls it, against the test's server."""
+    return subprocess.run(
+        [sys.executable, "-c", RUN_ON_POOL, flow, pool, json.dumps(overrides)],
+        cwd=REPO, env=server.env, capture_output=True, text=True, timeout=RUN_S,
+    )  # fmt: skip
