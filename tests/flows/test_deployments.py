@@ -1,4 +1,4 @@
-"""prefect.yaml deploys on a local Prefect server, and `index/nightly` runs through a process
+"""prefect.yaml deploys on a local Prefect server, and `reindex/nightly` runs through a process
 worker: the README's "Running as deployments" commands, as a user types them."""
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
     deployed = httpx.post(f"{server.api}/deployments/filter", json={}).json()
     assert len(deployed) == len(written)
     assert {d["entrypoint"].rsplit(":", 1)[1] for d in written} == FLOW_FUNCTIONS
-    nightly = server.get("/deployments/name/index/nightly")
+    nightly = server.get("/deployments/name/reindex/nightly")
     assert nightly["work_pool_name"] == POOL
     [schedule] = nightly["schedules"]
     in_file = nightly_in_file()["schedules"][0]
@@ -159,7 +159,7 @@ def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
     printed = server.prefect(
         "deployment",
         "run",
-        "index/nightly",
+        "reindex/nightly",
         "--param",
         f"overrides={json.dumps(indexed.overrides)}",
     )
@@ -170,7 +170,7 @@ def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
     worker = start(["worker", "start", "--pool", POOL], server.env, worker_log)
     try:
         state = wait_for_final_state(server, run_id, worker_log)
-        handed_over = run_on_pool_in_subprocess(server, "index", POOL, indexed.overrides)
+        handed_over = run_on_pool_in_subprocess(server, "reindex", POOL, indexed.overrides)
     finally:
         stop(worker)
     assert state == "COMPLETED", worker_log.read_text()
