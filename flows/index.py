@@ -23,7 +23,7 @@ from mars_core.tracking import mlflow_run
 from tasks.index import reindex_catalogue
 
 
-@flow(name="index")
+@flow(name="reindex")
 def build_index(overrides: list[str] | None = None) -> ReindexReport:
     """Build or update the indexes of `data.out_dir`'s catalogue in `index.dir`."""
     cfg = load_config(overrides)

@@ -24,8 +24,9 @@ from flows.inference import inference
 from flows.ingest import ingest
 from flows.label import label
 from flows.mining import mining
+from flows.runners import run_on_pool
 from flows.train import train
-from mars_core.agent.adapter import CHAMPION, alias_version
+from mars_core.agent.adapter import CANDIDATE, CHAMPION, alias_version
 from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
@@ -60,6 +61,14 @@ def sample_searches(overrides: list[str]) -> SearchReport:
     return inference(requests, overrides, out_dir=str(folder))
 
 
+def train_on_pool(overrides: list[str]) -> dict:
+    """The train flow on `pipeline.train_work_pool` (a GPU machine's worker); it registers the
+    student in the shared MLflow registry, where its version is read back."""
+    cfg = load_config(overrides)
+    run = run_on_pool("train", cfg.pipeline.train_work_pool, overrides)
+    return {"version": alias_version(cfg.student.registry, CANDIDATE), "flow_run": str(run.id)}
+
+
 def _step(
     cfg: MarsConfig, name: str, run: Callable[[list[str]], Any], overrides: list[str], **up: Any
 ) -> Any:
@@ -80,7 +89,8 @@ def pipeline(overrides: list[str] | None = None) -> PipelineReport:
         _step(cfg, "index", build_index, overrides)
         _step(cfg, "mining", mining, overrides)
         _step(cfg, "label", label_both, overrides)
-        trained = _step(cfg, "train", train, overrides)
+        trainer = train_on_pool if cfg.pipeline.train_work_pool else train
+        trained = _step(cfg, "train", trainer, overrides)
         evaluated = _step(cfg, "evaluate", evaluate, overrides, candidate=trained["version"])
         champion = alias_version(cfg.student.registry, CHAMPION)
         searched = _step(

@@ -76,6 +76,11 @@ class PipelineConfig:
         None, "runner=dask: address of an existing Dask scheduler (tcp://host:8786); null: local"
     )
     dask_workers: int = knob(2, "runner=dask without an address: workers of the local cluster")
+    train_work_pool: str | None = knob(
+        None,
+        "run the train step as the train flow's deployment on this Prefect work pool (the GPU "
+        "pool, `mars-gpu` in prefect.yaml) and wait for it; null: in the pipeline's process",
+    )
 
     def __post_init__(self) -> None:
         if self.runner not in RUNNERS:

@@ -106,6 +106,11 @@ class TeacherConfig(VLMConfig):
 
     kind: str = knob("metadata", "metadata (room type, category and listing text), vlm or openai")
     endpoint: str | None = knob(None, "OpenAI-compatible base URL when kind=openai (e.g. vLLM)")
+    replicas: list[str] = knob(
+        [],
+        "kind=openai: base URLs of more servers of the same model; each request goes to the "
+        "least busy of endpoint + replicas",
+    )
     api_key_env: str = knob("", "kind=openai: env variable holding the API key; empty = none")
     max_new_tokens: int = knob(96, "tokens the teacher may generate per answer")
     batch_size: int = knob(64, "pairs per generate call / request window; one label shard each")
@@ -117,7 +122,7 @@ class TeacherConfig(VLMConfig):
         0.7, "sampling temperature of the 2nd and later attempts (the 1st is greedy)"
     )
     timeout: float = knob(60.0, "kind=openai: seconds to wait for one response")
-    concurrency: int = knob(4, "kind=openai: requests in flight at once")
+    concurrency: int = knob(4, "kind=openai: requests in flight at once, per server")
     retries: int = knob(3, "kind=openai: re-sends after a timeout, dropped connection or 5xx/429")
     backoff: float = knob(1.0, "kind=openai: seconds before the first re-send, doubled each time")
     room_fit: dict[str, list[str]] = knob(
@@ -149,6 +154,8 @@ class TeacherConfig(VLMConfig):
             raise ValueError(f"teacher.kind {self.kind!r} unknown; use one of {TEACHER_KINDS}")
         if self.kind == "openai" and not self.endpoint:
             raise ValueError("teacher.kind=openai needs teacher.endpoint (the server's base URL)")
+        if self.replicas and self.kind != "openai":
+            raise ValueError("teacher.replicas is set: they serve teacher.kind=openai only")
         self._check_labelling()
         self._check_metadata()
         if self.kind == "metadata":

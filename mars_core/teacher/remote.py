@@ -1,11 +1,13 @@
-"""The server teacher: any OpenAI-compatible chat-completions server (vLLM, SGLang, llama.cpp).
+"""The server teacher: any OpenAI-compatible chat-completions server (vLLM, SGLang, llama.cpp),
+or several replicas of one (`teacher.endpoint` + `teacher.replicas`).
 
 Images travel as base64 JPEG data URLs, downscaled to `teacher.max_pixels` first (the server
-would do it anyway; sending less is faster). At most `teacher.concurrency` requests are in
-flight; each waits `teacher.timeout` seconds. A timeout, a dropped connection, a 429 or a 5xx
-is re-sent up to `teacher.retries` times, waiting `teacher.backoff` seconds doubled each time;
-what still has no answer becomes the raw text of the attempt (`<no answer: ...>`), which the
-shared retry policy treats like any malformed answer.
+would do it anyway; sending less is faster). Each request goes to the least busy server, with
+at most `teacher.concurrency` in flight on any one; each waits `teacher.timeout` seconds. A
+timeout, a dropped connection, a 429 or a 5xx is re-sent up to `teacher.retries` times,
+waiting `teacher.backoff` seconds doubled each time; what still has no answer becomes the raw
+text of the attempt (`<no answer: ...>`), which the shared retry policy treats like any
+malformed answer.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import base64
 import io
 import math
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -32,8 +36,45 @@ JPEG_QUALITY = 90
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
+class Servers:
+    """One HTTP client per server and how many requests each has in flight.
+
+    The thread pool has `concurrency` workers per server and a worker takes the least busy
+    server, so no server ever has more than `concurrency` requests in flight.
+    """
+
+    def __init__(self, urls: list[str], cfg: TeacherConfig, headers: dict[str, str]) -> None:
+        self.clients = [
+            httpx.Client(
+                base_url=url.rstrip("/") + "/",
+                timeout=cfg.timeout,
+                headers=headers,
+                limits=httpx.Limits(max_connections=cfg.concurrency),
+            )
+            for url in urls
+        ]
+        self.in_flight = [0] * len(urls)
+        self.lock = threading.Lock()
+
+    @contextmanager
+    def least_busy(self) -> Iterator[httpx.Client]:
+        with self.lock:
+            index = self.in_flight.index(min(self.in_flight))
+            self.in_flight[index] += 1
+        try:
+            yield self.clients[index]
+        finally:
+            with self.lock:
+                self.in_flight[index] -= 1
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
 class OpenAITeacher(Teacher):
-    """Asks `teacher.pretrained` (the served model's name) at `teacher.endpoint`."""
+    """Asks `teacher.pretrained` (the served model's name) at `teacher.endpoint` and the
+    `teacher.replicas`."""
 
     def __init__(self, cfg: TeacherConfig, max_image_pixels: int) -> None:
         self.cfg = cfg
@@ -42,13 +83,10 @@ class OpenAITeacher(Teacher):
         headers = {}
         if cfg.api_key_env and os.environ.get(cfg.api_key_env):
             headers["Authorization"] = f"Bearer {os.environ[cfg.api_key_env]}"
-        self.client = httpx.Client(
-            base_url=str(cfg.endpoint).rstrip("/") + "/",
-            timeout=cfg.timeout,
-            headers=headers,
-            limits=httpx.Limits(max_connections=cfg.concurrency),
+        self.servers = Servers([str(cfg.endpoint), *cfg.replicas], cfg, headers)
+        self.pool = ThreadPoolExecutor(
+            max_workers=cfg.concurrency * len(self.servers.clients), thread_name_prefix="teacher"
         )
-        self.pool = ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="teacher")
 
     def label(self, requests: Sequence[LabelRequest]) -> list[Label]:
         labels: list[Label | None] = [None] * len(requests)
@@ -101,7 +139,8 @@ class OpenAITeacher(Teacher):
             if send:
                 time.sleep(self.cfg.backoff * 2 ** (send - 1))
             try:
-                response = self.client.post("chat/completions", json=body)
+                with self.servers.least_busy() as client:
+                    response = client.post("chat/completions", json=body)
             except httpx.HTTPError as e:  # timeouts, refused or dropped connections
                 problem = f"{type(e).__name__}: {e}"
                 continue
@@ -113,7 +152,7 @@ class OpenAITeacher(Teacher):
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
-        self.client.close()
+        self.servers.close()
 
 
 def answer_content(response: httpx.Response) -> str:

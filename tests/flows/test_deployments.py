@@ -1,4 +1,4 @@
-"""prefect.yaml deploys on a local Prefect server, and `index/nightly` runs through a process
+"""prefect.yaml deploys on a local Prefect server, and `reindex/nightly` runs through a process
 worker: the README's "Running as deployments" commands, as a user types them."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = Path(sys.executable).with_name("prefect")
 POOL = "mars"
+GPU_POOL = "mars-gpu"
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 SERVER_START_S = 60
 RUN_S = 120
@@ -141,13 +142,14 @@ def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
     server, indexed, tmp_path
 ):
     server.prefect("work-pool", "create", POOL, "--type", "process")
+    server.prefect("work-pool", "create", GPU_POOL, "--type", "process")
     server.prefect("deploy", "--all")
 
     written = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
     deployed = httpx.post(f"{server.api}/deployments/filter", json={}).json()
     assert len(deployed) == len(written)
     assert {d["entrypoint"].rsplit(":", 1)[1] for d in written} == FLOW_FUNCTIONS
-    nightly = server.get("/deployments/name/index/nightly")
+    nightly = server.get("/deployments/name/reindex/nightly")
     assert nightly["work_pool_name"] == POOL
     [schedule] = nightly["schedules"]
     in_file = nightly_in_file()["schedules"][0]
@@ -157,7 +159,7 @@ def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
     printed = server.prefect(
         "deployment",
         "run",
-        "index/nightly",
+        "reindex/nightly",
         "--param",
         f"overrides={json.dumps(indexed.overrides)}",
     )
@@ -168,6 +170,40 @@ def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
     worker = start(["worker", "start", "--pool", POOL], server.env, worker_log)
     try:
         state = wait_for_final_state(server, run_id, worker_log)
+        handed_over = run_on_pool_in_subprocess(server, "reindex", POOL, indexed.overrides)
     finally:
         stop(worker)
     assert state == "COMPLETED", worker_log.read_text()
+    assert handed_over.returncode == 0, handed_over.stderr + worker_log.read_text()
+    assert handed_over.stdout.split()[-1] == "COMPLETED"
+
+    nowhere = run_on_pool_in_subprocess(server, "train", "no-such-pool", [])
+    assert "no deployment of the train flow on work pool 'no-such-pool'" in nowhere.stderr
+
+
+def test_sft_has_a_deployment_on_the_gpu_pool_the_pipeline_hands_training_to():
+    written = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    on_gpu = [d for d in written if d["work_pool"]["name"] == GPU_POOL]
+    assert [d["entrypoint"] for d in on_gpu] == ["flows/train.py:train"]
+    from mars_core.compose import load_config
+
+    cfg = load_config([f"pipeline.train_work_pool={GPU_POOL}"])
+    assert cfg.pipeline.train_work_pool == GPU_POOL
+
+
+RUN_ON_POOL = """
+import json, sys
+from flows.runners import run_on_pool
+run = run_on_pool(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))
+print(run.state.type.value)
+"""
+
+
+def run_on_pool_in_subprocess(
+    server: Server, flow: str, pool: str, overrides: list[str]
+) -> subprocess.CompletedProcess:
+    """`flows.runners.run_on_pool` as the pipeline calls it, against the test's server."""
+    return subprocess.run(
+        [sys.executable, "-c", RUN_ON_POOL, flow, pool, json.dumps(overrides)],
+        cwd=REPO, env=server.env, capture_output=True, text=True, timeout=RUN_S,
+    )  # fmt: skip

@@ -27,6 +27,8 @@ class ChatServer(LocalServer):
         self.slow_s = slow_s
         self.failures = 0
         self.requests: list[dict] = []
+        self.in_flight = 0
+        self.most_in_flight = 0  # the most requests it was answering at once
         self.lock = threading.Lock()
         super().__init__(self._handler())
 
@@ -42,6 +44,16 @@ class ChatServer(LocalServer):
                 pass
 
             def do_POST(self) -> None:
+                with state.lock:
+                    state.in_flight += 1
+                    state.most_in_flight = max(state.most_in_flight, state.in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with state.lock:
+                        state.in_flight -= 1
+
+            def _answer(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with state.lock:
                     state.requests.append(body)

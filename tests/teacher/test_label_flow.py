@@ -135,3 +135,21 @@ def test_bad_override_is_one_error_line(capsys):
         main(["teacher.max_attempts=0"])
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "max_attempts" in err and "\n" not in err
+
+
+@pytest.mark.slow
+def test_label_shards_on_an_existing_dask_cluster_write_the_same_labels(
+    world, pairs_table, tmp_path, session_overrides, prefect_harness
+):
+    """`pipeline.dask_address` hands the shards to a running cluster (two workers here)."""
+    from distributed import LocalCluster
+
+    shards = "teacher.shard_pairs=12"
+    threads = small_pairs(pairs_table, tmp_path / "threads", 48)
+    label([*session_overrides, shards], pairs=str(threads))
+    on_dask = small_pairs(pairs_table, tmp_path / "dask", 48)
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster:
+        runner = ["pipeline.runner=dask", f"pipeline.dask_address={cluster.scheduler_address}"]
+        out = label([*session_overrides, shards, *runner], pairs=str(on_dask))
+    assert out["labelled_now"] == 48
+    assert labels_path(on_dask).read_bytes() == labels_path(threads).read_bytes()

@@ -52,6 +52,27 @@ def test_server_teacher_labels_every_pair(world, pairs_table, tmp_path, session_
     assert first["messages"][0]["role"] == "system"
 
 
+def test_replicas_share_the_work_with_bounded_concurrency_and_the_same_labels(
+    world, pairs_table, tmp_path, session_overrides
+):
+    pairs = small_pairs(pairs_table, tmp_path / "one", 12)
+    with ChatServer("ok") as server:
+        alone = run(pairs, world, server_teacher(session_overrides, server.url), tmp_path / "one")
+    spread = small_pairs(pairs_table, tmp_path / "two", 12)
+    with ChatServer("ok", delay_s=0.05) as first, ChatServer("ok", delay_s=0.05) as second:
+        teacher = server_teacher(
+            session_overrides,
+            first.url,
+            f"teacher.replicas=[{second.url}]",
+            "teacher.batch_size=12",
+        )
+        labels = run(spread, world, teacher, tmp_path / "two")
+    assert [row["score"] for row in labels] == [row["score"] for row in alone]
+    assert len(first.requests) + len(second.requests) == 12
+    assert first.requests and second.requests
+    assert max(first.most_in_flight, second.most_in_flight) <= teacher.concurrency
+
+
 def test_transient_failures_are_resent_with_back_off(
     world, pairs_table, tmp_path, session_overrides
 ):
