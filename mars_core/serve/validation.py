@@ -23,6 +23,7 @@ from mars_core.errors import (
     BadImageError,
     EmptyQueryError,
     ImageTooLargeError,
+    ModelServerError,
     UserInputError,
 )
 from mars_core.images import load_image_bytes
@@ -33,6 +34,7 @@ NOT_FOUND = 404
 PAYLOAD_TOO_LARGE = 413
 UNSUPPORTED_MEDIA_TYPE = 415
 UNPROCESSABLE = 422
+SERVICE_UNAVAILABLE = 503
 
 
 class UploadTooLargeError(UserInputError):
@@ -52,7 +54,8 @@ class UnknownItemError(UserInputError):
 
 
 def status_of(error: UserInputError) -> int:
-    """The HTTP status of a user's mistake: size 413, not an image 415, bad field 422."""
+    """The HTTP status of a user's mistake: size 413, not an image 415, bad field 422; the
+    agent's model server not answering is 503."""
     if isinstance(error, UploadTooLargeError | ImageTooLargeError):
         return PAYLOAD_TOO_LARGE
     if isinstance(error, BadImageError):
@@ -61,6 +64,8 @@ def status_of(error: UserInputError) -> int:
         return UNPROCESSABLE
     if isinstance(error, UnknownItemError):
         return NOT_FOUND
+    if isinstance(error, ModelServerError):
+        return SERVICE_UNAVAILABLE
     return BAD_REQUEST
 
 
