@@ -17,6 +17,7 @@ from mars_core.agent.stage import AgentStage
 from mars_core.compose import load_config
 from mars_core.errors import ConfigError, ModelServerError
 from mars_core.search.types import Candidate, SearchRequest
+from mars_core.serve.validation import status_of
 from mars_core.stages import agent_notice
 
 ROOM = Image.new("RGB", (150, 100), (40, 90, 200))
@@ -46,6 +47,7 @@ def served_student(cfg, url: str, **knobs):
     )
 
 
+@pytest.mark.slow
 def test_served_scores_equal_the_in_process_scores(local, cfg, model_cache):
     vocabulary = len(local.processor.tokenizer)
     with ChatServer(model=ServedModel(local.model, local.processor)) as server:
@@ -66,6 +68,7 @@ def test_served_scores_equal_the_in_process_scores(local, cfg, model_cache):
     assert len(rooms) == 1  # every request opens with the same room: one cached prefix
 
 
+@pytest.mark.slow
 def test_served_rationales_equal_the_in_process_answers(local, cfg, model_cache):
     with ChatServer(model=ServedModel(local.model, local.processor)) as server:
         remote = RemoteAgentScorer(served_student(cfg, server.url))
@@ -77,6 +80,7 @@ def test_served_rationales_equal_the_in_process_answers(local, cfg, model_cache)
     assert not any(body.get("continue_final_message") for body in server.requests)
 
 
+@pytest.mark.slow
 def test_the_agent_stage_ranks_through_a_served_student(local, cfg, session_overrides, tmp_path):
     candidates = []
     for i, view in enumerate(products()):
@@ -112,6 +116,7 @@ def test_a_server_that_gives_no_scores_is_named_in_one_error(mode, says, cfg):
             remote.score(ROOM, "a bed", products(1))
         remote.close()
     assert server.url in str(caught.value)
+    assert status_of(caught.value) == 503  # what mars-serve answers while its agent is down
 
 
 def test_a_served_student_needs_an_endpoint(session_overrides):
