@@ -39,6 +39,11 @@ class IndexNotBuiltError(UserInputError, FileNotFoundError):
     """Searching before the index build flow has published an index."""
 
 
+class ModelServerError(UserInputError):
+    """A model server (the served agent) that gives no usable answer: start it, or fix the
+    endpoint or the served model's name."""
+
+
 class ConfigError(UserInputError):
     """A Hydra override or config value that does not compose or validate."""
 

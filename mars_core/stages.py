@@ -96,7 +96,8 @@ def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunn
 def agent_notice(cfg: MarsConfig) -> str | None:
     """What a results page must say up front when the agent's scores mean nothing yet."""
     adapter = serving_adapter(cfg.student.adapter, cfg.student.registry)
-    untrained = cfg.student.tiny is not None and adapter is None
+    local = cfg.student.kind == "local"  # a served student is whatever the server holds
+    untrained = local and cfg.student.tiny is not None and adapter is None
     return UNTRAINED_NOTICE if "agent" in cfg.funnel.stages and untrained else None
 
 

@@ -4,7 +4,8 @@ Two ways to get a score:
 
 * `score` (the fast path, used for ranking): one forward pass per candidate, no generation.
   The prompt ends with the forced answer opening `{"score": 0.` and the score is read from the
-  next-token distributions at two positions of that same pass:
+  next-token distributions at two positions of that same pass
+  (`mars_core.agent.expected_score`, shared with the served agent):
 
   - after `{"score": ` the model picks the first digit; only `0` and `1` are valid there
     (renormalised over those two), giving p(1);
@@ -39,6 +40,7 @@ from PIL import Image
 from transformers import DynamicCache
 
 from mars_core.agent.adapter import apply_adapter, is_whole_model, resolve_adapter, serving_adapter
+from mars_core.agent.expected_score import expected_scores
 from mars_core.agent.prompt import (
     ANSWER_PREFIX,
     Answer,
@@ -150,11 +152,8 @@ class AgentScorer:
 
     def _read_scores(self, logits: torch.Tensor) -> list[float]:
         """Expected one-decimal score from logits at (first-digit, tenths) positions."""
-        logits = logits.float()
-        p_first = logits[:, 0, self._first_digit_ids].softmax(-1)  # p("0"), p("1")
-        p_tenths = logits[:, 1, self._digit_ids].softmax(-1)
-        tenths = (p_tenths * torch.arange(10, device=logits.device)).sum(-1) / 10
-        return (p_first[:, 1] + p_first[:, 0] * tenths).clamp(0, 1).tolist()
+        first = logits[:, 0, self._first_digit_ids]  # "0", "1"
+        return expected_scores(first, logits[:, 1, self._digit_ids]).tolist()
 
     # ---- generation -------------------------------------------------------------------------
 

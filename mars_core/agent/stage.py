@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mars_core.agent.adapter import describe_adapter
 from mars_core.agent.prompt import PROMPT_VERSION, product_text
+from mars_core.agent.remote import RemoteAgentScorer, open_scorer
 from mars_core.agent.scorer import AgentScorer, ProductView
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
@@ -25,7 +26,7 @@ class AgentStage:
     `details["malformed_rationales"]`.
     """
 
-    scorer: AgentScorer
+    scorer: AgentScorer | RemoteAgentScorer  # student.kind: local or openai
     rationale_top_n: int  # funnel.rationale_top_n
     max_image_pixels: int  # data.max_image_pixels
     siglip_blend: float = 0.0  # funnel.siglip_blend
@@ -36,7 +37,7 @@ class AgentStage:
     def from_config(cls, cfg: MarsConfig, cache_dir: Path | None = None) -> AgentStage:
         """The agent of the configured student (and adapter) with the funnel's sizes;
         `student.adapter=auto` serves the registry's champion when there is one."""
-        scorer = AgentScorer.from_config(cfg.student, Path(cache_dir or cfg.paths.models))
+        scorer = open_scorer(cfg.student, Path(cache_dir or cfg.paths.models))
         return cls(
             student=f"{cfg.student.name} student, {describe_adapter(scorer.adapter)}",
             scorer=scorer,
@@ -44,6 +45,11 @@ class AgentStage:
             max_image_pixels=cfg.data.max_image_pixels,
             siglip_blend=cfg.funnel.siglip_blend,
         )
+
+    def close(self) -> None:
+        """Release the served agent's connections (the in-process scorer holds none)."""
+        if isinstance(self.scorer, RemoteAgentScorer):
+            self.scorer.close()
 
     def rank(
         self, request: SearchRequest, candidates: list[Candidate] | None, k: int

@@ -9,6 +9,7 @@ from mars_core.knob import knob
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 TEACHER_KINDS = ("metadata", "vlm", "openai")
+STUDENT_KINDS = ("local", "openai")
 
 
 def _check_dtype_device(dtype: str, device: str) -> None:
@@ -88,11 +89,54 @@ class StudentConfig(VLMConfig):
     reuse_room_prefix: bool = knob(
         True, "encode system text + room image once per query and reuse its KV cache"
     )
+    kind: str = knob(
+        "local",
+        "local (the model runs in this process) or openai (scored by an OpenAI-compatible "
+        "server such as vLLM, at student.endpoint)",
+    )
+    endpoint: str | None = knob(None, "kind=openai: the server's base URL (e.g. vLLM's .../v1)")
+    served_model: str = knob(
+        "mars-student", "kind=openai: the model name the server serves (vLLM's --lora-modules)"
+    )
+    api_key_env: str = knob("", "kind=openai: env variable holding the API key; empty = none")
+    timeout: float = knob(60.0, "kind=openai: seconds to wait for one response")
+    concurrency: int = knob(16, "kind=openai: requests in flight at once")
+    retries: int = knob(2, "kind=openai: re-sends after a timeout, dropped connection or 5xx/429")
+    backoff: float = knob(0.5, "kind=openai: seconds before the first re-send, doubled each time")
+    top_logprobs: int = knob(
+        20,
+        "kind=openai: alternatives the server returns per scored position (vLLM caps it with "
+        "--max-logprobs); a digit outside them counts as probability 0",
+    )
+    request_max_pixels: int = knob(
+        1_000_000,
+        "kind=openai: images over this many pixels are downscaled before they are sent; the "
+        "server then resizes to its own max_pixels as the in-process agent does",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ValueError("student.batch_size and student.max_new_tokens must be >= 1")
+        if self.kind not in STUDENT_KINDS:
+            raise ValueError(f"student.kind {self.kind!r} unknown; use one of {STUDENT_KINDS}")
+        if self.kind == "openai" and not self.endpoint:
+            raise ValueError("student.kind=openai needs student.endpoint (the server's base URL)")
+        if self.concurrency < 1 or self.retries < 0 or self.backoff < 0 or self.timeout <= 0:
+            raise ValueError(
+                "student.concurrency must be >= 1, retries and backoff >= 0, timeout > 0"
+            )
+        if self.top_logprobs < 10:
+            raise ValueError(
+                f"student.top_logprobs={self.top_logprobs} must be >= 10: the score reads "
+                "the ten digits' probabilities"
+            )
+        if self.request_max_pixels < self.max_pixels:
+            raise ValueError(
+                f"student.request_max_pixels ({self.request_max_pixels}) must be >= "
+                f"student.max_pixels ({self.max_pixels}): the server must get images at least "
+                "as large as it feeds the model"
+            )
 
 
 @dataclass

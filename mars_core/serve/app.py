@@ -5,13 +5,13 @@
 closes the funnel. Searches run one at a time under a lock, so twenty requests queue for one
 set of models instead of loading twenty. Product and room images are served by catalogue key
 or room id, looked up in those tables: a client never names a path. Uploads are decoded in
-memory; the service writes nothing.
+memory (`BodyLimit` bounds every body, so none is spooled to disk); the service writes nothing.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pyarrow.parquet as pq
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
@@ -30,8 +30,8 @@ from mars_core.errors import UserInputError
 from mars_core.search.funnel import SearchFunnel, SearchResult
 from mars_core.search.types import Candidate, SearchRequest
 from mars_core.serve.validation import (
-    PAYLOAD_TOO_LARGE,
     UNPROCESSABLE,
+    BodyLimit,
     UnknownItemError,
     check_k,
     check_query,
@@ -148,7 +148,7 @@ def create_app(cfg: MarsConfig) -> FastAPI:
     )
     app.state.service = service
     _add_error_handlers(app)
-    _add_body_limit(app, cfg.serve.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(BodyLimit, limit=cfg.serve.max_upload_bytes + FORM_OVERHEAD_BYTES)
     _add_routes(app, service)
     return app
 
@@ -165,23 +165,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
         return error_response(error.status_code, str(error.detail))
-
-
-def _add_body_limit(app: FastAPI, limit: int) -> None:
-    """Refuse a body announced over the limit before it is read (and spooled to disk)."""
-
-    @app.middleware("http")
-    async def body_limit(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > limit:
-            return error_response(
-                PAYLOAD_TOO_LARGE,
-                f"the request body is {int(length):,} bytes, over the limit of {limit:,} "
-                "(serve.max_upload_bytes plus the form); send a smaller photo",
-            )
-        return await call_next(request)
 
 
 def _add_routes(app: FastAPI, service: Service) -> None:

@@ -2,18 +2,28 @@
 
 The same checks as the command line (`load_image`'s pixel limit, `query_words`), plus the
 limits only a service needs (upload bytes, query length, k). `status_of` maps each error to
-the HTTP status a client should get.
+the HTTP status a client should get. `BodyLimit` bounds a whole request body, announced or
+streamed, so that the multipart parser can keep every accepted upload in memory: nothing a
+client sends is written to disk (starlette would otherwise spool uploads over 1 MB to the
+system's temp folder).
 """
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from PIL import Image
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartParser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mars_core.config import ServeConfig
 from mars_core.errors import (
     BadImageError,
     EmptyQueryError,
     ImageTooLargeError,
+    ModelServerError,
     UserInputError,
 )
 from mars_core.images import load_image_bytes
@@ -24,6 +34,7 @@ NOT_FOUND = 404
 PAYLOAD_TOO_LARGE = 413
 UNSUPPORTED_MEDIA_TYPE = 415
 UNPROCESSABLE = 422
+SERVICE_UNAVAILABLE = 503
 
 
 class UploadTooLargeError(UserInputError):
@@ -43,7 +54,8 @@ class UnknownItemError(UserInputError):
 
 
 def status_of(error: UserInputError) -> int:
-    """The HTTP status of a user's mistake: size 413, not an image 415, bad field 422."""
+    """The HTTP status of a user's mistake: size 413, not an image 415, bad field 422; the
+    agent's model server not answering is 503."""
     if isinstance(error, UploadTooLargeError | ImageTooLargeError):
         return PAYLOAD_TOO_LARGE
     if isinstance(error, BadImageError):
@@ -52,6 +64,8 @@ def status_of(error: UserInputError) -> int:
         return UNPROCESSABLE
     if isinstance(error, UnknownItemError):
         return NOT_FOUND
+    if isinstance(error, ModelServerError):
+        return SERVICE_UNAVAILABLE
     return BAD_REQUEST
 
 
@@ -62,6 +76,57 @@ def check_upload_size(size: int, limits: ServeConfig) -> None:
             f"the room photo is over the upload limit of {limits.max_upload_bytes:,} bytes "
             "(serve.max_upload_bytes); send a smaller photo"
         )
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a request body over `limit` bytes, and keep accepted ones in memory.
+
+    A body whose `Content-Length` is over the limit is answered 413 before it is read; a
+    streamed (chunked) body is cut off with 413 as soon as it passes the limit. Since no
+    accepted body is larger, the multipart parser's in-memory spool is raised to the limit
+    (never lowered: it is starlette's class-wide setting), so uploads never roll over to a
+    temp file outside the service's folder.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"").decode("latin-1")
+        if length.isdigit() and int(length) > self.limit:
+            return await _send_error(send, PAYLOAD_TOO_LARGE, self._too_large(f"{int(length):,}"))
+        received = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise HTTPException(PAYLOAD_TOO_LARGE, self._too_large(f"over {self.limit:,}"))
+            return message
+
+        return await self.app(scope, bounded_receive, send)
+
+    def _too_large(self, size: str) -> str:
+        return (
+            f"the request body is {size} bytes, over the limit of {self.limit:,} "
+            "(serve.max_upload_bytes plus the form); send a smaller photo"
+        )
+
+
+async def _send_error(send: Send, status: int, message: str) -> None:
+    """The service's JSON error, sent before the app sees the request."""
+    body = json.dumps({"error": message, "status": status}).encode()
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def room_image(data: bytes, name: str, limits: ServeConfig, max_pixels: int) -> Image.Image:

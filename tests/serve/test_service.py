@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,43 +10,24 @@ from pathlib import Path
 import httpx
 import pyarrow.parquet as pq
 import pytest
-import uvicorn
+from live_service import running_service
 from PIL import Image
 
 from mars_core.compose import load_config
-from mars_core.serve.app import FORM_OVERHEAD_BYTES, create_app
+from mars_core.serve.app import FORM_OVERHEAD_BYTES
 
 MAX_UPLOAD = 200_000
 MAX_QUERY = 60
-START_TIMEOUT_S = 120.0
 CONCURRENT = 20
 SEARCH_TIMEOUT_S = 300.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(indexed) -> Iterator[str]:
     """The service for the session's indexed world, listening on a free local port."""
     limits = [f"serve.max_upload_bytes={MAX_UPLOAD}", f"serve.max_query_chars={MAX_QUERY}"]
-    cfg = load_config([*indexed.overrides, *limits])
-    config = uvicorn.Config(
-        create_app(cfg), host="127.0.0.1", port=free_port(), log_level="warning"
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{config.port}"
-    uv.should_exit = True
-    thread.join(timeout=30)
+    with running_service(load_config([*indexed.overrides, *limits])) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

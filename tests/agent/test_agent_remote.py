@@ -1,0 +1,124 @@
+"""The served agent (`student.kind=openai`) over real HTTP, against a local OpenAI-compatible
+server that runs the same tiny student in this process: its scores and rationales equal the
+in-process agent's."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from chat_server import ChatServer, ServedModel
+from PIL import Image
+
+from mars_core.agent.prompt import ANSWER_PREFIX
+from mars_core.agent.remote import RemoteAgentScorer, open_scorer
+from mars_core.agent.scorer import SCORE_PROBE, AgentScorer, ProductView
+from mars_core.agent.stage import AgentStage
+from mars_core.compose import load_config
+from mars_core.errors import ConfigError, ModelServerError
+from mars_core.search.types import Candidate, SearchRequest
+from mars_core.serve.validation import status_of
+from mars_core.stages import agent_notice
+
+ROOM = Image.new("RGB", (150, 100), (40, 90, 200))
+PRODUCTS = 4
+
+
+def products(n: int = PRODUCTS) -> list[ProductView]:
+    """Products whose images differ in size (different grids) and texts in length."""
+    return [
+        ProductView(
+            image=Image.new("RGB", (56 + 14 * i, 56 + 28 * (i % 2)), (200, 30 * i, 40)),
+            text=f"Product {i} (category: BED)" + "; style: modern" * (i % 3),
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def local(cfg, model_cache) -> AgentScorer:
+    return AgentScorer.from_config(dataclasses.replace(cfg.student, batch_size=3), model_cache)
+
+
+def served_student(cfg, url: str, **knobs):
+    """The student config of a served agent: every digit among the returned alternatives."""
+    return dataclasses.replace(
+        cfg.student, kind="openai", endpoint=url, timeout=30.0, retries=0, **knobs
+    )
+
+
+@pytest.mark.slow
+def test_served_scores_equal_the_in_process_scores(local, cfg, model_cache):
+    vocabulary = len(local.processor.tokenizer)
+    with ChatServer(model=ServedModel(local.model, local.processor)) as server:
+        remote = open_scorer(served_student(cfg, server.url, top_logprobs=vocabulary), model_cache)
+        assert isinstance(remote, RemoteAgentScorer)
+        served = remote.score(ROOM, "a bed", products())
+        remote.close()
+    assert served == pytest.approx(local.score(ROOM, "a bed", products()), abs=1e-5)
+    assert len(server.requests) == 2 * PRODUCTS
+    openings = [body["messages"][-1] for body in server.requests]
+    assert {o["role"] for o in openings} == {"assistant"}
+    assert sorted({o["content"] for o in openings}) == sorted({ANSWER_PREFIX, SCORE_PROBE})
+    first = server.requests[0]
+    assert first["continue_final_message"] is True and first["add_generation_prompt"] is False
+    assert first["max_tokens"] == 1 and first["top_logprobs"] == vocabulary
+    assert first["model"] == "mars-student"
+    rooms = {body["messages"][1]["content"][0]["image_url"]["url"] for body in server.requests}
+    assert len(rooms) == 1  # every request opens with the same room: one cached prefix
+
+
+@pytest.mark.slow
+def test_served_rationales_equal_the_in_process_answers(local, cfg, model_cache):
+    with ChatServer(model=ServedModel(local.model, local.processor)) as server:
+        remote = RemoteAgentScorer(served_student(cfg, server.url))
+        served = remote.generate(ROOM, "a bed", products(3), max_new_tokens=6)
+        remote.close()
+    in_process = local.generate(ROOM, "a bed", products(3), max_new_tokens=6)
+    assert [a.text for a in served] == [a.text for a in in_process]
+    assert all(body["max_tokens"] == 6 for body in server.requests)
+    assert not any(body.get("continue_final_message") for body in server.requests)
+
+
+@pytest.mark.slow
+def test_the_agent_stage_ranks_through_a_served_student(local, cfg, session_overrides, tmp_path):
+    candidates = []
+    for i, view in enumerate(products()):
+        path = tmp_path / f"p{i}.png"
+        view.image.save(path)
+        product = {"name": f"Bed {i}", "category": "BED", "image_path": str(path)}
+        candidates.append(Candidate(key=f"b{i}@x", product=product, scores={"siglip": 0.5}))
+    with ChatServer(model=ServedModel(local.model, local.processor)) as server:
+        served = [
+            "student.kind=openai",
+            f"student.endpoint={server.url}",
+            "student.top_logprobs=1000",
+            "funnel.rationale_top_n=1",
+        ]
+        config = load_config([*session_overrides, *served])
+        assert agent_notice(config) is None  # the server's student is not the untrained one
+        stage = AgentStage.from_config(config)
+        output = stage.rank(SearchRequest(room=ROOM, query="a bed"), candidates, k=3)
+        stage.close()
+    assert f"served at {server.url}" in stage.student and output.ranked_by == stage.student
+    assert len(output.candidates) == 3
+    scores = [c.scores["agent"] for c in output.candidates]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"), [("garbage", "no top_logprobs"), ("drop", "no answer after 1 sends")]
+)
+def test_a_server_that_gives_no_scores_is_named_in_one_error(mode, says, cfg):
+    with ChatServer(mode) as server:
+        remote = RemoteAgentScorer(served_student(cfg, server.url))
+        with pytest.raises(ModelServerError, match=says) as caught:
+            remote.score(ROOM, "a bed", products(1))
+        remote.close()
+    assert server.url in str(caught.value)
+    assert status_of(caught.value) == 503  # what mars-serve answers while its agent is down
+
+
+def test_a_served_student_needs_an_endpoint(session_overrides):
+    with pytest.raises(ConfigError, match=r"student.endpoint"):
+        load_config([*session_overrides, "student.kind=openai"])
