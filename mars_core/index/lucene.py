@@ -195,13 +195,14 @@ class LuceneIndex:
         returns products of that category even when none contains a query word. Equal
         scores keep catalogue order.
         """
-        top_docs = self.searcher.search(self._query(terms, category), k)
+        top_docs = self.searcher.search(self.query(terms, category), k)
         top = java().ScoredDocs.fromTopDocs(top_docs, self.searcher)
         rows = np.asarray(top.lucene_docids, dtype=np.int64)
         scores = np.asarray(top.scores, dtype=np.float32)
         return LexicalHits(rows, scores, self.products.take(rows))
 
-    def _query(self, terms: list[str], category: str | None) -> Any:
+    def query(self, terms: list[str], category: str | None) -> Any:
+        """The Lucene query `search` runs (public so a benchmark can hand pyserini the same)."""
         j = java()
         occur = j.qb.JBooleanClauseOccur
         builder = j.qb.get_boolean_query_builder()
