@@ -10,8 +10,9 @@ Analysis (English, Porter stemming, stop words) and query building are pyserini'
 A build folder holds the Lucene index and, in document order, `products.arrow` (the catalogue
 columns later stages read: `HIT_COLUMNS`) and `vectors.npy` (each product's image vector, see
 `mars_core.index.vectors`). Both are uncompressed and memory-mapped, so opening a build reads
-nothing up front, and a search takes its hits' rows by document number: one JNI call hands
-back the document numbers and scores as two primitive arrays, no Java object per hit.
+nothing up front, and a search takes its hits' rows by document number. The hits cross the
+JNI bridge as two primitive arrays (document numbers and scores, Anserini's `ScoredDocs`)
+instead of a wrapped Java object per hit.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
+from mars_core.errors import IndexNotBuiltError
 from mars_core.runtime import ensure_jvm
 
 INDEX_DIR = "index"
@@ -140,7 +142,13 @@ def write_products(catalogue: pa.Table, path: Path) -> None:
 
 def read_products(build: Path) -> pa.Table:
     """A build's `products.arrow`, memory-mapped: rows are read when taken, not at open."""
-    with pa.memory_map(str(build / PRODUCTS_FILE)) as source:
+    path = build / PRODUCTS_FILE
+    if not path.is_file():
+        raise IndexNotBuiltError(
+            f"index build {build} has no {PRODUCTS_FILE} (built by an earlier version): "
+            "re-run `python -m flows.index` (it rebuilds without embedding again)"
+        )
+    with pa.memory_map(str(path)) as source:
         return pa.ipc.open_file(source).read_all()
 
 

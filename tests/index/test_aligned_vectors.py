@@ -16,10 +16,10 @@ from catalogue_factory import add_products, change_products, read_rows, remove_p
 from PIL import Image
 
 from mars_core.errors import IndexNotBuiltError
-from mars_core.index.lucene import read_products
+from mars_core.index.lucene import PRODUCTS_FILE, read_products
 from mars_core.index.reindex import reindex
 from mars_core.index.store import MANIFEST_FILE, IndexSnapshot
-from mars_core.index.vectors import AlignedVectors
+from mars_core.index.vectors import VECTORS_FILE, AlignedVectors
 from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
 from mars_core.search.visual import VisualStage
@@ -91,13 +91,21 @@ def test_a_reindex_keeps_every_vector_aligned(built_cfg, own_world, embedder):
 def test_a_build_without_aligned_vectors_is_upgraded_without_embedding(
     built_cfg, own_world, embedder
 ):
-    """A manifest of before this change names no vectors: stage 2 says to re-index, and the
-    re-index adds them to a fresh build without embedding anything."""
+    """A build of before this change has neither products.arrow nor vectors, and its manifest
+    names none: both stages say to re-index, and the re-index makes a fresh build with them
+    without embedding anything."""
     cfg = built_cfg
+    old = IndexSnapshot.current(cfg.dir)
+    (old.lucene_path / PRODUCTS_FILE).unlink()
+    (old.lucene_path / VECTORS_FILE).unlink()
     manifest_path = Path(cfg.dir) / MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text())
-    manifest_path.write_text(json.dumps({**manifest, "vectors": ""}))
+    manifest_path.write_text(
+        json.dumps({key: v for key, v in manifest.items() if key != "vectors"})
+    )
     old = IndexSnapshot.current(cfg.dir)
+    with pytest.raises(IndexNotBuiltError, match=r"flows\.index"):
+        LexicalStage.open(old, cfg)
     with pytest.raises(IndexNotBuiltError, match=r"flows\.index"):
         VisualStage.open(old, cfg, embedder, text_weight=0.0)
     report = reindex(own_world.catalogue, cfg, embedder)
