@@ -134,8 +134,10 @@ def _write_documents(catalogue: pa.Table, index_dir: Path) -> None:
 
 
 def write_products(catalogue: pa.Table, path: Path) -> None:
-    """`HIT_COLUMNS` of the catalogue as an uncompressed Arrow file (memory-mappable)."""
-    table = catalogue.select(list(HIT_COLUMNS))
+    """`HIT_COLUMNS` of the catalogue as an uncompressed Arrow file (memory-mappable), in one
+    record batch: pyarrow's `take` on a column of several chunks joins them first, which
+    would make every search cost the catalogue's size."""
+    table = catalogue.select(list(HIT_COLUMNS)).combine_chunks()
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
 

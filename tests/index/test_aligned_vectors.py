@@ -11,12 +11,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from catalogue_factory import add_products, change_products, read_rows, remove_products
 from PIL import Image
 
 from mars_core.errors import IndexNotBuiltError
-from mars_core.index.lucene import PRODUCTS_FILE, read_products
+from mars_core.index.lucene import HIT_COLUMNS, PRODUCTS_FILE, read_products, write_products
 from mars_core.index.reindex import reindex
 from mars_core.index.store import MANIFEST_FILE, IndexSnapshot
 from mars_core.index.vectors import VECTORS_FILE, AlignedVectors
@@ -113,3 +115,16 @@ def test_a_build_without_aligned_vectors_is_upgraded_without_embedding(
     snapshot = IndexSnapshot.current(cfg.dir)
     assert snapshot.has_vectors
     assert_aligned(snapshot, embedder, own_world.catalogue)
+
+
+def test_the_products_file_is_one_batch_whatever_the_catalogue_chunks(tmp_path, catalogue_world):
+    """A take from a column of many chunks joins them all first: a search would then cost
+    the catalogue's size, not its hits'. The build writes one batch."""
+    catalogue = pq.read_table(catalogue_world.catalogue)
+    chunked = pa.concat_tables([catalogue.slice(i, 50) for i in range(0, catalogue.num_rows, 50)])
+    assert chunked["key"].num_chunks > 1
+    write_products(chunked, tmp_path / PRODUCTS_FILE)
+    products = read_products(tmp_path)
+    assert products.num_rows == catalogue.num_rows
+    assert {products[name].num_chunks for name in HIT_COLUMNS} == {1}
+    assert products["key"].to_pylist() == catalogue["key"].to_pylist()
