@@ -227,7 +227,9 @@ class IndexConfig:
     bm25_b: float = knob(0.4, "BM25 b")
     max_query_terms: int = knob(64, "longest query accepted, in analysed words")
     listing_overfetch: int = knob(
-        2, "stage 1 fetches k x this many hits, then keeps one listing per item (marketplaces)"
+        2,
+        "stage 1 keeps one listing per item (marketplaces); when that leaves fewer than k, "
+        "it fetches k x this many more hits, until k items or no more hits",
     )
     vocabulary: VocabularyConfig = knob(VocabularyConfig(), "conf/index/vocabulary")
 

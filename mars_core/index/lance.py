@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import lancedb
@@ -85,6 +86,7 @@ class VectorTable:
     def __init__(self, uri: str, name: str, dim: int) -> None:
         self.db = lancedb.connect(uri)
         self.name = name
+        self.dim = dim
         if name in self.db.list_tables().tables:
             self.table = self.db.open_table(name)
             stored = self.table.schema.field(VECTOR).type.list_size
@@ -127,6 +129,13 @@ class VectorTable:
         rows = pa.concat_tables(parts)
         position = {key: i for i, key in enumerate(rows["key"].to_pylist())}
         return vector_matrix(rows)[[position[key] for key in keys]]
+
+    def iter_vectors(self) -> Iterator[tuple[list[str], np.ndarray]]:
+        """(keys, vectors) of every row at the latest version, streamed in LanceDB's batches."""
+        n = max(self.table.count_rows(), 1)
+        for batch in self.table.search().select(["key", VECTOR]).limit(n).to_batches():
+            rows = pa.Table.from_batches([batch])
+            yield rows["key"].to_pylist(), vector_matrix(rows)
 
     def delete(self, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), IN_LIST_CHUNK):
@@ -180,10 +189,15 @@ class VectorIndex:
         self.table = lancedb.connect(uri).open_table(name)
         self.table.checkout(version)
         self.dim = self.table.schema.field(VECTOR).type.list_size
-        keys = self.table.search().select(["key"]).limit(max(self.count(), 1)).to_arrow()
-        self.offsets = {key: i for i, key in enumerate(keys["key"].to_pylist())}
         self.nprobes = nprobes
         self.refine = refine
+
+    @cached_property
+    def offsets(self) -> dict[str, int]:
+        """key -> row offset at the pinned version (read on first use: stage 2's re-rank
+        gathers from the build's aligned vectors and never needs it)."""
+        keys = self.table.search().select(["key"]).limit(max(self.count(), 1)).to_arrow()
+        return {key: i for i, key in enumerate(keys["key"].to_pylist())}
 
     def rows(self, keys: Sequence[str]) -> pa.Table:
         """The rows (vectors included) of `keys`, in table order; unknown keys are absent.

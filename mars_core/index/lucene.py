@@ -7,9 +7,12 @@ becomes the terms "patio" and "tabl" and a filter on TABLE would leak patio tabl
 Analysis (English, Porter stemming, stop words) and query building are pyserini's, and the
 `id` / `contents` layout is Anserini's, so pyserini's `LuceneSearcher` reads the index too.
 
-A build folder holds the Lucene index and `products.parquet`, the catalogue rows in document
-order: search hands back rows by document number instead of fetching a stored field per hit
-across the JNI bridge.
+A build folder holds the Lucene index and, in document order, `products.arrow` (the catalogue
+columns later stages read: `HIT_COLUMNS`) and `vectors.npy` (each product's image vector, see
+`mars_core.index.vectors`). Both are uncompressed and memory-mapped, so opening a build reads
+nothing up front, and a search takes its hits' rows by document number. The hits cross the
+JNI bridge as two primitive arrays (document numbers and scores, Anserini's `ScoredDocs`)
+instead of a wrapped Java object per hit.
 """
 
 from __future__ import annotations
@@ -17,21 +20,29 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from mars_core.errors import IndexNotBuiltError
 from mars_core.runtime import ensure_jvm
 
 INDEX_DIR = "index"
-PRODUCTS_FILE = "products.parquet"
+PRODUCTS_FILE = "products.arrow"
 ID, CONTENTS, CATEGORY = "id", "contents", "category"
+# What the stages after BM25 read of a hit: the key, the item (one listing per item), the
+# category (the lock, evaluation), what the agent's prompt and the result page show.
+HIT_COLUMNS = (
+    "key", "item_id", "domain", "name", "category", "brand", "color", "material", "style",
+    "image_path",
+)  # fmt: skip
 
 
 @cache
@@ -62,6 +73,7 @@ def java() -> SimpleNamespace:
         BinaryDocValuesField=autoclass("org.apache.lucene.document.BinaryDocValuesField"),
         Store=autoclass("org.apache.lucene.document.Field$Store"),
         BytesRef=autoclass("org.apache.lucene.util.BytesRef"),
+        ScoredDocs=autoclass("io.anserini.search.ScoredDocs"),
     )
 
 
@@ -77,11 +89,15 @@ def product_document(key: str, category: str, search_text: str) -> Any:
     return doc
 
 
-def write_lucene_index(catalogue: pa.Table, out_dir: Path) -> int:
+def write_lucene_index(
+    catalogue: pa.Table, out_dir: Path, *, aligned: Callable[[list[str], Path], None]
+) -> int:
     """Index the catalogue into the new build folder `out_dir` (written aside, then renamed).
 
     Documents keep catalogue order (adjacent-only merges, one final segment), so document
-    number i is row i of the `products.parquet` written beside the index.
+    number i is row i of the `products.arrow` written beside the index. `aligned(keys,
+    folder)` writes more files in that order into the folder before it is renamed (the
+    vectors), so a build is published whole or not at all.
     """
     if out_dir.exists():
         raise FileExistsError(f"Lucene build folder {out_dir} exists; pick a new folder")
@@ -89,7 +105,8 @@ def write_lucene_index(catalogue: pa.Table, out_dir: Path) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir.parent))
     try:
         _write_documents(catalogue, tmp / INDEX_DIR)
-        pq.write_table(catalogue, tmp / PRODUCTS_FILE)
+        write_products(catalogue, tmp / PRODUCTS_FILE)
+        aligned(catalogue["key"].to_pylist(), tmp)
         tmp.rename(out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -116,11 +133,37 @@ def _write_documents(catalogue: pa.Table, index_dir: Path) -> None:
         writer.close()
 
 
+def write_products(catalogue: pa.Table, path: Path) -> None:
+    """`HIT_COLUMNS` of the catalogue as an uncompressed Arrow file (memory-mappable), in one
+    record batch: pyarrow's `take` on a column of several chunks joins them first, which
+    would make every search cost the catalogue's size."""
+    table = catalogue.select(list(HIT_COLUMNS)).combine_chunks()
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def read_products(build: Path) -> pa.Table:
+    """A build's `products.arrow`, memory-mapped: rows are read when taken, not at open."""
+    path = build / PRODUCTS_FILE
+    if not path.is_file():
+        raise IndexNotBuiltError(
+            f"index build {build} has no {PRODUCTS_FILE} (built by an earlier version): "
+            "re-run `python -m flows.index` (it rebuilds without embedding again)"
+        )
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all()
+
+
 @dataclass(frozen=True)
-class LexicalHit:
-    key: str
-    score: float
-    product: dict[str, Any]
+class LexicalHits:
+    """Hits of one search, best first, as columns."""
+
+    rows: np.ndarray  # document numbers (= rows of products.arrow and vectors.npy)
+    scores: np.ndarray  # BM25 scores, float32 as Lucene computes them
+    products: pa.Table  # the hits' `HIT_COLUMNS`, in hit order
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 class LuceneIndex:
@@ -133,19 +176,19 @@ class LuceneIndex:
         self.reader = j.DirectoryReader.open(self.directory)
         self.searcher = j.IndexSearcher(j.cast("org.apache.lucene.index.IndexReader", self.reader))
         self.searcher.setSimilarity(j.BM25Similarity(k1, b))
-        self.products = pq.read_table(path / PRODUCTS_FILE)
+        self.products = read_products(path)
         self._analyze = j.Analyzer(j.analyzer).analyze
         self._check_order()
 
     def _check_order(self) -> None:
-        """Document i must be row i of products.parquet, or hits would carry the wrong rows."""
+        """Document i must be row i of products.arrow, or hits would carry the wrong rows."""
         n = self.products.num_rows
         if int(self.reader.numDocs()) != n:
             raise ValueError(f"{self.path}: {self.reader.numDocs()} documents but {n} rows")
         stored = self.reader.storedFields()
         for doc in {0, n // 2, n - 1} if n else ():
             if stored.document(doc).get(ID) != self.products["key"][doc].as_py():
-                raise ValueError(f"{self.path}: document order differs from products.parquet")
+                raise ValueError(f"{self.path}: document order differs from products.arrow")
 
     @property
     def num_docs(self) -> int:
@@ -155,22 +198,21 @@ class LuceneIndex:
         """The index's terms for `text` (lower-cased, stop words out, Porter stems)."""
         return list(self._analyze(text))
 
-    def search(self, terms: list[str], *, category: str | None, k: int) -> list[LexicalHit]:
+    def search(self, terms: list[str], *, category: str | None, k: int) -> LexicalHits:
         """Top `k` by BM25 over `terms`; with a category, only (and all of) its products match.
 
         The category is a FILTER clause: it restricts without scoring, so a locked query
         returns products of that category even when none contains a query word. Equal
         scores keep catalogue order.
         """
-        top = self.searcher.search(self._query(terms, category), k)
-        scored = [(hit.doc, float(hit.score)) for hit in top.scoreDocs]
-        docs = pa.array([doc for doc, _ in scored], type=pa.int64())
-        rows = self.products.take(docs).to_pylist()
-        return [
-            LexicalHit(row["key"], score, row) for row, (_, score) in zip(rows, scored, strict=True)
-        ]
+        top_docs = self.searcher.search(self.query(terms, category), k)
+        top = java().ScoredDocs.fromTopDocs(top_docs, self.searcher)
+        rows = np.asarray(top.lucene_docids, dtype=np.int64)
+        scores = np.asarray(top.scores, dtype=np.float32)
+        return LexicalHits(rows, scores, self.products.take(rows))
 
-    def _query(self, terms: list[str], category: str | None) -> Any:
+    def query(self, terms: list[str], category: str | None) -> Any:
+        """The Lucene query `search` runs (public so a benchmark can hand pyserini the same)."""
         j = java()
         occur = j.qb.JBooleanClauseOccur
         builder = j.qb.get_boolean_query_builder()

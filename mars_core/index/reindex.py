@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -39,12 +39,14 @@ from mars_core.index.store import (
     LANCE_DIR,
     LUCENE_DIR,
     IndexManifest,
+    IndexSnapshot,
     folder_bytes,
     publish,
     read_manifest,
     reindex_lock,
     write_json_atomic,
 )
+from mars_core.index.vectors import VECTORS_FILE, write_aligned_vectors
 from mars_core.index.vocabulary import CategoryVocabulary
 
 log = logging.getLogger(__name__)
@@ -255,7 +257,7 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
             published = table.hashes(manifest.lance_version) if manifest else {}
             plan = plan_changes(catalogue, published, table.hashes())
         embedded, skipped, published_now = 0, [], False
-        if plan.changes or manifest is None or not (root / LUCENE_DIR / manifest.lucene).is_dir():
+        if plan.changes or manifest is None or not IndexSnapshot(root, manifest).has_vectors:
             embedded, skipped, manifest = apply_plan(
                 plan, catalogue, catalogue_path, cfg, table, embedder, manifest, seconds
             )
@@ -279,6 +281,15 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
         seconds=seconds,
         skipped=skipped,
     )
+
+
+def vector_writer(table: VectorTable) -> Callable[[list[str], Path], None]:
+    """Writes the table's latest vectors into a Lucene build, in its document order."""
+
+    def write(keys: list[str], folder: Path) -> None:
+        write_aligned_vectors(table.iter_vectors(), keys, folder / VECTORS_FILE, table.dim)
+
+    return write
 
 
 def without_keys(catalogue: pa.Table, keys: list[str]) -> pa.Table:
@@ -323,7 +334,7 @@ def apply_plan(
         table.ensure_indexes(cfg, pinned_version=published.lance_version if published else None)
     with timed(seconds, "lucene"):
         lucene = new_lucene_name()
-        write_lucene_index(built, root / LUCENE_DIR / lucene)
+        write_lucene_index(built, root / LUCENE_DIR / lucene, aligned=vector_writer(table))
     manifest = IndexManifest(
         lucene=lucene,
         lance_version=table.version,
@@ -334,6 +345,7 @@ def apply_plan(
         categories=dict(sorted(Counter(built["category"].to_pylist()).items())),
         catalogue=str(catalogue_path),
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        vectors=VECTORS_FILE,
     )
     with timed(seconds, "publish"):
         publish(root, manifest, keep_lucene=cfg.keep_lucene_versions)

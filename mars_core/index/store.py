@@ -3,7 +3,8 @@
 ```
 <index.dir>/
   CURRENT.json          the manifest: which Lucene build and which LanceDB table version
-  lucene/<build>/       one immutable build: index/ (Lucene) and products.parquet
+  lucene/<build>/       one immutable build: index/ (Lucene), products.arrow and
+                        vectors.npy (stage 2's vectors, row i = document i)
   lance/                the LanceDB database (its tables keep every version until cleaned)
   embedder.json         which embedder the vectors come from
   .reindex.lock         held while a re-index runs
@@ -48,6 +49,8 @@ class IndexManifest:
     categories: dict[str, int] = field(default_factory=dict)  # category -> products
     catalogue: str = ""
     built_at: str = ""
+    # the build's vector file, aligned with its documents; "" in builds made before it existed
+    vectors: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ class IndexSnapshot:
     @property
     def lucene_path(self) -> Path:
         return self.root / LUCENE_DIR / self.manifest.lucene
+
+    @property
+    def has_vectors(self) -> bool:
+        """Whether the build carries stage 2's aligned vectors (older builds do not)."""
+        return bool(self.manifest.vectors) and (self.lucene_path / self.manifest.vectors).is_file()
 
     @property
     def lance_uri(self) -> str:

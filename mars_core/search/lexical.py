@@ -8,9 +8,11 @@ reason), so the caller can tell the user instead of silently mixing categories.
 
 from __future__ import annotations
 
+import numpy as np
+
 from mars_core.config import IndexConfig
 from mars_core.errors import EmptyQueryError, UserInputError
-from mars_core.index.lucene import LuceneIndex
+from mars_core.index.lucene import LexicalHits, LuceneIndex
 from mars_core.index.store import IndexSnapshot
 from mars_core.index.vocabulary import CategoryVocabulary
 from mars_core.search.types import Candidate, CategoryLock, SearchRequest, StageOutput
@@ -57,22 +59,40 @@ class LexicalStage:
         match = self.vocabulary.match(request.query)
         terms = self.index.analyze(request.query)
         self._check_terms(request.query, terms, locked=match.category is not None)
-        # One item sold on several marketplaces is several listings: fetch extra, keep its best.
-        found = self.index.search(terms, category=match.category, k=self.listing_overfetch * k)
-        unique = one_listing_per_item(found)
-        hits = unique[:k]
+        found, positions = self._top_items(terms, match.category, k)
+        kept = np.asarray(positions, dtype=np.int64)
+        products = found.products.take(kept).to_pylist()
+        rows, scores = found.rows[kept].tolist(), found.scores[kept].tolist()
         reason = "" if match.category else f"no known category word in {request.query!r}"
         details = {
             "bm25_query": " ".join(terms),
             "mentions": list(match.mentions),
-            "hits": len(hits),
-            "collapsed_listings": len(found) - len(unique),
+            "hits": len(kept),
+            "fetched": len(found),
+            "collapsed_listings": len(found) - len(kept),
         }
-        return StageOutput(
-            [Candidate(h.key, h.product, scores={self.name: h.score}) for h in hits],
-            lock=CategoryLock(match.category, reason),
-            details=details,
-        )
+        candidates = [
+            Candidate(p["key"], p, scores={self.name: score}, row=row)
+            for p, score, row in zip(products, scores, rows, strict=True)
+        ]
+        return StageOutput(candidates, lock=CategoryLock(match.category, reason), details=details)
+
+    def _top_items(
+        self, terms: list[str], category: str | None, k: int
+    ) -> tuple[LexicalHits, list[int]]:
+        """The hits and the positions of the best listing of each of the top `k` items.
+
+        One item sold on several marketplaces is several listings. Only when those cut the
+        top `k` short is more fetched (k x `listing_overfetch` more each time), until `k`
+        items are found or the index has no more hits.
+        """
+        fetch = k
+        while True:
+            found = self.index.search(terms, category=category, k=fetch)
+            kept = one_listing_per_item(found.products["item_id"].to_pylist())[:k]
+            if len(kept) == k or len(found) < fetch:
+                return found, kept
+            fetch += k * self.listing_overfetch
 
     def _check_terms(self, query: str, terms: list[str], *, locked: bool) -> None:
         if len(terms) > self.max_query_terms:
@@ -90,13 +110,13 @@ class LexicalStage:
         self.index.close()
 
 
-def one_listing_per_item(hits: list) -> list:
-    """The best-ranked listing of each item (ABO repeats an item per marketplace)."""
+def one_listing_per_item(items: list[str]) -> list[int]:
+    """Positions of the best-ranked listing of each item (ABO repeats an item per
+    marketplace), given the hits' item ids best first."""
     seen: set[str] = set()
     kept = []
-    for hit in hits:
-        item = hit.product["item_id"]
+    for position, item in enumerate(items):
         if item not in seen:
             seen.add(item)
-            kept.append(hit)
+            kept.append(position)
     return kept

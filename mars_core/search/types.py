@@ -31,6 +31,8 @@ class Candidate:
     product: dict[str, Any]  # the catalogue row (name, category, image_path, ...)
     scores: dict[str, float] = field(default_factory=dict)  # stage name -> score
     rationale: str | None = None
+    # its document number in the index build stage 1 searched: stage 2 gathers its vector by it
+    row: int | None = None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ The score is the cosine similarity between the room photo's embedding and the pr
 optionally blended with the query text's: `(1 - w) * cos(room, p) + w * cos(text, p)`. Since
 every vector has unit length this is one dot product with `(1 - w) * room + w * text`, so the
 re-rank of stage 1's candidates and a standalone nearest-neighbour search share one score.
+
+The re-rank gathers the candidates' vectors by document number from the vectors published
+with the Lucene build stage 1 searched (`mars_core.index.vectors`): a gather and one product.
+The nearest-neighbour search, with no candidates, uses LanceDB's ANN index.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import pyarrow as pa
 
 from mars_core.config import IndexConfig
 from mars_core.embedder import Embedder
+from mars_core.errors import IndexNotBuiltError
 from mars_core.index.lance import PRODUCT_COLUMNS, VectorIndex, sql_in, vector_matrix
 from mars_core.index.store import IndexSnapshot
+from mars_core.index.vectors import AlignedVectors
 from mars_core.search.types import Candidate, SearchRequest, StageOutput
 
 
@@ -37,13 +43,22 @@ class VisualStage:
 
     name = "siglip"
 
-    def __init__(self, index: VectorIndex, embedder: Embedder, *, text_weight: float) -> None:
-        if index.dim != embedder.dim:
-            raise ValueError(
-                f"the vector index holds {index.dim}-d vectors but embedder {embedder.name} "
-                f"gives {embedder.dim}-d: search with the embedder the index was built with"
-            )
+    def __init__(
+        self,
+        index: VectorIndex,
+        vectors: AlignedVectors,
+        embedder: Embedder,
+        *,
+        text_weight: float,
+    ) -> None:
+        for held in (index.dim, vectors.dim):
+            if held != embedder.dim:
+                raise ValueError(
+                    f"the vector index holds {held}-d vectors but embedder {embedder.name} "
+                    f"gives {embedder.dim}-d: search with the embedder the index was built with"
+                )
         self.index = index
+        self.vectors = vectors
         self.embedder = embedder
         self.text_weight = text_weight
 
@@ -58,6 +73,11 @@ class VisualStage:
                 f"index {snapshot.root} was built with embedder {manifest.embedder}, not "
                 f"{embedder.model_id}: search with the embedder the index was built with"
             )
+        if not snapshot.has_vectors:
+            raise IndexNotBuiltError(
+                f"index {snapshot.root} was built before stage 2 read vectors from the build: "
+                "re-run `python -m flows.index` (it adds them without embedding again)"
+            )
         index = VectorIndex(
             snapshot.lance_uri,
             manifest.table,
@@ -65,7 +85,8 @@ class VisualStage:
             nprobes=cfg.ann_nprobes,
             refine=cfg.ann_refine_factor,
         )
-        return cls(index, embedder, text_weight=text_weight)
+        vectors = AlignedVectors(snapshot.lucene_path, manifest.vectors)
+        return cls(index, vectors, embedder, text_weight=text_weight)
 
     def query_vector(self, request: SearchRequest) -> np.ndarray:
         """The room photo's embedding, blended with the query text's when weighted."""
@@ -94,15 +115,14 @@ class VisualStage:
         if not candidates:
             return []
         keys = [c.key for c in candidates]
-        rows = self.index.rows(keys)
-        found = dict(zip(rows["key"].to_pylist(), range(rows.num_rows), strict=True))
-        missing = [key for key in keys if key not in found]
+        rows = self.vectors.rows(keys, [c.row for c in candidates])
+        missing = [key for key, row in zip(keys, rows, strict=True) if row is None]
         if missing:
             raise ValueError(
                 f"{len(missing)} candidates are not in the vector index (e.g. {missing[:3]}): "
                 "stage 1 and stage 2 must come from the same index snapshot"
             )
-        scores = vector_matrix(rows)[[found[key] for key in keys]] @ vector
+        scores = self.vectors.gather(rows) @ vector
         order = np.argsort(-scores, kind="stable")[:k]
         return [self._scored(candidates[i], float(scores[i])) for i in order]
 
@@ -127,4 +147,5 @@ class VisualStage:
             candidate.product,
             scores={**candidate.scores, self.name: score},
             rationale=candidate.rationale,
+            row=candidate.row,
         )

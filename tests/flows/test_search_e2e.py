@@ -17,7 +17,7 @@ from mars_core.images import load_image
 from mars_core.search.types import SearchRequest
 from mars_core.stages import UNTRAINED_NOTICE, build_funnel
 
-PRODUCT_FIELDS = {"key", "name", "category", "image_path", "search_text"}
+PRODUCT_FIELDS = {"key", "name", "category", "image_path"}
 
 
 @pytest.fixture(scope="session")

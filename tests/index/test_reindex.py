@@ -23,6 +23,7 @@ from catalogue_factory import (
 from PIL import Image
 
 from mars_core.embedder import Embedder
+from mars_core.index.lucene import HIT_COLUMNS
 from mars_core.index.reindex import reindex
 from mars_core.index.store import LANCE_DIR, LUCENE_DIR, IndexSnapshot, reindex_lock
 from mars_core.search.lexical import LexicalStage
@@ -56,11 +57,9 @@ class Searches:
     def keys(self, query: str) -> set[str]:
         """Every listing the index matches (the stage itself shows one listing per item)."""
         terms = self.lexical.index.analyze(query)
-        return {h.key for h in self.lexical.index.search(terms, category=None, k=10_000)}
-
-    def texts(self, query: str) -> dict[str, str]:
-        out = self.lexical.rank(SearchRequest(ROOM, query), None, 10_000)
-        return {c.key: c.product["search_text"] for c in out.candidates}
+        return set(
+            self.lexical.index.search(terms, category=None, k=10_000).products["key"].to_pylist()
+        )
 
     def hashes(self) -> dict[str, str]:
         rows = self.visual.index.table.search().select(["key", "content_hash"]).limit(None)
@@ -130,7 +129,7 @@ def test_added_changed_removed_unchanged_are_counted(first_build, own_world, emb
         request = SearchRequest(Image.open(product["image_path"]), product["category"].lower())
         candidates = searches.lexical.rank(request, None, 200).candidates
         top = searches.visual.rank(request, candidates, 3).candidates[0]
-        assert top.key == key and top.product == product
+        assert top.key == key and top.product == {name: product[name] for name in HIT_COLUMNS}
     searches.close()
 
 

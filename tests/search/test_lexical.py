@@ -9,6 +9,7 @@ from catalogue_factory import read_rows, write_catalogue
 from indexed import WORLD_PRODUCTS, World, build_both
 from PIL import Image
 
+from mars_core.index.lucene import HIT_COLUMNS
 from mars_core.index.vocabulary import EmptyQueryError
 from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
@@ -34,6 +35,12 @@ def stage(built) -> LexicalStage:
     stage = LexicalStage.open(built.snapshot, built.cfg)
     yield stage
     stage.close()
+
+
+@pytest.fixture(scope="module")
+def texts(catalogue_world) -> dict[str, str]:
+    """key -> the text BM25 indexed (stage 1 hands on only the fields later stages read)."""
+    return {row["key"]: row["search_text"] for row in read_rows(catalogue_world.catalogue)}
 
 
 @pytest.fixture(scope="module")
@@ -65,25 +72,26 @@ def test_the_lock_returns_only_the_asked_category(stage, sizes, query, category,
     assert len(out.candidates) == sizes[category]
     # The same words unlocked do reach other categories: the FILTER clause is what keeps them out.
     terms = stage.index.analyze(query)
-    unlocked = {h.product["category"] for h in stage.index.search(terms, category=None, k=1000)}
+    unlocked = set(
+        stage.index.search(terms, category=None, k=1000).products["category"].to_pylist()
+    )
     assert elsewhere <= unlocked
 
 
-def test_products_with_the_query_words_rank_first(stage):
+def test_products_with_the_query_words_rank_first(stage, texts):
     out = search(stage, "blue couch", k=50)
     scores = [c.scores["bm25"] for c in out.candidates]
     assert scores == sorted(scores, reverse=True)
-    top = out.candidates[0].product
-    assert "blue" in top["search_text"].lower()
+    assert "blue" in texts[out.candidates[0].key].lower()
 
 
-def test_an_unknown_category_runs_unlocked_and_says_so(stage):
+def test_an_unknown_category_runs_unlocked_and_says_so(stage, texts):
     out = search(stage, "something blue")
     assert not out.lock.locked and out.lock.category is None
     assert "something blue" in out.lock.reason
     categories = {c.product["category"] for c in out.candidates}
     assert len(categories) > 3  # the whole catalogue, blue things of many kinds
-    assert all("blue" in c.product["search_text"].lower() for c in out.candidates)
+    assert all("blue" in texts[c.key].lower() for c in out.candidates)
 
 
 def test_categories_no_word_can_lock_are_reported(built):
@@ -108,10 +116,10 @@ def test_pyserini_reads_the_index_as_its_own(built):
     searcher.close()
 
 
-def test_candidates_carry_the_catalogue_row(stage, catalogue_world):
+def test_candidates_carry_the_fields_later_stages_read(stage, catalogue_world):
     rows = {row["key"]: row for row in read_rows(catalogue_world.catalogue)}
     for candidate in search(stage, "rug", k=5).candidates:
-        assert candidate.product == rows[candidate.key]
+        assert candidate.product == {name: rows[candidate.key][name] for name in HIT_COLUMNS}
         assert {"name", "category", "image_path"} <= set(candidate.product)
 
 
