@@ -21,7 +21,7 @@ from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
-from mars_core.index.reindex import ReindexReport
+from mars_core.index.reindex import ReindexReport, preview_removals
 from mars_core.index.verify import VerifyReport
 from mars_core.tracking import mlflow_run
 from tasks.index import reindex_catalogue, verify_published
@@ -57,10 +57,12 @@ def verify_index(overrides: list[str] | None = None) -> VerifyReport:
 
 
 def check_inputs(cfg: MarsConfig) -> None:
-    """The catalogue must be there before the flow starts (one line naming the command)."""
+    """The catalogue must be there, and not remove too much of the live index, before the
+    flow starts (one line naming the command or the flag)."""
     catalogue = Path(cfg.data.out_dir) / CATALOGUE_FILE
     if not catalogue.is_file():
         raise UserInputError(f"no catalogue at {catalogue}: run `python -m flows.ingest` first")
+    preview_removals(catalogue, cfg.index)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -89,7 +89,7 @@ def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunn
     """
     names = check_stages(list(stages if stages is not None else cfg.funnel.stages))
     snapshot = IndexSnapshot.current(cfg.index.dir)
-    check_openable(snapshot)
+    check_openable(snapshot, digest=cfg.index.verify_on_open)
     steps = [
         FunnelStep(open_stage(spec, cfg, snapshot) if spec.name in names else None,
                    spec.size(cfg.funnel))

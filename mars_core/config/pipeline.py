@@ -240,6 +240,9 @@ class IndexConfig:
         0.05, "a re-index removing more of the published products than this share stops"
     )
     allow_removals: bool = knob(False, "publish even past max_removal_share (--allow-removals)")
+    verify_on_open: bool = knob(
+        True, "searches read the LanceDB rows once at open and check them against the manifest"
+    )
 
     def __post_init__(self) -> None:
         if self.verify_sample < 0 or not 0.0 <= self.verify_tolerance <= 2.0:

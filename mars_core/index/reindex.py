@@ -43,6 +43,7 @@ from mars_core.index.store import (
     IndexManifest,
     folder_bytes,
     publish,
+    read_manifest,
     reindex_lock,
     write_json_atomic,
 )
@@ -278,7 +279,7 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
         with timed(seconds, "plan"):
             published = published_hashes(root, table, manifest, found)
             plan = plan_changes(catalogue, published, table.hashes())
-            check_removals(plan, len(published), catalogue_path, cfg)
+            check_removals(len(plan.diff.removed), len(published), catalogue_path, cfg)
         embedded, skipped, published_now = 0, [], False
         if plan.changes or manifest is None or not found.ok:
             embedded, skipped, manifest = apply_plan(
@@ -307,6 +308,21 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
     )
 
 
+def preview_removals(catalogue_path: Path, cfg: IndexConfig) -> None:
+    """`check_removals` before a flow starts, from the published build's products.parquet
+    (the re-index checks again under its lock; a damaged index is left to its repair)."""
+    try:
+        manifest = read_manifest(Path(cfg.dir))
+    except UserInputError:
+        return
+    if manifest is None:
+        return
+    published = published_content(Path(cfg.dir), manifest)
+    current = set(pq.read_table(catalogue_path, columns=["key"])["key"].to_pylist())
+    removed = sum(1 for key in published if key not in current)
+    check_removals(removed, len(published), catalogue_path, cfg)
+
+
 def has_builds(root: Path) -> bool:
     """Whether anything was ever published here (else a first build, nothing to verify)."""
     folder = root / LUCENE_DIR
@@ -333,13 +349,12 @@ def quarantined(catalogue_path: Path) -> int:
     return pq.read_metadata(path).num_rows if path.is_file() else 0
 
 
-def check_removals(plan: Plan, published: int, catalogue_path: Path, cfg: IndexConfig) -> None:
+def check_removals(removed: int, published: int, catalogue_path: Path, cfg: IndexConfig) -> None:
     """Refuse a re-index that would drop more than `max_removal_share` of the live index.
 
     A truncated listings shard looks to the index like products withdrawn from sale; past
     the share, a person decides (`--allow-removals`, index.allow_removals=true).
     """
-    removed = len(plan.diff.removed)
     if cfg.allow_removals or published == 0 or removed <= cfg.max_removal_share * published:
         return
     cause = f"{removed / published:.0%} of the live index, over index.max_removal_share="

@@ -315,12 +315,17 @@ def verify_index(root: Path, cfg: IndexConfig, embedder: ImageEmbedder | None) -
     return verify_manifest(root, manifest, cfg, embedder)
 
 
-def check_openable(snapshot: IndexSnapshot) -> None:
-    """The quick checks a search runs before opening a build (sizes, not checksums; no row
-    digest): a deleted or truncated part ends in one line naming it and the repair command."""
+def check_openable(snapshot: IndexSnapshot, *, digest: bool = False) -> None:
+    """The checks a search runs before opening a build: files there at their sizes (not
+    checksums), the LanceDB version present, and with `digest` its rows read once against the
+    digest recorded at publish (garbage in data files otherwise fails only mid-query). A
+    broken part ends in one line naming it and the repair command."""
     report = VerifyReport(str(snapshot.root), snapshot.manifest.lucene)
     report.findings += check_lucene(snapshot.root, snapshot.manifest, checksums=False)
-    report.findings += open_version(snapshot.root, snapshot.manifest)[1]
+    table, findings = open_version(snapshot.root, snapshot.manifest)
+    report.findings += findings
+    if table is not None:
+        report.findings += check_lance(table, snapshot.manifest, digest=digest)
     if report.findings:
         raise report.error()
 
