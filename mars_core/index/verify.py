@@ -308,7 +308,8 @@ def verify_index(root: Path, cfg: IndexConfig, embedder: ImageEmbedder | None) -
     try:
         manifest = read_manifest(root)
     except IndexDamagedError as e:
-        return VerifyReport(str(root), findings=[Finding(MANIFEST, str(e.__cause__))])
+        problem = f"{root / MANIFEST_FILE} cannot be read ({one_line(e.__cause__ or e)})"
+        return VerifyReport(str(root), findings=[Finding(MANIFEST, problem)])
     if manifest is None:
         problem = f"no {MANIFEST_FILE} in {root}: build the index with `{REPAIR_COMMAND}`"
         return VerifyReport(str(root), findings=[Finding(MANIFEST, problem)])
