@@ -16,8 +16,22 @@ APPS = {
     ),
     "index": App(
         "python -m flows.index",
-        "Build or update the Lucene (stage 1) and LanceDB (stage 2) indexes of the catalogue.",
+        "Build or update the Lucene (stage 1) and LanceDB (stage 2) indexes of the catalogue; "
+        "a damaged part of the published index is repaired first.",
         "python -m flows.index embedder=tiny",
+        (
+            Argument(
+                "--verify",
+                "only check the published index against its manifest (files, rows, LanceDB "
+                "version, a sample of vectors embedded again) and name what is broken",
+                flag=True,
+            ),
+            Argument(
+                "--allow-removals",
+                "publish even when more than index.max_removal_share of the products would go",
+                flag=True,
+            ),
+        ),
     ),
     "mining": App(
         "python -m flows.mining",

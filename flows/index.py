@@ -1,7 +1,10 @@
 """Index build flow: the catalogue becomes stage 1's Lucene index and stage 2's LanceDB table.
 
 Re-running it on a changed catalogue embeds only new or changed products and swaps the new
-build in atomically (see mars_core.index.reindex); searches keep answering meanwhile.
+build in atomically (see mars_core.index.reindex); searches keep answering meanwhile. Each run
+first verifies the published index and repairs what is broken (mars_core.index.verify);
+`--verify` only checks, and `--allow-removals` lets a re-index remove more than
+index.max_removal_share of the products.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
-from mars_core.index.reindex import ReindexReport
+from mars_core.index.reindex import ReindexReport, preview_removals
+from mars_core.index.verify import VerifyReport
 from mars_core.tracking import mlflow_run
-from tasks.index import reindex_catalogue
+from tasks.index import reindex_catalogue, verify_published
+
+ALLOW_REMOVALS = "index.allow_removals=true"
 
 
 @flow(name="reindex")
@@ -37,11 +43,26 @@ def build_index(overrides: list[str] | None = None) -> ReindexReport:
     return report
 
 
+@flow(name="index-verify")
+def verify_index(overrides: list[str] | None = None) -> VerifyReport:
+    """Check the published index in `index.dir` against its manifest; changes nothing."""
+    cfg = load_config(overrides)
+    with mlflow_run(cfg.mlflow.experiment, "index-verify", cfg, overrides):
+        report = verify_published(
+            cfg.index, cfg.embedder, cfg.paths.models, cfg.data.max_image_pixels
+        )
+        mlflow.log_metrics(report.metrics())
+        mlflow.log_dict(asdict(report), "verify_report.json")
+    return report
+
+
 def check_inputs(cfg: MarsConfig) -> None:
-    """The catalogue must be there before the flow starts (one line naming the command)."""
+    """The catalogue must be there, and not remove too much of the live index, before the
+    flow starts (one line naming the command or the flag)."""
     catalogue = Path(cfg.data.out_dir) / CATALOGUE_FILE
     if not catalogue.is_file():
         raise UserInputError(f"no catalogue at {catalogue}: run `python -m flows.ingest` first")
+    preview_removals(catalogue, cfg.index)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,8 +71,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(call: Invocation) -> None:
-    check_inputs(load_config(call.overrides))
-    report = build_index(call.overrides)
+    overrides = [*call.overrides, *([ALLOW_REMOVALS] if call.options["allow_removals"] else [])]
+    if call.options["verify"]:
+        _verify(overrides)
+        return
+    check_inputs(load_config(overrides))
+    report = build_index(overrides)
+    for finding in report.repair.findings:
+        print(f"repaired {finding['part']}: {finding['problem']}")
     counts = ", ".join(f"{k} {n}" for k, n in report.changes().items())
     print(f"\nindex {'published' if report.published else 'unchanged'}: {counts}")
     print(f"  embedded {report.embedded} images, refreshed {report.refreshed} rows")
@@ -64,6 +91,20 @@ def _run(call: Invocation) -> None:
     if report.unlockable_categories:
         print(f"  no vocabulary word locks: {', '.join(report.unlockable_categories)}")
     print(f"  lance version {report.lance_version} ({report.lance_bytes} bytes)")
+
+
+def _verify(overrides: list[str]) -> None:
+    """Print each broken part; a damaged index ends in one `error:` line, exit 2."""
+    report = verify_index(overrides)
+    for finding in report.findings:
+        print(f"broken {finding.line()}")
+    if not report.ok:
+        raise report.error()
+    print(
+        f"index ok: build {report.lucene}, lance version {report.lance_version}, "
+        f"{report.files_checked} files, {report.rows_checked} rows, "
+        f"{report.vectors_sampled} vectors embedded again and compared"
+    )
 
 
 if __name__ == "__main__":

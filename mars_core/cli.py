@@ -35,12 +35,14 @@ COMMON_FLAGS = (
 
 @dataclass(frozen=True)
 class Argument:
-    """An argument besides the overrides: `--room PATH` (an option) or `requests` (positional)."""
+    """An argument besides the overrides: `--room PATH` (an option), `--verify` (a flag, with
+    `flag=True`) or `requests` (positional)."""
 
     name: str
     help: str
     metavar: str = ""
     required: bool = False
+    flag: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,9 @@ def _parser(app: App) -> _Parser:
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
     for argument in app.arguments:
-        if argument.name.startswith("-"):
+        if argument.flag:
+            parser.add_argument(argument.name, action="store_true")
+        elif argument.name.startswith("-"):
             parser.add_argument(argument.name, required=argument.required, metavar=argument.metavar)
         else:
             parser.add_argument(argument.name, metavar=argument.metavar or argument.name.upper())

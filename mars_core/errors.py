@@ -44,6 +44,15 @@ class ModelServerError(UserInputError):
     endpoint or the served model's name."""
 
 
+class IndexDamagedError(UserInputError):
+    """A published index with a missing, unreadable or altered part (the message names the
+    part and the command that repairs it)."""
+
+
+class RemovalGuardError(UserInputError):
+    """A re-index that would drop more of the live index than the configured share."""
+
+
 class ConfigError(UserInputError):
     """A Hydra override or config value that does not compose or validate."""
 

@@ -18,6 +18,7 @@ from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
 from mars_core.index.store import IndexSnapshot
+from mars_core.index.verify import check_openable
 from mars_core.io import atomic_write_parquet, atomic_write_text
 from mars_core.report import render_report
 from mars_core.runtime import is_verbose
@@ -202,7 +203,7 @@ def check_search_inputs(cfg: MarsConfig) -> None:
             f"no catalogue at {catalogue}: run `python -m flows.ingest` first, "
             "then `python -m flows.index`"
         )
-    IndexSnapshot.current(cfg.index.dir)
+    check_openable(IndexSnapshot.current(cfg.index.dir))
 
 
 def run_folder(root: Path, kind: str) -> Path:

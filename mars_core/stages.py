@@ -15,11 +15,14 @@ from pathlib import Path
 
 from mars_core.agent.adapter import serving_adapter
 from mars_core.config import FunnelConfig, MarsConfig
-from mars_core.errors import ConfigError
+from mars_core.errors import ConfigError, UserInputError
 from mars_core.index.store import IndexSnapshot
+from mars_core.index.verify import check_openable, damaged_part_error
 from mars_core.search.funnel import FunnelStep, SearchFunnel
 from mars_core.search.types import Stage
 
+# The index part each index-backed stage reads.
+INDEX_PARTS = {"bm25": "the Lucene build", "siglip": "the LanceDB table"}
 UNTRAINED_NOTICE = (
     "The agent is the untrained tiny model (random weights, no trained student in the registry "
     "yet): its scores are noise. Run `python -m flows.pipeline` to train and promote one."
@@ -86,11 +89,26 @@ def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunn
     """
     names = check_stages(list(stages if stages is not None else cfg.funnel.stages))
     snapshot = IndexSnapshot.current(cfg.index.dir)
+    check_openable(snapshot, digest=cfg.index.verify_on_open)
     steps = [
-        FunnelStep(spec.open(cfg, snapshot) if spec.name in names else None, spec.size(cfg.funnel))
+        FunnelStep(open_stage(spec, cfg, snapshot) if spec.name in names else None,
+                   spec.size(cfg.funnel))
         for spec in _REGISTRY.values()
-    ]
+    ]  # fmt: skip
     return SearchFunnel(steps, final_k=cfg.funnel.k3, min_fit_score=cfg.funnel.min_fit_score)
+
+
+def open_stage(spec: StageSpec, cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
+    """Open one stage; a build part that passed the quick checks but cannot be read (garbage
+    in its files) is named, with the repair command, instead of a library's traceback."""
+    try:
+        return spec.open(cfg, snapshot)
+    except UserInputError:
+        raise
+    except Exception as e:  # Lucene and LanceDB fail on damage in many ways
+        if spec.name not in INDEX_PARTS:
+            raise
+        raise damaged_part_error(snapshot, INDEX_PARTS[spec.name], e) from e
 
 
 def agent_notice(cfg: MarsConfig) -> str | None:

@@ -1,4 +1,5 @@
-"""Index build task: one call to the incremental re-index (the first build is one too)."""
+"""Index build tasks: one call to the incremental re-index (the first build is one too, and
+each repairs what verify finds broken first), and the read-only check of a published index."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from prefect import task
 from mars_core.config import EmbedderConfig, IndexConfig
 from mars_core.embedder import Embedder
 from mars_core.index.reindex import ReindexReport, reindex
+from mars_core.index.verify import VerifyReport, verify_index
 
 
 @task(name="reindex")
@@ -22,3 +24,14 @@ def reindex_catalogue(
     """Embed new or changed products, rebuild Lucene, publish both; returns the report."""
     loaded = Embedder.from_config(embedder, models_dir, max_image_pixels=max_image_pixels)
     return reindex(Path(catalogue), index, loaded)
+
+
+@task(name="verify-index")
+def verify_published(
+    index: IndexConfig, embedder: EmbedderConfig, models_dir: str, max_image_pixels: int
+) -> VerifyReport:
+    """Check the published index part by part; the embedder loads only to sample vectors."""
+    loaded = None
+    if index.verify_sample > 0:
+        loaded = Embedder.from_config(embedder, models_dir, max_image_pixels=max_image_pixels)
+    return verify_index(Path(index.dir), index, loaded)

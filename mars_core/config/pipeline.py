@@ -232,8 +232,29 @@ class IndexConfig:
         "it fetches k x this many more hits, until k items or no more hits",
     )
     vocabulary: VocabularyConfig = knob(VocabularyConfig(), "conf/index/vocabulary")
+    verify_sample: int = knob(
+        32, "rows whose image is embedded again and compared with the stored vector (verify)"
+    )
+    verify_tolerance: float = knob(
+        0.001, "largest cosine distance between a stored vector and its image's fresh one"
+    )
+    max_removal_share: float = knob(
+        0.05, "a re-index removing more of the published products than this share stops"
+    )
+    allow_removals: bool = knob(False, "publish even past max_removal_share (--allow-removals)")
+    verify_on_open: bool = knob(
+        True,
+        "searches read the build's files and the LanceDB rows once at open and check them "
+        "against the manifest's checksums (a full read: turn off for a catalogue of millions)",
+    )
 
     def __post_init__(self) -> None:
+        if self.verify_sample < 0 or not 0.0 <= self.verify_tolerance <= 2.0:
+            raise ValueError(
+                "index.verify_sample must be >= 0 and index.verify_tolerance within [0, 2]"
+            )
+        if not 0.0 <= self.max_removal_share <= 1.0:
+            raise ValueError("index.max_removal_share must be within [0, 1] (a share)")
         if self.upsert_rows < 1 or self.ann_min_rows < 1 or self.ann_nprobes < 1:
             raise ValueError("index: upsert_rows, ann_min_rows and ann_nprobes must be >= 1")
         if self.keep_lucene_versions < 1:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -43,6 +43,9 @@ HIT_COLUMNS = (
     "key", "item_id", "domain", "name", "category", "brand", "color", "material", "style",
     "image_path",
 )  # fmt: skip
+# What a build records of each product: the hit columns and the content it was built from
+# (a re-index whose LanceDB version is lost still knows what changed since).
+BUILD_COLUMNS = (*HIT_COLUMNS, "content_hash")
 
 
 @cache
@@ -134,16 +137,17 @@ def _write_documents(catalogue: pa.Table, index_dir: Path) -> None:
 
 
 def write_products(catalogue: pa.Table, path: Path) -> None:
-    """`HIT_COLUMNS` of the catalogue as an uncompressed Arrow file (memory-mappable), in one
-    record batch: pyarrow's `take` on a column of several chunks joins them first, which
+    """`BUILD_COLUMNS` of the catalogue as an uncompressed Arrow file (memory-mappable), in
+    one record batch: pyarrow's `take` on a column of several chunks joins them first, which
     would make every search cost the catalogue's size."""
-    table = catalogue.select(list(HIT_COLUMNS)).combine_chunks()
+    table = catalogue.select(list(BUILD_COLUMNS)).combine_chunks()
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
 
 
-def read_products(build: Path) -> pa.Table:
-    """A build's `products.arrow`, memory-mapped: rows are read when taken, not at open."""
+def read_products(build: Path, columns: Sequence[str] = HIT_COLUMNS) -> pa.Table:
+    """`columns` of a build's `products.arrow`, memory-mapped: rows are read when taken, not
+    at open."""
     path = build / PRODUCTS_FILE
     if not path.is_file():
         raise IndexNotBuiltError(
@@ -151,7 +155,7 @@ def read_products(build: Path) -> pa.Table:
             "re-run `python -m flows.index` (it rebuilds without embedding again)"
         )
     with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_file(source).read_all()
+        return pa.ipc.open_file(source).read_all().select(list(columns))
 
 
 @dataclass(frozen=True)

@@ -25,19 +25,21 @@ from uuid import uuid4
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from mars_core.catalogue.changes import KeyChanges, diff_hashes, key_hashes
-from mars_core.catalogue.schema import CATALOGUE_SCHEMA
+from mars_core.catalogue.schema import CATALOGUE_SCHEMA, QUARANTINE_FILE
 from mars_core.catalogue.tables import read_table
 from mars_core.config import IndexConfig
 from mars_core.embedder import ImageEmbedder
-from mars_core.errors import UserInputError
+from mars_core.errors import RemovalGuardError, UserInputError
 from mars_core.index.lance import VectorTable, row_hashes, with_vectors
 from mars_core.index.lucene import write_lucene_index
 from mars_core.index.store import (
     EMBEDDER_FILE,
     LANCE_DIR,
     LUCENE_DIR,
+    MANIFEST_FILE,
     IndexManifest,
     IndexSnapshot,
     folder_bytes,
@@ -47,6 +49,19 @@ from mars_core.index.store import (
     write_json_atomic,
 )
 from mars_core.index.vectors import VECTORS_FILE, write_aligned_vectors
+from mars_core.index.verify import (
+    LANCE,
+    LANCE_VERSION,
+    VECTORS,
+    RepairReport,
+    VerifyReport,
+    published_content,
+    record_files,
+    repair_before_reindex,
+    replace_disagreeing_vectors,
+    table_digest,
+    verify_index,
+)
 from mars_core.index.vocabulary import CategoryVocabulary
 
 log = logging.getLogger(__name__)
@@ -90,6 +105,7 @@ class ReindexReport:
     seconds: dict[str, float] = field(default_factory=dict)
     # {"key", "reason"} of each product whose image could not be loaded: in neither index
     skipped: list[dict[str, str]] = field(default_factory=list)
+    repair: RepairReport = field(default_factory=RepairReport)  # what verify found and fixed
 
     def changes(self) -> dict[str, int]:
         """Products added, changed, removed and unchanged, in that order."""
@@ -104,6 +120,8 @@ class ReindexReport:
         """Flat numeric metrics for MLflow."""
         counts = {k: v for k, v in asdict(self).items() if isinstance(v, int | bool | float)}
         counts["skipped"] = len(self.skipped)
+        counts["repaired"] = len(self.repair.findings)
+        counts["vectors_replaced"] = self.repair.vectors_replaced
         return {**counts, **{f"seconds_{k}": v for k, v in self.seconds.items()}}
 
 
@@ -252,12 +270,21 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
         with timed(seconds, "read"):
             catalogue = read_catalogue(catalogue_path)
             check_embedder(root, embedder)
+        with timed(seconds, "verify"):
+            found = VerifyReport(str(root))
+            if has_builds(root):
+                found = verify_index(root, cfg, embedder)
+            manifest, repair = repair_before_reindex(root, cfg, found)
             table = VectorTable(str(root / LANCE_DIR), cfg.table, embedder.dim)
-            manifest = read_manifest(root)
-            published = table.hashes(manifest.lance_version) if manifest else {}
+            if found.broken(VECTORS):
+                repair.vectors_replaced = replace_disagreeing_vectors(table, embedder, cfg)
+        with timed(seconds, "plan"):
+            published = published_hashes(root, table, manifest, found)
             plan = plan_changes(catalogue, published, table.hashes())
+            check_removals(len(plan.diff.removed), len(published), catalogue_path, cfg)
         embedded, skipped, published_now = 0, [], False
-        if plan.changes or manifest is None or not IndexSnapshot(root, manifest).has_vectors:
+        stale = manifest is None or not found.ok or not IndexSnapshot(root, manifest).has_vectors
+        if plan.changes or stale:
             embedded, skipped, manifest = apply_plan(
                 plan, catalogue, catalogue_path, cfg, table, embedder, manifest, seconds
             )
@@ -280,6 +307,68 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
         lance_bytes=folder_bytes(root / LANCE_DIR),
         seconds=seconds,
         skipped=skipped,
+        repair=repair,
+    )
+
+
+def preview_removals(catalogue_path: Path, cfg: IndexConfig) -> None:
+    """`check_removals` before a flow starts, from the published build's products.arrow
+    (the re-index checks again under its lock; a damaged index is left to its repair)."""
+    try:
+        manifest = read_manifest(Path(cfg.dir))
+    except UserInputError:
+        return
+    if manifest is None:
+        return
+    published = published_content(Path(cfg.dir), manifest)
+    current = set(pq.read_table(catalogue_path, columns=["key"])["key"].to_pylist())
+    removed = sum(1 for key in published if key not in current)
+    check_removals(removed, len(published), catalogue_path, cfg)
+
+
+def has_builds(root: Path) -> bool:
+    """Whether anything was ever published here (else a first build, nothing to verify)."""
+    folder = root / LUCENE_DIR
+    return (root / MANIFEST_FILE).exists() or (
+        folder.is_dir() and any(not p.name.startswith(".") for p in folder.iterdir())
+    )
+
+
+def published_hashes(
+    root: Path, table: VectorTable, manifest: IndexManifest | None, found: VerifyReport
+) -> dict[str, tuple[str, str]]:
+    """key -> (content_hash, row_hash) of the published build: from its LanceDB version, or
+    from its products.arrow when that version is gone or damaged."""
+    if manifest is None:
+        return {}
+    if found.broken(LANCE, LANCE_VERSION):
+        return published_content(root, manifest)
+    return table.hashes(manifest.lance_version)
+
+
+def quarantined(catalogue_path: Path) -> int:
+    """Records the ingest beside this catalogue quarantined (0 without a quarantine table)."""
+    path = catalogue_path.parent / QUARANTINE_FILE
+    return pq.read_metadata(path).num_rows if path.is_file() else 0
+
+
+def check_removals(removed: int, published: int, catalogue_path: Path, cfg: IndexConfig) -> None:
+    """Refuse a re-index that would drop more than `max_removal_share` of the live index.
+
+    A truncated listings shard looks to the index like products withdrawn from sale; past
+    the share, a person decides (`--allow-removals`, index.allow_removals=true).
+    """
+    if cfg.allow_removals or published == 0 or removed <= cfg.max_removal_share * published:
+        return
+    cause = f"{removed / published:.0%} of the live index, over index.max_removal_share="
+    cause += f"{cfg.max_removal_share}"
+    held = quarantined(catalogue_path)
+    if held:
+        cause += f"; ingest quarantined {held} records (see {QUARANTINE_FILE})"
+    raise RemovalGuardError(
+        f"this re-index would remove {removed} of {published} products from {cfg.dir} "
+        f"({cause}); nothing was published. If the removals are meant, rerun with "
+        "--allow-removals (or index.allow_removals=true)"
     )
 
 
@@ -346,6 +435,8 @@ def apply_plan(
         catalogue=str(catalogue_path),
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
         vectors=VECTORS_FILE,
+        lucene_files=record_files(root / LUCENE_DIR / lucene),
+        lance_digest=table_digest(table.table),
     )
     with timed(seconds, "publish"):
         publish(root, manifest, keep_lucene=cfg.keep_lucene_versions)

@@ -3,17 +3,21 @@
 ```
 <index.dir>/
   CURRENT.json          the manifest: which Lucene build and which LanceDB table version
-  lucene/<build>/       one immutable build: index/ (Lucene), products.arrow and
-                        vectors.npy (stage 2's vectors, row i = document i)
+  lucene/<build>/       one immutable build: index/ (Lucene), products.arrow, vectors.npy
+                        (stage 2's vectors, row i = document i) and build.json (a copy of
+                        the manifest that published it: the last good build's manifest
+                        survives a damaged CURRENT.json)
   lance/                the LanceDB database (its tables keep every version until cleaned)
   embedder.json         which embedder the vectors come from
   .reindex.lock         held while a re-index runs
 ```
 
 A re-index writes a new Lucene folder and new LanceDB versions, none of which a reader sees,
-then replaces `CURRENT.json` with `os.replace`. Readers resolve the manifest once, at open
-time, and pin both indexes to it: while a re-index runs, and after one fails half-way,
-searches answer from the last complete build.
+flushes all of it to disk, then replaces `CURRENT.json` with `os.replace`. The manifest
+records each Lucene file's size and checksum and a digest of the LanceDB version's rows, so
+`mars_core.index.verify` can tell a damaged part from a good one. Readers resolve the
+manifest once, at open time, and pin both indexes to it: while a re-index runs, and after
+one fails half-way, searches answer from the last complete build.
 """
 
 from __future__ import annotations
@@ -26,14 +30,16 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mars_core.errors import IndexNotBuiltError
-from mars_core.io import atomic_write_text
+from mars_core.errors import IndexDamagedError, IndexNotBuiltError
+from mars_core.io import atomic_write_text, fsync_path, fsync_tree
 
 MANIFEST_FILE = "CURRENT.json"
 LUCENE_DIR = "lucene"
 LANCE_DIR = "lance"
 EMBEDDER_FILE = "embedder.json"
 LOCK_FILE = ".reindex.lock"
+BUILD_FILE = "build.json"  # the manifest's copy inside its Lucene build folder
+REPAIR_COMMAND = "python -m flows.index"
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,9 @@ class IndexManifest:
     built_at: str = ""
     # the build's vector file, aligned with its documents; "" in builds made before it existed
     vectors: str = ""
+    # relative path under the Lucene build -> [size in bytes, blake2b hex digest]
+    lucene_files: dict[str, list] = field(default_factory=dict)
+    lance_digest: str = ""  # digest of the LanceDB version's rows (see verify.table_digest)
 
 
 @dataclass(frozen=True)
@@ -85,10 +94,26 @@ class IndexSnapshot:
 
 
 def read_manifest(root: Path) -> IndexManifest | None:
+    """The published manifest; None before the first build. A manifest that is there but
+    cannot be read (empty, truncated, not a manifest) raises `IndexDamagedError`."""
     path = root / MANIFEST_FILE
     if not path.is_file():
         return None
-    return IndexManifest(**json.loads(path.read_text()))
+    try:
+        return parse_manifest(path)
+    except (OSError, ValueError, TypeError) as e:
+        raise IndexDamagedError(
+            f"index {root} is damaged: manifest {path} cannot be read ({e}); "
+            f"repair it with `{REPAIR_COMMAND}`"
+        ) from e
+
+
+def parse_manifest(path: Path) -> IndexManifest:
+    """A manifest file (CURRENT.json or a build's copy); ValueError or TypeError if not one."""
+    payload = json.loads(path.read_text())
+    if not isinstance(payload, dict):
+        raise ValueError("not a JSON object")
+    return IndexManifest(**payload)
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
@@ -97,7 +122,16 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 
 
 def publish(root: Path, manifest: IndexManifest, *, keep_lucene: int) -> None:
-    """Make `manifest` the current build, then drop Lucene folders no reader will open."""
+    """Make `manifest` the current build, then drop Lucene folders no reader will open.
+
+    Its Lucene build (with the manifest's copy) and the LanceDB files reach the disk before
+    the swap, so a power loss cannot leave a manifest naming files that were never written.
+    """
+    build = root / LUCENE_DIR / manifest.lucene
+    write_json_atomic(build / BUILD_FILE, asdict(manifest))
+    fsync_tree(build)
+    fsync_path(build.parent)  # the build folder's name
+    fsync_tree(root / LANCE_DIR)
     write_json_atomic(root / MANIFEST_FILE, asdict(manifest))
     prune_lucene(root, manifest.lucene, keep=keep_lucene)
 
