@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 from mars_core.knob import knob
 
@@ -215,6 +216,12 @@ class IndexConfig:
     name: str = knob("tiny", "label for logs and MLflow")
     dir: str = knob("", "folder holding the Lucene index and the LanceDB database")
     table: str = knob("products", "LanceDB table of product image embeddings")
+    lance_uri: str = knob(
+        "",
+        "where the LanceDB database lives: empty = <dir>/lance; an object store "
+        "(s3://bucket/prefix, gs://, az://; credentials from the environment as LanceDB reads "
+        "them, e.g. AWS_*) keeps the vectors there while Lucene builds and manifest stay in dir",
+    )
     ann_min_rows: int = knob(5000, "build an ANN index only from this many rows on")
     ann_partitions: int = knob(0, "IVF partitions of the ANN index; 0 = LanceDB's default")
     ann_sub_vectors: int = knob(0, "PQ sub-vectors of the ANN index; 0 = LanceDB's default")
@@ -249,6 +256,7 @@ class IndexConfig:
     )
 
     def __post_init__(self) -> None:
+        check_lance_uri(self.lance_uri)
         if self.verify_sample < 0 or not 0.0 <= self.verify_tolerance <= 2.0:
             raise ValueError(
                 "index.verify_sample must be >= 0 and index.verify_tolerance within [0, 2]"
@@ -263,6 +271,26 @@ class IndexConfig:
             raise ValueError("index.max_query_terms must be >= 1")
         if self.listing_overfetch < 1:
             raise ValueError("index.listing_overfetch must be >= 1")
+
+
+LANCE_SCHEMES = ("s3", "gs", "az", "file")
+
+
+def check_lance_uri(uri: str) -> None:
+    """A local path, or an object-store URI LanceDB opens: scheme://bucket[/prefix]. Checked
+    by its form alone: no request is sent."""
+    parsed = urlparse(uri)
+    if not parsed.scheme:
+        return
+    if parsed.scheme not in LANCE_SCHEMES:
+        raise ValueError(
+            f"index.lance_uri={uri!r}: the scheme {parsed.scheme!r} is not one LanceDB opens "
+            f"here; use a path or {', '.join(f'{s}://' for s in LANCE_SCHEMES)}"
+        )
+    if parsed.scheme != "file" and not parsed.netloc:
+        raise ValueError(
+            f"index.lance_uri={uri!r} names no bucket: write {parsed.scheme}://<bucket>/<prefix>"
+        )
 
 
 @dataclass

@@ -37,12 +37,13 @@ from mars_core.index.lance import VectorTable, row_hashes, with_vectors
 from mars_core.index.lucene import write_lucene_index
 from mars_core.index.store import (
     EMBEDDER_FILE,
-    LANCE_DIR,
     LUCENE_DIR,
     MANIFEST_FILE,
     IndexManifest,
     IndexSnapshot,
     folder_bytes,
+    is_local,
+    lance_location,
     publish,
     read_manifest,
     reindex_lock,
@@ -275,7 +276,7 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
             if has_builds(root):
                 found = verify_index(root, cfg, embedder)
             manifest, repair = repair_before_reindex(root, cfg, found)
-            table = VectorTable(str(root / LANCE_DIR), cfg.table, embedder.dim)
+            table = VectorTable(lance_location(root, cfg.lance_uri), cfg.table, embedder.dim)
             if found.broken(VECTORS):
                 repair.vectors_replaced = replace_disagreeing_vectors(table, embedder, cfg)
         with timed(seconds, "plan"):
@@ -304,7 +305,7 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
             set(manifest.categories) - CategoryVocabulary(cfg.vocabulary).categories
         ),
         lucene_bytes=folder_bytes(root / LUCENE_DIR / manifest.lucene),
-        lance_bytes=folder_bytes(root / LANCE_DIR),
+        lance_bytes=lance_bytes(lance_location(root, cfg.lance_uri)),
         seconds=seconds,
         skipped=skipped,
         repair=repair,
@@ -381,6 +382,11 @@ def vector_writer(table: VectorTable) -> Callable[[list[str], Path], None]:
     return write
 
 
+def lance_bytes(uri: str) -> int:
+    """Size of the LanceDB database, or 0 when it lives in an object store (not listed)."""
+    return folder_bytes(Path(uri)) if is_local(uri) else 0
+
+
 def without_keys(catalogue: pa.Table, keys: list[str]) -> pa.Table:
     """The catalogue less the products of `keys`."""
     if not keys:
@@ -437,6 +443,7 @@ def apply_plan(
         vectors=VECTORS_FILE,
         lucene_files=record_files(root / LUCENE_DIR / lucene),
         lance_digest=table_digest(table.table),
+        lance_uri=cfg.lance_uri,
     )
     with timed(seconds, "publish"):
         publish(root, manifest, keep_lucene=cfg.keep_lucene_versions)

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 from mars_core.errors import IndexDamagedError, IndexNotBuiltError
 from mars_core.io import atomic_write_text, fsync_path, fsync_tree
@@ -60,6 +61,7 @@ class IndexManifest:
     # relative path under the Lucene build -> [size in bytes, blake2b hex digest]
     lucene_files: dict[str, list] = field(default_factory=dict)
     lance_digest: str = ""  # digest of the LanceDB version's rows (see verify.table_digest)
+    lance_uri: str = ""  # where the LanceDB database is (index.lance_uri); "" = <index.dir>/lance
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,19 @@ class IndexSnapshot:
 
     @property
     def lance_uri(self) -> str:
-        return str(self.root / LANCE_DIR)
+        return lance_location(self.root, self.manifest.lance_uri)
+
+
+def lance_location(root: Path, uri: str) -> str:
+    """The LanceDB database of the index at `root`: `uri` when set (an object store such as
+    s3://bucket/prefix, credentials from the environment as LanceDB reads them), else the
+    folder `lance/` beside the Lucene builds."""
+    return uri or str(root / LANCE_DIR)
+
+
+def is_local(uri: str) -> bool:
+    """Whether a LanceDB URI is a path on this machine (its files can be sized and synced)."""
+    return urlparse(uri).scheme in ("", "file")
 
 
 def read_manifest(root: Path) -> IndexManifest | None:
@@ -131,7 +145,9 @@ def publish(root: Path, manifest: IndexManifest, *, keep_lucene: int) -> None:
     write_json_atomic(build / BUILD_FILE, asdict(manifest))
     fsync_tree(build)
     fsync_path(build.parent)  # the build folder's name
-    fsync_tree(root / LANCE_DIR)
+    lance = lance_location(root, manifest.lance_uri)
+    if is_local(lance):
+        fsync_tree(Path(lance))
     write_json_atomic(root / MANIFEST_FILE, asdict(manifest))
     prune_lucene(root, manifest.lucene, keep=keep_lucene)
 

@@ -46,12 +46,13 @@ from mars_core.index.lance import (
 from mars_core.index.lucene import INDEX_DIR, PRODUCTS_FILE, read_products
 from mars_core.index.store import (
     BUILD_FILE,
-    LANCE_DIR,
     LUCENE_DIR,
     MANIFEST_FILE,
     REPAIR_COMMAND,
     IndexManifest,
     IndexSnapshot,
+    is_local,
+    lance_location,
     parse_manifest,
     read_manifest,
     write_json_atomic,
@@ -184,9 +185,9 @@ def check_lucene(root: Path, manifest: IndexManifest, *, checksums: bool) -> lis
 
 def open_version(root: Path, manifest: IndexManifest) -> tuple[Any, list[Finding]]:
     """The LanceDB table checked out at the manifest's version, or the finding why not."""
-    uri = root / LANCE_DIR
+    uri = lance_location(root, manifest.lance_uri)
     try:
-        db = lancedb.connect(str(uri))
+        db = lancedb.connect(uri)
         if manifest.table not in db.list_tables().tables:
             return None, [Finding(LANCE, f"table {manifest.table} is missing from {uri}")]
         table = db.open_table(manifest.table)
@@ -353,13 +354,14 @@ def last_good_manifest(root: Path, cfg: IndexConfig) -> IndexManifest | None:
     return None
 
 
-def drop_table(root: Path, name: str) -> None:
+def drop_table(uri: str, name: str) -> None:
     """Remove a damaged LanceDB table; its folder goes too if the database cannot drop it."""
     try:
-        lancedb.connect(str(root / LANCE_DIR)).drop_table(name)
+        lancedb.connect(uri).drop_table(name)
     except Exception:  # a damaged table may not even list
         log.warning("LanceDB could not drop table %s; removing its folder", name)
-    shutil.rmtree(root / LANCE_DIR / f"{name}.lance", ignore_errors=True)
+    if is_local(uri):
+        shutil.rmtree(Path(uri) / f"{name}.lance", ignore_errors=True)
 
 
 def replace_disagreeing_vectors(
@@ -400,7 +402,7 @@ def repair_before_reindex(
     else:
         manifest = read_manifest(root)
     if report.broken(LANCE):
-        drop_table(root, cfg.table)
+        drop_table(lance_location(root, cfg.lance_uri), cfg.table)
         repair.table_dropped = True
         log.warning("LanceDB table %s was damaged and is dropped: rows embedded again", cfg.table)
     return manifest, repair
