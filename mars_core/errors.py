@@ -35,6 +35,10 @@ class EmptyQueryError(UserInputError):
     """A query with nothing to search for."""
 
 
+class QueryTooLongError(UserInputError):
+    """A query over `funnel.max_query_chars` characters or `funnel.max_query_words` words."""
+
+
 class IndexNotBuiltError(UserInputError, FileNotFoundError):
     """Searching before the index build flow has published an index."""
 

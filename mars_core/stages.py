@@ -90,7 +90,12 @@ def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunn
         FunnelStep(spec.open(cfg, snapshot) if spec.name in names else None, spec.size(cfg.funnel))
         for spec in _REGISTRY.values()
     ]
-    return SearchFunnel(steps, final_k=cfg.funnel.k3, min_fit_score=cfg.funnel.min_fit_score)
+    return SearchFunnel(
+        steps,
+        final_k=cfg.funnel.k3,
+        min_fit_score=cfg.funnel.min_fit_score,
+        query_limits=cfg.funnel,
+    )
 
 
 def agent_notice(cfg: MarsConfig) -> str | None:

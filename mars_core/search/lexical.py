@@ -9,7 +9,7 @@ reason), so the caller can tell the user instead of silently mixing categories.
 from __future__ import annotations
 
 from mars_core.config import IndexConfig
-from mars_core.errors import EmptyQueryError, UserInputError
+from mars_core.errors import EmptyQueryError
 from mars_core.index.lucene import LuceneIndex
 from mars_core.index.store import IndexSnapshot
 from mars_core.index.vocabulary import CategoryVocabulary
@@ -26,12 +26,10 @@ class LexicalStage:
         index: LuceneIndex,
         vocabulary: CategoryVocabulary,
         *,
-        max_query_terms: int,
         listing_overfetch: int,
     ) -> None:
         self.index = index
         self.vocabulary = vocabulary
-        self.max_query_terms = max_query_terms
         self.listing_overfetch = listing_overfetch
 
     @classmethod
@@ -41,7 +39,6 @@ class LexicalStage:
         return cls(
             index,
             CategoryVocabulary(cfg.vocabulary),
-            max_query_terms=cfg.max_query_terms,
             listing_overfetch=cfg.listing_overfetch,
         )
 
@@ -75,11 +72,6 @@ class LexicalStage:
         )
 
     def _check_terms(self, query: str, terms: list[str], *, locked: bool) -> None:
-        if len(terms) > self.max_query_terms:
-            raise UserInputError(
-                f"query has {len(terms)} words; at most {self.max_query_terms} are accepted "
-                "(index.max_query_terms)"
-            )
         if not terms and not locked:
             raise EmptyQueryError(
                 f"query {query!r} has no searchable words (only stop words or symbols): name "

@@ -35,7 +35,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(indexed) -> Iterator[str]:
     """The service for the session's indexed world, listening on a free local port."""
-    limits = [f"serve.max_upload_bytes={MAX_UPLOAD}", f"serve.max_query_chars={MAX_QUERY}"]
+    limits = [f"serve.max_upload_bytes={MAX_UPLOAD}", f"funnel.max_query_chars={MAX_QUERY}"]
     cfg = load_config([*indexed.overrides, *limits])
     config = uvicorn.Config(
         create_app(cfg), host="127.0.0.1", port=free_port(), log_level="warning"
