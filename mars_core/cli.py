@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from mars_core.compose import CONFIG_NAME, compose_to_yaml, conf_dir, load_config
 from mars_core.config import GROUPS
-from mars_core.errors import ConfigError, UserInputError
+from mars_core.errors import ConfigError, UserInputError, printable
 from mars_core.runtime import configure_logging
 
 USAGE_ERROR = 2
@@ -189,5 +189,5 @@ def answer_early(apps: Mapping[str, App], package: str) -> None:
 def fail(error: UserInputError) -> NoReturn:
     """The one line a user reads for a mistake they can fix, then exit status 2."""
     message = f"bad configuration: {error}" if isinstance(error, ConfigError) else str(error)
-    print(f"error: {' '.join(message.splitlines())}", file=sys.stderr)
+    print(f"error: {printable(' '.join(message.splitlines()))}", file=sys.stderr)
     sys.exit(USAGE_ERROR)

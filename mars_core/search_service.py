@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from mars_core.catalogue.schema import CATALOGUE_FILE
 from mars_core.config import MarsConfig
-from mars_core.errors import UserInputError
+from mars_core.errors import UserInputError, printable
 from mars_core.images import load_image
 from mars_core.index.store import IndexSnapshot
 from mars_core.io import atomic_write_parquet, atomic_write_text
@@ -70,7 +70,7 @@ class SearchReport:
         if self.replaced:
             lines.append("  (replaced the previous results of this requests file)")
         lines += [f"results: {self.results}", f"page:    {self.page}"]
-        return "\n".join(lines)
+        return printable("\n".join(lines))
 
 
 @dataclass

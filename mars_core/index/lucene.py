@@ -15,7 +15,6 @@ across the JNI bridge.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
@@ -27,9 +26,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from mars_core.io import remove_stale_staging, staging_folder
 from mars_core.runtime import ensure_jvm
 
 INDEX_DIR = "index"
+# A build is written into `<lucene folder>/.staging-<pid>-<random>`, then renamed into place;
+# one left by a killed build is removed by the next.
+STAGING_PREFIX = ".staging-"
 PRODUCTS_FILE = "products.parquet"
 ID, CONTENTS, CATEGORY = "id", "contents", "category"
 
@@ -85,8 +88,8 @@ def write_lucene_index(catalogue: pa.Table, out_dir: Path) -> int:
     """
     if out_dir.exists():
         raise FileExistsError(f"Lucene build folder {out_dir} exists; pick a new folder")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir.parent))
+    remove_stale_staging(out_dir.parent, STAGING_PREFIX)
+    tmp = staging_folder(out_dir.parent, STAGING_PREFIX)
     try:
         _write_documents(catalogue, tmp / INDEX_DIR)
         pq.write_table(catalogue, tmp / PRODUCTS_FILE)
