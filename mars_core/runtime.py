@@ -21,6 +21,9 @@ OFFLINE_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # onnxruntime (a pyserini dependency) otherwise looks up a Microsoft telemetry host and
+    # writes a telemetry database under ~/.cache/Microsoft (ENVIRONMENT.md, "Offline").
+    "ORT_DISABLE_TELEMETRY": "1",
     "TOKENIZERS_PARALLELISM": "false",
     # pyserini builds an OpenAI client at import time and openai rejects an empty key.
     "OPENAI_API_KEY": "not-used-offline",
