@@ -57,21 +57,30 @@ def test_atomic_writes_and_staging_folders_honour_the_umask(tmp_path):
 
 @pytest.mark.slow
 def test_a_published_lucene_build_is_readable_by_others(tmp_path):
+    """...and the build removes what a killed build left in the same folder."""
+    dead = tmp_path / "lucene" / f".staging-{_dead_pid()}-0badc0de"
+    dead.mkdir(parents=True)
     modes = _write_under_umask(tmp_path, "lucene")
+    assert not dead.exists()
     lucene = {name: mode for name, mode in modes.items() if name.startswith("lucene")}
     assert lucene["lucene/build-1"] == 0o755
     files = [mode for name, mode in lucene.items() if (tmp_path / name).is_file()]
     assert files and set(files) == {0o644}
 
 
-def test_a_dead_builds_staging_folder_goes_and_a_live_ones_stays(tmp_path):
+def _dead_pid() -> int:
+    """The id of a process that has ended."""
     done = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
         text=True,
         check=True,
     )
-    dead = tmp_path / f".staging-{int(done.stdout)}-0badc0de"
+    return int(done.stdout)
+
+
+def test_a_dead_builds_staging_folder_goes_and_a_live_ones_stays(tmp_path):
+    dead = tmp_path / f".staging-{_dead_pid()}-0badc0de"
     dead.mkdir()
     (dead / "half-written").write_text("x")
     live = staging_folder(tmp_path, ".staging-")
