@@ -135,6 +135,11 @@ def _row_problem(row: dict | str) -> str | None:
         for f in TEXT_FIELDS
         if row.get(f) is not None and not isinstance(row[f], str)
     ]
+    wrong += [
+        f"{f} holds a NUL character"
+        for f in TEXT_FIELDS
+        if isinstance(row.get(f), str) and "\x00" in row[f]
+    ]
     if wrong:
         return "; ".join(wrong)
     missing = [f for f in ("room", "query") if not (row.get(f) or "").strip()]

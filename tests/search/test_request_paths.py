@@ -75,6 +75,7 @@ def test_a_configured_root_lets_rooms_there_in(layout):
         ({"room": "a.png", "query": 7}, "query is int, not text"),
         ({"room": "a.png", "query": "bed", "room_id": ["x"]}, "room_id is list, not text"),
         ({"room": "a.png", "query": True}, "query is bool, not text"),
+        ({"room": "a\u0000.png", "query": "bed"}, "room holds a NUL character"),
     ],
 )
 def test_a_wrong_typed_field_is_a_bad_row_and_the_others_stay(tmp_path, row, reason):
