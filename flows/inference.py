@@ -1,7 +1,8 @@
 """Inference flow: a file of (room photo, query) requests → a results table and an HTML page.
 
 `python -m flows.inference requests.jsonl [hydra overrides...]`; the requests file is CSV
-(header `room,query[,room_id]`) or JSONL with those fields; room paths are relative to it.
+(header `room,query[,room_id]`) or JSONL with those fields; room paths are relative to it
+and must stay inside its folder or `funnel.request_roots`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def inference(
 
 def check_inputs(cfg: MarsConfig, requests: Path) -> None:
     """The requests file and the index, checked before the flow starts (one error line)."""
-    read_requests(requests)
+    read_requests(requests, cfg.funnel.request_roots)
     check_search_inputs(cfg)
 
 

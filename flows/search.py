@@ -19,9 +19,9 @@ from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
-from mars_core.index.vocabulary import query_words
 from mars_core.report import result_table_text
 from mars_core.search.batch import RequestsFile, RequestSpec
+from mars_core.search.query import check_query
 from mars_core.search_service import check_search_inputs, run_folder, search_requests
 
 
@@ -36,8 +36,8 @@ def search(call: Invocation) -> None:
     room, query = Path(call.options["room"]), call.options["query"]
     cfg = load_config(call.overrides)
     # Check what the user typed before the models load: a typo should cost no wait.
+    check_query(query, cfg.funnel)
     load_image(room, cfg.data.max_image_pixels)
-    query_words(query)
     check_search_inputs(cfg)
     spec = RequestSpec(line=1, room=room, query=query, room_id=room.name)
     outcome = search_requests(

@@ -20,8 +20,8 @@ from omegaconf import OmegaConf
 
 from mars_core.compose import CONFIG_NAME, compose_to_yaml, conf_dir, load_config
 from mars_core.config import GROUPS
-from mars_core.errors import ConfigError, UserInputError
-from mars_core.runtime import configure_logging
+from mars_core.errors import ConfigError, UserInputError, printable
+from mars_core.runtime import configure_logging, exit_on_sigterm
 
 USAGE_ERROR = 2
 HELP_FLAGS = ("-h", "--help")
@@ -157,8 +157,10 @@ def parse(app: App, argv: Sequence[str]) -> Invocation | None:
 
 
 def run_app(app: App, argv: Sequence[str] | None, command: Callable[[Invocation], object]) -> None:
-    """Parse `argv` (default: sys.argv), then run `command`; a user's mistake is one line."""
+    """Parse `argv` (default: sys.argv), then run `command`; a user's mistake is one line.
+    A SIGTERM ends the command as an exception would, so its runs are closed as failed."""
     args = list(sys.argv[1:] if argv is None else argv)
+    exit_on_sigterm()
     try:
         invocation = parse(app, args)
         if invocation is not None:
@@ -193,5 +195,5 @@ def answer_early(apps: Mapping[str, App], package: str) -> None:
 def fail(error: UserInputError) -> NoReturn:
     """The one line a user reads for a mistake they can fix, then exit status 2."""
     message = f"bad configuration: {error}" if isinstance(error, ConfigError) else str(error)
-    print(f"error: {' '.join(message.splitlines())}", file=sys.stderr)
+    print(f"error: {printable(' '.join(message.splitlines()))}", file=sys.stderr)
     sys.exit(USAGE_ERROR)

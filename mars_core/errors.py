@@ -4,6 +4,8 @@ Entry points (CLI, search service) catch `UserInputError` and show its one-line 
 instead of a traceback; everything else is a bug and keeps its traceback.
 """
 
+import re
+
 
 class UserInputError(ValueError):
     """Bad input from a user (a file, a path, a config value); the message says how to fix it."""
@@ -35,6 +37,10 @@ class EmptyQueryError(UserInputError):
     """A query with nothing to search for."""
 
 
+class QueryTooLongError(UserInputError):
+    """A query over `funnel.max_query_chars` characters or `funnel.max_query_words` words."""
+
+
 class IndexNotBuiltError(UserInputError, FileNotFoundError):
     """Searching before the index build flow has published an index."""
 
@@ -59,6 +65,17 @@ class ConfigError(UserInputError):
 
 class ModelNotFoundError(UserInputError, FileNotFoundError):
     """Model weights that are not on this machine (runs are offline: nothing is downloaded)."""
+
+
+# C0 controls but tab and newline, DEL and C1 controls: a terminal obeys them (ESC starts
+# colour and cursor sequences, BEL rings, CR overwrites the line) instead of showing them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters removed, for a terminal: user and catalogue text
+    (queries, product names, reasons quoting them) must print, never steer it."""
+    return _CONTROL.sub("", text)
 
 
 def one_line(error: BaseException | str, limit: int = 200) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from mars_core.errors import UserInputError
+from mars_core.errors import UserInputError, printable
 from mars_core.images import load_image
 from mars_core.search.batch import FailedRequest
 from mars_core.search.funnel import SearchResult
@@ -142,7 +142,8 @@ def render_report(
 
 
 def result_table_text(result: SearchResult) -> str:
-    """The ranked results as a plain-text table for a terminal."""
+    """The ranked results as a plain-text table for a terminal (control characters of
+    catalogue and user text removed)."""
     stages = result.stages_run
     lines = [_lock_line(result).replace("<b>", "").replace("</b>", "")]
     if result.ranked_by:
@@ -156,4 +157,4 @@ def result_table_text(result: SearchResult) -> str:
         lines.append(f"{rank:>2}  {name:48}  {scores}")
         if candidate.rationale:
             lines.append(f"    {candidate.rationale}")
-    return "\n".join(lines)
+    return printable("\n".join(lines))

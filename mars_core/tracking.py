@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
 import mlflow
+from mlflow.tracking import MlflowClient
 
-from mars_core.runtime import setup_runtime
+from mars_core.runtime import process_alive, setup_runtime
 
 OVERRIDES_TAG = "overrides"
 NO_OVERRIDES = "(none)"
 CONFIG_ARTIFACT = "config.yaml"
+# Which process owns a run: a run still RUNNING whose process is gone was killed.
+PID_TAG = "mars.pid"
+HOST_TAG = "mars.host"
+STALE_TAG = "mars.stale"
+STALE_SWEEP_LIMIT = 1000  # RUNNING runs looked at per sweep
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -39,16 +47,41 @@ def ensure_experiment(name: str) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
+def fail_stale_runs(experiment_id: str) -> list[str]:
+    """Mark failed the runs of the experiment left RUNNING by a process of this machine that
+    no longer exists (killed), saying so in the tag `mars.stale`; their ids."""
+    client = MlflowClient()
+    running = client.search_runs(
+        [experiment_id],
+        filter_string="attributes.status = 'RUNNING'",
+        max_results=STALE_SWEEP_LIMIT,
+    )
+    host = socket.gethostname()
+    stale = []
+    for run in running:
+        pid = run.data.tags.get(PID_TAG, "")
+        if run.data.tags.get(HOST_TAG) == host and pid.isdigit() and not process_alive(int(pid)):
+            client.set_tag(run.info.run_id, STALE_TAG, f"process {pid} ended without closing it")
+            client.set_terminated(run.info.run_id, status="FAILED")
+            stale.append(run.info.run_id)
+    return stale
+
+
 @contextmanager
 def mlflow_run(
     experiment: str, run_name: str, config: Any = None, overrides: list[str] | None = None
 ) -> Iterator[Any]:
     """Start a run (nested under an active one); log the config's fields as params, the whole
     composed config as `config.yaml` and the command line's Hydra overrides as the tag
-    `overrides`, so two runs can be compared by what was asked, not only by every value."""
+    `overrides`, so two runs can be compared by what was asked, not only by every value.
+    Runs a killed process left RUNNING are marked failed first (`fail_stale_runs`)."""
     experiment_id = ensure_experiment(experiment)
+    fail_stale_runs(experiment_id)
     nested = mlflow.active_run() is not None
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested) as run:
+    owner = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=run_name, nested=nested, tags=owner
+    ) as run:
         if overrides is not None:
             mlflow.set_tag(OVERRIDES_TAG, " ".join(overrides) or NO_OVERRIDES)
         if config is not None:

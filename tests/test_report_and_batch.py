@@ -94,8 +94,9 @@ def test_requests_from_csv_and_jsonl_resolve_rooms_beside_the_file(tmp_path):
     (tmp_path / "r.jsonl").write_text(
         json.dumps({"room": "a.png", "query": "rug", "room_id": "A"}) + "\n\n"
     )
-    csv_file = read_requests(tmp_path / "r.csv")
-    assert [s.room for s in csv_file.specs] == [tmp_path / "rooms/a.png", Path("/abs/b.png")]
+    csv_file = read_requests(tmp_path / "r.csv", roots=["/abs"])
+    folder = tmp_path.resolve()
+    assert [s.room for s in csv_file.specs] == [folder / "rooms/a.png", Path("/abs/b.png")]
     assert csv_file.specs[0].room_id == "a" and csv_file.bad_lines == []
     (spec,) = read_requests(tmp_path / "r.jsonl").specs
     assert (spec.query, spec.room_id) == ("rug", "A")

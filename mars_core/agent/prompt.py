@@ -40,6 +40,11 @@ SCORE_DECIMALS = 1
 # The answer opens with this text; the score's digits follow it directly.
 ANSWER_PREFIX = '{"score": '
 
+# The product's description is cut to this many characters: a catalogue row of any length
+# costs the model a bounded prompt. Part of the prompt (teacher, SFT data and agent must cut
+# alike, so it is no per-run knob): change it and bump PROMPT_VERSION. Ingest's own limits
+# (data.max_name_chars, ...) keep the rows it writes under it.
+MAX_PRODUCT_CHARS = 1000
 # Product fields worth showing the model besides name and category, in this order.
 _PRODUCT_ATTRIBUTES = ("color", "material", "style")
 # Qwen chat-control and vision markers, which must never come from user or catalogue text.
@@ -67,10 +72,11 @@ class Answer:
 
 
 def product_text(product: Mapping[str, Any]) -> str:
-    """The product's description in the prompt: name, category and its known attributes."""
+    """The product's description in the prompt: name, category and its known attributes,
+    at most `MAX_PRODUCT_CHARS` characters."""
     parts = [f"{product['name']} (category: {product['category']})"]
     parts += [f"{field}: {product[field]}" for field in _PRODUCT_ATTRIBUTES if product.get(field)]
-    return "; ".join(parts)
+    return "; ".join(parts)[:MAX_PRODUCT_CHARS]
 
 
 def prompt_messages(query: str, product: str) -> list[dict[str, Any]]:

@@ -98,15 +98,13 @@ class ServeConfig:
     host: str = knob("127.0.0.1", "address to bind; this machine only unless set (0.0.0.0 = all)")
     port: int = knob(8000, "TCP port to listen on")
     max_upload_bytes: int = knob(10_000_000, "largest room photo upload, in bytes (413 above)")
-    max_query_chars: int = knob(200, "longest query, in characters (422 above)")
     sample_rooms: int = knob(24, "rooms from rooms.parquet the page offers as samples")
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"serve.port {self.port} must lie in [0, 65535]")
-        for name in ("max_upload_bytes", "max_query_chars"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"serve.{name} must be >= 1")
+        if self.max_upload_bytes < 1:
+            raise ValueError("serve.max_upload_bytes must be >= 1")
         if self.sample_rooms < 0:
             raise ValueError("serve.sample_rooms must be >= 0 (0 = no samples on the page)")
 

@@ -232,7 +232,6 @@ class IndexConfig:
     keep_lucene_versions: int = knob(2, "Lucene index folders kept (current + earlier ones)")
     bm25_k1: float = knob(0.9, "BM25 k1")
     bm25_b: float = knob(0.4, "BM25 b")
-    max_query_terms: int = knob(64, "longest query accepted, in analysed words")
     listing_overfetch: int = knob(
         2,
         "stage 1 keeps one listing per item (marketplaces); when that leaves fewer than k, "
@@ -267,8 +266,6 @@ class IndexConfig:
             raise ValueError("index: upsert_rows, ann_min_rows and ann_nprobes must be >= 1")
         if self.keep_lucene_versions < 1:
             raise ValueError("index.keep_lucene_versions must be >= 1 (the current index)")
-        if self.max_query_terms < 1:
-            raise ValueError("index.max_query_terms must be >= 1")
         if self.listing_overfetch < 1:
             raise ValueError("index.listing_overfetch must be >= 1")
 
@@ -401,6 +398,17 @@ class FunnelConfig:
     siglip_blend: float = knob(
         0.0, "weight of the stage-2 similarity (min-max scaled) in the agent stage's final order"
     )
+    max_query_chars: int = knob(
+        200, "longest query, in characters: command line, batch rows and the service refuse more"
+    )
+    max_query_words: int = knob(
+        32, "longest query, in words (stop words count too); refused before any stage runs"
+    )
+    request_roots: list[str] = knob(
+        [],
+        "folders a requests file's room paths may point into besides the file's own folder "
+        "(paths elsewhere are refused)",
+    )
 
     def __post_init__(self) -> None:
         if not self.k1 >= self.k2 >= self.k3 >= 1:
@@ -415,6 +423,9 @@ class FunnelConfig:
             raise ValueError("funnel.rationale_top_n must be >= 0")
         if not self.stages:
             raise ValueError("funnel.stages is empty; list stages by name, e.g. [bm25, siglip]")
+        for name in ("max_query_chars", "max_query_words"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"funnel.{name} must be >= 1")
 
 
 @dataclass

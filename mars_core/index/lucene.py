@@ -18,7 +18,6 @@ instead of a wrapped Java object per hit.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,9 +31,13 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from mars_core.errors import IndexNotBuiltError
+from mars_core.io import remove_stale_staging, staging_folder
 from mars_core.runtime import ensure_jvm
 
 INDEX_DIR = "index"
+# A build is written into `<lucene folder>/.staging-<pid>-<random>`, then renamed into place;
+# one left by a killed build is removed by the next.
+STAGING_PREFIX = ".staging-"
 PRODUCTS_FILE = "products.arrow"
 ID, CONTENTS, CATEGORY = "id", "contents", "category"
 # What the stages after BM25 read of a hit: the key, the item (one listing per item), the
@@ -104,8 +107,8 @@ def write_lucene_index(
     """
     if out_dir.exists():
         raise FileExistsError(f"Lucene build folder {out_dir} exists; pick a new folder")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir.parent))
+    remove_stale_staging(out_dir.parent, STAGING_PREFIX)
+    tmp = staging_folder(out_dir.parent, STAGING_PREFIX)
     try:
         _write_documents(catalogue, tmp / INDEX_DIR)
         write_products(catalogue, tmp / PRODUCTS_FILE)

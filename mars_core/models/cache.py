@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from mars_core.config.recipes import TinyClipRecipe, TinyVLMRecipe
+from mars_core.io import remove_stale_staging, staging_folder
 
 COMPLETE_MARKER = ".complete"
 BUILDER_VERSION = 1  # bump when the tiny builders change what a recipe produces
@@ -37,8 +37,8 @@ def cached_build(folder: Path, build: Callable[[Path], None]) -> Path:
     """
     if (folder / COMPLETE_MARKER).is_file():
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    remove_stale_staging(folder.parent, f".{folder.name}-")
+    tmp = staging_folder(folder.parent, f".{folder.name}-")
     try:
         build(tmp)
         (tmp / COMPLETE_MARKER).write_text("ok\n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from mars_core.errors import UserInputError
 from mars_core.search.funnel import SearchResult
 
 REQUEST_FORMATS = (".csv", ".jsonl")
+TEXT_FIELDS = ("room", "query", "room_id")  # every field a request row may have; all text
 
 RESULTS_SCHEMA = pa.schema(
     [
@@ -70,11 +73,13 @@ class RequestsFileError(UserInputError):
     """The requests file itself is unusable: wrong format, missing, or not text."""
 
 
-def read_requests(path: Path) -> RequestsFile:
+def read_requests(path: Path, roots: Sequence[str | Path] = ()) -> RequestsFile:
     """Read `room,query[,room_id]` rows from a .csv (with header) or .jsonl file.
 
-    A bad line (not a JSON object, a field missing) is reported with its reason and the
-    other lines still run; only a file that cannot be read at all raises.
+    Room paths resolve inside the file's folder or one of `roots` (`funnel.request_roots`);
+    a path that leads elsewhere (`../`, an absolute path, a symlink out) is refused. A bad
+    line (not a JSON object, a field missing or not text, a room outside) is reported with
+    its reason and the other lines still run; only a file that cannot be read at all raises.
     """
     if path.suffix not in REQUEST_FORMATS:
         raise RequestsFileError(
@@ -89,13 +94,13 @@ def read_requests(path: Path) -> RequestsFile:
         raise RequestsFileError(f"{path}: not UTF-8 text ({e.reason})") from e
     rows = list(csv.DictReader(text.splitlines())) if path.suffix == ".csv" else _jsonl(text)
     parsed = RequestsFile(specs=[], bad_lines=[])
+    allowed = allowed_folders(path, roots)
     for line, row in enumerate(rows, start=1):
         problem = _row_problem(row)
-        if problem:
-            parsed.bad_lines.append((line, problem))
+        room = None if problem else room_inside(row["room"], path.parent, allowed)
+        if room is None:
+            parsed.bad_lines.append((line, problem or outside_reason(row["room"])))
             continue
-        room = Path(row["room"])
-        room = room if room.is_absolute() else path.parent / room
         parsed.specs.append(
             RequestSpec(
                 line=line,
@@ -125,8 +130,41 @@ def _jsonl(text: str) -> list[dict | str]:
 def _row_problem(row: dict | str) -> str | None:
     if isinstance(row, str):
         return row
-    missing = [f for f in ("room", "query") if not str(row.get(f) or "").strip()]
+    wrong = [
+        f"{f} is {type(row[f]).__name__}, not text"
+        for f in TEXT_FIELDS
+        if row.get(f) is not None and not isinstance(row[f], str)
+    ]
+    wrong += [
+        f"{f} holds a NUL character"
+        for f in TEXT_FIELDS
+        if isinstance(row.get(f), str) and "\x00" in row[f]
+    ]
+    if wrong:
+        return "; ".join(wrong)
+    missing = [f for f in ("room", "query") if not (row.get(f) or "").strip()]
     return f"lacks {', '.join(missing)}" if missing else None
+
+
+def allowed_folders(requests: Path, roots: Sequence[str | Path]) -> list[Path]:
+    """The requests file's folder and each configured root, links resolved (empty skipped)."""
+    folders = [requests.parent, *(Path(root) for root in roots if str(root).strip())]
+    return [Path(os.path.realpath(folder)) for folder in folders]
+
+
+def room_inside(room: str, folder: Path, allowed: list[Path]) -> Path | None:
+    """`room` (relative to `folder`, or absolute) when it resolves inside an allowed folder,
+    else None. Resolved with links followed, so a symlink cannot lead out either."""
+    resolved = Path(os.path.realpath(folder / room))
+    return resolved if any(resolved.is_relative_to(root) for root in allowed) else None
+
+
+def outside_reason(room: str) -> str:
+    """Why a room path was refused, the same words whether or not a file is there."""
+    return (
+        f"room {room!r} is outside the requests file's folder: give a path inside it "
+        "(or add a folder to funnel.request_roots)"
+    )
 
 
 def results_table(results: list[tuple[int, SearchResult]]) -> pa.Table:

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from mars_core.config import FunnelConfig
+from mars_core.search.query import check_query
 from mars_core.search.types import Candidate, CategoryLock, SearchRequest, SkippedProduct, Stage
 
 NOTHING_FITS = "Nothing in the catalogue fits this room; closest options:"
@@ -57,10 +59,18 @@ class SearchFunnel:
     stage, so an ablation compares orderings, not candidate counts.
     """
 
-    def __init__(self, steps: list[FunnelStep], *, final_k: int, min_fit_score: float) -> None:
+    def __init__(
+        self,
+        steps: list[FunnelStep],
+        *,
+        final_k: int,
+        min_fit_score: float,
+        query_limits: FunnelConfig | None = None,
+    ) -> None:
         if not steps or steps[0].stage is None:
             raise ValueError("the funnel needs its first stage (BM25) enabled: it picks candidates")
         self.steps = steps
+        self.query_limits = query_limits or FunnelConfig()
         self.final_k = final_k
         self.min_fit_score = min_fit_score
 
@@ -78,6 +88,8 @@ class SearchFunnel:
                 close()
 
     def search(self, request: SearchRequest) -> SearchResult:
+        """Run the stages in order; a query over the limits is refused before the first."""
+        check_query(request.query, self.query_limits)
         candidates: list[Candidate] | None = None
         result = SearchResult(request=request, results=[], stages_run=[], timings={})
         for step in self.steps:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from mars_core.config import IndexConfig
-from mars_core.errors import EmptyQueryError, UserInputError
+from mars_core.errors import EmptyQueryError
 from mars_core.index.lucene import LexicalHits, LuceneIndex
 from mars_core.index.store import IndexSnapshot
 from mars_core.index.vocabulary import CategoryVocabulary
@@ -28,12 +28,10 @@ class LexicalStage:
         index: LuceneIndex,
         vocabulary: CategoryVocabulary,
         *,
-        max_query_terms: int,
         listing_overfetch: int,
     ) -> None:
         self.index = index
         self.vocabulary = vocabulary
-        self.max_query_terms = max_query_terms
         self.listing_overfetch = listing_overfetch
 
     @classmethod
@@ -43,7 +41,6 @@ class LexicalStage:
         return cls(
             index,
             CategoryVocabulary(cfg.vocabulary),
-            max_query_terms=cfg.max_query_terms,
             listing_overfetch=cfg.listing_overfetch,
         )
 
@@ -95,11 +92,6 @@ class LexicalStage:
             fetch += k * self.listing_overfetch
 
     def _check_terms(self, query: str, terms: list[str], *, locked: bool) -> None:
-        if len(terms) > self.max_query_terms:
-            raise UserInputError(
-                f"query has {len(terms)} words; at most {self.max_query_terms} are accepted "
-                "(index.max_query_terms)"
-            )
         if not terms and not locked:
             raise EmptyQueryError(
                 f"query {query!r} has no searchable words (only stop words or symbols): name "

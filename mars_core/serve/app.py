@@ -220,7 +220,7 @@ def _add_routes(app: FastAPI, service: Service) -> None:
         k: Annotated[int | None, Form(description="products to return (1 to funnel.k3)")] = None,
     ) -> dict[str, Any]:
         """Rank catalogue products for a room photo and a query."""
-        check_query(query, cfg.serve)
+        check_query(query, cfg.funnel)
         wanted = check_k(k, cfg.funnel.k3)
         data = room.file.read(cfg.serve.max_upload_bytes + 1)
         name = room.filename or "upload"

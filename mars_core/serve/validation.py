@@ -1,11 +1,11 @@
 """What an HTTP request may send: each check raises a `UserInputError` naming the problem.
 
-The same checks as the command line (`load_image`'s pixel limit, `query_words`), plus the
-limits only a service needs (upload bytes, query length, k). `status_of` maps each error to
-the HTTP status a client should get. `BodyLimit` bounds a whole request body, announced or
-streamed, so that the multipart parser can keep every accepted upload in memory: nothing a
-client sends is written to disk (starlette would otherwise spool uploads over 1 MB to the
-system's temp folder).
+The same checks as the command line (`load_image`'s pixel limit, `check_query` with the
+funnel's query limits), plus the limits only a service needs (upload bytes, k). `status_of`
+maps each error to the HTTP status a client should get. `BodyLimit` bounds a whole request
+body, announced or streamed, so that the multipart parser can keep every accepted upload in
+memory: nothing a client sends is written to disk (starlette would otherwise spool uploads
+over 1 MB to the system's temp folder).
 """
 
 from __future__ import annotations
@@ -24,10 +24,13 @@ from mars_core.errors import (
     EmptyQueryError,
     ImageTooLargeError,
     ModelServerError,
+    QueryTooLongError,
     UserInputError,
 )
 from mars_core.images import load_image_bytes
-from mars_core.index.vocabulary import query_words
+
+# The service checks a query exactly as the command line and the funnel do.
+from mars_core.search.query import check_query as check_query
 
 BAD_REQUEST = 400
 NOT_FOUND = 404
@@ -39,10 +42,6 @@ SERVICE_UNAVAILABLE = 503
 
 class UploadTooLargeError(UserInputError):
     """An upload (or a whole request body) over `serve.max_upload_bytes`."""
-
-
-class QueryTooLongError(UserInputError):
-    """A query over `serve.max_query_chars`."""
 
 
 class BadParameterError(UserInputError):
@@ -135,17 +134,6 @@ def room_image(data: bytes, name: str, limits: ServeConfig, max_pixels: int) -> 
     if not data:
         raise BadImageError(f"the room photo {name!r} is empty; send a JPEG, PNG or WebP photo")
     return load_image_bytes(data, name, max_pixels)
-
-
-def check_query(query: str, limits: ServeConfig) -> str:
-    """A query with words in it and at most `max_query_chars` characters."""
-    if len(query) > limits.max_query_chars:
-        raise QueryTooLongError(
-            f"the query is {len(query)} characters, over the limit of {limits.max_query_chars} "
-            "(serve.max_query_chars); say what you look for in a few words"
-        )
-    query_words(query)
-    return query
 
 
 def check_k(k: int | None, most: int) -> int:

@@ -113,10 +113,11 @@ def test_inference_flow_writes_results_and_page_and_names_bad_requests(
     from flows.inference import inference
 
     requests = tmp_path / "requests.jsonl"
+    (tmp_path / "notes.txt").write_text("not an image")
     lines = [
         {"room": str(pool_room), "query": "bed"},
         {"room": str(pool_room), "query": "something blue"},
-        {"room": str(Path(__file__)), "query": "lamp"},
+        {"room": "notes.txt", "query": "lamp"},
     ]
     requests.write_text("".join(json.dumps(line) + "\n" for line in lines))
     out = inference(str(requests), [*indexed.overrides, "funnel.stages=[bm25,siglip]"])

@@ -133,12 +133,6 @@ def test_empty_queries_get_a_clear_error(stage, query):
         search(stage, query)
 
 
-def test_an_overlong_query_is_refused_with_the_limit(stage, built):
-    words = " ".join(f"word{i}" for i in range(built.cfg.max_query_terms + 1))
-    with pytest.raises(ValueError, match="max_query_terms"):
-        search(stage, words)
-
-
 def test_stage_one_ranks_the_whole_catalogue_only(stage):
     out = search(stage, "bed", k=3)
     with pytest.raises(ValueError, match="first stage"):

@@ -25,7 +25,7 @@ SEARCH_TIMEOUT_S = 300.0
 @pytest.fixture(scope="module")
 def server(indexed) -> Iterator[str]:
     """The service for the session's indexed world, listening on a free local port."""
-    limits = [f"serve.max_upload_bytes={MAX_UPLOAD}", f"serve.max_query_chars={MAX_QUERY}"]
+    limits = [f"serve.max_upload_bytes={MAX_UPLOAD}", f"funnel.max_query_chars={MAX_QUERY}"]
     with running_service(load_config([*indexed.overrides, *limits])) as url:
         yield url
 
