@@ -31,10 +31,18 @@ atomic_write_text(out / "report.html", "<html></html>")
 atomic_write_parquet(out / "catalogue.parquet", pa.table({"key": ["a"]}))
 staging_folder(out, ".staging-")
 if sys.argv[2] == "lucene":
-    from mars_core.index.lucene import write_lucene_index
-    table = pa.table({"key": ["a@x", "b@x"], "category": ["BED", "LAMP"],
-                      "search_text": ["blue bed", "reading lamp"]})
-    write_lucene_index(table, out / "lucene" / "build-1")
+    import numpy as np
+    from mars_core.index.lucene import BUILD_COLUMNS, write_lucene_index
+    from mars_core.index.vectors import VECTORS_FILE, write_aligned_vectors
+    columns = {name: ["x", "y"] for name in BUILD_COLUMNS}
+    columns |= {"key": ["a@x", "b@x"], "category": ["BED", "LAMP"],
+                "search_text": ["blue bed", "reading lamp"]}
+    vectors = np.eye(2, dtype=np.float32)
+    write_lucene_index(
+        pa.table(columns), out / "lucene" / "build-1",
+        aligned=lambda keys, folder: write_aligned_vectors(
+            [(keys, vectors)], keys, folder / VECTORS_FILE, 2),
+    )
 """
 
 
