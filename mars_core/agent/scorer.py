@@ -24,7 +24,13 @@ the system text + room image is one prefix: with `reuse_room_prefix` it is encod
 KV cache is expanded along the batch for every batch of candidates. Qwen2-VL's M-RoPE positions
 depend on image grids, so the positions of the whole sequence come from `get_rope_index` on
 prefix + continuation and are sliced; continuations are right-padded and the logits are read
-at each row's own last positions (`logits_to_keep` with per-row indices).
+at each row's own last positions (`logits_to_keep` with per-row indices). The last query's
+prefix is kept, so the top-N answers that follow the scores reuse it too: they decode as one
+batch on the shared prefix (continuations left-padded, a greedy loop over the cache).
+
+Per candidate, the model sees its product image (bounded by `product_max_pixels`, far below a
+room's bound) and its text. With a `VisualCache` the product image's visual tokens come from
+the index build instead of the vision tower (the tower is frozen in SFT).
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from typing import Any
 import torch
 from PIL import Image
 from transformers import DynamicCache
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from mars_core.agent.adapter import apply_adapter, is_whole_model, resolve_adapter, serving_adapter
 from mars_core.agent.prompt import (
@@ -45,6 +53,7 @@ from mars_core.agent.prompt import (
     prompt_messages,
     try_parse_answer,
 )
+from mars_core.agent.visual_cache import VisualCache, image_digest, vision_fingerprint
 from mars_core.config import StudentConfig
 from mars_core.models.loading import load_vlm
 
@@ -81,16 +90,26 @@ class AgentScorer:
         max_new_tokens: int,
         reuse_room_prefix: bool,
         adapter: str | None = None,
+        product_max_pixels: int | None = None,
+        visual_cache: VisualCache | None = None,
     ) -> None:
-        """Wrap a loaded model; the knobs are `student.*` (see `from_config`)."""
+        """Wrap a loaded model; the knobs are `student.*` (see `from_config`).
+
+        `product_max_pixels` None leaves product images at the processor's (room) bound;
+        `visual_cache` None runs the vision tower on every product image.
+        """
         self.model = model
         self.processor = processor
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.reuse_room_prefix = reuse_room_prefix
         self.adapter = adapter  # the trained weights on the base (folder or model URI), if any
+        self.product_max_pixels = product_max_pixels
+        self.visual_cache = visual_cache
         self.device = next(model.parameters()).device
         self._first_digit_ids, self._digit_ids = _score_token_ids(processor.tokenizer)
+        self._fingerprint: str | None = None
+        self._last_prefix: _RoomPrefix | None = None
 
     @classmethod
     def from_config(cls, cfg: StudentConfig, cache_dir: Path) -> AgentScorer:
@@ -110,7 +129,98 @@ class AgentScorer:
             max_new_tokens=cfg.max_new_tokens,
             reuse_room_prefix=cfg.reuse_room_prefix,
             adapter=adapter,
+            product_max_pixels=cfg.product_max_pixels,
         )
+
+    # ---- product images -----------------------------------------------------------------------
+
+    @property
+    def vision_fingerprint(self) -> str:
+        """Which cached visual tokens this scorer may read (see `visual_cache`)."""
+        if self._fingerprint is None:
+            core = _rope_core(self.model)
+            image = self.processor.image_processor
+            settings = {
+                name: getattr(image, name, None)
+                for name in (
+                    "patch_size",
+                    "merge_size",
+                    "temporal_patch_size",
+                    "image_mean",
+                    "image_std",
+                    "rescale_factor",
+                    "resample",
+                    "size",
+                )
+            }
+            settings["product_max_pixels"] = self.product_max_pixels
+            self._fingerprint = vision_fingerprint(core.visual, core.config.vision_config, settings)
+        return self._fingerprint
+
+    def bound_product_image(self, image: Image.Image) -> Image.Image:
+        """The product image at most `product_max_pixels` in area, on the processor's patch grid
+        (so the processor leaves it as it is and its visual tokens can be cached by content)."""
+        if self.product_max_pixels is None:
+            return image
+        processor = self.processor.image_processor
+        height, width = smart_resize(
+            image.height,
+            image.width,
+            factor=processor.patch_size * processor.merge_size,
+            min_pixels=processor.size["shortest_edge"],
+            max_pixels=self.product_max_pixels,
+        )
+        if (width, height) == image.size:
+            return image
+        return image.resize((width, height), Image.Resampling.BICUBIC)
+
+    def encode_images(self, images: list[Image.Image]) -> list[torch.Tensor]:
+        """The vision tower's (merger's) output per image: one (tokens, hidden) tensor each."""
+        inputs = self.processor.image_processor(images=images, return_tensors="pt")
+        grid = inputs["image_grid_thw"].to(self.device)
+        return self._tower(inputs["pixel_values"].to(self.device), grid)
+
+    def _tower(self, pixel_values: torch.Tensor, grid: torch.Tensor) -> list[torch.Tensor]:
+        out = _rope_core(self.model).get_image_features(pixel_values, grid, return_dict=True)
+        return list(out.pooler_output)
+
+    def _vision_inputs(
+        self, inputs: dict[str, torch.Tensor], images: list[Image.Image]
+    ) -> dict[str, Any]:
+        """What the model needs for `images`: their pixels for the vision tower, or, with a
+        visual cache, the cached tokens (the tower runs only on images the cache lacks)."""
+        grid = inputs["image_grid_thw"]
+        if self.visual_cache is None:
+            return {"pixel_values": inputs["pixel_values"], "image_grid_thw": grid}
+        cached = [self.visual_cache.get(image_digest(image)) for image in images]
+        missing = [i for i, tensor in enumerate(cached) if tensor is None]
+        if missing:
+            pieces = inputs["pixel_values"].split(grid.prod(-1).tolist())
+            computed = self._tower(torch.cat([pieces[i] for i in missing]), grid[missing])
+            for i, tensor in zip(missing, computed, strict=True):
+                cached[i] = tensor
+        features = tuple(tensor.to(self.device) for tensor in cached)
+        return {
+            "mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)},
+            "image_grid_thw": grid,
+        }
+
+    def _bounded(self, products: Sequence[ProductView]) -> list[ProductView]:
+        return [ProductView(self.bound_product_image(p.image), p.text) for p in products]
+
+    def _room_prefix(self, room: Image.Image, full_text: str) -> _RoomPrefix:
+        """The query's encoded room prefix: the last one again when room and text match
+        (scores, then the top-N answers of one query), else a new one."""
+        text = _prefix_text(full_text)
+        digest = image_digest(room)
+        last = self._last_prefix
+        if last is None or last.text != text or last.room_digest != digest:
+            last = self._last_prefix = _RoomPrefix.encode(self, room, text, digest)
+        return last
+
+    def forget_room(self) -> None:
+        """Drop the kept room prefix (benches time each path from a cold prefix)."""
+        self._last_prefix = None
 
     # ---- fast score -------------------------------------------------------------------------
 
@@ -127,14 +237,15 @@ class AgentScorer:
         if not products:
             return []
         reuse = self.reuse_room_prefix if reuse_room_prefix is None else reuse_room_prefix
+        products = self._bounded(products)
         texts = [self._prompt_text(query, p.text) + SCORE_PROBE for p in products]
         scores: list[float] = []
         if reuse:
-            prefix = _RoomPrefix.encode(self, room, texts[0])
-            for chunk in _chunks(list(zip(texts, products, strict=True)), self.batch_size):
+            prefix = self._room_prefix(room, texts[0])
+            for chunk in chunks(list(zip(texts, products, strict=True)), self.batch_size):
                 scores += self._read_scores(prefix.forward(self, chunk))
         else:
-            for chunk in _chunks(list(zip(texts, products, strict=True)), self.batch_size):
+            for chunk in chunks(list(zip(texts, products, strict=True)), self.batch_size):
                 scores += self._read_scores(self._forward_full(room, chunk))
         return scores
 
@@ -167,22 +278,47 @@ class AgentScorer:
         *,
         max_new_tokens: int | None = None,
         min_new_tokens: int = 0,
+        reuse_room_prefix: bool | None = None,
     ) -> list[GeneratedAnswer]:
-        """Greedy answer JSON per product, in batches (left-padded for generation)."""
+        """Greedy answer JSON per product, in batches of `batch_size`.
+
+        On the room prefix (default with `reuse_room_prefix`), the batch decodes on the
+        query's shared KV cache; otherwise each prompt is whole (HF `generate`, left-padded).
+        """
+        if not products:
+            return []
+        reuse = self.reuse_room_prefix if reuse_room_prefix is None else reuse_room_prefix
+        products = self._bounded(products)
+        budget = max_new_tokens or self.max_new_tokens
         answers: list[GeneratedAnswer] = []
-        for chunk in _chunks(list(products), self.batch_size):
+        for chunk in chunks(list(products), self.batch_size):
             texts = [self._prompt_text(query, p.text) for p in chunk]
-            inputs = self._process(texts, [[room, p.image] for p in chunk], padding_side="left")
-            out = self.model.generate(
-                **inputs,
-                do_sample=False,
-                max_new_tokens=max_new_tokens or self.max_new_tokens,
-                min_new_tokens=min_new_tokens,
-            )
-            new_tokens = out[:, inputs["input_ids"].shape[1] :]
+            if reuse:
+                prefix = self._room_prefix(room, texts[0])
+                new_tokens = prefix.generate(self, texts, chunk, budget, min_new_tokens)
+            else:
+                new_tokens = self._generate_full(room, texts, chunk, budget, min_new_tokens)
             for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True):
                 answers.append(GeneratedAnswer(text=text, answer=try_parse_answer(text)))
         return answers
+
+    def _generate_full(
+        self,
+        room: Image.Image,
+        texts: list[str],
+        chunk: list[ProductView],
+        max_new_tokens: int,
+        min_new_tokens: int,
+    ) -> torch.Tensor:
+        """New tokens of whole prompts through HF `generate` (the MARS-style baseline)."""
+        inputs = self._process(texts, [[room, p.image] for p in chunk], padding_side="left")
+        out = self.model.generate(
+            **inputs,
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens,
+        )
+        return out[:, inputs["input_ids"].shape[1] :]
 
     # ---- shared -----------------------------------------------------------------------------
 
@@ -205,13 +341,15 @@ class _RoomPrefix:
     """The encoded system text + room image, shared by every candidate of one query."""
 
     text: str
+    room_digest: str
     inputs: dict[str, torch.Tensor]
     kv: list[tuple[torch.Tensor, torch.Tensor]]
 
     @classmethod
-    def encode(cls, scorer: AgentScorer, room: Image.Image, full_text: str) -> _RoomPrefix:
+    def encode(
+        cls, scorer: AgentScorer, room: Image.Image, text: str, room_digest: str
+    ) -> _RoomPrefix:
         """Run the prefix (up to the end of the room image) once and keep its KV cache."""
-        text = full_text[: full_text.index(ROOM_END) + len(ROOM_END)]
         inputs = scorer._process([text], [[room]], padding_side="right")
         positions, _ = _rope_core(scorer.model).get_rope_index(
             inputs["input_ids"],
@@ -227,42 +365,115 @@ class _RoomPrefix:
             logits_to_keep=1,
         )
         kv = [(keys, values) for keys, values, *_ in out.cache]
-        return cls(text=text, inputs=inputs, kv=kv)
+        return cls(text=text, room_digest=room_digest, inputs=inputs, kv=kv)
 
     def forward(self, scorer: AgentScorer, chunk: list[tuple[str, ProductView]]) -> torch.Tensor:
         """Logits at the two score positions of each continuation, on the shared prefix."""
-        if any(not text.startswith(self.text) for text, _ in chunk):
+        texts = [text for text, _ in chunk]
+        products = [product for _, product in chunk]
+        cont, full, positions = self._continuations(scorer, texts, products, "right")
+        out = scorer.model(
+            input_ids=cont["input_ids"],
+            attention_mask=full["attention_mask"],
+            position_ids=positions[:, :, self.length :],
+            cache=self._cache(scorer, len(chunk)),
+            use_cache=True,
+            logits_to_keep=_score_positions(cont),
+            **scorer._vision_inputs(cont, [p.image for p in products]),
+        )
+        return out.logits
+
+    def generate(
+        self,
+        scorer: AgentScorer,
+        texts: list[str],
+        products: list[ProductView],
+        max_new_tokens: int,
+        min_new_tokens: int,
+    ) -> torch.Tensor:
+        """Greedy new tokens of each continuation, decoded as one batch on the shared prefix.
+
+        Continuations are left-padded (the padding sits between prefix and continuation,
+        masked out), so every row's next token is read at the same last position. Rows that
+        ended (an EOS token) continue with the pad token, as HF `generate` does.
+        """
+        cont, full, positions = self._continuations(scorer, texts, products, "left")
+        rows = len(texts)
+        config = scorer.model.generation_config
+        eos = torch.tensor(_as_list(config.eos_token_id), device=scorer.device)
+        pad = config.pad_token_id if config.pad_token_id is not None else int(eos[0])
+        mask = full["attention_mask"]
+        # Text after the prompt continues from the highest position any part of it used.
+        next_position = positions.amax(dim=(0, 2)) + 1
+        out = scorer.model(
+            input_ids=cont["input_ids"],
+            attention_mask=mask,
+            position_ids=positions[:, :, self.length :],
+            cache=self._cache(scorer, rows),
+            use_cache=True,
+            logits_to_keep=1,
+            **scorer._vision_inputs(cont, [p.image for p in products]),
+        )
+        done = torch.zeros(rows, dtype=torch.bool, device=scorer.device)
+        tokens = []
+        for step in range(max_new_tokens):
+            logits = out.logits[:, -1].float()
+            if step < min_new_tokens:
+                logits[:, eos] = float("-inf")
+            token = logits.argmax(-1).masked_fill(done, pad)
+            tokens.append(token)
+            done |= torch.isin(token, eos)
+            if done.all() or step == max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
+            out = scorer.model(
+                input_ids=token[:, None],
+                attention_mask=mask,
+                position_ids=(next_position + step).view(1, rows, 1).expand(3, -1, -1),
+                cache=out.cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        return torch.stack(tokens, dim=1)
+
+    @property
+    def length(self) -> int:
+        return self.inputs["input_ids"].shape[1]
+
+    def _continuations(
+        self,
+        scorer: AgentScorer,
+        texts: list[str],
+        products: list[ProductView],
+        padding_side: str,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+        """The processed continuations, the whole sequences and their M-RoPE positions."""
+        if any(not text.startswith(self.text) for text in texts):
             raise RuntimeError(
                 "prompt template changed: candidates no longer share the room prefix"
             )
-        texts = [text[len(self.text) :] for text, _ in chunk]
-        cont = scorer._process(texts, [[p.image] for _, p in chunk], padding_side="right")
-        rows = len(chunk)
-        full = self._join(cont, rows)
+        cont = scorer._process(
+            [text[len(self.text) :] for text in texts],
+            [[p.image] for p in products],
+            padding_side=padding_side,
+        )
+        full = self._join(cont, len(texts))
         positions, _ = _rope_core(scorer.model).get_rope_index(
             full["input_ids"],
             mm_token_type_ids=full["mm_token_type_ids"],
             image_grid_thw=full["image_grid_thw"],
             attention_mask=full["attention_mask"],
         )
-        prefix_len = self.inputs["input_ids"].shape[1]
-        cache = DynamicCache(
+        return cont, full, positions
+
+    def _cache(self, scorer: AgentScorer, rows: int) -> DynamicCache:
+        """The prefix's KV cache expanded along the batch (a view: no copy until appended)."""
+        return DynamicCache(
             ddp_cache_data=[
                 (k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in self.kv
             ],
             config=scorer.model.config,
         )
-        out = scorer.model(
-            input_ids=cont["input_ids"],
-            attention_mask=full["attention_mask"],
-            pixel_values=cont["pixel_values"],
-            image_grid_thw=cont["image_grid_thw"],
-            position_ids=positions[:, :, prefix_len:],
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=_score_positions(cont),
-        )
-        return out.logits
 
     def _join(self, cont: dict[str, torch.Tensor], rows: int) -> dict[str, torch.Tensor]:
         """Prefix + continuation as whole sequences, for M-RoPE positions and the mask."""
@@ -275,6 +486,17 @@ class _RoomPrefix:
             [torch.cat([room_grid, grid[None]]) for grid in cont["image_grid_thw"]]
         )
         return joined
+
+
+def _prefix_text(full_text: str) -> str:
+    """A prompt's shared part: everything up to the end of the room image."""
+    return full_text[: full_text.index(ROOM_END) + len(ROOM_END)]
+
+
+def _as_list(ids: int | list[int] | None) -> list[int]:
+    if ids is None:
+        raise ValueError("the model's generation config names no eos_token_id")
+    return [ids] if isinstance(ids, int) else list(ids)
 
 
 def _score_positions(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -310,6 +532,7 @@ def _rope_core(model: Any) -> Any:
     return base.model
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
+def chunks(items: list, size: int) -> Iterator[list]:
+    """Consecutive slices of `size` items (the last may be shorter)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]

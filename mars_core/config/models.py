@@ -88,11 +88,27 @@ class StudentConfig(VLMConfig):
     reuse_room_prefix: bool = knob(
         True, "encode system text + room image once per query and reuse its KV cache"
     )
+    product_max_pixels: int = knob(
+        112 * 112,
+        "upper bound on a product image's area (catalogue photos on white need fewer visual "
+        "tokens than a room); between min_pixels and max_pixels",
+    )
+    visual_cache: bool = knob(
+        True,
+        "compute product visual tokens at index build (the vision tower is frozen) and feed "
+        "them to the language model instead of re-running the vision tower per query",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ValueError("student.batch_size and student.max_new_tokens must be >= 1")
+        if not self.min_pixels <= self.product_max_pixels <= self.max_pixels:
+            raise ValueError(
+                f"student.product_max_pixels ({self.product_max_pixels}) must lie between "
+                f"student.min_pixels ({self.min_pixels}) and student.max_pixels "
+                f"({self.max_pixels}); raise or lower it into that range"
+            )
 
 
 @dataclass
