@@ -1,4 +1,5 @@
-"""Index build task: one call to the incremental re-index (the first build is one too)."""
+"""Index build tasks: the incremental re-index (the first build is one too) and the agent's
+cached product visual tokens."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ from pathlib import Path
 
 from prefect import task
 
-from mars_core.config import EmbedderConfig, IndexConfig
+from mars_core.agent.visual_cache import (
+    VISUAL_TOKENS_DIR,
+    VisualCacheReport,
+    cache_catalogue_tokens,
+)
+from mars_core.config import EmbedderConfig, IndexConfig, StudentConfig
 from mars_core.embedder import Embedder
 from mars_core.index.reindex import ReindexReport, reindex
 
@@ -22,3 +28,18 @@ def reindex_catalogue(
     """Embed new or changed products, rebuild Lucene, publish both; returns the report."""
     loaded = Embedder.from_config(embedder, models_dir, max_image_pixels=max_image_pixels)
     return reindex(Path(catalogue), index, loaded)
+
+
+@task(name="visual-tokens")
+def cache_visual_tokens(
+    catalogue: str,
+    student: StudentConfig,
+    index_dir: str,
+    models_dir: str,
+    max_image_pixels: int,
+) -> VisualCacheReport:
+    """Every catalogue image's visual tokens for the student's frozen vision tower."""
+    folder = Path(index_dir) / VISUAL_TOKENS_DIR
+    return cache_catalogue_tokens(
+        Path(catalogue), student, folder, Path(models_dir), max_image_pixels
+    )

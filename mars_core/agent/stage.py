@@ -9,6 +9,7 @@ from pathlib import Path
 from mars_core.agent.adapter import describe_adapter
 from mars_core.agent.prompt import PROMPT_VERSION, product_text
 from mars_core.agent.scorer import AgentScorer, ProductView
+from mars_core.agent.visual_cache import VISUAL_TOKENS_DIR, VisualCache
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
@@ -37,6 +38,9 @@ class AgentStage:
         """The agent of the configured student (and adapter) with the funnel's sizes;
         `student.adapter=auto` serves the registry's champion when there is one."""
         scorer = AgentScorer.from_config(cfg.student, Path(cache_dir or cfg.paths.models))
+        if cfg.student.visual_cache:
+            folder = Path(cfg.index.dir) / VISUAL_TOKENS_DIR
+            scorer.visual_cache = VisualCache.load(folder, scorer.vision_fingerprint)
         return cls(
             student=f"{cfg.student.name} student, {describe_adapter(scorer.adapter)}",
             scorer=scorer,

@@ -27,6 +27,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from mars_core.config import StudentConfig
+from mars_core.errors import UserInputError
+from mars_core.images import load_image
 from mars_core.io import atomic_write_parquet
 
 if TYPE_CHECKING:
@@ -116,43 +119,70 @@ def build_visual_cache(
     scorer: AgentScorer,
     images: Iterable[tuple[str, Image.Image | Exception]],
     folder: Path | str,
+    *,
+    total: int | None = None,
 ) -> VisualCacheReport:
     """Compute the missing products' visual tokens in batches of `scorer.batch_size` and save.
 
-    `images` yields (product key, loaded image or the error that stopped loading it); a bad
-    image is reported, not fatal. Entries already in the file are kept and not recomputed.
+    `images` yields (product key, loaded image or the error that stopped loading it), read
+    one batch at a time; a bad image is reported, not fatal. Entries already in the file are
+    kept and not recomputed.
     """
     cache = VisualCache.load(folder, scorer.vision_fingerprint)
     pending: dict[str, Image.Image] = {}
-    skipped, seen = [], set()
-    for key, image in images:
+    skipped: list[dict[str, str]] = []
+    seen: set[str] = set()
+    computed = 0
+
+    def flush() -> None:
+        features = scorer.encode_images(list(pending.values()))
+        for digest, tensor in zip(pending, features, strict=True):
+            cache.features[digest] = tensor.detach().cpu()
+        pending.clear()
+
+    for key, image in tqdm(images, total=total, desc="product visual tokens", unit="image"):
         if isinstance(image, Exception):
             skipped.append({"key": key, "reason": f"{type(image).__name__}: {image}"})
             continue
         bounded = scorer.bound_product_image(image)
         digest = image_digest(bounded)
         seen.add(digest)
-        if cache.get(digest) is None:
+        if cache.get(digest) is None and digest not in pending:
             pending[digest] = bounded
-    from mars_core.agent.scorer import chunks
-
-    items = list(pending.items())
-    for chunk in tqdm(
-        list(chunks(items, scorer.batch_size)), desc="product visual tokens", unit="batch"
-    ):
-        features = scorer.encode_images([image for _, image in chunk])
-        for (digest, _), tensor in zip(chunk, features, strict=True):
-            cache.features[digest] = tensor.detach().cpu()
+            computed += 1
+        if len(pending) >= scorer.batch_size:
+            flush()
+    if pending:
+        flush()
     path = cache.save(folder)
     return VisualCacheReport(
         path=str(path),
         fingerprint=cache.fingerprint,
         images=len(seen),
-        computed=len(items),
+        computed=computed,
         entries=len(cache),
         bytes_per_product=cache.bytes_per_product(),
         skipped=skipped,
     )
+
+
+def cache_catalogue_tokens(
+    catalogue: Path, student: StudentConfig, folder: Path, models_dir: Path, max_image_pixels: int
+) -> VisualCacheReport:
+    """The index build's step: every catalogue image's visual tokens for `student`."""
+    from mars_core.agent.scorer import AgentScorer
+
+    rows = pq.read_table(catalogue, columns=["key", "image_path"]).to_pylist()
+    scorer = AgentScorer.from_config(student, models_dir)
+    images = ((row["key"], _load(row["image_path"], max_image_pixels)) for row in rows)
+    return build_visual_cache(scorer, images, folder, total=len(rows))
+
+
+def _load(path: str, max_pixels: int) -> Image.Image | Exception:
+    try:
+        return load_image(path, max_pixels)
+    except UserInputError as error:
+        return error
 
 
 def _feature_row(digest: str, tensor: torch.Tensor) -> dict[str, Any]:
