@@ -21,7 +21,7 @@ import bitsandbytes as bnb
 import torch
 from PIL import Image
 
-from bench.agent_scoring import random_qwen2vl_2b
+from bench.stage3 import random_qwen2vl_2b
 from mars_core.agent.prompt import answer_message, prompt_messages
 from mars_core.runtime import setup_runtime
 

@@ -71,6 +71,25 @@ class ProductView:
 
 
 @dataclass(frozen=True)
+class TokenBudget:
+    """Tokens of one query (means over its candidates): see `AgentScorer.token_budget`."""
+
+    room_prefix: int  # system text + room image, once per query
+    product_image: float  # per candidate: the product's visual tokens
+    product_text: float  # per candidate: query, product text, instruction, chat markers
+    answer_prefix: int  # per candidate: the forced `{"score": 0.`
+    answer: int  # per reason: new tokens generated at most (student.max_new_tokens)
+
+    @property
+    def per_candidate(self) -> float:
+        return self.product_image + self.product_text + self.answer_prefix
+
+    def per_reason(self) -> float:
+        """A reason's prompt continuation (without the forced score) plus its answer."""
+        return self.product_image + self.product_text + self.answer
+
+
+@dataclass(frozen=True)
 class GeneratedAnswer:
     """A generated answer: the raw text and its parse (None when malformed)."""
 
@@ -319,6 +338,34 @@ class AgentScorer:
             min_new_tokens=min_new_tokens,
         )
         return out[:, inputs["input_ids"].shape[1] :]
+
+    # ---- token budget -----------------------------------------------------------------------
+
+    def token_budget(
+        self, room: Image.Image, query: str, products: Sequence[ProductView]
+    ) -> TokenBudget:
+        """Tokens one query costs the language model: the shared room prefix, and per candidate
+        its product image, its text (up to the forced score opening) and one answer's prompt."""
+        products = self._bounded(products)
+        texts = [self._prompt_text(query, p.text) for p in products]
+        prefix = _prefix_text(texts[0])
+        prefix_tokens = self._process([prefix], [[room]], padding_side="right")["input_ids"]
+        cont = self._process(
+            [text[len(prefix) :] + SCORE_PROBE for text in texts],
+            [[p.image] for p in products],
+            padding_side="right",
+        )
+        merge = self.processor.image_processor.merge_size**2
+        image_tokens = (cont["image_grid_thw"].prod(-1) / merge).float().mean().item()
+        per_candidate = cont["attention_mask"].sum(-1).float().mean().item()
+        probe = len(self.processor.tokenizer.encode(SCORE_PROBE, add_special_tokens=False))
+        return TokenBudget(
+            room_prefix=prefix_tokens.shape[1],
+            product_image=image_tokens,
+            product_text=per_candidate - image_tokens - probe,
+            answer_prefix=probe,
+            answer=self.max_new_tokens,
+        )
 
     # ---- shared -----------------------------------------------------------------------------
 
