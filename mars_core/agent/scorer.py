@@ -35,6 +35,7 @@ the index build instead of the vision tower (the tower is frozen in SFT).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,10 @@ class ProductView:
 
     image: Image.Image
     text: str
+
+
+# One query for `score_many` / `generate_many`: (room, query, products).
+Job = tuple[Image.Image, str, Sequence["ProductView"]]
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,9 @@ class AgentScorer:
         self.device = next(model.parameters()).device
         self._first_digit_ids, self._digit_ids = _score_token_ids(processor.tokenizer)
         self._fingerprint: str | None = None
-        self._last_prefix: _RoomPrefix | None = None
+        # Encoded room prefixes of the latest queries (scores, then the answers of the same
+        # query reuse them); at most one batch's worth of rooms is kept.
+        self._prefixes: OrderedDict[tuple[str, str], _RoomPrefix] = OrderedDict()
 
     @classmethod
     def from_config(cls, cfg: StudentConfig, cache_dir: Path) -> AgentScorer:
@@ -228,18 +235,20 @@ class AgentScorer:
         return [ProductView(self.bound_product_image(p.image), p.text) for p in products]
 
     def _room_prefix(self, room: Image.Image, full_text: str) -> _RoomPrefix:
-        """The query's encoded room prefix: the last one again when room and text match
-        (scores, then the top-N answers of one query), else a new one."""
-        text = _prefix_text(full_text)
-        digest = image_digest(room)
-        last = self._last_prefix
-        if last is None or last.text != text or last.room_digest != digest:
-            last = self._last_prefix = _RoomPrefix.encode(self, room, text, digest)
-        return last
+        """The query's encoded room prefix: a kept one when room and text match (scores, then
+        the top-N answers of one query), else a new one."""
+        key = (image_digest(room), _prefix_text(full_text))
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            prefix = self._prefixes[key] = _RoomPrefix.encode(self, room, key[1])
+            while len(self._prefixes) > self.batch_size:
+                self._prefixes.popitem(last=False)
+        self._prefixes.move_to_end(key)
+        return prefix
 
     def forget_room(self) -> None:
-        """Drop the kept room prefix (benches time each path from a cold prefix)."""
-        self._last_prefix = None
+        """Drop the kept room prefixes (benches time each path from a cold prefix)."""
+        self._prefixes.clear()
 
     # ---- fast score -------------------------------------------------------------------------
 
@@ -256,17 +265,42 @@ class AgentScorer:
         if not products:
             return []
         reuse = self.reuse_room_prefix if reuse_room_prefix is None else reuse_room_prefix
+        if reuse:
+            return self.score_many([(room, query, products)])[0]
         products = self._bounded(products)
         texts = [self._prompt_text(query, p.text) + SCORE_PROBE for p in products]
         scores: list[float] = []
-        if reuse:
-            prefix = self._room_prefix(room, texts[0])
-            for chunk in chunks(list(zip(texts, products, strict=True)), self.batch_size):
-                scores += self._read_scores(prefix.forward(self, chunk))
-        else:
-            for chunk in chunks(list(zip(texts, products, strict=True)), self.batch_size):
-                scores += self._read_scores(self._forward_full(room, chunk))
+        for chunk in chunks(list(zip(texts, products, strict=True)), self.batch_size):
+            scores += self._read_scores(self._forward_full(room, chunk))
         return scores
+
+    @torch.inference_mode()
+    def score_many(self, jobs: Sequence[Job]) -> list[list[float]]:
+        """Fast scores of several queries' candidates (each on its own room prefix), merged
+        into batches of `batch_size` whatever query they belong to: concurrent users share
+        forward passes. One list of scores per job, in its products' order."""
+        rows = self._rows(jobs, SCORE_PROBE)
+        scores: list[list[float]] = [[] for _ in jobs]
+        for chunk in chunks(rows, self.batch_size):
+            batch = _Batch.build(self, [row[1:] for row in chunk], padding_side="right")
+            for (job, *_), score in zip(
+                chunk, self._read_scores(batch.score_logits(self)), strict=True
+            ):
+                scores[job].append(score)
+        return scores
+
+    def _rows(
+        self, jobs: Sequence[Job], suffix: str
+    ) -> list[tuple[int, _RoomPrefix, str, ProductView]]:
+        """(job index, room prefix, whole prompt text, bounded product) for every candidate."""
+        rows = []
+        for job, (room, query, products) in enumerate(jobs):
+            products = self._bounded(products)
+            texts = [self._prompt_text(query, p.text) + suffix for p in products]
+            if texts:
+                prefix = self._room_prefix(room, texts[0])
+                rows += [(job, prefix, t, p) for t, p in zip(texts, products, strict=True)]
+        return rows
 
     def _forward_full(
         self, room: Image.Image, chunk: list[tuple[str, ProductView]]
@@ -307,19 +341,35 @@ class AgentScorer:
         if not products:
             return []
         reuse = self.reuse_room_prefix if reuse_room_prefix is None else reuse_room_prefix
-        products = self._bounded(products)
         budget = max_new_tokens or self.max_new_tokens
+        if reuse:
+            return self.generate_many([(room, query, products)], budget, min_new_tokens)[0]
+        products = self._bounded(products)
         answers: list[GeneratedAnswer] = []
         for chunk in chunks(list(products), self.batch_size):
             texts = [self._prompt_text(query, p.text) for p in chunk]
-            if reuse:
-                prefix = self._room_prefix(room, texts[0])
-                new_tokens = prefix.generate(self, texts, chunk, budget, min_new_tokens)
-            else:
-                new_tokens = self._generate_full(room, texts, chunk, budget, min_new_tokens)
-            for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True):
-                answers.append(GeneratedAnswer(text=text, answer=try_parse_answer(text)))
+            new_tokens = self._generate_full(room, texts, chunk, budget, min_new_tokens)
+            answers += self._answers(new_tokens)
         return answers
+
+    @torch.inference_mode()
+    def generate_many(
+        self, jobs: Sequence[Job], max_new_tokens: int, min_new_tokens: int = 0
+    ) -> list[list[GeneratedAnswer]]:
+        """Greedy answers of several queries' products, each on its room prefix, decoded in
+        merged batches of `batch_size`; one list per job, in its products' order."""
+        rows = self._rows(jobs, "")
+        answers: list[list[GeneratedAnswer]] = [[] for _ in jobs]
+        for chunk in chunks(rows, self.batch_size):
+            batch = _Batch.build(self, [row[1:] for row in chunk], padding_side="left")
+            new_tokens = batch.generate(self, max_new_tokens, min_new_tokens)
+            for (job, *_), answer in zip(chunk, self._answers(new_tokens), strict=True):
+                answers[job].append(answer)
+        return answers
+
+    def _answers(self, new_tokens: torch.Tensor) -> list[GeneratedAnswer]:
+        texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        return [GeneratedAnswer(text=text, answer=try_parse_answer(text)) for text in texts]
 
     def _generate_full(
         self,
@@ -388,14 +438,11 @@ class _RoomPrefix:
     """The encoded system text + room image, shared by every candidate of one query."""
 
     text: str
-    room_digest: str
     inputs: dict[str, torch.Tensor]
     kv: list[tuple[torch.Tensor, torch.Tensor]]
 
     @classmethod
-    def encode(
-        cls, scorer: AgentScorer, room: Image.Image, text: str, room_digest: str
-    ) -> _RoomPrefix:
+    def encode(cls, scorer: AgentScorer, room: Image.Image, text: str) -> _RoomPrefix:
         """Run the prefix (up to the end of the room image) once and keep its KV cache."""
         inputs = scorer._process([text], [[room]], padding_side="right")
         positions, _ = _rope_core(scorer.model).get_rope_index(
@@ -412,54 +459,117 @@ class _RoomPrefix:
             logits_to_keep=1,
         )
         kv = [(keys, values) for keys, values, *_ in out.cache]
-        return cls(text=text, room_digest=room_digest, inputs=inputs, kv=kv)
+        return cls(text=text, inputs=inputs, kv=kv)
 
-    def forward(self, scorer: AgentScorer, chunk: list[tuple[str, ProductView]]) -> torch.Tensor:
-        """Logits at the two score positions of each continuation, on the shared prefix."""
-        texts = [text for text, _ in chunk]
-        products = [product for _, product in chunk]
-        cont, full, positions = self._continuations(scorer, texts, products, "right")
+    @property
+    def length(self) -> int:
+        return self.inputs["input_ids"].shape[1]
+
+
+@dataclass
+class _Batch:
+    """Continuations (product image + text) on room prefixes, as one batch for the model.
+
+    Rows of one query share one prefix (its KV cache expanded along the batch, no copy);
+    rows of different queries (concurrent users) have their prefixes left-padded to the
+    longest, the padding masked out. M-RoPE positions come from `get_rope_index` on the
+    whole sequences (holes in the mask are skipped) and are sliced to the continuations.
+    """
+
+    cont: dict[str, torch.Tensor]
+    attention_mask: torch.Tensor  # prefixes + continuations
+    positions: torch.Tensor  # (3, rows, continuation length)
+    next_position: torch.Tensor  # (rows,): where text after the prompt continues
+    cache: DynamicCache
+    images: list[Image.Image]
+
+    @classmethod
+    def build(
+        cls,
+        scorer: AgentScorer,
+        rows: list[tuple[_RoomPrefix, str, ProductView]],
+        *,
+        padding_side: str,
+    ) -> _Batch:
+        if any(not text.startswith(prefix.text) for prefix, text, _ in rows):
+            raise RuntimeError(
+                "prompt template changed: candidates no longer share the room prefix"
+            )
+        prefixes = [prefix for prefix, _, _ in rows]
+        cont = scorer._process(
+            [text[len(prefix.text) :] for prefix, text, _ in rows],
+            [[product.image] for _, _, product in rows],
+            padding_side=padding_side,
+        )
+        length = max(prefix.length for prefix in prefixes)
+        pads = {
+            "input_ids": scorer.processor.tokenizer.pad_token_id,
+            "mm_token_type_ids": 0,
+            "attention_mask": 0,
+        }
+        joined = {
+            key: torch.cat(
+                [torch.cat([_left_pad(p.inputs[key], length, pad) for p in prefixes]), cont[key]],
+                dim=1,
+            )
+            for key, pad in pads.items()
+        }
+        joined["image_grid_thw"] = torch.cat(
+            [
+                torch.cat([prefix.inputs["image_grid_thw"], grid[None]])
+                for prefix, grid in zip(prefixes, cont["image_grid_thw"], strict=True)
+            ]
+        )
+        positions, _ = _rope_core(scorer.model).get_rope_index(
+            joined["input_ids"],
+            mm_token_type_ids=joined["mm_token_type_ids"],
+            image_grid_thw=joined["image_grid_thw"],
+            attention_mask=joined["attention_mask"],
+        )
+        return cls(
+            cont=cont,
+            attention_mask=joined["attention_mask"],
+            positions=positions[:, :, length:],
+            next_position=positions.amax(dim=(0, 2)) + 1,
+            cache=_joint_cache(prefixes, length, scorer.model.config),
+            images=[product.image for _, _, product in rows],
+        )
+
+    def score_logits(self, scorer: AgentScorer) -> torch.Tensor:
+        """Logits at the two score positions of each (right-padded) continuation."""
         out = scorer.model(
-            input_ids=cont["input_ids"],
-            attention_mask=full["attention_mask"],
-            position_ids=positions[:, :, self.length :],
-            cache=self._cache(scorer, len(chunk)),
+            input_ids=self.cont["input_ids"],
+            attention_mask=self.attention_mask,
+            position_ids=self.positions,
+            cache=self.cache,
             use_cache=True,
-            logits_to_keep=_score_positions(cont),
-            **scorer._vision_inputs(cont, [p.image for p in products]),
+            logits_to_keep=_score_positions(self.cont),
+            **scorer._vision_inputs(self.cont, self.images),
         )
         return out.logits
 
     def generate(
-        self,
-        scorer: AgentScorer,
-        texts: list[str],
-        products: list[ProductView],
-        max_new_tokens: int,
-        min_new_tokens: int,
+        self, scorer: AgentScorer, max_new_tokens: int, min_new_tokens: int
     ) -> torch.Tensor:
-        """Greedy new tokens of each continuation, decoded as one batch on the shared prefix.
+        """Greedy new tokens of each continuation, decoded as one batch on the prefixes.
 
         Continuations are left-padded (the padding sits between prefix and continuation,
         masked out), so every row's next token is read at the same last position. Rows that
         ended (an EOS token) continue with the pad token, as HF `generate` does.
         """
-        cont, full, positions = self._continuations(scorer, texts, products, "left")
-        rows = len(texts)
+        rows = self.attention_mask.shape[0]
         config = scorer.model.generation_config
         eos = torch.tensor(_as_list(config.eos_token_id), device=scorer.device)
         pad = config.pad_token_id if config.pad_token_id is not None else int(eos[0])
-        mask = full["attention_mask"]
-        # Text after the prompt continues from the highest position any part of it used.
-        next_position = positions.amax(dim=(0, 2)) + 1
+        mask = self.attention_mask
         out = scorer.model(
-            input_ids=cont["input_ids"],
+            input_ids=self.cont["input_ids"],
             attention_mask=mask,
-            position_ids=positions[:, :, self.length :],
-            cache=self._cache(scorer, rows),
+            position_ids=self.positions,
+            cache=self.cache,
             use_cache=True,
             logits_to_keep=1,
-            **scorer._vision_inputs(cont, [p.image for p in products]),
+            **scorer._vision_inputs(self.cont, self.images),
         )
         done = torch.zeros(rows, dtype=torch.bool, device=scorer.device)
         tokens = []
@@ -476,63 +586,40 @@ class _RoomPrefix:
             out = scorer.model(
                 input_ids=token[:, None],
                 attention_mask=mask,
-                position_ids=(next_position + step).view(1, rows, 1).expand(3, -1, -1),
+                position_ids=(self.next_position + step).view(1, rows, 1).expand(3, -1, -1),
                 cache=out.cache,
                 use_cache=True,
                 logits_to_keep=1,
             )
         return torch.stack(tokens, dim=1)
 
-    @property
-    def length(self) -> int:
-        return self.inputs["input_ids"].shape[1]
 
-    def _continuations(
-        self,
-        scorer: AgentScorer,
-        texts: list[str],
-        products: list[ProductView],
-        padding_side: str,
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
-        """The processed continuations, the whole sequences and their M-RoPE positions."""
-        if any(not text.startswith(self.text) for text in texts):
-            raise RuntimeError(
-                "prompt template changed: candidates no longer share the room prefix"
+def _left_pad(tensor: torch.Tensor, length: int, value: int) -> torch.Tensor:
+    return torch.nn.functional.pad(tensor, (length - tensor.shape[-1], 0), value=value)
+
+
+def _joint_cache(prefixes: list[_RoomPrefix], length: int, config: Any) -> DynamicCache:
+    """The rows' prefix KV caches as one batch: one query's expanded (a view, no copy until
+    appended), several queries' left-padded with zeros (masked out) and stacked."""
+    rows = len(prefixes)
+    if all(prefix is prefixes[0] for prefix in prefixes):
+        layers = [
+            (k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in prefixes[0].kv
+        ]
+    else:
+        layers = [
+            tuple(
+                torch.cat(
+                    [
+                        torch.nn.functional.pad(p.kv[layer][part], (0, 0, length - p.length, 0))
+                        for p in prefixes
+                    ]
+                )
+                for part in (0, 1)
             )
-        cont = scorer._process(
-            [text[len(self.text) :] for text in texts],
-            [[p.image] for p in products],
-            padding_side=padding_side,
-        )
-        full = self._join(cont, len(texts))
-        positions, _ = _rope_core(scorer.model).get_rope_index(
-            full["input_ids"],
-            mm_token_type_ids=full["mm_token_type_ids"],
-            image_grid_thw=full["image_grid_thw"],
-            attention_mask=full["attention_mask"],
-        )
-        return cont, full, positions
-
-    def _cache(self, scorer: AgentScorer, rows: int) -> DynamicCache:
-        """The prefix's KV cache expanded along the batch (a view: no copy until appended)."""
-        return DynamicCache(
-            ddp_cache_data=[
-                (k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in self.kv
-            ],
-            config=scorer.model.config,
-        )
-
-    def _join(self, cont: dict[str, torch.Tensor], rows: int) -> dict[str, torch.Tensor]:
-        """Prefix + continuation as whole sequences, for M-RoPE positions and the mask."""
-        joined = {
-            key: torch.cat([self.inputs[key].expand(rows, -1), cont[key]], dim=1)
-            for key in ("input_ids", "mm_token_type_ids", "attention_mask")
-        }
-        room_grid = self.inputs["image_grid_thw"]
-        joined["image_grid_thw"] = torch.cat(
-            [torch.cat([room_grid, grid[None]]) for grid in cont["image_grid_thw"]]
-        )
-        return joined
+            for layer in range(len(prefixes[0].kv))
+        ]
+    return DynamicCache(ddp_cache_data=layers, config=config)
 
 
 def _prefix_text(full_text: str) -> str:

@@ -109,3 +109,19 @@ def test_a_different_vision_setting_reads_other_cached_tokens(scorer):
     other = _like(scorer, product_max_pixels=56 * 56)
     assert other.vision_fingerprint != scorer.vision_fingerprint
     assert _like(scorer).vision_fingerprint == scorer.vision_fingerprint
+
+
+def test_queries_of_different_rooms_merge_into_one_batch(scorer):
+    """Concurrent users: candidates of two rooms (prefixes of different lengths, padded) in
+    shared batches score and answer as each query alone."""
+    tall = Image.new("RGB", (100, 200), (90, 20, 20))
+    products = _products(3)
+    jobs = [(ROOM, "a bed", products), (tall, "a lamp for my bedroom", products[:2])]
+    merged = scorer.score_many(jobs)
+    alone = [scorer.score(room, query, items) for room, query, items in jobs]
+    assert merged[0] == pytest.approx(alone[0], abs=1e-5)
+    assert merged[1] == pytest.approx(alone[1], abs=1e-5)
+    answers = scorer.generate_many(jobs, max_new_tokens=8)
+    single = [scorer.generate(room, query, items, max_new_tokens=8) for room, query, items in jobs]
+    assert [[a.text for a in job] for job in answers] == [[a.text for a in job] for job in single]
+    assert scorer.score_many([]) == [] and scorer.score_many([(ROOM, "a bed", [])]) == [[]]
