@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mars_core.agent.adapter import describe_adapter
+from mars_core.agent.batching import AgentBatcher
 from mars_core.agent.prompt import PROMPT_VERSION, product_text
 from mars_core.agent.scorer import AgentScorer, ProductView
 from mars_core.agent.visual_cache import VISUAL_TOKENS_DIR, VisualCache
@@ -30,6 +31,7 @@ class AgentStage:
     rationale_top_n: int  # funnel.rationale_top_n
     max_image_pixels: int  # data.max_image_pixels
     siglip_blend: float = 0.0  # funnel.siglip_blend
+    batcher: AgentBatcher | None = None  # set by a service: merges concurrent requests
     student: str = ""  # which student and adapter version rank: said with every result
     name: str = field(default="agent", init=False)
 
@@ -56,7 +58,7 @@ class AgentStage:
             raise ValueError("the agent stage re-ranks an earlier stage's candidates; got None")
         started = time.perf_counter()
         views, kept, skipped = self._load_products(candidates)
-        scores = self.scorer.score(request.room, request.query, views)
+        scores = self._runner().score(request.room, request.query, views)
         for candidate, score in zip(kept, scores, strict=True):
             candidate.scores[self.name] = score
         order = self._final_order(kept)
@@ -81,6 +83,19 @@ class AgentStage:
             details=details,
             ranked_by=self.student,
         )
+
+    def batch_across_requests(self, window_s: float) -> None:
+        """From now on score and explain through an `AgentBatcher` (for a service whose
+        requests arrive concurrently); `close` stops it."""
+        self.batcher = AgentBatcher(self.scorer, window_s)
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
+            self.batcher = None
+
+    def _runner(self) -> AgentScorer | AgentBatcher:
+        return self.batcher or self.scorer
 
     def _final_order(self, kept: list[Candidate]) -> dict[str, float]:
         """Agent score, blended with the stage-2 similarity when `siglip_blend` > 0.
@@ -117,7 +132,7 @@ class AgentStage:
         """Generate answers for the top N; return how many came back malformed."""
         if not top:
             return 0
-        answers = self.scorer.generate(request.room, request.query, [view for _, view in top])
+        answers = self._runner().generate(request.room, request.query, [view for _, view in top])
         for (candidate, _), generated in zip(top, answers, strict=True):
             candidate.rationale = generated.answer.rationale if generated.answer else None
         return sum(generated.answer is None for generated in answers)

@@ -125,3 +125,27 @@ def test_queries_of_different_rooms_merge_into_one_batch(scorer):
     single = [scorer.generate(room, query, items, max_new_tokens=8) for room, query, items in jobs]
     assert [[a.text for a in job] for job in answers] == [[a.text for a in job] for job in single]
     assert scorer.score_many([]) == [] and scorer.score_many([(ROOM, "a bed", [])]) == [[]]
+
+
+def test_the_batcher_merges_concurrent_requests_and_answers_each(scorer):
+    """Three threads' queries (2 candidates each) fill one batch of 6: one merged run, and
+    each thread gets its own query's scores and answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mars_core.agent.batching import AgentBatcher
+
+    rooms = [ROOM, Image.new("RGB", (100, 200), (90, 20, 20)), Image.new("RGB", (80, 80))]
+    jobs = [(room, f"query {i}", _products(2)) for i, room in enumerate(rooms)]
+    batcher = AgentBatcher(_like(scorer, batch_size=6), window_s=60.0)
+    try:
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            scores = list(pool.map(lambda job: batcher.score(*job), jobs))
+        assert batcher.largest_merge == len(jobs)
+        for (room, query, products), got in zip(jobs, scores, strict=True):
+            assert got == pytest.approx(scorer.score(room, query, products), abs=1e-5)
+        answers = batcher.generate(ROOM, "a bed", _products(2), max_new_tokens=4)
+        assert len(answers) == 2
+    finally:
+        batcher.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.score(ROOM, "a bed", _products(1))
