@@ -184,21 +184,8 @@ class AgentScorer:
         return self._fingerprint
 
     def bound_product_image(self, image: Image.Image) -> Image.Image:
-        """The product image at most `product_max_pixels` in area, on the processor's patch grid
-        (so the processor leaves it as it is and its visual tokens can be cached by content)."""
-        if self.product_max_pixels is None:
-            return image
-        processor = self.processor.image_processor
-        height, width = smart_resize(
-            image.height,
-            image.width,
-            factor=processor.patch_size * processor.merge_size,
-            min_pixels=processor.size["shortest_edge"],
-            max_pixels=self.product_max_pixels,
-        )
-        if (width, height) == image.size:
-            return image
-        return image.resize((width, height), Image.Resampling.BICUBIC)
+        """The product image as this scorer shows it (see `bound_product_image`)."""
+        return bound_product_image(image, self.processor.image_processor, self.product_max_pixels)
 
     def encode_images(self, images: list[Image.Image]) -> list[torch.Tensor]:
         """The vision tower's (merger's) output per image: one (tokens, hidden) tensor each."""
@@ -620,6 +607,26 @@ def _joint_cache(prefixes: list[_RoomPrefix], length: int, config: Any) -> Dynam
             for layer in range(len(prefixes[0].kv))
         ]
     return DynamicCache(ddp_cache_data=layers, config=config)
+
+
+def bound_product_image(
+    image: Image.Image, image_processor: Any, max_pixels: int | None
+) -> Image.Image:
+    """The product image at most `max_pixels` in area (`student.product_max_pixels`), on the
+    processor's patch grid, so the processor leaves it as it is and its visual tokens can be
+    cached by content. SFT shows the student its product images the same way."""
+    if max_pixels is None:
+        return image
+    height, width = smart_resize(
+        image.height,
+        image.width,
+        factor=image_processor.patch_size * image_processor.merge_size,
+        min_pixels=image_processor.size["shortest_edge"],
+        max_pixels=max_pixels,
+    )
+    if (width, height) == image.size:
+        return image
+    return image.resize((width, height), Image.Resampling.BICUBIC)
 
 
 def _prefix_text(full_text: str) -> str:
