@@ -21,7 +21,7 @@ import bitsandbytes as bnb
 import torch
 from PIL import Image
 
-from bench.agent_scoring import random_qwen2vl_2b
+from bench.stage3 import random_qwen2vl_2b
 from mars_core.agent.prompt import answer_message, prompt_messages
 from mars_core.runtime import setup_runtime
 
@@ -37,7 +37,8 @@ def sample(seed: int, side: int) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Run the steps; returns the last step's numbers (for `bench.gpu_check`'s summary)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-pixels", type=int, default=448 * 448, help="per-image bound")
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"batch {args.batch_size} x {batch['input_ids'].shape[1]} tokens")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
     model.train()
+    last: dict[str, float] = {}
     for step in range(args.steps):
         if cuda:
             torch.cuda.synchronize()
@@ -98,6 +100,13 @@ def main(argv: list[str] | None = None) -> None:
             f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if cuda else ""
         )
         print(f"step {step + 1}: loss {loss.item():.3f}, {took:.2f} s{memory}", flush=True)
+        last = {
+            "batch": args.batch_size,
+            "tokens": batch["input_ids"].shape[1],
+            "step_s": took,
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"),
+        }
+    return last
 
 
 if __name__ == "__main__":

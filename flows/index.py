@@ -24,7 +24,7 @@ from mars_core.errors import UserInputError
 from mars_core.index.reindex import ReindexReport, preview_removals
 from mars_core.index.verify import VerifyReport
 from mars_core.tracking import mlflow_run
-from tasks.index import reindex_catalogue, verify_published
+from tasks.index import cache_visual_tokens, reindex_catalogue, verify_published
 
 ALLOW_REMOVALS = "index.allow_removals=true"
 
@@ -40,6 +40,21 @@ def build_index(overrides: list[str] | None = None) -> ReindexReport:
         )
         mlflow.log_metrics(report.metrics())
         mlflow.log_dict(asdict(report), "index_report.json")
+        if "agent" in cfg.funnel.stages and cfg.student.visual_cache:
+            tokens = cache_visual_tokens(
+                str(catalogue),
+                cfg.student,
+                cfg.index.dir,
+                cfg.paths.models,
+                cfg.data.max_image_pixels,
+            )
+            mlflow.log_metrics(
+                {
+                    "visual_tokens_computed": tokens.computed,
+                    "visual_tokens_bytes_per_product": tokens.bytes_per_product,
+                }
+            )
+            mlflow.log_dict(asdict(tokens), "visual_tokens_report.json")
     return report
 
 

@@ -1,5 +1,6 @@
-"""Index build tasks: one call to the incremental re-index (the first build is one too, and
-each repairs what verify finds broken first), and the read-only check of a published index."""
+"""Index build tasks: the incremental re-index (the first build is one too, and each repairs
+what verify finds broken first), the read-only check of a published index, and the agent's
+cached product visual tokens."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ from pathlib import Path
 
 from prefect import task
 
-from mars_core.config import EmbedderConfig, IndexConfig
+from mars_core.agent.visual_cache import (
+    VISUAL_TOKENS_DIR,
+    VisualCacheReport,
+    cache_catalogue_tokens,
+)
+from mars_core.config import EmbedderConfig, IndexConfig, StudentConfig
 from mars_core.embedder import Embedder
 from mars_core.index.reindex import ReindexReport, reindex
 from mars_core.index.verify import VerifyReport, verify_index
@@ -35,3 +41,18 @@ def verify_published(
     if index.verify_sample > 0:
         loaded = Embedder.from_config(embedder, models_dir, max_image_pixels=max_image_pixels)
     return verify_index(Path(index.dir), index, loaded)
+
+
+@task(name="visual-tokens")
+def cache_visual_tokens(
+    catalogue: str,
+    student: StudentConfig,
+    index_dir: str,
+    models_dir: str,
+    max_image_pixels: int,
+) -> VisualCacheReport:
+    """Every catalogue image's visual tokens for the student's frozen vision tower."""
+    folder = Path(index_dir) / VISUAL_TOKENS_DIR
+    return cache_catalogue_tokens(
+        Path(catalogue), student, folder, Path(models_dir), max_image_pixels
+    )

@@ -25,11 +25,18 @@ the system text + room image is one prefix: with `reuse_room_prefix` it is encod
 KV cache is expanded along the batch for every batch of candidates. Qwen2-VL's M-RoPE positions
 depend on image grids, so the positions of the whole sequence come from `get_rope_index` on
 prefix + continuation and are sliced; continuations are right-padded and the logits are read
-at each row's own last positions (`logits_to_keep` with per-row indices).
+at each row's own last positions (`logits_to_keep` with per-row indices). The last query's
+prefix is kept, so the top-N answers that follow the scores reuse it too: they decode as one
+batch on the shared prefix (continuations left-padded, a greedy loop over the cache).
+
+Per candidate, the model sees its product image (bounded by `product_max_pixels`, far below a
+room's bound) and its text. With a `VisualCache` the product image's visual tokens come from
+the index build instead of the vision tower (the tower is frozen in SFT).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +45,8 @@ from typing import Any
 import torch
 from PIL import Image
 from transformers import DynamicCache
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from mars_core.agent.adapter import apply_adapter, is_whole_model, resolve_adapter, serving_adapter
 from mars_core.agent.expected_score import expected_scores
@@ -47,6 +56,7 @@ from mars_core.agent.prompt import (
     prompt_messages,
     try_parse_answer,
 )
+from mars_core.agent.visual_cache import VisualCache, image_digest, vision_fingerprint
 from mars_core.config import StudentConfig
 from mars_core.models.loading import load_vlm
 
@@ -61,6 +71,29 @@ class ProductView:
 
     image: Image.Image
     text: str
+
+
+# One query for `score_many` / `generate_many`: (room, query, products).
+Job = tuple[Image.Image, str, Sequence["ProductView"]]
+
+
+@dataclass(frozen=True)
+class TokenBudget:
+    """Tokens of one query (means over its candidates): see `AgentScorer.token_budget`."""
+
+    room_prefix: int  # system text + room image, once per query
+    product_image: float  # per candidate: the product's visual tokens
+    product_text: float  # per candidate: query, product text, instruction, chat markers
+    answer_prefix: int  # per candidate: the forced `{"score": 0.`
+    answer: int  # per reason: new tokens generated at most (student.max_new_tokens)
+
+    @property
+    def per_candidate(self) -> float:
+        return self.product_image + self.product_text + self.answer_prefix
+
+    def per_reason(self) -> float:
+        """A reason's prompt continuation (without the forced score) plus its answer."""
+        return self.product_image + self.product_text + self.answer
 
 
 @dataclass(frozen=True)
@@ -83,16 +116,28 @@ class AgentScorer:
         max_new_tokens: int,
         reuse_room_prefix: bool,
         adapter: str | None = None,
+        product_max_pixels: int | None = None,
+        visual_cache: VisualCache | None = None,
     ) -> None:
-        """Wrap a loaded model; the knobs are `student.*` (see `from_config`)."""
+        """Wrap a loaded model; the knobs are `student.*` (see `from_config`).
+
+        `product_max_pixels` None leaves product images at the processor's (room) bound;
+        `visual_cache` None runs the vision tower on every product image.
+        """
         self.model = model
         self.processor = processor
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.reuse_room_prefix = reuse_room_prefix
         self.adapter = adapter  # the trained weights on the base (folder or model URI), if any
+        self.product_max_pixels = product_max_pixels
+        self.visual_cache = visual_cache
         self.device = next(model.parameters()).device
         self._first_digit_ids, self._digit_ids = _score_token_ids(processor.tokenizer)
+        self._fingerprint: str | None = None
+        # Encoded room prefixes of the latest queries (scores, then the answers of the same
+        # query reuse them); at most one batch's worth of rooms is kept.
+        self._prefixes: OrderedDict[tuple[str, str], _RoomPrefix] = OrderedDict()
 
     @classmethod
     def from_config(cls, cfg: StudentConfig, cache_dir: Path) -> AgentScorer:
@@ -112,7 +157,87 @@ class AgentScorer:
             max_new_tokens=cfg.max_new_tokens,
             reuse_room_prefix=cfg.reuse_room_prefix,
             adapter=adapter,
+            product_max_pixels=cfg.product_max_pixels,
         )
+
+    # ---- product images -----------------------------------------------------------------------
+
+    @property
+    def vision_fingerprint(self) -> str:
+        """Which cached visual tokens this scorer may read (see `visual_cache`)."""
+        if self._fingerprint is None:
+            core = _rope_core(self.model)
+            image = self.processor.image_processor
+            settings = {
+                name: getattr(image, name, None)
+                for name in (
+                    "patch_size",
+                    "merge_size",
+                    "temporal_patch_size",
+                    "image_mean",
+                    "image_std",
+                    "rescale_factor",
+                    "resample",
+                    "size",
+                )
+            }
+            settings["product_max_pixels"] = self.product_max_pixels
+            self._fingerprint = vision_fingerprint(core.visual, core.config.vision_config, settings)
+        return self._fingerprint
+
+    def bound_product_image(self, image: Image.Image) -> Image.Image:
+        """The product image as this scorer shows it (see `bound_product_image`)."""
+        return bound_product_image(image, self.processor.image_processor, self.product_max_pixels)
+
+    def encode_images(self, images: list[Image.Image]) -> list[torch.Tensor]:
+        """The vision tower's (merger's) output per image: one (tokens, hidden) tensor each."""
+        inputs = self.processor.image_processor(images=images, return_tensors="pt")
+        grid = inputs["image_grid_thw"].to(self.device)
+        return self._tower(inputs["pixel_values"].to(self.device), grid)
+
+    def _tower(self, pixel_values: torch.Tensor, grid: torch.Tensor) -> list[torch.Tensor]:
+        out = _rope_core(self.model).get_image_features(pixel_values, grid, return_dict=True)
+        return list(out.pooler_output)
+
+    def _vision_inputs(
+        self, inputs: dict[str, torch.Tensor], images: list[Image.Image]
+    ) -> dict[str, Any]:
+        """What the model needs for `images`: their pixels for the vision tower, or, with a
+        visual cache, the cached tokens (the tower runs only on images the cache lacks)."""
+        grid = inputs["image_grid_thw"]
+        if self.visual_cache is None:
+            return {"pixel_values": inputs["pixel_values"], "image_grid_thw": grid}
+        cached = [self.visual_cache.get(image_digest(image)) for image in images]
+        missing = [i for i, tensor in enumerate(cached) if tensor is None]
+        if missing:
+            pieces = inputs["pixel_values"].split(grid.prod(-1).tolist())
+            computed = self._tower(torch.cat([pieces[i] for i in missing]), grid[missing])
+            for i, tensor in zip(missing, computed, strict=True):
+                cached[i] = tensor
+        features = tuple(tensor.to(self.device) for tensor in cached)
+        return {
+            "mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)},
+            "image_grid_thw": grid,
+        }
+
+    def _bounded(self, products: Sequence[ProductView]) -> list[ProductView]:
+        return [ProductView(self.bound_product_image(p.image), p.text) for p in products]
+
+    def _room_prefix(self, room: Image.Image, full_text: str) -> _RoomPrefix:
+        """The query's encoded room prefix: a kept one when room and text match (scores, then
+        the top-N answers of one query), else a new one."""
+        key = (image_digest(room), _prefix_text(full_text))
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            prefix = self._prefixes[key] = _RoomPrefix.encode(self, room, key[1])
+            while len(self._prefixes) > self.batch_size:
+                self._prefixes.popitem(last=False)
+        self._prefixes.move_to_end(key)
+        return prefix
+
+    def forget_room(self) -> None:
+        """Drop the kept room prefixes (benches time each path from a cold prefix)."""
+        self._prefixes.clear()
 
     # ---- fast score -------------------------------------------------------------------------
 
@@ -129,16 +254,42 @@ class AgentScorer:
         if not products:
             return []
         reuse = self.reuse_room_prefix if reuse_room_prefix is None else reuse_room_prefix
+        if reuse:
+            return self.score_many([(room, query, products)])[0]
+        products = self._bounded(products)
         texts = [self._prompt_text(query, p.text) + SCORE_PROBE for p in products]
         scores: list[float] = []
-        if reuse:
-            prefix = _RoomPrefix.encode(self, room, texts[0])
-            for chunk in _chunks(list(zip(texts, products, strict=True)), self.batch_size):
-                scores += self._read_scores(prefix.forward(self, chunk))
-        else:
-            for chunk in _chunks(list(zip(texts, products, strict=True)), self.batch_size):
-                scores += self._read_scores(self._forward_full(room, chunk))
+        for chunk in chunks(list(zip(texts, products, strict=True)), self.batch_size):
+            scores += self._read_scores(self._forward_full(room, chunk))
         return scores
+
+    @torch.inference_mode()
+    def score_many(self, jobs: Sequence[Job]) -> list[list[float]]:
+        """Fast scores of several queries' candidates (each on its own room prefix), merged
+        into batches of `batch_size` whatever query they belong to: concurrent users share
+        forward passes. One list of scores per job, in its products' order."""
+        rows = self._rows(jobs, SCORE_PROBE)
+        scores: list[list[float]] = [[] for _ in jobs]
+        for chunk in chunks(rows, self.batch_size):
+            batch = _Batch.build(self, [row[1:] for row in chunk], padding_side="right")
+            for (job, *_), score in zip(
+                chunk, self._read_scores(batch.score_logits(self)), strict=True
+            ):
+                scores[job].append(score)
+        return scores
+
+    def _rows(
+        self, jobs: Sequence[Job], suffix: str
+    ) -> list[tuple[int, _RoomPrefix, str, ProductView]]:
+        """(job index, room prefix, whole prompt text, bounded product) for every candidate."""
+        rows = []
+        for job, (room, query, products) in enumerate(jobs):
+            products = self._bounded(products)
+            texts = [self._prompt_text(query, p.text) + suffix for p in products]
+            if texts:
+                prefix = self._room_prefix(room, texts[0])
+                rows += [(job, prefix, t, p) for t, p in zip(texts, products, strict=True)]
+        return rows
 
     def _forward_full(
         self, room: Image.Image, chunk: list[tuple[str, ProductView]]
@@ -166,22 +317,91 @@ class AgentScorer:
         *,
         max_new_tokens: int | None = None,
         min_new_tokens: int = 0,
+        reuse_room_prefix: bool | None = None,
     ) -> list[GeneratedAnswer]:
-        """Greedy answer JSON per product, in batches (left-padded for generation)."""
+        """Greedy answer JSON per product, in batches of `batch_size`.
+
+        On the room prefix (default with `reuse_room_prefix`), the batch decodes on the
+        query's shared KV cache; otherwise each prompt is whole (HF `generate`, left-padded).
+        """
+        if not products:
+            return []
+        reuse = self.reuse_room_prefix if reuse_room_prefix is None else reuse_room_prefix
+        budget = max_new_tokens or self.max_new_tokens
+        if reuse:
+            return self.generate_many([(room, query, products)], budget, min_new_tokens)[0]
+        products = self._bounded(products)
         answers: list[GeneratedAnswer] = []
-        for chunk in _chunks(list(products), self.batch_size):
+        for chunk in chunks(list(products), self.batch_size):
             texts = [self._prompt_text(query, p.text) for p in chunk]
-            inputs = self._process(texts, [[room, p.image] for p in chunk], padding_side="left")
-            out = self.model.generate(
-                **inputs,
-                do_sample=False,
-                max_new_tokens=max_new_tokens or self.max_new_tokens,
-                min_new_tokens=min_new_tokens,
-            )
-            new_tokens = out[:, inputs["input_ids"].shape[1] :]
-            for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True):
-                answers.append(GeneratedAnswer(text=text, answer=try_parse_answer(text)))
+            new_tokens = self._generate_full(room, texts, chunk, budget, min_new_tokens)
+            answers += self._answers(new_tokens)
         return answers
+
+    @torch.inference_mode()
+    def generate_many(
+        self, jobs: Sequence[Job], max_new_tokens: int, min_new_tokens: int = 0
+    ) -> list[list[GeneratedAnswer]]:
+        """Greedy answers of several queries' products, each on its room prefix, decoded in
+        merged batches of `batch_size`; one list per job, in its products' order."""
+        rows = self._rows(jobs, "")
+        answers: list[list[GeneratedAnswer]] = [[] for _ in jobs]
+        for chunk in chunks(rows, self.batch_size):
+            batch = _Batch.build(self, [row[1:] for row in chunk], padding_side="left")
+            new_tokens = batch.generate(self, max_new_tokens, min_new_tokens)
+            for (job, *_), answer in zip(chunk, self._answers(new_tokens), strict=True):
+                answers[job].append(answer)
+        return answers
+
+    def _answers(self, new_tokens: torch.Tensor) -> list[GeneratedAnswer]:
+        texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        return [GeneratedAnswer(text=text, answer=try_parse_answer(text)) for text in texts]
+
+    def _generate_full(
+        self,
+        room: Image.Image,
+        texts: list[str],
+        chunk: list[ProductView],
+        max_new_tokens: int,
+        min_new_tokens: int,
+    ) -> torch.Tensor:
+        """New tokens of whole prompts through HF `generate` (the MARS-style baseline)."""
+        inputs = self._process(texts, [[room, p.image] for p in chunk], padding_side="left")
+        out = self.model.generate(
+            **inputs,
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens,
+        )
+        return out[:, inputs["input_ids"].shape[1] :]
+
+    # ---- token budget -----------------------------------------------------------------------
+
+    def token_budget(
+        self, room: Image.Image, query: str, products: Sequence[ProductView]
+    ) -> TokenBudget:
+        """Tokens one query costs the language model: the shared room prefix, and per candidate
+        its product image, its text (up to the forced score opening) and one answer's prompt."""
+        products = self._bounded(products)
+        texts = [self._prompt_text(query, p.text) for p in products]
+        prefix = _prefix_text(texts[0])
+        prefix_tokens = self._process([prefix], [[room]], padding_side="right")["input_ids"]
+        cont = self._process(
+            [text[len(prefix) :] + SCORE_PROBE for text in texts],
+            [[p.image] for p in products],
+            padding_side="right",
+        )
+        merge = self.processor.image_processor.merge_size**2
+        image_tokens = (cont["image_grid_thw"].prod(-1) / merge).float().mean().item()
+        per_candidate = cont["attention_mask"].sum(-1).float().mean().item()
+        probe = len(self.processor.tokenizer.encode(SCORE_PROBE, add_special_tokens=False))
+        return TokenBudget(
+            room_prefix=prefix_tokens.shape[1],
+            product_image=image_tokens,
+            product_text=per_candidate - image_tokens - probe,
+            answer_prefix=probe,
+            answer=self.max_new_tokens,
+        )
 
     # ---- shared -----------------------------------------------------------------------------
 
@@ -208,9 +428,8 @@ class _RoomPrefix:
     kv: list[tuple[torch.Tensor, torch.Tensor]]
 
     @classmethod
-    def encode(cls, scorer: AgentScorer, room: Image.Image, full_text: str) -> _RoomPrefix:
+    def encode(cls, scorer: AgentScorer, room: Image.Image, text: str) -> _RoomPrefix:
         """Run the prefix (up to the end of the room image) once and keep its KV cache."""
-        text = full_text[: full_text.index(ROOM_END) + len(ROOM_END)]
         inputs = scorer._process([text], [[room]], padding_side="right")
         positions, _ = _rope_core(scorer.model).get_rope_index(
             inputs["input_ids"],
@@ -228,52 +447,196 @@ class _RoomPrefix:
         kv = [(keys, values) for keys, values, *_ in out.cache]
         return cls(text=text, inputs=inputs, kv=kv)
 
-    def forward(self, scorer: AgentScorer, chunk: list[tuple[str, ProductView]]) -> torch.Tensor:
-        """Logits at the two score positions of each continuation, on the shared prefix."""
-        if any(not text.startswith(self.text) for text, _ in chunk):
+    @property
+    def length(self) -> int:
+        return self.inputs["input_ids"].shape[1]
+
+
+@dataclass
+class _Batch:
+    """Continuations (product image + text) on room prefixes, as one batch for the model.
+
+    Rows of one query share one prefix (its KV cache expanded along the batch, no copy);
+    rows of different queries (concurrent users) have their prefixes left-padded to the
+    longest, the padding masked out. M-RoPE positions come from `get_rope_index` on the
+    whole sequences (holes in the mask are skipped) and are sliced to the continuations.
+    """
+
+    cont: dict[str, torch.Tensor]
+    attention_mask: torch.Tensor  # prefixes + continuations
+    positions: torch.Tensor  # (3, rows, continuation length)
+    next_position: torch.Tensor  # (rows,): where text after the prompt continues
+    cache: DynamicCache
+    images: list[Image.Image]
+
+    @classmethod
+    def build(
+        cls,
+        scorer: AgentScorer,
+        rows: list[tuple[_RoomPrefix, str, ProductView]],
+        *,
+        padding_side: str,
+    ) -> _Batch:
+        if any(not text.startswith(prefix.text) for prefix, text, _ in rows):
             raise RuntimeError(
                 "prompt template changed: candidates no longer share the room prefix"
             )
-        texts = [text[len(self.text) :] for text, _ in chunk]
-        cont = scorer._process(texts, [[p.image] for _, p in chunk], padding_side="right")
-        rows = len(chunk)
-        full = self._join(cont, rows)
+        prefixes = [prefix for prefix, _, _ in rows]
+        cont = scorer._process(
+            [text[len(prefix.text) :] for prefix, text, _ in rows],
+            [[product.image] for _, _, product in rows],
+            padding_side=padding_side,
+        )
+        length = max(prefix.length for prefix in prefixes)
+        pads = {
+            "input_ids": scorer.processor.tokenizer.pad_token_id,
+            "mm_token_type_ids": 0,
+            "attention_mask": 0,
+        }
+        joined = {
+            key: torch.cat(
+                [torch.cat([_left_pad(p.inputs[key], length, pad) for p in prefixes]), cont[key]],
+                dim=1,
+            )
+            for key, pad in pads.items()
+        }
+        joined["image_grid_thw"] = torch.cat(
+            [
+                torch.cat([prefix.inputs["image_grid_thw"], grid[None]])
+                for prefix, grid in zip(prefixes, cont["image_grid_thw"], strict=True)
+            ]
+        )
         positions, _ = _rope_core(scorer.model).get_rope_index(
-            full["input_ids"],
-            mm_token_type_ids=full["mm_token_type_ids"],
-            image_grid_thw=full["image_grid_thw"],
-            attention_mask=full["attention_mask"],
+            joined["input_ids"],
+            mm_token_type_ids=joined["mm_token_type_ids"],
+            image_grid_thw=joined["image_grid_thw"],
+            attention_mask=joined["attention_mask"],
         )
-        prefix_len = self.inputs["input_ids"].shape[1]
-        cache = DynamicCache(
-            ddp_cache_data=[
-                (k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in self.kv
-            ],
-            config=scorer.model.config,
+        return cls(
+            cont=cont,
+            attention_mask=joined["attention_mask"],
+            positions=positions[:, :, length:],
+            next_position=positions.amax(dim=(0, 2)) + 1,
+            cache=_joint_cache(prefixes, length, scorer.model.config),
+            images=[product.image for _, _, product in rows],
         )
+
+    def score_logits(self, scorer: AgentScorer) -> torch.Tensor:
+        """Logits at the two score positions of each (right-padded) continuation."""
         out = scorer.model(
-            input_ids=cont["input_ids"],
-            attention_mask=full["attention_mask"],
-            pixel_values=cont["pixel_values"],
-            image_grid_thw=cont["image_grid_thw"],
-            position_ids=positions[:, :, prefix_len:],
-            cache=cache,
+            input_ids=self.cont["input_ids"],
+            attention_mask=self.attention_mask,
+            position_ids=self.positions,
+            cache=self.cache,
             use_cache=True,
-            logits_to_keep=_score_positions(cont),
+            logits_to_keep=_score_positions(self.cont),
+            **scorer._vision_inputs(self.cont, self.images),
         )
         return out.logits
 
-    def _join(self, cont: dict[str, torch.Tensor], rows: int) -> dict[str, torch.Tensor]:
-        """Prefix + continuation as whole sequences, for M-RoPE positions and the mask."""
-        joined = {
-            key: torch.cat([self.inputs[key].expand(rows, -1), cont[key]], dim=1)
-            for key in ("input_ids", "mm_token_type_ids", "attention_mask")
-        }
-        room_grid = self.inputs["image_grid_thw"]
-        joined["image_grid_thw"] = torch.cat(
-            [torch.cat([room_grid, grid[None]]) for grid in cont["image_grid_thw"]]
+    def generate(
+        self, scorer: AgentScorer, max_new_tokens: int, min_new_tokens: int
+    ) -> torch.Tensor:
+        """Greedy new tokens of each continuation, decoded as one batch on the prefixes.
+
+        Continuations are left-padded (the padding sits between prefix and continuation,
+        masked out), so every row's next token is read at the same last position. Rows that
+        ended (an EOS token) continue with the pad token, as HF `generate` does.
+        """
+        rows = self.attention_mask.shape[0]
+        config = scorer.model.generation_config
+        eos = torch.tensor(_as_list(config.eos_token_id), device=scorer.device)
+        pad = config.pad_token_id if config.pad_token_id is not None else int(eos[0])
+        mask = self.attention_mask
+        out = scorer.model(
+            input_ids=self.cont["input_ids"],
+            attention_mask=mask,
+            position_ids=self.positions,
+            cache=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
+            **scorer._vision_inputs(self.cont, self.images),
         )
-        return joined
+        done = torch.zeros(rows, dtype=torch.bool, device=scorer.device)
+        tokens = []
+        for step in range(max_new_tokens):
+            logits = out.logits[:, -1].float()
+            if step < min_new_tokens:
+                logits[:, eos] = float("-inf")
+            token = logits.argmax(-1).masked_fill(done, pad)
+            tokens.append(token)
+            done |= torch.isin(token, eos)
+            if done.all() or step == max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
+            out = scorer.model(
+                input_ids=token[:, None],
+                attention_mask=mask,
+                position_ids=(self.next_position + step).view(1, rows, 1).expand(3, -1, -1),
+                cache=out.cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        return torch.stack(tokens, dim=1)
+
+
+def _left_pad(tensor: torch.Tensor, length: int, value: int) -> torch.Tensor:
+    return torch.nn.functional.pad(tensor, (length - tensor.shape[-1], 0), value=value)
+
+
+def _joint_cache(prefixes: list[_RoomPrefix], length: int, config: Any) -> DynamicCache:
+    """The rows' prefix KV caches as one batch: one query's expanded (a view, no copy until
+    appended), several queries' left-padded with zeros (masked out) and stacked."""
+    rows = len(prefixes)
+    if all(prefix is prefixes[0] for prefix in prefixes):
+        layers = [
+            (k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in prefixes[0].kv
+        ]
+    else:
+        layers = [
+            tuple(
+                torch.cat(
+                    [
+                        torch.nn.functional.pad(p.kv[layer][part], (0, 0, length - p.length, 0))
+                        for p in prefixes
+                    ]
+                )
+                for part in (0, 1)
+            )
+            for layer in range(len(prefixes[0].kv))
+        ]
+    return DynamicCache(ddp_cache_data=layers, config=config)
+
+
+def bound_product_image(
+    image: Image.Image, image_processor: Any, max_pixels: int | None
+) -> Image.Image:
+    """The product image at most `max_pixels` in area (`student.product_max_pixels`), on the
+    processor's patch grid, so the processor leaves it as it is and its visual tokens can be
+    cached by content. SFT shows the student its product images the same way."""
+    if max_pixels is None:
+        return image
+    height, width = smart_resize(
+        image.height,
+        image.width,
+        factor=image_processor.patch_size * image_processor.merge_size,
+        min_pixels=image_processor.size["shortest_edge"],
+        max_pixels=max_pixels,
+    )
+    if (width, height) == image.size:
+        return image
+    return image.resize((width, height), Image.Resampling.BICUBIC)
+
+
+def _prefix_text(full_text: str) -> str:
+    """A prompt's shared part: everything up to the end of the room image."""
+    return full_text[: full_text.index(ROOM_END) + len(ROOM_END)]
+
+
+def _as_list(ids: int | list[int] | None) -> list[int]:
+    if ids is None:
+        raise ValueError("the model's generation config names no eos_token_id")
+    return [ids] if isinstance(ids, int) else list(ids)
 
 
 def _score_positions(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -309,6 +672,7 @@ def _rope_core(model: Any) -> Any:
     return base.model
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
+def chunks(items: list, size: int) -> Iterator[list]:
+    """Consecutive slices of `size` items (the last may be shorter)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]

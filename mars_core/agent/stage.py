@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mars_core.agent.adapter import describe_adapter
+from mars_core.agent.batching import AgentBatcher
 from mars_core.agent.prompt import PROMPT_VERSION, product_text
 from mars_core.agent.remote import RemoteAgentScorer, open_scorer
 from mars_core.agent.scorer import AgentScorer, ProductView
+from mars_core.agent.visual_cache import VISUAL_TOKENS_DIR, VisualCache
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
@@ -30,6 +32,7 @@ class AgentStage:
     rationale_top_n: int  # funnel.rationale_top_n
     max_image_pixels: int  # data.max_image_pixels
     siglip_blend: float = 0.0  # funnel.siglip_blend
+    batcher: AgentBatcher | None = None  # set by a service: merges concurrent requests
     student: str = ""  # which student and adapter version rank: said with every result
     name: str = field(default="agent", init=False)
 
@@ -38,6 +41,9 @@ class AgentStage:
         """The agent of the configured student (and adapter) with the funnel's sizes;
         `student.adapter=auto` serves the registry's champion when there is one."""
         scorer = open_scorer(cfg.student, Path(cache_dir or cfg.paths.models))
+        if isinstance(scorer, AgentScorer) and cfg.student.visual_cache:
+            folder = Path(cfg.index.dir) / VISUAL_TOKENS_DIR
+            scorer.visual_cache = VisualCache.load(folder, scorer.vision_fingerprint)
         return cls(
             student=f"{cfg.student.name} student, {describe_adapter(scorer.adapter)}",
             scorer=scorer,
@@ -46,11 +52,6 @@ class AgentStage:
             siglip_blend=cfg.funnel.siglip_blend,
         )
 
-    def close(self) -> None:
-        """Release the served agent's connections (the in-process scorer holds none)."""
-        if isinstance(self.scorer, RemoteAgentScorer):
-            self.scorer.close()
-
     def rank(
         self, request: SearchRequest, candidates: list[Candidate] | None, k: int
     ) -> StageOutput:
@@ -58,7 +59,7 @@ class AgentStage:
             raise ValueError("the agent stage re-ranks an earlier stage's candidates; got None")
         started = time.perf_counter()
         views, kept, skipped = self._load_products(candidates)
-        scores = self.scorer.score(request.room, request.query, views)
+        scores = self._runner().score(request.room, request.query, views)
         for candidate, score in zip(kept, scores, strict=True):
             candidate.scores[self.name] = score
         order = self._final_order(kept)
@@ -83,6 +84,24 @@ class AgentStage:
             details=details,
             ranked_by=self.student,
         )
+
+    def batch_across_requests(self, window_s: float) -> None:
+        """From now on score and explain through an `AgentBatcher` (for a service whose
+        requests arrive concurrently); `close` stops it. A served student is left as it is:
+        its server batches concurrent requests itself."""
+        if isinstance(self.scorer, AgentScorer):
+            self.batcher = AgentBatcher(self.scorer, window_s)
+
+    def close(self) -> None:
+        """Stop the batcher and release the served agent's connections."""
+        if self.batcher is not None:
+            self.batcher.close()
+            self.batcher = None
+        if isinstance(self.scorer, RemoteAgentScorer):
+            self.scorer.close()
+
+    def _runner(self) -> AgentScorer | RemoteAgentScorer | AgentBatcher:
+        return self.batcher or self.scorer
 
     def _final_order(self, kept: list[Candidate]) -> dict[str, float]:
         """Agent score, blended with the stage-2 similarity when `siglip_blend` > 0.
@@ -119,7 +138,7 @@ class AgentStage:
         """Generate answers for the top N; return how many came back malformed."""
         if not top:
             return 0
-        answers = self.scorer.generate(request.room, request.query, [view for _, view in top])
+        answers = self._runner().generate(request.room, request.query, [view for _, view in top])
         for (candidate, _), generated in zip(top, answers, strict=True):
             candidate.rationale = generated.answer.rationale if generated.answer else None
         return sum(generated.answer is None for generated in answers)

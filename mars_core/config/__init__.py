@@ -99,6 +99,11 @@ class ServeConfig:
     port: int = knob(8000, "TCP port to listen on")
     max_upload_bytes: int = knob(10_000_000, "largest room photo upload, in bytes (413 above)")
     sample_rooms: int = knob(24, "rooms from rooms.parquet the page offers as samples")
+    agent_batch_window_ms: float = knob(
+        30.0,
+        "how long the agent waits for concurrent requests' candidates to fill a batch of "
+        "student.batch_size before it runs (0 = run each request's candidates at once)",
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -107,6 +112,8 @@ class ServeConfig:
             raise ValueError("serve.max_upload_bytes must be >= 1")
         if self.sample_rooms < 0:
             raise ValueError("serve.sample_rooms must be >= 0 (0 = no samples on the page)")
+        if self.agent_batch_window_ms < 0:
+            raise ValueError("serve.agent_batch_window_ms must be >= 0 (0 = no waiting)")
 
 
 @dataclass

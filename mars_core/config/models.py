@@ -113,6 +113,16 @@ class StudentConfig(VLMConfig):
         "kind=openai: images over this many pixels are downscaled before they are sent; the "
         "server then resizes to its own max_pixels as the in-process agent does",
     )
+    product_max_pixels: int = knob(
+        112 * 112,
+        "upper bound on a product image's area (catalogue photos on white need fewer visual "
+        "tokens than a room); between min_pixels and max_pixels",
+    )
+    visual_cache: bool = knob(
+        True,
+        "compute product visual tokens at index build (the vision tower is frozen) and feed "
+        "them to the language model instead of re-running the vision tower per query",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -136,6 +146,12 @@ class StudentConfig(VLMConfig):
                 f"student.request_max_pixels ({self.request_max_pixels}) must be >= "
                 f"student.max_pixels ({self.max_pixels}): the server must get images at least "
                 "as large as it feeds the model"
+            )
+        if not self.min_pixels <= self.product_max_pixels <= self.max_pixels:
+            raise ValueError(
+                f"student.product_max_pixels ({self.product_max_pixels}) must lie between "
+                f"student.min_pixels ({self.min_pixels}) and student.max_pixels "
+                f"({self.max_pixels}); raise or lower it into that range"
             )
 
 

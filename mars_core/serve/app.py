@@ -2,10 +2,13 @@
 
 `create_app(cfg)` returns an app whose start-up builds the configured funnel
 (`mars_core.stages.build_funnel`) and reads the catalogue and rooms tables; its shutdown
-closes the funnel. Searches run one at a time under a lock, so twenty requests queue for one
-set of models instead of loading twenty. Product and room images are served by catalogue key
-or room id, looked up in those tables: a client never names a path. Uploads are decoded in
-memory (`BodyLimit` bounds every body, so none is spooled to disk); the service writes nothing.
+closes the funnel. Twenty concurrent requests share one set of models: the retrieval stages
+run one request at a time under a lock, and the agent merges the candidates of requests
+that reach it together into shared batches (`serve.agent_batch_window_ms`,
+`student.batch_size`; see `mars_core.agent.batching`). Product and room images are served
+by catalogue key or room id, looked up in those tables: a client never names a path. Uploads
+are decoded in memory (`BodyLimit` bounds every body, so none is spooled to disk); the
+service writes nothing.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
+from mars_core.agent.stage import AgentStage
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.search.funnel import SearchFunnel, SearchResult
-from mars_core.search.types import Candidate, SearchRequest
+from mars_core.search.types import Candidate, SearchRequest, Stage, StageOutput
 from mars_core.serve.validation import (
     UNPROCESSABLE,
     BodyLimit,
@@ -66,7 +70,7 @@ class Service:
             rows = pq.read_table(rooms_file, columns=["room_id", "room_type", "path"]).to_pylist()
             self.rooms = {row["room_id"]: row for row in rows[: self.cfg.serve.sample_rooms]}
         self.notice = agent_notice(self.cfg)
-        self.funnel = build_funnel(self.cfg)
+        self.funnel = self._share_stages(build_funnel(self.cfg))
 
     def close(self) -> None:
         if self.funnel is not None:
@@ -74,11 +78,43 @@ class Service:
             self.funnel = None
 
     def search(self, request: SearchRequest) -> SearchResult:
-        """One search at a time: the stages' models are loaded once and not thread-safe."""
+        """A search; its stages share the models with the other requests in flight."""
         if self.funnel is None:
             raise RuntimeError("the funnel is not loaded: the app has not started")
+        return self.funnel.search(request)
+
+    def _share_stages(self, funnel: SearchFunnel) -> SearchFunnel:
+        """The agent batches across requests; every other stage (loaded once, not
+        thread-safe) runs one request at a time under the service's lock."""
+        for step in funnel.steps:
+            if isinstance(step.stage, AgentStage):
+                step.stage.batch_across_requests(self.cfg.serve.agent_batch_window_ms / 1000)
+            elif step.stage is not None:
+                step.stage = LockedStage(step.stage, self.lock)
+        return funnel
+
+
+@dataclass
+class LockedStage:
+    """A stage whose `rank` runs under a lock shared by the service's requests."""
+
+    stage: Stage
+    lock: threading.Lock
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    def rank(
+        self, request: SearchRequest, candidates: list[Candidate] | None, k: int
+    ) -> StageOutput:
         with self.lock:
-            return self.funnel.search(request)
+            return self.stage.rank(request, candidates, k)
+
+    def close(self) -> None:
+        close = getattr(self.stage, "close", None)
+        if close is not None:
+            close()
 
 
 def error_response(status: int, message: str) -> JSONResponse:

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from mars_core.agent.prompt import IMAGE_ORDER
 from mars_core.config import StudentConfig, TrainConfig
 from mars_core.images import load_image
 from mars_core.io import atomic_write_text
@@ -92,6 +93,8 @@ def train_student(
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig
 
+    from mars_core.agent.scorer import bound_product_image
+
     torch.manual_seed(train.seed)
     model, processor = prepare_model(train, student, models_dir)
     if train.cpu_threads and not _on_gpu(model):
@@ -100,11 +103,17 @@ def train_student(
     resume = get_last_checkpoint(str(work_dir))
     budget = _TimeBudget(train.time_budget_s)
     history = _History(on_log)
+    shown = {
+        "room": lambda image: image,
+        "product": lambda image: bound_product_image(
+            image, processor.image_processor, student.product_max_pixels
+        ),
+    }
     trainer = _trainer_class()(
         model=model,
         args=SFTConfig(**sft_args(train, work_dir, on_gpu=_on_gpu(model), dtype=student.dtype)),
-        train_dataset=_dataset(data.train, max_image_pixels),
-        eval_dataset=_dataset(data.val, max_image_pixels),
+        train_dataset=_dataset(data.train, max_image_pixels, shown),
+        eval_dataset=_dataset(data.val, max_image_pixels, shown),
         processing_class=processor,
         callbacks=[EarlyStoppingCallback(train.patience), budget, history],
     )
@@ -241,19 +250,26 @@ def model_card(
     )
 
 
-def _dataset(examples: list[SFTExample], max_image_pixels: int) -> Any:
-    """A `datasets.Dataset` of prompt/completion/images rows; images load per batch, once."""
+def _dataset(
+    examples: list[SFTExample], max_image_pixels: int, shown: dict[str, Callable[[Any], Any]]
+) -> Any:
+    """A `datasets.Dataset` of prompt/completion/images rows; images load per batch, once,
+    and each part (`IMAGE_ORDER`) is shown as `shown[part]` makes it (the agent's bounds)."""
     from datasets import Dataset
 
-    cache: dict[str, Any] = {}
+    cache: dict[tuple[str, str], Any] = {}
 
-    def load(path: str) -> Any:
-        if path not in cache:
-            cache[path] = load_image(path, max_image_pixels)
-        return cache[path]
+    def load(part: str, path: str) -> Any:
+        if (part, path) not in cache:
+            cache[(part, path)] = shown[part](load_image(path, max_image_pixels))
+        return cache[(part, path)]
 
     def with_images(batch: dict[str, list]) -> dict[str, list]:
-        return batch | {"images": [[load(p) for p in paths] for paths in batch["images"]]}
+        images = [
+            [load(part, path) for part, path in zip(IMAGE_ORDER, paths, strict=True)]
+            for paths in batch["images"]
+        ]
+        return batch | {"images": images}
 
     return Dataset.from_list([e.row() for e in examples]).with_transform(with_images)
 

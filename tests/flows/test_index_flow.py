@@ -42,4 +42,8 @@ def test_index_flow_builds_then_updates_and_logs_to_mlflow(
     assert latest["metrics.unchanged"] == n - 5
     assert latest["metrics.lucene_bytes"] > 0 and latest["metrics.lance_bytes"] > 0
     assert "metrics.seconds_total" in latest  # logged; its value is not asserted
+    # The agent's product visual tokens: the 5 new images only, the rest kept from the first run.
+    assert latest["metrics.visual_tokens_computed"] == 5
+    assert latest["metrics.visual_tokens_bytes_per_product"] > 0
+    assert len(list((tmp_path / "index" / "visual_tokens").glob("*.parquet"))) == 1
     assert latest["params.index.name"] == "tiny"

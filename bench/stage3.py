@@ -1,0 +1,364 @@
+"""Bench: stage-3 cost per query, from MARS-style scoring to the agent's fast path, step by step.
+
+One run, same machine, same room, same candidates. Rows (each a whole query: scores for every
+candidate plus answers for the top N):
+
+  MARS-style                     generate the JSON answer for every candidate (whole prompts)
+  one-forward scoring            1 forward per candidate (forced `{"score": 0.`) + N answers
+  + shared room prefix           system text + room image encoded once, KV cache reused
+  + cached product tokens        product visual tokens from the index build, no vision tower
+  + batched answers on prefix    the N answers decode as one batch on the room's KV cache
+
+Both models run at the real student's image sizes (`conf/student/qwen2vl_2b.yaml`: rooms up
+to 448x448, products at `product_max_pixels`): the tiny student, and the Qwen2-VL-2B
+architecture with random weights built from its published config (no download; the tiny
+tokenizer's ids fit its vocabulary, and being byte-level with 1k merges it writes text in
+more tokens than Qwen's real tokenizer). Every answer is exactly `--tokens` new tokens
+(random weights never stop on their own; a trained student's answer is ~25-40 tokens).
+
+    python -m bench.stage3                      # tiny + 2B
+    python -m bench.stage3 --skip-2b            # tiny only
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from mars_core.runtime import setup_runtime
+
+# Qwen2-VL-2B-Instruct's published sizes (config.json of the hub model).
+QWEN2VL_2B_TEXT = {
+    "hidden_size": 1536,
+    "intermediate_size": 8960,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 2,
+    "vocab_size": 151936,
+    "max_position_embeddings": 32768,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": True,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+}
+QWEN2VL_2B_VISION = {
+    "depth": 32,
+    "embed_dim": 1280,
+    "mlp_ratio": 4,
+    "num_heads": 16,
+    "hidden_size": 1536,
+    "patch_size": 14,
+    "spatial_merge_size": 2,
+    "temporal_patch_size": 2,
+}
+QUERY = "a bed for this room"
+REAL_STUDENT = "student=qwen2vl_2b"  # whose image bounds the bench uses
+
+PARTS = ("mars", "score_full", "score_prefix", "score_cached", "answers_full", "fast")
+# Table rows: label and the measured parts whose seconds add up to one query.
+ROWS = [
+    ("MARS-style: generate the JSON for every candidate", ("mars",)),
+    ("one-forward scoring (+ top-N answers, whole prompts)", ("score_full", "answers_full")),
+    ("+ shared room prefix", ("score_prefix", "answers_full")),
+    ("+ cached product visual tokens", ("score_cached", "answers_full")),
+    ("+ top-N answers batched on the prefix", ("fast",)),
+]
+
+
+@dataclass
+class Result:
+    """One model's measurements (best round of each part) and what they were measured on."""
+
+    label: str
+    candidates: int
+    top_n: int
+    tokens: int
+    repeats: int
+    budget: Any  # mars_core.agent.scorer.TokenBudget
+    seconds: dict[str, float]
+    cache_build_s: float
+    cache_bytes: float
+    max_score_gap: float  # fast-path scores vs one-forward whole-prompt scores
+    same_top_n: bool | None  # None: not checked (score_full not measured)
+
+    def row_seconds(self, parts: tuple[str, ...]) -> float:
+        return sum(self.seconds[part] for part in parts)
+
+    def ratio(self) -> float:
+        """MARS-style / fastest row: the claim."""
+        return self.seconds["mars"] / self.seconds["fast"]
+
+
+def seconds(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def photo(seed: int, size: tuple[int, int]) -> Image.Image:
+    """A noisy colour image (real pixels, so nothing is special-cased by the processor)."""
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.randint(0, 256, (size[1], size[0], 3), generator=generator, dtype=torch.uint8)
+    return Image.fromarray(pixels.numpy())
+
+
+def random_qwen2vl_2b(
+    tiny_config, dtype: torch.dtype, attn: str = "sdpa", device: torch.device | str = "cpu"
+):
+    """Qwen2-VL-2B's architecture with random weights and the tiny tokenizer's special ids,
+    initialised directly on `device` (a GPU initialises 2B parameters in seconds)."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    text = {k: v for k, v in tiny_config.text_config.to_dict().items() if k != "layer_types"}
+    vision = tiny_config.vision_config.to_dict()
+    config = Qwen2VLConfig(
+        text_config=text | QWEN2VL_2B_TEXT,
+        vision_config=vision | QWEN2VL_2B_VISION,
+        image_token_id=tiny_config.image_token_id,
+        video_token_id=tiny_config.video_token_id,
+        vision_start_token_id=tiny_config.vision_start_token_id,
+        vision_end_token_id=tiny_config.vision_end_token_id,
+    )
+    config._attn_implementation = attn
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Qwen2VLForConditionalGeneration._from_config(config, dtype=dtype).eval()
+    model.generation_config.pad_token_id = tiny_config.text_config.pad_token_id
+    model.generation_config.eos_token_id = tiny_config.text_config.eos_token_id
+    return model
+
+
+def candidates(n: int) -> list:
+    """Catalogue-like products: photos of different sizes, a name, category and attributes."""
+    from mars_core.agent.scorer import ProductView
+
+    return [
+        ProductView(
+            photo(i + 1, (300 + 20 * i, 300 + 10 * (i % 3))),
+            f"Bed {i} (category: BED); color: oak; material: wood; style: modern",
+        )
+        for i in range(n)
+    ]
+
+
+def measure(scorer, args: argparse.Namespace, label: str, repeats: int) -> Result:
+    """Time every part in interleaved rounds and keep each part's best round.
+
+    Interleaving spreads the noise of a shared machine over all parts alike; the best round
+    is the least disturbed one (noise only ever adds time). Each part starts from a cold
+    room prefix; `fast` is one query as the agent stage runs it (scores, then the top N's
+    answers on the same prefix).
+    """
+    from mars_core.agent.scorer import AgentScorer
+    from mars_core.agent.visual_cache import VisualCache, build_visual_cache
+
+    room = photo(0, (args.room_side, args.room_side))
+    products = candidates(args.candidates)
+    top = products[: args.top_n]
+    n_tokens = args.tokens
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        build_visual_cache(scorer, ((str(i), p.image) for i, p in enumerate(products)), folder)
+        cache_build_s = time.perf_counter() - started
+        cache = VisualCache.load(folder, scorer.vision_fingerprint)
+    cached = AgentScorer(
+        scorer.model,
+        scorer.processor,
+        batch_size=scorer.batch_size,
+        max_new_tokens=n_tokens,
+        reuse_room_prefix=True,
+        product_max_pixels=scorer.product_max_pixels,
+        visual_cache=cache,
+    )
+
+    def answers(on: AgentScorer, items: list, reuse: bool) -> None:
+        on.generate(
+            room,
+            QUERY,
+            items,
+            max_new_tokens=n_tokens,
+            min_new_tokens=n_tokens,
+            reuse_room_prefix=reuse,
+        )
+
+    def fast() -> None:
+        cached.score(room, QUERY, products)
+        answers(cached, top, True)
+
+    parts = {
+        "mars": lambda: answers(scorer, products, False),
+        "score_full": lambda: scorer.score(room, QUERY, products, reuse_room_prefix=False),
+        "score_prefix": lambda: scorer.score(room, QUERY, products, reuse_room_prefix=True),
+        "score_cached": lambda: cached.score(room, QUERY, products),
+        "answers_full": lambda: answers(scorer, top, False),
+        "fast": fast,
+    }
+    # Warm-up: first-call allocations and kernel choice, on both paths.
+    scorer.score(room, QUERY, products[:2], reuse_room_prefix=False)
+    cached.generate(room, QUERY, products[:2], max_new_tokens=2)
+    parts = {name: run for name, run in parts.items() if name in args.parts}
+    best = dict.fromkeys(PARTS, float("nan")) | dict.fromkeys(parts, float("inf"))
+    for round_number in range(repeats):
+        for name, run in parts.items():
+            scorer.forget_room()
+            cached.forget_room()
+            took = seconds(run)
+            best[name] = min(best[name], took)
+            print(f"  round {round_number + 1} {name}: {took:.2f} s", flush=True)
+    gap, same = float("nan"), None
+    if "score_full" in parts:  # the fast path's scores against whole prompts, same ranking?
+        full = scorer.score(room, QUERY, products, reuse_room_prefix=False)
+        quick = cached.score(room, QUERY, products)
+        gap = max(abs(a - b) for a, b in zip(full, quick, strict=True))
+        same = _top(full, args.top_n) == _top(quick, args.top_n)
+    return Result(
+        label=label,
+        candidates=args.candidates,
+        top_n=args.top_n,
+        tokens=n_tokens,
+        repeats=repeats,
+        budget=dataclasses.replace(scorer.token_budget(room, QUERY, products), answer=n_tokens),
+        seconds=best,
+        cache_build_s=cache_build_s,
+        cache_bytes=cache.bytes_per_product(),
+        max_score_gap=gap,
+        same_top_n=same,
+    )
+
+
+def _top(scores: list[float], n: int) -> list[int]:
+    return sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:n]
+
+
+def report(r: Result) -> str:
+    """The model's token budget and the cost table, as markdown."""
+    b = r.budget
+    lines = [
+        f"### {r.label}",
+        "",
+        f"{r.candidates} candidates, answers for the top {r.top_n}, {r.tokens} tokens per "
+        f"answer; best of {r.repeats} interleaved round(s).",
+        "",
+        "Token budget per query: room prefix (system text + room image) "
+        f"**{b.room_prefix}** once; per candidate **{b.per_candidate:.0f}** (product image "
+        f"{b.product_image:.0f} + text {b.product_text:.0f} + answer prefix {b.answer_prefix}); "
+        f"per answer **{b.per_reason():.0f}** (product image + text + {b.answer} new tokens).",
+        "",
+        "| path (cumulative) | s / query | × vs MARS-style |",
+        "|---|---:|---:|",
+    ]
+    mars = r.seconds["mars"]
+    for label, parts in ROWS:
+        cost = r.row_seconds(parts)
+        lines.append(f"| {label} | {cost:.2f} | ×{mars / cost:.2f} |")
+    lines += [
+        "",
+        f"Cached product tokens: {r.cache_bytes / 1024:.1f} KiB per product; built for "
+        f"{r.candidates} products in {r.cache_build_s:.2f} s (once, at index build). "
+        f"Fast-path scores vs one-forward whole prompts: max |Δ| {r.max_score_gap:.1e}, "
+        f"same top {r.top_n}: {({True: 'yes', False: 'no'}).get(r.same_top_n, 'not checked')}.",
+        "",
+        f"**MARS-style / fast path: ×{r.ratio():.2f}**",
+    ]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """Where the numbers come from."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, "
+        f"{gpu}, {platform.platform()}; torch {torch.__version__}; load average at start "
+        f"{os.getloadavg()[0]:.1f} (other work on the machine inflates times)"
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--candidates", type=int, default=20, help="candidates per query")
+    p.add_argument("--top-n", type=int, default=5, help="answers (reasons) for the top N")
+    p.add_argument("--tokens", type=int, default=32, help="new tokens per generated answer")
+    p.add_argument("--batch-size", type=int, default=10, help="candidates per forward pass")
+    p.add_argument("--room-side", type=int, default=448, help="side of the square room photo")
+    p.add_argument("--repeats", type=int, default=2, help="tiny model: timed rounds")
+    p.add_argument("--repeats-2b", type=int, default=1, help="2B model: timed rounds")
+    p.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="measure only these parts (a recheck of a noisy row); rows lacking one show nan",
+    )
+    p.add_argument("--skip-tiny", action="store_true", help="bench the 2B architecture only")
+    p.add_argument("--skip-2b", action="store_true", help="bench the tiny model only")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--attn", default="sdpa", help="2B attention: sdpa or flash_attention_2")
+    p.add_argument("--override", action="append", default=[], help="Hydra override")
+    return p
+
+
+def run(args: argparse.Namespace) -> list[Result]:
+    """Both models' tables, printed as they finish; returns the results."""
+    setup_runtime()
+    from mars_core.agent.scorer import AgentScorer
+    from mars_core.compose import load_config
+    from mars_core.models.loading import load_vlm
+
+    cfg = load_config(args.override)
+    real = load_config([*args.override, REAL_STUDENT]).student
+    sizes = {
+        "min_pixels": real.min_pixels,
+        "max_pixels": real.max_pixels,
+        "product_max_pixels": real.product_max_pixels,
+    }
+    student = dataclasses.replace(
+        cfg.student, batch_size=args.batch_size, device=args.device, adapter=None, **sizes
+    )
+    cache = Path(cfg.paths.models)
+    print(f"machine: {machine()}", flush=True)
+    results = []
+    tiny = AgentScorer.from_config(student, cache)
+    if not args.skip_tiny:
+        params = sum(p.numel() for p in tiny.model.parameters()) / 1e6
+        label = f"tiny Qwen2-VL ({params:.2f}M params, fp32)"
+        results.append(measure(tiny, args, label, args.repeats))
+        print(report(results[-1]), flush=True)
+    if args.skip_2b:
+        return results
+    loaded = load_vlm(student, cache)  # the tiny processor with the real image bounds
+    built = time.perf_counter()
+    model = random_qwen2vl_2b(loaded.model.config, torch.bfloat16, args.attn, tiny.device)
+    print(f"built random Qwen2-VL-2B in {time.perf_counter() - built:.0f} s", flush=True)
+    scorer = AgentScorer(
+        model,
+        loaded.processor,
+        batch_size=args.batch_size,
+        max_new_tokens=args.tokens,
+        reuse_room_prefix=True,
+        product_max_pixels=real.product_max_pixels,
+    )
+    params = sum(p.numel() for p in model.parameters()) / 1e9
+    label = f"Qwen2-VL-2B architecture ({params:.2f}B params, bf16, {args.attn})"
+    results.append(measure(scorer, args, label, args.repeats_2b))
+    print(report(results[-1]), flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

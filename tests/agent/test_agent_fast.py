@@ -1,0 +1,151 @@
+"""Stage-3 speed paths on the tiny student: bounded product images, batched answers on the
+shared room prefix, cached product visual tokens. Each is checked against the plain path."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from mars_core.agent.scorer import AgentScorer, ProductView
+from mars_core.agent.visual_cache import (
+    VISUAL_TOKENS_SCHEMA,
+    VisualCache,
+    build_visual_cache,
+    image_digest,
+)
+from mars_core.config import StudentConfig
+
+ROOM = Image.new("RGB", (150, 100), (40, 90, 200))
+PRODUCT_PIXELS = 56 * 56 * 2
+
+
+def _products(n: int = 5) -> list[ProductView]:
+    """Different image sizes (grids) and text lengths (padding), one image over the bound."""
+    return [
+        ProductView(
+            image=Image.new("RGB", (56 + 28 * i, 56 + 28 * (i % 2)), (200, 30 * i, 40)),
+            text=f"Product {i} (category: BED)" + "; style: modern" * (i % 3),
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def scorer(cfg, model_cache) -> AgentScorer:
+    student = dataclasses.replace(cfg.student, batch_size=4, product_max_pixels=PRODUCT_PIXELS)
+    return AgentScorer.from_config(student, model_cache)
+
+
+def _like(scorer: AgentScorer, **changes) -> AgentScorer:
+    """Another scorer on the same model with some knobs changed."""
+    knobs = {
+        "batch_size": scorer.batch_size,
+        "max_new_tokens": scorer.max_new_tokens,
+        "reuse_room_prefix": True,
+        "product_max_pixels": scorer.product_max_pixels,
+        "visual_cache": scorer.visual_cache,
+    }
+    return AgentScorer(scorer.model, scorer.processor, **(knobs | changes))
+
+
+def test_product_images_get_their_own_pixel_bound(scorer):
+    big = Image.new("RGB", (300, 200), (10, 20, 30))
+    bounded = scorer.bound_product_image(big)
+    assert bounded.width * bounded.height <= PRODUCT_PIXELS
+    assert bounded.width % 28 == 0 and bounded.height % 28 == 0
+    assert scorer.bound_product_image(bounded) is bounded  # already on the grid: untouched
+    assert _like(scorer, product_max_pixels=None).bound_product_image(big) is big
+
+
+def test_product_bound_must_lie_between_the_image_bounds():
+    with pytest.raises(ValueError, match=r"student\.product_max_pixels"):
+        StudentConfig(product_max_pixels=10)
+    with pytest.raises(ValueError, match=r"student\.product_max_pixels"):
+        StudentConfig(product_max_pixels=10**9)
+
+
+def test_answers_on_the_shared_prefix_equal_per_candidate_generate(scorer):
+    """One left-padded batch of 4 (+1) on the room's KV cache writes exactly what `generate`
+    writes for each whole prompt alone (greedy)."""
+    products = _products()
+    batched = scorer.generate(ROOM, "a bed", products, max_new_tokens=10, reuse_room_prefix=True)
+    alone = [
+        scorer.generate(ROOM, "a bed", [p], max_new_tokens=10, reuse_room_prefix=False)[0]
+        for p in products
+    ]
+    assert [a.text for a in batched] == [a.text for a in alone]
+    forced = scorer.generate(ROOM, "a bed", products[:2], max_new_tokens=6, min_new_tokens=6)
+    assert len(forced) == 2
+
+
+def test_scores_and_answers_with_cached_visual_tokens_match_the_tower(scorer, tmp_path):
+    products = _products()
+    tower_scores = scorer.score(ROOM, "a bed", products)
+    tower_answers = scorer.generate(ROOM, "a bed", products, max_new_tokens=8)
+    broken = OSError("cannot read p9.jpg")
+    images = [(f"p{i}", p.image) for i, p in enumerate(products[:3])] + [("p9", broken)]
+    report = build_visual_cache(scorer, images, tmp_path)
+    assert (report.computed, report.entries, report.images) == (3, 3, 3)
+    assert report.skipped == [{"key": "p9", "reason": "OSError: cannot read p9.jpg"}]
+    assert report.bytes_per_product > 0
+    assert pq.read_schema(report.path).equals(VISUAL_TOKENS_SCHEMA)
+    # A second build computes nothing new.
+    assert build_visual_cache(scorer, images[:3], tmp_path).computed == 0
+
+    cache = VisualCache.load(tmp_path, scorer.vision_fingerprint)
+    cached = _like(scorer, visual_cache=cache)  # products 3 and 4 miss: the tower runs for them
+    assert cached.score(ROOM, "a bed", products) == pytest.approx(tower_scores, abs=1e-5)
+    answers = cached.generate(ROOM, "a bed", products, max_new_tokens=8)
+    assert [a.text for a in answers] == [a.text for a in tower_answers]
+    digest = image_digest(scorer.bound_product_image(products[0].image))
+    assert cache.get(digest) is not None
+
+
+def test_a_different_vision_setting_reads_other_cached_tokens(scorer):
+    """The fingerprint covers the product bound (and the tower's config and weights)."""
+    other = _like(scorer, product_max_pixels=56 * 56)
+    assert other.vision_fingerprint != scorer.vision_fingerprint
+    assert _like(scorer).vision_fingerprint == scorer.vision_fingerprint
+
+
+def test_queries_of_different_rooms_merge_into_one_batch(scorer):
+    """Concurrent users: candidates of two rooms (prefixes of different lengths, padded) in
+    shared batches score and answer as each query alone."""
+    tall = Image.new("RGB", (100, 200), (90, 20, 20))
+    products = _products(3)
+    jobs = [(ROOM, "a bed", products), (tall, "a lamp for my bedroom", products[:2])]
+    merged = scorer.score_many(jobs)
+    alone = [scorer.score(room, query, items) for room, query, items in jobs]
+    assert merged[0] == pytest.approx(alone[0], abs=1e-5)
+    assert merged[1] == pytest.approx(alone[1], abs=1e-5)
+    answers = scorer.generate_many(jobs, max_new_tokens=8)
+    single = [scorer.generate(room, query, items, max_new_tokens=8) for room, query, items in jobs]
+    assert [[a.text for a in job] for job in answers] == [[a.text for a in job] for job in single]
+    assert scorer.score_many([]) == [] and scorer.score_many([(ROOM, "a bed", [])]) == [[]]
+
+
+def test_the_batcher_merges_concurrent_requests_and_answers_each(scorer):
+    """Three threads' queries (2 candidates each) fill one batch of 6: one merged run, and
+    each thread gets its own query's scores and answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mars_core.agent.batching import AgentBatcher
+
+    rooms = [ROOM, Image.new("RGB", (100, 200), (90, 20, 20)), Image.new("RGB", (80, 80))]
+    jobs = [(room, f"query {i}", _products(2)) for i, room in enumerate(rooms)]
+    batcher = AgentBatcher(_like(scorer, batch_size=6), window_s=60.0)
+    try:
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            scores = list(pool.map(lambda job: batcher.score(*job), jobs))
+        assert batcher.largest_merge == len(jobs)
+        for (room, query, products), got in zip(jobs, scores, strict=True):
+            assert got == pytest.approx(scorer.score(room, query, products), abs=1e-5)
+        answers = batcher.generate(ROOM, "a bed", _products(2), max_new_tokens=4)
+        assert len(answers) == 2
+    finally:
+        batcher.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.score(ROOM, "a bed", _products(1))
