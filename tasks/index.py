@@ -17,6 +17,7 @@ from mars_core.config import EmbedderConfig, IndexConfig, StudentConfig
 from mars_core.embedder import Embedder
 from mars_core.index.reindex import ReindexReport, reindex
 from mars_core.index.verify import VerifyReport, verify_index
+from tasks.progress import PrefectProgress
 
 
 @task(name="reindex")
@@ -27,9 +28,13 @@ def reindex_catalogue(
     models_dir: str,
     max_image_pixels: int,
 ) -> ReindexReport:
-    """Embed new or changed products, rebuild Lucene, publish both; returns the report."""
+    """Embed new or changed products, rebuild Lucene, publish both; returns the report. The
+    Prefect UI shows the embedding's progress (artifact `reindex-embedding`)."""
     loaded = Embedder.from_config(embedder, models_dir, max_image_pixels=max_image_pixels)
-    return reindex(Path(catalogue), index, loaded)
+    progress = PrefectProgress("reindex-embedding", "products embedded by this re-index")
+    report = reindex(Path(catalogue), index, loaded, progress)
+    progress.finish()
+    return report
 
 
 @task(name="verify-index")

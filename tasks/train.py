@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from mars_core.config import StudentConfig, TrainConfig
 from mars_core.training.data import SFTData, build_sft_data
 from mars_core.training.trainer import TrainResult, checkpoint_dir, train_student
+from tasks.progress import PrefectProgress
 
 
 @task(name="build-sft-examples")
@@ -37,8 +38,10 @@ def train_student_task(
     out_dir: str,
     max_image_pixels: int,
 ) -> TrainResult:
-    """Train (resuming from this job's last checkpoint, if any) and save the student."""
+    """Train (resuming from this job's last checkpoint, if any) and save the student. The
+    Prefect UI shows the steps done of `train.max_steps` (artifact `sft-steps`)."""
     work_dir = checkpoint_dir(Path(checkpoints_root), data, train, student)
+    progress = PrefectProgress("sft-steps", f"SFT steps done of train.max_steps={train.max_steps}")
     result = train_student(
         data,
         train,
@@ -47,7 +50,9 @@ def train_student_task(
         work_dir=work_dir,
         out_dir=Path(out_dir),
         max_image_pixels=max_image_pixels,
+        on_log=lambda _metrics, step: progress(step, train.max_steps),
     )
+    progress.finish()
     get_run_logger().info(
         "trained %d steps (%s), best validation loss %s, resumed from %s",
         result.steps,

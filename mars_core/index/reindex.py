@@ -65,6 +65,7 @@ from mars_core.index.verify import (
 )
 from mars_core.index.vocabulary import CategoryVocabulary
 
+Progress = Callable[[int, int], None]  # (done, total)
 log = logging.getLogger(__name__)
 
 
@@ -195,6 +196,7 @@ def embed_and_upsert(
     embedder: ImageEmbedder,
     *,
     chunk_rows: int,
+    progress: Progress | None = None,
 ) -> tuple[int, list[dict[str, str]]]:
     """Embed the images of `rows` and upsert them, one commit per `chunk_rows`.
 
@@ -223,6 +225,8 @@ def embed_and_upsert(
         done += len(kept)
         pending.clear()
         kept.clear()
+        if progress is not None:
+            progress(done, len(rows))
 
     # A batch's bad images are reported before its vectors arrive, so the next len(vectors)
     # positions that are not bad are exactly the rows of those vectors.
@@ -262,8 +266,17 @@ def new_lucene_name() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid4().hex[:6]}"
 
 
-def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> ReindexReport:
-    """Bring the index in `cfg.dir` up to date with the catalogue; publish it atomically."""
+def reindex(
+    catalogue_path: Path,
+    cfg: IndexConfig,
+    embedder: ImageEmbedder,
+    progress: Progress | None = None,
+) -> ReindexReport:
+    """Bring the index in `cfg.dir` up to date with the catalogue; publish it atomically.
+
+    `progress(done, total)` hears of the embedded products after each commit (an
+    orchestrator's progress display; the terminal bar runs either way).
+    """
     root = Path(cfg.dir)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -287,7 +300,7 @@ def reindex(catalogue_path: Path, cfg: IndexConfig, embedder: ImageEmbedder) -> 
         stale = manifest is None or not found.ok or not IndexSnapshot(root, manifest).has_vectors
         if plan.changes or stale:
             embedded, skipped, manifest = apply_plan(
-                plan, catalogue, catalogue_path, cfg, table, embedder, manifest, seconds
+                plan, catalogue, catalogue_path, cfg, table, embedder, manifest, seconds, progress
             )
             published_now = True
     seconds["total"] = round(time.perf_counter() - start, 4)
@@ -403,6 +416,7 @@ def apply_plan(
     embedder: ImageEmbedder,
     published: IndexManifest | None,
     seconds: dict[str, float],
+    progress: Progress | None = None,
 ) -> tuple[int, list[dict[str, str]], IndexManifest]:
     """Write vectors, build a fresh Lucene folder, then publish both in one manifest swap.
 
@@ -412,8 +426,9 @@ def apply_plan(
     root = Path(cfg.dir)
     with timed(seconds, "embed"):
         embedded, skipped = embed_and_upsert(
-            table, catalogue, plan.to_embed, embedder, chunk_rows=cfg.upsert_rows
-        )
+            table, catalogue, plan.to_embed, embedder, chunk_rows=cfg.upsert_rows,
+            progress=progress,
+        )  # fmt: skip
     skipped_keys = [entry["key"] for entry in skipped]
     built = without_keys(catalogue, skipped_keys)
     if built.num_rows == 0:

@@ -47,3 +47,13 @@ def test_index_flow_builds_then_updates_and_logs_to_mlflow(
     assert latest["metrics.visual_tokens_bytes_per_product"] > 0
     assert len(list((tmp_path / "index" / "visual_tokens").glob("*.parquet"))) == 1
     assert latest["params.index.name"] == "tiny"
+
+    # The Prefect UI saw the embedding's progress: the artifact ended at every product.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["reindex-embedding"]))
+        )
+    assert artifacts and {artifact.data for artifact in artifacts} == {100.0}

@@ -81,6 +81,7 @@ def test_sigkill_then_rerun_resumes_and_the_candidate_changes_the_agent(
     assert "val_loss" in run.data.metrics and "dataset.hash" in run.data.params
     history = mlflow.MlflowClient().get_metric_history(summary["run_id"], "train_loss")
     assert len(history) >= 2
+    assert sft_progress() == 100.0  # the Prefect UI followed the steps
 
     untrained = _scores(cfg.student, model_cache, cfg)
     candidate = StudentConfig(**{**vars(cfg.student), "adapter": summary["model_uri"]})
@@ -100,3 +101,18 @@ def _scores(student: StudentConfig, model_cache: Path, cfg) -> list[float]:
         for p in products
     ]
     return scorer.score(room, "bed", views)
+
+
+def sft_progress() -> float:
+    """The newest `sft-steps` progress artifact's value."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        [newest] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sft-steps"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    return newest.data
