@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from omegaconf import OmegaConf
 
@@ -164,11 +165,37 @@ def run_app(app: App, argv: Sequence[str] | None, command: Callable[[Invocation]
     try:
         invocation = parse(app, args)
         if invocation is not None:
-            command(invocation)
+            with printable_stdout():
+                command(invocation)
     except UserInputError as e:
         if "--debug" in args:
             raise
         fail(e)
+
+
+class _PrintableWriter:
+    """A text stream that drops control characters on their way to the real one."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(printable(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def printable_stdout() -> Iterator[None]:
+    """Whatever a command prints (catalogue names, reasons quoting them, paths) reaches the
+    terminal without control characters: text from a catalogue must never steer it."""
+    real = sys.stdout
+    sys.stdout = _PrintableWriter(real)
+    try:
+        yield
+    finally:
+        sys.stdout = real
 
 
 def answer_early(apps: Mapping[str, App], package: str) -> None:

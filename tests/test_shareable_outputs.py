@@ -121,3 +121,13 @@ def test_an_error_line_carries_no_control_characters(capsys):
     with pytest.raises(SystemExit):
         fail(UserInputError("no room photo at evil\x1b[2J.jpg\x07"))
     assert capsys.readouterr().err == "error: no room photo at evil[2J.jpg\n"
+
+
+def test_whatever_a_command_prints_carries_no_control_characters(capsys):
+    """Every command's output (the index flow's skipped keys and reasons, a mining summary's
+    categories, ...) passes through one filter in `run_app`."""
+    from flows.apps import APPS
+    from mars_core.cli import run_app
+
+    run_app(APPS["index"], [], lambda _call: print("skipped BED\x1b]0;pwned\x07: bad\r image"))
+    assert capsys.readouterr().out == "skipped BED]0;pwned: bad image\n"
