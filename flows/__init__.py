@@ -17,20 +17,18 @@ PREFECT_FREE = ("search", "serve")
 def _answer_early() -> None:
     """Answer `--help` and config mistakes; then, for a flow command, clean up after killed
     runs and make sure this one leaves nothing behind (`flows.hygiene`)."""
-    import sys
+    from mars_core.cli import answer_early, invoked_command
 
-    argv = getattr(sys, "orig_argv", [])
-    if "-m" in argv[:3]:
-        from flows.apps import APPS
-        from mars_core.cli import answer_early
+    invoked = invoked_command(__name__)
+    if invoked is None:
+        return
+    from flows.apps import APPS
 
-        answer_early(APPS, __name__)
-        module = argv[argv.index("-m") + 1] if argv.index("-m") + 1 < len(argv) else ""
-        name = module.removeprefix(f"{__name__}.")
-        if name in APPS and name not in PREFECT_FREE:
-            from flows.hygiene import prepare_flow_process
+    answer_early(APPS, __name__)
+    if invoked[0] in APPS and invoked[0] not in PREFECT_FREE:
+        from flows.hygiene import prepare_flow_process
 
-            prepare_flow_process()
+        prepare_flow_process()
 
 
 _answer_early()

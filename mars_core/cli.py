@@ -198,18 +198,25 @@ def printable_stdout() -> Iterator[None]:
         sys.stdout = real
 
 
-def answer_early(apps: Mapping[str, App], package: str) -> None:
-    """`python -m <package>.<name> --help` (or a config mistake) answered before the module
-    imports Prefect and MLflow (seconds): runs at the package's import, from `sys.orig_argv`."""
+def invoked_command(package: str) -> tuple[str, list[str]] | None:
+    """The command name and its arguments when this process is `python -m <package>.<name>
+    ...` (read from `sys.orig_argv`, available before the module itself is imported)."""
     argv = list(getattr(sys, "orig_argv", []))
     if "-m" not in argv[:3]:
-        return
+        return None
     at = argv.index("-m")
     module = argv[at + 1] if at + 1 < len(argv) else ""
     name = module.removeprefix(f"{package}.")
-    if name == module or name not in apps:
+    return None if name == module else (name, argv[at + 2 :])
+
+
+def answer_early(apps: Mapping[str, App], package: str) -> None:
+    """`python -m <package>.<name> --help` (or a config mistake) answered before the module
+    imports Prefect and MLflow (seconds): runs at the package's import."""
+    invoked = invoked_command(package)
+    if invoked is None or invoked[0] not in apps:
         return
-    args = argv[at + 2 :]
+    name, args = invoked
     try:
         if parse(apps[name], args) is None:
             sys.exit(0)

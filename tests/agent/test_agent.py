@@ -8,28 +8,15 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
-from PIL import Image
+from agent_views import ROOM, product_views
 
 from mars_core.agent.adapter import register_adapter, resolve_adapter
-from mars_core.agent.scorer import AgentScorer, ProductView
+from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.stage import AgentStage
 from mars_core.errors import AdapterNotFoundError
 from mars_core.models.loading import load_vlm
 from mars_core.search.types import Candidate, SearchRequest
 from mars_core.tracking import mlflow_run
-
-ROOM = Image.new("RGB", (150, 100), (40, 90, 200))
-
-
-def _products(n: int = 7) -> list[ProductView]:
-    """Products whose images differ in size (different grids) and texts in length (padding)."""
-    return [
-        ProductView(
-            image=Image.new("RGB", (56 + 14 * i, 56 + 28 * (i % 2)), (200, 30 * i, 40)),
-            text=f"Product {i} (category: BED)" + "; style: modern" * (i % 3),
-        )
-        for i in range(n)
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +29,14 @@ def test_room_prefix_reuse_matches_a_full_forward(scorer):
 
     A wrong position slice moves the tiny model's scores by ~1e-3, far above the tolerance.
     """
-    products = _products()
+    products = product_views(7)
     reused = scorer.score(ROOM, "a bed", products, reuse_room_prefix=True)
     full = [scorer.score(ROOM, "a bed", [p], reuse_room_prefix=False)[0] for p in products]
     assert reused == pytest.approx(full, abs=1e-5)
 
 
 def test_scores_do_not_depend_on_batching(scorer):
-    products = _products(5)
+    products = product_views(5)
     batched = scorer.score(ROOM, "a bed", products)
     single = [scorer.score(ROOM, "a bed", [p])[0] for p in products]
     assert batched == pytest.approx(single, abs=1e-5)
@@ -58,7 +45,7 @@ def test_scores_do_not_depend_on_batching(scorer):
 
 
 def test_generate_returns_one_answer_per_product_and_parses_or_flags(scorer):
-    answers = scorer.generate(ROOM, "a bed", _products(4), max_new_tokens=6)
+    answers = scorer.generate(ROOM, "a bed", product_views(4), max_new_tokens=6)
     assert len(answers) == 4
     for generated in answers:
         assert isinstance(generated.text, str)
@@ -68,7 +55,7 @@ def test_generate_returns_one_answer_per_product_and_parses_or_flags(scorer):
 
 def _catalogue(tmp_path: Path) -> list[Candidate]:
     candidates = []
-    for i, view in enumerate(_products(5)):
+    for i, view in enumerate(product_views(5)):
         path = tmp_path / f"p{i}.png"
         view.image.save(path)
         product = {"name": f"Bed {i}", "category": "BED", "image_path": str(path)}
@@ -115,12 +102,12 @@ def _save_lora(cfg, model_cache, folder: Path, *, random_b: bool) -> Path:
 
 @pytest.fixture(scope="module")
 def base_scores(scorer) -> list[float]:
-    return scorer.score(ROOM, "a bed", _products())
+    return scorer.score(ROOM, "a bed", product_views(7))
 
 
 def _scores_with_adapter(cfg, model_cache, adapter: str) -> list[float]:
     student = dataclasses.replace(cfg.student, adapter=adapter)
-    return AgentScorer.from_config(student, model_cache).score(ROOM, "a bed", _products())
+    return AgentScorer.from_config(student, model_cache).score(ROOM, "a bed", product_views(7))
 
 
 def test_lora_adapter_folder_round_trip(cfg, model_cache, base_scores, tmp_path):

@@ -7,9 +7,10 @@ import dataclasses
 
 import pyarrow.parquet as pq
 import pytest
+from agent_views import ROOM, product_views
 from PIL import Image
 
-from mars_core.agent.scorer import AgentScorer, ProductView
+from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.visual_cache import (
     VISUAL_TOKENS_SCHEMA,
     VisualCache,
@@ -18,19 +19,9 @@ from mars_core.agent.visual_cache import (
 )
 from mars_core.config import StudentConfig
 
-ROOM = Image.new("RGB", (150, 100), (40, 90, 200))
 PRODUCT_PIXELS = 56 * 56 * 2
-
-
-def _products(n: int = 5) -> list[ProductView]:
-    """Different image sizes (grids) and text lengths (padding), one image over the bound."""
-    return [
-        ProductView(
-            image=Image.new("RGB", (56 + 28 * i, 56 + 28 * (i % 2)), (200, 30 * i, 40)),
-            text=f"Product {i} (category: BED)" + "; style: modern" * (i % 3),
-        )
-        for i in range(n)
-    ]
+# Images 28 px wider each: from the third on, products are over the bound (PRODUCT_PIXELS).
+WIDE = 28
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +61,7 @@ def test_product_bound_must_lie_between_the_image_bounds():
 def test_answers_on_the_shared_prefix_equal_per_candidate_generate(scorer):
     """One left-padded batch of 4 (+1) on the room's KV cache writes exactly what `generate`
     writes for each whole prompt alone (greedy)."""
-    products = _products()
+    products = product_views(5, width_step=WIDE)
     batched = scorer.generate(ROOM, "a bed", products, max_new_tokens=10, reuse_room_prefix=True)
     alone = [
         scorer.generate(ROOM, "a bed", [p], max_new_tokens=10, reuse_room_prefix=False)[0]
@@ -82,7 +73,7 @@ def test_answers_on_the_shared_prefix_equal_per_candidate_generate(scorer):
 
 
 def test_scores_and_answers_with_cached_visual_tokens_match_the_tower(scorer, tmp_path):
-    products = _products()
+    products = product_views(5, width_step=WIDE)
     tower_scores = scorer.score(ROOM, "a bed", products)
     tower_answers = scorer.generate(ROOM, "a bed", products, max_new_tokens=8)
     broken = OSError("cannot read p9.jpg")
@@ -115,7 +106,7 @@ def test_queries_of_different_rooms_merge_into_one_batch(scorer):
     """Concurrent users: candidates of two rooms (prefixes of different lengths, padded) in
     shared batches score and answer as each query alone."""
     tall = Image.new("RGB", (100, 200), (90, 20, 20))
-    products = _products(3)
+    products = product_views(3, width_step=WIDE)
     jobs = [(ROOM, "a bed", products), (tall, "a lamp for my bedroom", products[:2])]
     merged = scorer.score_many(jobs)
     alone = [scorer.score(room, query, items) for room, query, items in jobs]
@@ -135,7 +126,7 @@ def test_the_batcher_merges_concurrent_requests_and_answers_each(scorer):
     from mars_core.agent.batching import AgentBatcher
 
     rooms = [ROOM, Image.new("RGB", (100, 200), (90, 20, 20)), Image.new("RGB", (80, 80))]
-    jobs = [(room, f"query {i}", _products(2)) for i, room in enumerate(rooms)]
+    jobs = [(room, f"query {i}", product_views(2, width_step=WIDE)) for i, room in enumerate(rooms)]
     batcher = AgentBatcher(_like(scorer, batch_size=6), window_s=60.0)
     try:
         with ThreadPoolExecutor(len(jobs)) as pool:
@@ -143,9 +134,11 @@ def test_the_batcher_merges_concurrent_requests_and_answers_each(scorer):
         assert batcher.largest_merge == len(jobs)
         for (room, query, products), got in zip(jobs, scores, strict=True):
             assert got == pytest.approx(scorer.score(room, query, products), abs=1e-5)
-        answers = batcher.generate(ROOM, "a bed", _products(2), max_new_tokens=4)
+        answers = batcher.generate(
+            ROOM, "a bed", product_views(2, width_step=WIDE), max_new_tokens=4
+        )
         assert len(answers) == 2
     finally:
         batcher.close()
     with pytest.raises(RuntimeError, match="closed"):
-        batcher.score(ROOM, "a bed", _products(1))
+        batcher.score(ROOM, "a bed", product_views(1, width_step=WIDE))

@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from agent_views import ROOM, product_views
 from chat_server import ChatServer, ServedModel
-from PIL import Image
 
 from mars_core.agent.prompt import ANSWER_PREFIX
 from mars_core.agent.remote import RemoteAgentScorer, open_scorer
-from mars_core.agent.scorer import SCORE_PROBE, AgentScorer, ProductView
+from mars_core.agent.scorer import SCORE_PROBE, AgentScorer
 from mars_core.agent.stage import AgentStage
 from mars_core.compose import load_config
 from mars_core.errors import ConfigError, ModelServerError
@@ -20,19 +20,7 @@ from mars_core.search.types import Candidate, SearchRequest
 from mars_core.serve.validation import status_of
 from mars_core.stages import agent_notice
 
-ROOM = Image.new("RGB", (150, 100), (40, 90, 200))
 PRODUCTS = 4
-
-
-def products(n: int = PRODUCTS) -> list[ProductView]:
-    """Products whose images differ in size (different grids) and texts in length."""
-    return [
-        ProductView(
-            image=Image.new("RGB", (56 + 14 * i, 56 + 28 * (i % 2)), (200, 30 * i, 40)),
-            text=f"Product {i} (category: BED)" + "; style: modern" * (i % 3),
-        )
-        for i in range(n)
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +41,9 @@ def test_served_scores_equal_the_in_process_scores(local, cfg, model_cache):
     with ChatServer(model=ServedModel(local.model, local.processor)) as server:
         remote = open_scorer(served_student(cfg, server.url, top_logprobs=vocabulary), model_cache)
         assert isinstance(remote, RemoteAgentScorer)
-        served = remote.score(ROOM, "a bed", products())
+        served = remote.score(ROOM, "a bed", product_views(PRODUCTS))
         remote.close()
-    assert served == pytest.approx(local.score(ROOM, "a bed", products()), abs=1e-5)
+    assert served == pytest.approx(local.score(ROOM, "a bed", product_views(PRODUCTS)), abs=1e-5)
     assert len(server.requests) == 2 * PRODUCTS
     openings = [body["messages"][-1] for body in server.requests]
     assert {o["role"] for o in openings} == {"assistant"}
@@ -72,9 +60,9 @@ def test_served_scores_equal_the_in_process_scores(local, cfg, model_cache):
 def test_served_rationales_equal_the_in_process_answers(local, cfg, model_cache):
     with ChatServer(model=ServedModel(local.model, local.processor)) as server:
         remote = RemoteAgentScorer(served_student(cfg, server.url))
-        served = remote.generate(ROOM, "a bed", products(3), max_new_tokens=6)
+        served = remote.generate(ROOM, "a bed", product_views(3), max_new_tokens=6)
         remote.close()
-    in_process = local.generate(ROOM, "a bed", products(3), max_new_tokens=6)
+    in_process = local.generate(ROOM, "a bed", product_views(3), max_new_tokens=6)
     assert [a.text for a in served] == [a.text for a in in_process]
     assert all(body["max_tokens"] == 6 for body in server.requests)
     assert not any(body.get("continue_final_message") for body in server.requests)
@@ -83,7 +71,7 @@ def test_served_rationales_equal_the_in_process_answers(local, cfg, model_cache)
 @pytest.mark.slow
 def test_the_agent_stage_ranks_through_a_served_student(local, cfg, session_overrides, tmp_path):
     candidates = []
-    for i, view in enumerate(products()):
+    for i, view in enumerate(product_views(PRODUCTS)):
         path = tmp_path / f"p{i}.png"
         view.image.save(path)
         product = {"name": f"Bed {i}", "category": "BED", "image_path": str(path)}
@@ -113,7 +101,7 @@ def test_a_server_that_gives_no_scores_is_named_in_one_error(mode, says, cfg):
     with ChatServer(mode) as server:
         remote = RemoteAgentScorer(served_student(cfg, server.url))
         with pytest.raises(ModelServerError, match=says) as caught:
-            remote.score(ROOM, "a bed", products(1))
+            remote.score(ROOM, "a bed", product_views(1))
         remote.close()
     assert server.url in str(caught.value)
     assert status_of(caught.value) == 503  # what mars-serve answers while its agent is down

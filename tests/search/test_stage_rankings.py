@@ -12,28 +12,14 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from catalogue_factory import read_rows
 from PIL import Image
 
 from mars_core.index.lucene import CATEGORY, CONTENTS, INDEX_DIR
-from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
 from mars_core.search.visual import VisualStage
 
 ROOM = Image.new("RGB", (32, 32))
 K1, K2 = 40, 10
-
-
-@pytest.fixture(scope="module")
-def rows(catalogue_world) -> list[dict]:
-    return read_rows(catalogue_world.catalogue)
-
-
-@pytest.fixture(scope="module")
-def lexical(built) -> LexicalStage:
-    stage = LexicalStage.open(built.snapshot, built.cfg)
-    yield stage
-    stage.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from catalogue_factory import read_rows
 from PIL import Image
 
 from mars_core.index.reindex import reindex
 from mars_core.index.store import IndexSnapshot
-from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import Candidate, SearchRequest
 from mars_core.search.visual import VisualStage
-
-
-@pytest.fixture(scope="module")
-def rows(catalogue_world) -> list[dict]:
-    return read_rows(catalogue_world.catalogue)
-
-
-@pytest.fixture(scope="module")
-def lexical(built) -> LexicalStage:
-    stage = LexicalStage.open(built.snapshot, built.cfg)
-    yield stage
-    stage.close()
 
 
 def visual(built, embedder, text_weight: float = 0.0) -> VisualStage:

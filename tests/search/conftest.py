@@ -1,0 +1,20 @@
+"""Fixtures of the stage tests over the session's built index."""
+
+from __future__ import annotations
+
+import pytest
+from catalogue_factory import read_rows
+
+from mars_core.search.lexical import LexicalStage
+
+
+@pytest.fixture(scope="module")
+def rows(catalogue_world) -> list[dict]:
+    return read_rows(catalogue_world.catalogue)
+
+
+@pytest.fixture(scope="module")
+def lexical(built) -> LexicalStage:
+    stage = LexicalStage.open(built.snapshot, built.cfg)
+    yield stage
+    stage.close()
