@@ -36,7 +36,12 @@ def build_index(overrides: list[str] | None = None) -> ReindexReport:
     catalogue = Path(cfg.data.out_dir) / CATALOGUE_FILE
     with mlflow_run(cfg.mlflow.experiment, "index", cfg, overrides):
         report = reindex_catalogue(
-            str(catalogue), cfg.index, cfg.embedder, cfg.paths.models, cfg.data.max_image_pixels
+            str(catalogue),
+            cfg.index,
+            cfg.embedder,
+            cfg.paths.models,
+            cfg.data.max_image_pixels,
+            cfg.pipeline,
         )
         mlflow.log_metrics(report.metrics())
         mlflow.log_dict(asdict(report), "index_report.json")

@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 from prefect import flow, unmapped
 
 from flows.apps import APPS
-from flows.runners import map_shards
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
 from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
@@ -28,6 +27,7 @@ from mars_core.teacher.card import dataset_card
 from mars_core.teacher.labelling import read_pairs
 from mars_core.tracking import mlflow_run
 from tasks.label import consolidate_labels, label_pair_shard, plan_label_shards
+from tasks.shards import map_shards
 
 
 @flow(name="label")

@@ -16,7 +16,6 @@ import mlflow
 from prefect import flow, unmapped
 
 from flows.apps import APPS
-from flows.runners import map_shards
 from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
@@ -25,6 +24,7 @@ from mars_core.mining.mine import MiningReport, check_inputs
 from mars_core.mining.plots import similarity_figure
 from mars_core.tracking import mlflow_run
 from tasks.mining import combine_pairs, mine_room_shard, plan_mining
+from tasks.shards import map_shards
 
 
 def inputs(cfg: MarsConfig) -> IndexSnapshot:

@@ -1,23 +1,30 @@
 """Index build tasks: the incremental re-index (the first build is one too, and each repairs
-what verify finds broken first), the read-only check of a published index, and the agent's
-cached product visual tokens."""
+what verify finds broken first; its embedding shards map on the pipeline's runner), the
+read-only check of a published index, and the agent's cached product visual tokens."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-from prefect import task
+from prefect import task, unmapped
 
 from mars_core.agent.visual_cache import (
     VISUAL_TOKENS_DIR,
     VisualCacheReport,
     cache_catalogue_tokens,
 )
-from mars_core.config import EmbedderConfig, IndexConfig, StudentConfig
-from mars_core.embedder import Embedder
-from mars_core.index.reindex import ReindexReport, reindex
+from mars_core.config import EmbedderConfig, IndexConfig, PipelineConfig, StudentConfig
+from mars_core.index.reindex import (
+    EmbedShard,
+    ReindexReport,
+    ShardVectors,
+    embed_shard,
+    reindex,
+)
 from mars_core.index.verify import VerifyReport, verify_index
 from tasks.progress import PrefectProgress
+from tasks.shards import embedder_for, iter_shards
 
 
 @task(name="reindex")
@@ -27,14 +34,30 @@ def reindex_catalogue(
     embedder: EmbedderConfig,
     models_dir: str,
     max_image_pixels: int,
+    pipeline: PipelineConfig,
 ) -> ReindexReport:
-    """Embed new or changed products, rebuild Lucene, publish both; returns the report. The
-    Prefect UI shows the embedding's progress (artifact `reindex-embedding`)."""
-    loaded = Embedder.from_config(embedder, models_dir, max_image_pixels=max_image_pixels)
+    """Plan, embed new or changed products in shards, rebuild Lucene, publish both; returns
+    the report. The shards are `embed-shard` task runs on `pipeline.runner`; the Prefect UI
+    shows the embedding's progress (artifact `reindex-embedding`)."""
+    loaded = embedder_for(embedder, models_dir, max_image_pixels)
     progress = PrefectProgress("reindex-embedding", "products embedded by this re-index")
-    report = reindex(Path(catalogue), index, loaded, progress)
+
+    def on_runner(shards: list[EmbedShard]) -> Iterator[ShardVectors]:
+        shared = {"embedder": embedder, "models_dir": models_dir, "pixels": max_image_pixels}
+        mapped = {"shard": shards, **{name: unmapped(v) for name, v in shared.items()}}
+        return iter_shards(pipeline, embed_products, mapped)
+
+    report = reindex(Path(catalogue), index, loaded, progress, embed=on_runner)
     progress.finish()
     return report
+
+
+@task(name="embed-shard")
+def embed_products(
+    shard: EmbedShard, embedder: EmbedderConfig, models_dir: str, pixels: int
+) -> ShardVectors:
+    """One shard's vectors (the re-index commits them as they arrive)."""
+    return embed_shard(shard, embedder_for(embedder, models_dir, pixels))
 
 
 @task(name="verify-index")
@@ -44,7 +67,7 @@ def verify_published(
     """Check the published index part by part; the embedder loads only to sample vectors."""
     loaded = None
     if index.verify_sample > 0:
-        loaded = Embedder.from_config(embedder, models_dir, max_image_pixels=max_image_pixels)
+        loaded = embedder_for(embedder, models_dir, max_image_pixels)
     return verify_index(Path(index.dir), index, loaded)
 
 

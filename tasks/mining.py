@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from dataclasses import asdict
 from pathlib import Path
 
 from prefect import task
 
 from mars_core.config import EmbedderConfig, IndexConfig, MiningConfig
-from mars_core.embedder import Embedder
 from mars_core.index.store import IndexSnapshot
 from mars_core.mining.mine import (
     MiningPlan,
@@ -21,19 +17,7 @@ from mars_core.mining.mine import (
     mine_shard,
     plan_shards,
 )
-
-_LOADED: dict[str, Embedder] = {}
-_LOADING = threading.Lock()
-
-
-def embedder_for(cfg: EmbedderConfig, models_dir: str, max_image_pixels: int) -> Embedder:
-    """One loaded embedder per worker process and config, shared by the shards it runs
-    (loading SigLIP-so400m per shard would cost more than mining the shard)."""
-    key = json.dumps([asdict(cfg), models_dir, max_image_pixels], sort_keys=True, default=str)
-    with _LOADING:
-        if key not in _LOADED:
-            _LOADED[key] = Embedder.from_config(cfg, models_dir, max_image_pixels=max_image_pixels)
-        return _LOADED[key]
+from tasks.shards import embedder_for
 
 
 @task(name="mining-plan")

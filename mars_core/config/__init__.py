@@ -69,8 +69,9 @@ class PipelineConfig:
     refresh: bool = knob(False, "re-run every step even when its inputs are unchanged")
     runner: str = knob(
         "default",
-        "task runner of the mapped steps (mining and labelling shards): default (threads in "
-        "the flow's process) or dask (prefect-dask: an existing cluster or a local one)",
+        "task runner of the mapped steps (re-index embedding, mining and labelling shards): "
+        "default (threads in the flow's process) or dask (prefect-dask: an existing cluster or "
+        "a local one)",
     )
     dask_address: str | None = knob(
         None, "runner=dask: address of an existing Dask scheduler (tcp://host:8786); null: local"

@@ -227,7 +227,11 @@ class IndexConfig:
     ann_sub_vectors: int = knob(0, "PQ sub-vectors of the ANN index; 0 = LanceDB's default")
     ann_nprobes: int = knob(20, "IVF partitions searched per ANN query")
     ann_refine_factor: int = knob(5, "ANN fetches k * this many and re-scores them exactly")
-    upsert_rows: int = knob(256, "rows embedded per LanceDB commit; a crash loses at most these")
+    upsert_rows: int = knob(
+        256,
+        "products per embedding shard: one task run (mapped on pipeline.runner) and one "
+        "LanceDB commit each; a crash loses at most the shards in flight",
+    )
     keep_versions_days: float = knob(7.0, "LanceDB versions older than this are cleaned up")
     keep_lucene_versions: int = knob(2, "Lucene index folders kept (current + earlier ones)")
     bm25_k1: float = knob(0.9, "BM25 k1")

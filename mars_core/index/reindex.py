@@ -1,12 +1,13 @@
 """Build or update both indexes from the catalogue, embedding only what changed.
 
 One function serves the first build and every later one: products whose `content_hash` the
-vector table already holds are not embedded again. Vectors are upserted in chunks as they are
-computed, so a crash loses at most one chunk and the next run resumes where it stopped; none
-of it is visible to searches until the new manifest is published, after the fresh Lucene
-index is complete. A product whose image cannot be loaded is left out of both indexes for
-this build and reported as skipped; its content hash is not recorded, so the next run
-retries it.
+vector table already holds are not embedded again. The products to embed are cut into shards
+of `index.upsert_rows` (other workers may embed them); each shard's vectors are upserted, one
+commit, as soon as they arrive, so a crash loses at most the shards in flight and the next run
+resumes where it stopped. None of it is visible to searches until the new manifest is
+published, after the fresh Lucene index is complete. A product whose image cannot be loaded
+is left out of both indexes for this build and reported as skipped; its content hash is not
+recorded, so the next run retries it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
 from mars_core.catalogue.changes import KeyChanges, diff_hashes, key_hashes
 from mars_core.catalogue.schema import CATALOGUE_SCHEMA, QUARANTINE_FILE
@@ -189,58 +191,95 @@ def check_embedder(root: Path, embedder: ImageEmbedder) -> None:
     write_json_atomic(path, mine)
 
 
-def embed_and_upsert(
-    table: VectorTable,
-    catalogue: pa.Table,
-    rows: list[int],
-    embedder: ImageEmbedder,
-    *,
-    chunk_rows: int,
-    progress: Progress | None = None,
-) -> tuple[int, list[dict[str, str]]]:
-    """Embed the images of `rows` and upsert them, one commit per `chunk_rows`.
+@dataclass(frozen=True)
+class EmbedShard:
+    """Catalogue rows to embed as one unit of work (one task run on a mapped runner and one
+    LanceDB commit): their keys and image paths travel with them, so a worker on another
+    machine needs the images but not the catalogue table."""
 
-    Returns how many were embedded and the products skipped because their image could not be
-    loaded ({"key", "reason"}): those get no row, so a later run tries them again.
-    """
+    rows: list[int]
+    keys: list[str]
+    paths: list[str]
+
+
+@dataclass
+class ShardVectors:
+    """A shard's vectors, row by row, and the products whose image could not be loaded."""
+
+    rows: list[int]  # catalogue rows of `vectors`, in order (the shard's rows less the skipped)
+    vectors: np.ndarray  # (len(rows), dim) float32 unit vectors
+    skipped: list[dict[str, str]]  # {"key", "reason"}
+
+
+# Embeds the shards, possibly on other workers; yields their results in shard order, each as
+# soon as it is there (so it is committed while later shards still run).
+EmbedShards = Callable[[list[EmbedShard]], Iterable[ShardVectors]]
+
+
+def embed_shards_of(catalogue: pa.Table, rows: list[int], shard_rows: int) -> list[EmbedShard]:
+    """`rows` cut into shards of `shard_rows`, in catalogue order."""
     if not rows:
-        return 0, []
-    paths = catalogue["image_path"].take(rows).to_pylist()
+        return []
     keys = catalogue["key"].take(rows).to_pylist()
+    paths = catalogue["image_path"].take(rows).to_pylist()
+    return [
+        EmbedShard(rows[i : i + shard_rows], keys[i : i + shard_rows], paths[i : i + shard_rows])
+        for i in range(0, len(rows), shard_rows)
+    ]
+
+
+def embed_shard(shard: EmbedShard, embedder: ImageEmbedder) -> ShardVectors:
+    """The shard's vectors; an image that cannot be loaded is skipped with its reason (it
+    gets no row, so a later run tries it again)."""
     skipped: list[dict[str, str]] = []
     bad: set[int] = set()
-    pending: list[np.ndarray] = []
-    kept: list[int] = []  # catalogue rows of the vectors in `pending`, in order
-    position = 0  # next input position whose vector has not been matched to its row
-    done = 0
 
-    def skip(index: int, error: UserInputError) -> None:
-        bad.add(index)
-        skipped.append({"key": keys[index], "reason": str(error)})
-        log.warning("skipping product %s: %s", keys[index], error)
+    def skip(position: int, error: UserInputError) -> None:
+        bad.add(position)
+        skipped.append({"key": shard.keys[position], "reason": str(error)})
+        log.warning("skipping product %s: %s", shard.keys[position], error)
 
-    def flush() -> None:
-        nonlocal done
-        table.upsert(with_vectors(catalogue.take(kept), np.concatenate(pending)))
-        done += len(kept)
-        pending.clear()
-        kept.clear()
-        if progress is not None:
-            progress(done, len(rows))
+    batches = list(embedder.iter_images(shard.paths, progress=False, on_bad=skip))
+    rows = [row for position, row in enumerate(shard.rows) if position not in bad]
+    vectors = np.concatenate(batches) if batches else np.zeros((0, embedder.dim), np.float32)
+    return ShardVectors(rows=rows, vectors=vectors, skipped=skipped)
 
-    # A batch's bad images are reported before its vectors arrive, so the next len(vectors)
-    # positions that are not bad are exactly the rows of those vectors.
-    for vectors in embedder.iter_images(paths, on_bad=skip):
-        for _ in range(len(vectors)):
-            while position in bad:
-                position += 1
-            kept.append(rows[position])
-            position += 1
-        pending.append(vectors)
-        if len(kept) >= chunk_rows:
-            flush()
-    if pending:
-        flush()
+
+def embed_in_process(embedder: ImageEmbedder) -> EmbedShards:
+    """Shards embedded one after another by this process, lazily (each is committed before
+    the next is embedded)."""
+
+    def embed(shards: list[EmbedShard]) -> Iterator[ShardVectors]:
+        return (embed_shard(shard, embedder) for shard in shards)
+
+    return embed
+
+
+def store_shards(
+    table: VectorTable,
+    catalogue: pa.Table,
+    shards: list[EmbedShard],
+    embed: EmbedShards,
+    progress: Progress | None = None,
+) -> tuple[int, list[dict[str, str]]]:
+    """Embed the shards and upsert each one's vectors as it arrives, one commit a shard.
+
+    Returns how many were embedded and the products skipped. A crash loses at most the
+    shards not yet committed: the next run plans only what the table still lacks.
+    """
+    total = sum(len(shard.rows) for shard in shards)
+    if total == 0:
+        return 0, []
+    done, skipped = 0, []
+    with tqdm(total=total, desc="embed products") as bar:
+        for shard, result in zip(shards, embed(shards), strict=True):
+            if result.rows:
+                table.upsert(with_vectors(catalogue.take(result.rows), result.vectors))
+            done += len(result.rows)
+            skipped.extend(result.skipped)
+            bar.update(len(shard.rows))
+            if progress is not None:
+                progress(done + len(skipped), total)
     return done, skipped
 
 
@@ -271,10 +310,14 @@ def reindex(
     cfg: IndexConfig,
     embedder: ImageEmbedder,
     progress: Progress | None = None,
+    embed: EmbedShards | None = None,
 ) -> ReindexReport:
     """Bring the index in `cfg.dir` up to date with the catalogue; publish it atomically.
 
-    `progress(done, total)` hears of the embedded products after each commit (an
+    Plan (under the re-index lock) -> embed shards of `cfg.upsert_rows` products -> publish.
+    `embed` runs the shards (a Prefect runner maps them over workers); by default this
+    process embeds them with `embedder`, which also identifies the vectors and checks them.
+    `progress(done, total)` hears of the products handled after each commit (an
     orchestrator's progress display; the terminal bar runs either way).
     """
     root = Path(cfg.dir)
@@ -300,8 +343,9 @@ def reindex(
         stale = manifest is None or not found.ok or not IndexSnapshot(root, manifest).has_vectors
         if plan.changes or stale:
             embedded, skipped, manifest = apply_plan(
-                plan, catalogue, catalogue_path, cfg, table, embedder, manifest, seconds, progress
-            )
+                plan, catalogue, catalogue_path, cfg, table, embedder, manifest, seconds,
+                embed or embed_in_process(embedder), progress,
+            )  # fmt: skip
             published_now = True
     seconds["total"] = round(time.perf_counter() - start, 4)
     return ReindexReport(
@@ -416,6 +460,7 @@ def apply_plan(
     embedder: ImageEmbedder,
     published: IndexManifest | None,
     seconds: dict[str, float],
+    embed: EmbedShards,
     progress: Progress | None = None,
 ) -> tuple[int, list[dict[str, str]], IndexManifest]:
     """Write vectors, build a fresh Lucene folder, then publish both in one manifest swap.
@@ -425,10 +470,8 @@ def apply_plan(
     """
     root = Path(cfg.dir)
     with timed(seconds, "embed"):
-        embedded, skipped = embed_and_upsert(
-            table, catalogue, plan.to_embed, embedder, chunk_rows=cfg.upsert_rows,
-            progress=progress,
-        )  # fmt: skip
+        shards = embed_shards_of(catalogue, plan.to_embed, cfg.upsert_rows)
+        embedded, skipped = store_shards(table, catalogue, shards, embed, progress)
     skipped_keys = [entry["key"] for entry in skipped]
     built = without_keys(catalogue, skipped_keys)
     if built.num_rows == 0:

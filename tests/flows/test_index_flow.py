@@ -6,6 +6,7 @@ import mlflow
 import pytest
 from catalogue_factory import change_products, read_rows
 
+from mars_core.index.lance import VectorTable
 from mars_core.index.store import IndexSnapshot
 
 
@@ -57,3 +58,61 @@ def test_index_flow_builds_then_updates_and_logs_to_mlflow(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["reindex-embedding"]))
         )
     assert artifacts and {artifact.data for artifact in artifacts} == {100.0}
+
+
+@pytest.mark.slow
+def test_embedding_shards_on_a_two_worker_dask_cluster_publish_the_same_index(
+    own_world, session_overrides, prefect_harness, tmp_path
+):
+    """`pipeline.runner=dask`: each shard of `index.upsert_rows` products is an `embed-shard`
+    task run on the cluster, and the published build is the threads' byte for byte."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+
+    from flows.index import build_index
+
+    shard_rows = 64
+    base = [
+        *session_overrides,
+        f"data.out_dir={own_world.folder}",
+        f"index.upsert_rows={shard_rows}",
+        "student.visual_cache=false",
+    ]
+    threads = build_index([*base, f"index.dir={tmp_path / 'threads'}"])
+    state = build_index(
+        [
+            *base,
+            f"index.dir={tmp_path / 'dask'}",
+            "pipeline.runner=dask",
+            "pipeline.dask_workers=2",
+        ],
+        return_state=True,
+    )
+    on_dask = state.result()
+
+    n = len(read_rows(own_world.catalogue))
+    assert threads.embedded == on_dask.embedded == n
+    builds = [IndexSnapshot.current(tmp_path / name) for name in ("threads", "dask")]
+    for name in ("products.arrow", "vectors.npy"):
+        first, second = (build.lucene_path / name for build in builds)
+        assert first.read_bytes() == second.read_bytes()
+    tables = [
+        VectorTable(b.lance_uri, b.manifest.table, b.manifest.dim).table.to_arrow().sort_by("key")
+        for b in builds
+    ]
+    assert tables[0].equals(tables[1])
+
+    with get_client(sync_client=True) as client:
+        shard_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            ),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="embed-shard")),
+        )
+    assert len(shard_runs) == -(-n // shard_rows)
+    assert all(run.state.is_completed() for run in shard_runs)
