@@ -3,9 +3,9 @@
 It answers `POST /v1/chat/completions` like vLLM does. Without a model the answer is
 deterministic (derived from the request's text), so two runs over the same pairs get the same
 labels. With `model=ServedModel(model, processor)` (a real tiny Qwen2-VL in this process) it
-answers as vLLM serving that model: greedy completions, and for a request that continues its
-final assistant message (`continue_final_message`, `add_generation_prompt=false`) with
-`logprobs`, the `top_logprobs` of the next token from one forward pass. `mode` picks the
+answers as vLLM serving that model: greedy completions, of a new assistant message or of the
+final one (`continue_final_message`, `add_generation_prompt=false`), and for such a request
+with `logprobs`, the `top_logprobs` of the next token from one forward pass. `mode` picks the
 behaviour of every request: `ok`, `garbage` (a 200 whose content is no answer),
 `not_json` (a 200 whose body is not JSON), `slow` (answers after `slow_s`, past a client's
 timeout), `drop` (closes the connection without a response) or `flaky` (the first
@@ -137,11 +137,13 @@ class ServedModel:
         """The first choice of the reply: next-token `top_logprobs` or a greedy completion."""
         messages, images = self.inputs(body["messages"])
         with self.lock, torch.inference_mode():
-            if body.get("continue_final_message"):
-                assert body.get("add_generation_prompt") is False and body.get("logprobs")
-                assert messages[-1]["role"] == "assistant"
+            if not body.get("continue_final_message"):
+                return self.complete(messages, images, body, add_generation_prompt=True)
+            assert body.get("add_generation_prompt") is False
+            assert messages[-1]["role"] == "assistant"
+            if body.get("logprobs"):
                 return self.next_token(messages, images, int(body["top_logprobs"]))
-            return self.complete(messages, images, body)
+            return self.complete(messages, images, body, add_generation_prompt=False)
 
     def inputs(self, chat: list[dict]) -> tuple[list[dict], list[Image.Image]]:
         """Messages with `{"type": "image"}` placeholders and the decoded data-URL images."""
@@ -186,8 +188,21 @@ class ServedModel:
         out = self.model(**dict(inputs.to(device)), use_cache=False, logits_to_keep=1)
         return out.logits[0, -1]
 
-    def complete(self, messages: list[dict], images: list[Image.Image], body: dict) -> dict:
-        text = self.processor.apply_chat_template(messages, add_generation_prompt=True)
+    def complete(
+        self,
+        messages: list[dict],
+        images: list[Image.Image],
+        body: dict,
+        *,
+        add_generation_prompt: bool,
+    ) -> dict:
+        """A greedy completion: of a new assistant message, or (vLLM's
+        `continue_final_message`) of the final one, whose text the content then lacks."""
+        text = self.processor.apply_chat_template(
+            messages,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=not add_generation_prompt,
+        )
         inputs = self.processor(text=[text], images=[images], return_tensors="pt")
         out = self.model.generate(
             **dict(inputs.to(next(self.model.parameters()).device)),

@@ -30,6 +30,7 @@ class _Job:
     query: str
     products: Sequence[ProductView]
     max_new_tokens: int = 0
+    scores: Sequence[float] | None = None  # "generate": known scores open the answers
     future: Future = field(default_factory=Future)
 
 
@@ -56,11 +57,13 @@ class AgentBatcher:
         query: str,
         products: Sequence[ProductView],
         *,
+        scores: Sequence[float] | None = None,
         max_new_tokens: int | None = None,
     ) -> list[GeneratedAnswer]:
-        """Greedy answers for one query's products, decoded in a batch shared with others."""
+        """Greedy answers for one query's products, decoded in a batch shared with others
+        (`scores` as on `AgentScorer.generate`)."""
         budget = max_new_tokens or self.scorer.max_new_tokens
-        return self._submit(_Job("generate", room, query, products, budget))
+        return self._submit(_Job("generate", room, query, products, budget, scores))
 
     def close(self) -> None:
         """Stop the worker once the jobs already queued are done."""
@@ -108,7 +111,8 @@ class AgentBatcher:
             if jobs[0].kind == "score":
                 results = self.scorer.score_many(queries)
             else:
-                results = self.scorer.generate_many(queries, jobs[0].max_new_tokens)
+                known = [job.scores for job in jobs]
+                results = self.scorer.generate_many(queries, jobs[0].max_new_tokens, scores=known)
         except Exception as error:
             for job in jobs:
                 job.future.set_exception(error)

@@ -102,7 +102,17 @@ def format_score(score: float) -> str:
 def answer_text(score: float, rationale: str) -> str:
     """The assistant's answer for a (score, rationale) label, e.g. SFT targets and teachers."""
     sentence = json.dumps(" ".join(rationale.split()), ensure_ascii=False)
-    return f'{ANSWER_PREFIX}{format_score(score)}, "rationale": {sentence}}}'
+    return f"{_before_rationale(score)}{sentence}}}"
+
+
+def answer_opening(score: float) -> str:
+    """An answer up to the first character of its rationale, for a score already known: the
+    agent that explains its top candidates forces this and writes only the sentence."""
+    return f'{_before_rationale(score)}"'
+
+
+def _before_rationale(score: float) -> str:
+    return f'{ANSWER_PREFIX}{format_score(score)}, "rationale": '
 
 
 def answer_message(score: float, rationale: str) -> dict[str, Any]:

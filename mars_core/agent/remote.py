@@ -15,8 +15,9 @@ assistant message the server continues (vLLM: `continue_final_message=true`,
 in-process scorer does with its logits (a digit outside the returned alternatives counts as
 probability 0). Every request of one query starts with the same system text and room image,
 so a server with prefix caching (`vllm serve --enable-prefix-caching`) computes the room once.
-Rationales for the top N are ordinary greedy completions. At most `student.concurrency`
-requests are in flight; transient failures are re-sent (`mars_core.openai_client`).
+Rationales for the top N are greedy continuations of their answers opened with the known
+scores. At most `student.concurrency` requests are in flight; transient failures are re-sent
+(`mars_core.openai_client`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ from PIL import Image
 
 from mars_core.agent.expected_score import DIGITS, expected_scores
 from mars_core.agent.prompt import ANSWER_PREFIX, prompt_messages, try_parse_answer
-from mars_core.agent.scorer import SCORE_PROBE, AgentScorer, GeneratedAnswer, ProductView
+from mars_core.agent.scorer import (
+    SCORE_PROBE,
+    AgentScorer,
+    GeneratedAnswer,
+    ProductView,
+    answer_openings,
+)
 from mars_core.config import StudentConfig
 from mars_core.errors import ModelServerError
 from mars_core.openai_client import ChatClient, NoAnswerError, data_url, with_image_urls
@@ -82,15 +89,21 @@ class RemoteAgentScorer:
         query: str,
         products: Sequence[ProductView],
         *,
+        scores: Sequence[float] | None = None,
         max_new_tokens: int | None = None,
         min_new_tokens: int = 0,
     ) -> list[GeneratedAnswer]:
-        """Greedy answer JSON per product (the rationales of the top N)."""
+        """Greedy answer JSON per product (the rationales of the top N). With `scores`, each
+        answer's opening (`answer_opening`) goes as the assistant message the server
+        continues, so it writes only the rationale, as the in-process agent does."""
         prompts = self._prompts(room, query, products)
+        openings = answer_openings(scores, len(products))
         bounds = {"max_tokens": max_new_tokens or self.cfg.max_new_tokens, "temperature": 0.0}
         if min_new_tokens:
             bounds["min_tokens"] = min_new_tokens  # vLLM's extra sampling parameter
-        texts = self.client.map(lambda messages: self._content(messages, bounds), prompts)
+        texts = self.client.map(
+            lambda item: item[1] + self._content(*item, bounds), zip(prompts, openings, strict=True)
+        )
         return [GeneratedAnswer(text=text, answer=try_parse_answer(text)) for text in texts]
 
     def close(self) -> None:
@@ -140,9 +153,13 @@ class RemoteAgentScorer:
             )
         return digits
 
-    def _content(self, messages: list[dict[str, Any]], bounds: dict[str, Any]) -> str:
-        """The text of one ordinary completion."""
-        reply = self._ask({"messages": messages, **bounds})
+    def _content(self, messages: list[dict[str, Any]], opening: str, bounds: dict[str, Any]) -> str:
+        """The text of one completion: an ordinary one, or the continuation of `opening`."""
+        body: dict[str, Any] = {"messages": messages, **bounds}
+        if opening:
+            body["messages"] = [*messages, {"role": "assistant", "content": opening}]
+            body |= {"continue_final_message": True, "add_generation_prompt": False}
+        reply = self._ask(body)
         try:
             content = reply["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError) as e:

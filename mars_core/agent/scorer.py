@@ -53,6 +53,7 @@ from mars_core.agent.expected_score import expected_scores
 from mars_core.agent.prompt import (
     ANSWER_PREFIX,
     Answer,
+    answer_opening,
     prompt_messages,
     try_parse_answer,
 )
@@ -86,6 +87,7 @@ class TokenBudget:
     product_text: float  # per candidate: query, product text, instruction, chat markers
     answer_prefix: int  # per candidate: the forced `{"score": 0.`
     answer: int  # per reason: new tokens generated at most (student.max_new_tokens)
+    opening: int  # per reason: `{"score": 0.7, "rationale": "`, forced from the known score
 
     @property
     def per_candidate(self) -> float:
@@ -268,10 +270,10 @@ class AgentScorer:
         """Fast scores of several queries' candidates (each on its own room prefix), merged
         into batches of `batch_size` whatever query they belong to: concurrent users share
         forward passes. One list of scores per job, in its products' order."""
-        rows = self._rows(jobs, SCORE_PROBE)
+        rows = self._rows(jobs, [[SCORE_PROBE] * len(products) for _, _, products in jobs])
         scores: list[list[float]] = [[] for _ in jobs]
         for chunk in chunks(rows, self.batch_size):
-            batch = _Batch.build(self, [row[1:] for row in chunk], padding_side="right")
+            batch = _Batch.build(self, [row[1:4] for row in chunk], padding_side="right")
             for (job, *_), score in zip(
                 chunk, self._read_scores(batch.score_logits(self)), strict=True
             ):
@@ -279,16 +281,24 @@ class AgentScorer:
         return scores
 
     def _rows(
-        self, jobs: Sequence[Job], suffix: str
-    ) -> list[tuple[int, _RoomPrefix, str, ProductView]]:
-        """(job index, room prefix, whole prompt text, bounded product) for every candidate."""
+        self, jobs: Sequence[Job], suffixes: Sequence[Sequence[str]]
+    ) -> list[tuple[int, _RoomPrefix, str, ProductView, str]]:
+        """(job index, room prefix, whole prompt text, bounded product, suffix) for every
+        candidate; the prompt text ends with the candidate's suffix (what the answer opens
+        with)."""
         rows = []
-        for job, (room, query, products) in enumerate(jobs):
+        for job, ((room, query, products), ends) in enumerate(zip(jobs, suffixes, strict=True)):
             products = self._bounded(products)
-            texts = [self._prompt_text(query, p.text) + suffix for p in products]
+            texts = [
+                self._prompt_text(query, p.text) + end
+                for p, end in zip(products, ends, strict=True)
+            ]
             if texts:
                 prefix = self._room_prefix(room, texts[0])
-                rows += [(job, prefix, t, p) for t, p in zip(texts, products, strict=True)]
+                rows += [
+                    (job, prefix, t, p, end)
+                    for t, p, end in zip(texts, products, ends, strict=True)
+                ]
         return rows
 
     def _forward_full(
@@ -315,12 +325,17 @@ class AgentScorer:
         query: str,
         products: Sequence[ProductView],
         *,
+        scores: Sequence[float] | None = None,
         max_new_tokens: int | None = None,
         min_new_tokens: int = 0,
         reuse_room_prefix: bool | None = None,
     ) -> list[GeneratedAnswer]:
         """Greedy answer JSON per product, in batches of `batch_size`.
 
+        With `scores` (the products' fast scores) each answer opens with its score written
+        out (`answer_opening`) and the model writes only the rationale: the agent already
+        has the score, and decoding its digits and the JSON around them again would cost
+        decode steps that tell nothing new. `max_new_tokens` counts the generated tokens.
         On the room prefix (default with `reuse_room_prefix`), the batch decodes on the
         query's shared KV cache; otherwise each prompt is whole (HF `generate`, left-padded).
         """
@@ -329,33 +344,50 @@ class AgentScorer:
         reuse = self.reuse_room_prefix if reuse_room_prefix is None else reuse_room_prefix
         budget = max_new_tokens or self.max_new_tokens
         if reuse:
-            return self.generate_many([(room, query, products)], budget, min_new_tokens)[0]
+            job = (room, query, products)
+            return self.generate_many([job], budget, min_new_tokens, [scores])[0]
         products = self._bounded(products)
+        openings = answer_openings(scores, len(products))
         answers: list[GeneratedAnswer] = []
-        for chunk in chunks(list(products), self.batch_size):
-            texts = [self._prompt_text(query, p.text) for p in chunk]
-            new_tokens = self._generate_full(room, texts, chunk, budget, min_new_tokens)
-            answers += self._answers(new_tokens)
+        for chunk in chunks(list(zip(products, openings, strict=True)), self.batch_size):
+            texts = [self._prompt_text(query, p.text) + opening for p, opening in chunk]
+            views = [p for p, _ in chunk]
+            new_tokens = self._generate_full(room, texts, views, budget, min_new_tokens)
+            answers += self._answers(new_tokens, [opening for _, opening in chunk])
         return answers
 
     @torch.inference_mode()
     def generate_many(
-        self, jobs: Sequence[Job], max_new_tokens: int, min_new_tokens: int = 0
+        self,
+        jobs: Sequence[Job],
+        max_new_tokens: int,
+        min_new_tokens: int = 0,
+        scores: Sequence[Sequence[float] | None] | None = None,
     ) -> list[list[GeneratedAnswer]]:
         """Greedy answers of several queries' products, each on its room prefix, decoded in
-        merged batches of `batch_size`; one list per job, in its products' order."""
-        rows = self._rows(jobs, "")
+        merged batches of `batch_size`; one list per job, in its products' order. `scores`
+        (per job, or None) opens answers with known scores, as in `generate`."""
+        scores = scores or [None] * len(jobs)
+        openings = [
+            answer_openings(known, len(products))
+            for known, (_, _, products) in zip(scores, jobs, strict=True)
+        ]
+        rows = self._rows(jobs, openings)
         answers: list[list[GeneratedAnswer]] = [[] for _ in jobs]
         for chunk in chunks(rows, self.batch_size):
-            batch = _Batch.build(self, [row[1:] for row in chunk], padding_side="left")
+            batch = _Batch.build(self, [row[1:4] for row in chunk], padding_side="left")
             new_tokens = batch.generate(self, max_new_tokens, min_new_tokens)
-            for (job, *_), answer in zip(chunk, self._answers(new_tokens), strict=True):
+            decoded = self._answers(new_tokens, [row[4] for row in chunk])
+            for (job, *_), answer in zip(chunk, decoded, strict=True):
                 answers[job].append(answer)
         return answers
 
-    def _answers(self, new_tokens: torch.Tensor) -> list[GeneratedAnswer]:
+    def _answers(self, new_tokens: torch.Tensor, openings: list[str]) -> list[GeneratedAnswer]:
         texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
-        return [GeneratedAnswer(text=text, answer=try_parse_answer(text)) for text in texts]
+        return [
+            GeneratedAnswer(text=opening + text, answer=try_parse_answer(opening + text))
+            for opening, text in zip(openings, texts, strict=True)
+        ]
 
     def _generate_full(
         self,
@@ -394,13 +426,16 @@ class AgentScorer:
         merge = self.processor.image_processor.merge_size**2
         image_tokens = (cont["image_grid_thw"].prod(-1) / merge).float().mean().item()
         per_candidate = cont["attention_mask"].sum(-1).float().mean().item()
-        probe = len(self.processor.tokenizer.encode(SCORE_PROBE, add_special_tokens=False))
+        tokenizer = self.processor.tokenizer
+        probe = len(tokenizer.encode(SCORE_PROBE, add_special_tokens=False))
+        opening = len(tokenizer.encode(answer_opening(0.5), add_special_tokens=False))
         return TokenBudget(
             room_prefix=prefix_tokens.shape[1],
             product_image=image_tokens,
             product_text=per_candidate - image_tokens - probe,
             answer_prefix=probe,
             answer=self.max_new_tokens,
+            opening=opening,
         )
 
     # ---- shared -----------------------------------------------------------------------------
@@ -578,6 +613,15 @@ class _Batch:
                 logits_to_keep=1,
             )
         return torch.stack(tokens, dim=1)
+
+
+def answer_openings(scores: Sequence[float] | None, n: int) -> list[str]:
+    """What each of `n` answers opens with: its known score written out, or nothing."""
+    if scores is None:
+        return [""] * n
+    if len(scores) != n:
+        raise ValueError(f"{len(scores)} scores for {n} products")
+    return [answer_opening(score) for score in scores]
 
 
 def _left_pad(tensor: torch.Tensor, length: int, value: int) -> torch.Tensor:

@@ -135,10 +135,16 @@ class AgentStage:
     def _attach_rationales(
         self, request: SearchRequest, top: list[tuple[Candidate, ProductView]]
     ) -> int:
-        """Generate answers for the top N; return how many came back malformed."""
+        """Generate the top N's rationales after their known scores; return how many came
+        back malformed."""
         if not top:
             return 0
-        answers = self._runner().generate(request.room, request.query, [view for _, view in top])
+        answers = self._runner().generate(
+            request.room,
+            request.query,
+            [view for _, view in top],
+            scores=[candidate.scores[self.name] for candidate, _ in top],
+        )
         for (candidate, _), generated in zip(top, answers, strict=True):
             candidate.rationale = generated.answer.rationale if generated.answer else None
         return sum(generated.answer is None for generated in answers)

@@ -10,6 +10,7 @@ import pytest
 from agent_views import ROOM, product_views
 from PIL import Image
 
+from mars_core.agent.prompt import answer_opening
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.visual_cache import (
     VISUAL_TOKENS_SCHEMA,
@@ -70,6 +71,32 @@ def test_answers_on_the_shared_prefix_equal_per_candidate_generate(scorer):
     assert [a.text for a in batched] == [a.text for a in alone]
     forced = scorer.generate(ROOM, "a bed", products[:2], max_new_tokens=6, min_new_tokens=6)
     assert len(forced) == 2
+
+
+def test_rationales_after_known_scores_on_the_prefix_equal_whole_prompts(scorer):
+    """With the scores known, each answer opens with its score written out and the model
+    writes only the rationale: the same on the room prefix (batched, and merged with answers
+    that open with nothing) as for each whole prompt alone through HF `generate`."""
+    products = product_views(5, width_step=WIDE)
+    scores = [0.04, 0.5, 0.96, 1.0, 0.31]
+    batched = scorer.generate(ROOM, "a bed", products, scores=scores, max_new_tokens=6)
+    alone = [
+        scorer.generate(ROOM, "a bed", [p], scores=[s], max_new_tokens=6, reuse_room_prefix=False)[
+            0
+        ]
+        for p, s in zip(products, scores, strict=True)
+    ]
+    assert [a.text for a in batched] == [a.text for a in alone]
+    for answer, score in zip(batched, scores, strict=True):
+        assert answer.text.startswith(answer_opening(score))
+        assert len(answer.text) > len(answer_opening(score))  # 6 new tokens follow it
+    jobs = [(ROOM, "a bed", products[:2]), (ROOM, "a lamp", products[2:3])]
+    mixed = scorer.generate_many(jobs, 6, scores=[scores[:2], None])
+    assert [a.text for a in mixed[0]] == [a.text for a in batched[:2]]
+    plain = scorer.generate(ROOM, "a lamp", products[2:3], max_new_tokens=6)
+    assert [a.text for a in mixed[1]] == [a.text for a in plain]
+    with pytest.raises(ValueError, match="2 scores for 3 products"):
+        scorer.generate(ROOM, "a bed", products[:3], scores=scores[:2])
 
 
 def test_scores_and_answers_with_cached_visual_tokens_match_the_tower(scorer, tmp_path):
@@ -138,6 +165,10 @@ def test_the_batcher_merges_concurrent_requests_and_answers_each(scorer):
             ROOM, "a bed", product_views(2, width_step=WIDE), max_new_tokens=4
         )
         assert len(answers) == 2
+        views = product_views(2, width_step=WIDE)
+        explained = batcher.generate(ROOM, "a bed", views, scores=[0.2, 0.9], max_new_tokens=4)
+        direct = scorer.generate(ROOM, "a bed", views, scores=[0.2, 0.9], max_new_tokens=4)
+        assert [a.text for a in explained] == [a.text for a in direct]
     finally:
         batcher.close()
     with pytest.raises(RuntimeError, match="closed"):

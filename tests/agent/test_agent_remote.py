@@ -10,7 +10,7 @@ import pytest
 from agent_views import ROOM, product_views
 from chat_server import ChatServer, ServedModel
 
-from mars_core.agent.prompt import ANSWER_PREFIX
+from mars_core.agent.prompt import ANSWER_PREFIX, answer_opening
 from mars_core.agent.remote import RemoteAgentScorer, open_scorer
 from mars_core.agent.scorer import SCORE_PROBE, AgentScorer
 from mars_core.agent.stage import AgentStage
@@ -66,6 +66,23 @@ def test_served_rationales_equal_the_in_process_answers(local, cfg, model_cache)
     assert [a.text for a in served] == [a.text for a in in_process]
     assert all(body["max_tokens"] == 6 for body in server.requests)
     assert not any(body.get("continue_final_message") for body in server.requests)
+
+
+@pytest.mark.slow
+def test_served_rationales_after_known_scores_continue_the_opened_answer(local, cfg, model_cache):
+    """The opening with the known score goes as the assistant message the server continues;
+    the answer is that opening plus the server's continuation, as in process."""
+    scores = [0.1, 0.7, 0.95]
+    with ChatServer(model=ServedModel(local.model, local.processor)) as server:
+        remote = RemoteAgentScorer(served_student(cfg, server.url))
+        served = remote.generate(ROOM, "a bed", product_views(3), scores=scores, max_new_tokens=6)
+        remote.close()
+    in_process = local.generate(ROOM, "a bed", product_views(3), scores=scores, max_new_tokens=6)
+    assert [a.text for a in served] == [a.text for a in in_process]
+    openings = [body["messages"][-1] for body in server.requests]
+    assert sorted(o["content"] for o in openings) == sorted(map(answer_opening, scores))
+    assert {o["role"] for o in openings} == {"assistant"}
+    assert all(b["continue_final_message"] and "logprobs" not in b for b in server.requests)
 
 
 @pytest.mark.slow
