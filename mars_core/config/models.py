@@ -84,7 +84,9 @@ class StudentConfig(VLMConfig):
     )
     batch_size: int = knob(8, "candidates per forward pass when scoring, answers per generate call")
     max_new_tokens: int = knob(
-        48, "bound on a generated answer (JSON score + one-sentence rationale)"
+        48,
+        "tokens the agent may generate per answer (JSON score + one-sentence rationale); the "
+        "top N's rationales count them after the forced opening with their known score",
     )
     reuse_room_prefix: bool = knob(
         True, "encode system text + room image once per query and reuse its KV cache"

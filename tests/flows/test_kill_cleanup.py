@@ -53,6 +53,18 @@ def _wait_for(what, condition, said=lambda: "", timeout: float = WAIT_S):
     raise AssertionError(f"timed out waiting for {what}\n{said()}")
 
 
+def _task_running(prefect_home: Path) -> bool:
+    """Whether a task run of the flow has started its work (Prefect's own set-up of a task
+    run is over: a signal landing inside that set-up ends the flow run FAILED, not CRASHED,
+    because Prefect's crash handler then raises "Task run is not set")."""
+    try:
+        with sqlite3.connect(prefect_home / "prefect.db") as db:
+            rows = db.execute("select state_type from task_run").fetchall()
+    except sqlite3.OperationalError:  # not created yet, or busy: ask again
+        return False
+    return any(state == "RUNNING" for (state,) in rows)
+
+
 def _flow_run_states(prefect_home: Path, pid: int) -> list[str]:
     with sqlite3.connect(prefect_home / "prefect.db") as db:
         rows = db.execute("select state_type, tags from flow_run").fetchall()
@@ -94,6 +106,8 @@ def test_a_killed_flow_is_cleaned_up(flow_command, tmp_path, sig):
             )
 
         runs = _wait_for("the flow's MLflow run", started, log.read_text)
+        prefect_home = Path(env["PREFECT_HOME"])
+        _wait_for("its search task to run", lambda: _task_running(prefect_home), log.read_text)
         servers = _children(flow.pid)
         assert servers, "the flow runs its Prefect server as a child"
         flow.send_signal(sig)
@@ -102,7 +116,6 @@ def test_a_killed_flow_is_cleaned_up(flow_command, tmp_path, sig):
         flow.kill()
     _wait_for("the server child to die with its parent", lambda: all(map(_gone, servers)))
     run_id = runs[0].info.run_id
-    prefect_home = Path(env["PREFECT_HOME"])
     if sig == signal.SIGKILL:
         assert client.get_run(run_id).info.status == "RUNNING"  # nobody closed it
         assert dead_owner([owner_tag(flow.pid)]) == flow.pid
