@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from PIL import Image
@@ -33,6 +33,16 @@ R = TypeVar("R")
 
 class NoAnswerError(RuntimeError):
     """The server gave no usable HTTP answer after every re-send (the last problem is said)."""
+
+
+class ServerSettings(Protocol):
+    """What a served model's config (`teacher.*`, `student.*` with kind=openai) tells the client."""
+
+    timeout: float
+    concurrency: int
+    retries: int
+    backoff: float
+    api_key_env: str
 
 
 class ChatClient:
@@ -72,6 +82,21 @@ class ChatClient:
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(
             max_workers=concurrency * len(self.clients), thread_name_prefix=thread_name
+        )
+
+    @classmethod
+    def for_servers(
+        cls, endpoints: list[str], settings: ServerSettings, thread_name: str
+    ) -> ChatClient:
+        """A client of `endpoints` with a config's timeout, concurrency, re-sends and key."""
+        return cls(
+            endpoints,
+            timeout=settings.timeout,
+            concurrency=settings.concurrency,
+            retries=settings.retries,
+            backoff=settings.backoff,
+            api_key_env=settings.api_key_env,
+            thread_name=thread_name,
         )
 
     def post(self, body: dict[str, Any]) -> httpx.Response:

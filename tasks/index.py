@@ -43,7 +43,11 @@ def reindex_catalogue(
     progress = PrefectProgress("reindex-embedding", "products embedded by this re-index")
 
     def on_runner(shards: list[EmbedShard]) -> Iterator[ShardVectors]:
-        shared = {"embedder": embedder, "models_dir": models_dir, "pixels": max_image_pixels}
+        shared = {
+            "embedder": embedder,
+            "models_dir": models_dir,
+            "max_image_pixels": max_image_pixels,
+        }
         mapped = {"shard": shards, **{name: unmapped(v) for name, v in shared.items()}}
         return iter_shards(pipeline, embed_products, mapped)
 
@@ -54,10 +58,10 @@ def reindex_catalogue(
 
 @task(name="embed-shard")
 def embed_products(
-    shard: EmbedShard, embedder: EmbedderConfig, models_dir: str, pixels: int
+    shard: EmbedShard, embedder: EmbedderConfig, models_dir: str, max_image_pixels: int
 ) -> ShardVectors:
     """One shard's vectors (the re-index commits them as they arrive)."""
-    return embed_shard(shard, embedder_for(embedder, models_dir, pixels))
+    return embed_shard(shard, embedder_for(embedder, models_dir, max_image_pixels))
 
 
 @task(name="verify-index")

@@ -54,15 +54,7 @@ class RemoteAgentScorer:
         self.endpoint = str(cfg.endpoint)
         # What ranks results, as pages and tables say it (`describe_adapter` quotes it).
         self.adapter = f"{cfg.served_model} served at {self.endpoint}"
-        self.client = ChatClient(
-            [self.endpoint],
-            timeout=cfg.timeout,
-            concurrency=cfg.concurrency,
-            retries=cfg.retries,
-            backoff=cfg.backoff,
-            api_key_env=cfg.api_key_env,
-            thread_name="agent",
-        )
+        self.client = ChatClient.for_servers([self.endpoint], cfg, thread_name="agent")
 
     def score(
         self,

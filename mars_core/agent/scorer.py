@@ -40,7 +40,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from PIL import Image
@@ -273,19 +273,14 @@ class AgentScorer:
         rows = self._rows(jobs, [[SCORE_PROBE] * len(products) for _, _, products in jobs])
         scores: list[list[float]] = [[] for _ in jobs]
         for chunk in chunks(rows, self.batch_size):
-            batch = _Batch.build(self, [row[1:4] for row in chunk], padding_side="right")
-            for (job, *_), score in zip(
-                chunk, self._read_scores(batch.score_logits(self)), strict=True
-            ):
-                scores[job].append(score)
+            batch = _Batch.build(self, chunk, padding_side="right")
+            for row, score in zip(chunk, self._read_scores(batch.score_logits(self)), strict=True):
+                scores[row.job].append(score)
         return scores
 
-    def _rows(
-        self, jobs: Sequence[Job], suffixes: Sequence[Sequence[str]]
-    ) -> list[tuple[int, _RoomPrefix, str, ProductView, str]]:
-        """(job index, room prefix, whole prompt text, bounded product, suffix) for every
-        candidate; the prompt text ends with the candidate's suffix (what the answer opens
-        with)."""
+    def _rows(self, jobs: Sequence[Job], suffixes: Sequence[Sequence[str]]) -> list[_Row]:
+        """Every candidate of every job, its prompt text ending with its suffix (what the
+        answer opens with)."""
         rows = []
         for job, ((room, query, products), ends) in enumerate(zip(jobs, suffixes, strict=True)):
             products = self._bounded(products)
@@ -296,7 +291,7 @@ class AgentScorer:
             if texts:
                 prefix = self._room_prefix(room, texts[0])
                 rows += [
-                    (job, prefix, t, p, end)
+                    _Row(job, prefix, t, p, end)
                     for t, p, end in zip(texts, products, ends, strict=True)
                 ]
         return rows
@@ -375,11 +370,11 @@ class AgentScorer:
         rows = self._rows(jobs, openings)
         answers: list[list[GeneratedAnswer]] = [[] for _ in jobs]
         for chunk in chunks(rows, self.batch_size):
-            batch = _Batch.build(self, [row[1:4] for row in chunk], padding_side="left")
+            batch = _Batch.build(self, chunk, padding_side="left")
             new_tokens = batch.generate(self, max_new_tokens, min_new_tokens)
-            decoded = self._answers(new_tokens, [row[4] for row in chunk])
-            for (job, *_), answer in zip(chunk, decoded, strict=True):
-                answers[job].append(answer)
+            decoded = self._answers(new_tokens, [row.suffix for row in chunk])
+            for row, answer in zip(chunk, decoded, strict=True):
+                answers[row.job].append(answer)
         return answers
 
     def _answers(self, new_tokens: torch.Tensor, openings: list[str]) -> list[GeneratedAnswer]:
@@ -487,6 +482,16 @@ class _RoomPrefix:
         return self.inputs["input_ids"].shape[1]
 
 
+class _Row(NamedTuple):
+    """One candidate of one job (query), ready to join a batch."""
+
+    job: int  # index of its query in the jobs asked
+    prefix: _RoomPrefix
+    text: str  # the whole prompt, ending with `suffix`
+    product: ProductView  # its image within `product_max_pixels`
+    suffix: str  # what the answer opens with (the score probe, a known score, or nothing)
+
+
 @dataclass
 class _Batch:
     """Continuations (product image + text) on room prefixes, as one batch for the model.
@@ -508,18 +513,18 @@ class _Batch:
     def build(
         cls,
         scorer: AgentScorer,
-        rows: list[tuple[_RoomPrefix, str, ProductView]],
+        rows: list[_Row],
         *,
         padding_side: str,
     ) -> _Batch:
-        if any(not text.startswith(prefix.text) for prefix, text, _ in rows):
+        if any(not row.text.startswith(row.prefix.text) for row in rows):
             raise RuntimeError(
                 "prompt template changed: candidates no longer share the room prefix"
             )
-        prefixes = [prefix for prefix, _, _ in rows]
+        prefixes = [row.prefix for row in rows]
         cont = scorer._process(
-            [text[len(prefix.text) :] for prefix, text, _ in rows],
-            [[product.image] for _, _, product in rows],
+            [row.text[len(row.prefix.text) :] for row in rows],
+            [[row.product.image] for row in rows],
             padding_side=padding_side,
         )
         length = max(prefix.length for prefix in prefixes)
@@ -553,7 +558,7 @@ class _Batch:
             positions=positions[:, :, length:],
             next_position=positions.amax(dim=(0, 2)) + 1,
             cache=_joint_cache(prefixes, length, scorer.model.config),
-            images=[product.image for _, _, product in rows],
+            images=[row.product.image for row in rows],
         )
 
     def score_logits(self, scorer: AgentScorer) -> torch.Tensor:

@@ -20,7 +20,7 @@ from mars_core.evaluation.metrics import RankedRequest, all_metrics
 from mars_core.evaluation.requests import EvalSet
 from mars_core.images import load_image
 from mars_core.search.funnel import FunnelStep, SearchFunnel
-from mars_core.search.types import Candidate, SearchRequest, Stage, StageOutput
+from mars_core.search.types import Candidate, SearchRequest, StageOutput, WrappedStage
 from mars_core.stages import build_funnel
 
 AGENT = "agent"
@@ -73,16 +73,11 @@ def configurations(ablations: list[list[str]], adapters: list[str]) -> list[Conf
 
 
 @dataclass
-class HeldOutOnly:
+class HeldOutOnly(WrappedStage):
     """Stage 1 narrowed to test-split products: fetches more, keeps the held-out ones."""
 
-    stage: Stage
     keep: frozenset[str]
     overfetch: int  # eval.overfetch
-
-    @property
-    def name(self) -> str:
-        return self.stage.name
 
     def rank(
         self, request: SearchRequest, candidates: list[Candidate] | None, k: int
@@ -90,11 +85,6 @@ class HeldOutOnly:
         output = self.stage.rank(request, candidates, k * self.overfetch)
         kept = [c for c in output.candidates if c.key in self.keep][:k]
         return dataclasses.replace(output, candidates=kept)
-
-    def close(self) -> None:
-        close = getattr(self.stage, "close", None)
-        if close is not None:
-            close()
 
 
 def configured(cfg: MarsConfig, configuration: Configuration) -> MarsConfig:

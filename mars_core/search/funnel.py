@@ -8,7 +8,14 @@ from typing import Any
 
 from mars_core.config import FunnelConfig
 from mars_core.search.query import check_query
-from mars_core.search.types import Candidate, CategoryLock, SearchRequest, SkippedProduct, Stage
+from mars_core.search.types import (
+    Candidate,
+    CategoryLock,
+    SearchRequest,
+    SkippedProduct,
+    Stage,
+    close_stage,
+)
 
 NOTHING_FITS = "Nothing in the catalogue fits this room; closest options:"
 NO_PRODUCTS = "The catalogue has no products of category {category}."
@@ -83,9 +90,7 @@ class SearchFunnel:
     def close(self) -> None:
         """Release what the stages hold open (Lucene readers and their directories)."""
         for step in self.steps:
-            close = getattr(step.stage, "close", None)
-            if close is not None:
-                close()
+            close_stage(step.stage)
 
     def search(self, request: SearchRequest) -> SearchResult:
         """Run the stages in order; a query over the limits is refused before the first."""

@@ -80,3 +80,25 @@ class Stage(Protocol):
     def rank(
         self, request: SearchRequest, candidates: list[Candidate] | None, k: int
     ) -> StageOutput: ...
+
+
+def close_stage(stage: Stage) -> None:
+    """Release what a stage holds open, for the stages that hold anything (a `close`)."""
+    close = getattr(stage, "close", None)
+    if close is not None:
+        close()
+
+
+@dataclass
+class WrappedStage:
+    """A stage seen through a wrapper that changes how it ranks (a subclass's `rank`) but not
+    its name or what it holds open."""
+
+    stage: Stage
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    def close(self) -> None:
+        close_stage(self.stage)

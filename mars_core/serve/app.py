@@ -32,7 +32,7 @@ from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.search.funnel import SearchFunnel, SearchResult
-from mars_core.search.types import Candidate, SearchRequest, Stage, StageOutput
+from mars_core.search.types import Candidate, SearchRequest, StageOutput, WrappedStage
 from mars_core.serve.validation import (
     UNPROCESSABLE,
     BodyLimit,
@@ -95,26 +95,16 @@ class Service:
 
 
 @dataclass
-class LockedStage:
+class LockedStage(WrappedStage):
     """A stage whose `rank` runs under a lock shared by the service's requests."""
 
-    stage: Stage
     lock: threading.Lock
-
-    @property
-    def name(self) -> str:
-        return self.stage.name
 
     def rank(
         self, request: SearchRequest, candidates: list[Candidate] | None, k: int
     ) -> StageOutput:
         with self.lock:
             return self.stage.rank(request, candidates, k)
-
-    def close(self) -> None:
-        close = getattr(self.stage, "close", None)
-        if close is not None:
-            close()
 
 
 def error_response(status: int, message: str) -> JSONResponse:

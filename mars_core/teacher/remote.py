@@ -37,15 +37,8 @@ class OpenAITeacher(Teacher):
         self.cfg = cfg
         self.max_image_pixels = max_image_pixels
         self.name = cfg.name
-        self.client = ChatClient(
-            [str(cfg.endpoint), *cfg.replicas],
-            timeout=cfg.timeout,
-            concurrency=cfg.concurrency,
-            retries=cfg.retries,
-            backoff=cfg.backoff,
-            api_key_env=cfg.api_key_env,
-            thread_name="teacher",
-        )
+        endpoints = [str(cfg.endpoint), *cfg.replicas]
+        self.client = ChatClient.for_servers(endpoints, cfg, thread_name="teacher")
 
     def label(self, requests: Sequence[LabelRequest]) -> list[Label]:
         labels: list[Label | None] = [None] * len(requests)
