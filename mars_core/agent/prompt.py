@@ -9,13 +9,14 @@ Message layout (Qwen2-VL chat format, images as `{"type": "image"}` placeholders
 themselves go to the processor in `IMAGE_ORDER`):
 
     system     SYSTEM_PROMPT
-    user       [room image] [product image] "Query: ...\\nProduct: ...\\n<instruction>"
+    user       [room image] "Query: ...\\n<instruction>\\n" [product image] "Product: ..."
     assistant  {"score": 0.7, "rationale": "<one sentence>"}
 
-The room image comes first so that the shared part of every candidate's prompt (system text
-plus room image) is one prefix the agent computes once per query. Scores are written with
-one decimal: the agent's fast score reads exactly those digits from the model's next-token
-distribution (see `mars_core.agent.scorer`).
+Everything a query's candidates have in common comes first (system text, room image, query,
+instruction), so that it is one prefix the agent computes once per query; a candidate adds
+only its product image and text. Scores are written with one decimal: the agent's fast score
+reads exactly those digits from the model's next-token distribution (see
+`mars_core.agent.scorer`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-PROMPT_VERSION = "room-fit-v1"
+PROMPT_VERSION = "room-fit-v2"
 
 SYSTEM_PROMPT = (
     "You are an interior design assistant. Look at the room and the product. "
@@ -84,12 +85,17 @@ def prompt_messages(query: str, product: str) -> list[dict[str, Any]]:
 
     Pass the images to the processor in `IMAGE_ORDER` (room, then product).
     """
-    text = f"Query: {_plain(query)}\nProduct: {_plain(product)}\n{INSTRUCTION}"
+    shared = f"Query: {_plain(query)}\n{INSTRUCTION}\n"
     return [
         {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
         {
             "role": "user",
-            "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": text}],
+            "content": [
+                {"type": "image"},
+                {"type": "text", "text": shared},
+                {"type": "image"},
+                {"type": "text", "text": f"Product: {_plain(product)}"},
+            ],
         },
     ]
 

@@ -20,8 +20,9 @@ Two ways to get a score:
 * `generate`: the answer JSON, greedy and bounded by `max_new_tokens`; the agent runs it only
   for the top N results to get their rationales.
 
-The room image is the same for every candidate of a query and comes first in the prompt, so
-the system text + room image is one prefix: with `reuse_room_prefix` it is encoded once and its
+The room image, query and instruction are the same for every candidate of a query and come
+first in the prompt, so system text + room image + query + instruction is one prefix (the
+"room prefix"): with `reuse_room_prefix` it is encoded once and its
 KV cache is expanded along the batch for every batch of candidates. Qwen2-VL's M-RoPE positions
 depend on image grids, so the positions of the whole sequence come from `get_rope_index` on
 prefix + continuation and are sliced; continuations are right-padded and the logits are read
@@ -63,7 +64,8 @@ from mars_core.models.loading import load_vlm
 
 # The fast path's forced answer opening; its last two tokens are the digit `0` and `.`.
 SCORE_PROBE = ANSWER_PREFIX + "0."
-ROOM_END = "<|vision_end|>"
+# Opens each image in the prompt text; the last one opens the candidate's product image.
+VISION_START = "<|vision_start|>"
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,9 @@ Job = tuple[Image.Image, str, Sequence["ProductView"]]
 class TokenBudget:
     """Tokens of one query (means over its candidates): see `AgentScorer.token_budget`."""
 
-    room_prefix: int  # system text + room image, once per query
+    room_prefix: int  # system text, room image, query and instruction, once per query
     product_image: float  # per candidate: the product's visual tokens
-    product_text: float  # per candidate: query, product text, instruction, chat markers
+    product_text: float  # per candidate: product text, chat markers
     answer_prefix: int  # per candidate: the forced `{"score": 0.`
     answer: int  # per reason: new tokens generated at most (student.max_new_tokens)
     opening: int  # per reason: `{"score": 0.7, "rationale": "`, forced from the known score
@@ -451,7 +453,8 @@ class AgentScorer:
 
 @dataclass
 class _RoomPrefix:
-    """The encoded system text + room image, shared by every candidate of one query."""
+    """The encoded system text, room image, query and instruction, shared by every candidate
+    of one query."""
 
     text: str
     inputs: dict[str, torch.Tensor]
@@ -459,7 +462,7 @@ class _RoomPrefix:
 
     @classmethod
     def encode(cls, scorer: AgentScorer, room: Image.Image, text: str) -> _RoomPrefix:
-        """Run the prefix (up to the end of the room image) once and keep its KV cache."""
+        """Run the prefix (up to the product image) once and keep its KV cache."""
         inputs = scorer._process([text], [[room]], padding_side="right")
         positions, _ = _rope_core(scorer.model).get_rope_index(
             inputs["input_ids"],
@@ -678,8 +681,10 @@ def bound_product_image(
 
 
 def _prefix_text(full_text: str) -> str:
-    """A prompt's shared part: everything up to the end of the room image."""
-    return full_text[: full_text.index(ROOM_END) + len(ROOM_END)]
+    """A prompt's shared part: everything before the product image (system text, room image,
+    query and instruction). User and catalogue text never hold vision markers (the prompt
+    strips them), so the last one is the product image's."""
+    return full_text[: full_text.rindex(VISION_START)]
 
 
 def _as_list(ids: int | list[int] | None) -> list[int]:
