@@ -28,7 +28,10 @@ depend on image grids, so the positions of the whole sequence come from `get_rop
 prefix + continuation and are sliced; continuations are right-padded and the logits are read
 at each row's own last positions (`logits_to_keep` with per-row indices). The last query's
 prefix is kept, so the top-N answers that follow the scores reuse it too: they decode as one
-batch on the shared prefix (continuations left-padded, a greedy loop over the cache).
+batch on the shared prefix (continuations left-padded, a greedy loop over the cache). The
+scoring pass also keeps each candidate's own part of the KV cache (product image, text and
+`{"score": 0.`), so an answer that opens with its known score continues that pass: only the
+rest of its opening (`7, "rationale": "`) runs before the rationale is decoded.
 
 Per candidate, the model sees its product image (bounded by `product_max_pixels`, far below a
 room's bound) and its text. With a `VisualCache` the product image's visual tokens come from
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -243,6 +246,12 @@ class AgentScorer:
         """Drop the kept room prefixes (benches time each path from a cold prefix)."""
         self._prefixes.clear()
 
+    def forget_scored(self) -> None:
+        """Drop the kept scoring passes, not the prefixes (benches time answers that run
+        their candidates' prompts again)."""
+        for prefix in self._prefixes.values():
+            prefix.scored.clear()
+
     # ---- fast score -------------------------------------------------------------------------
 
     @torch.inference_mode()
@@ -273,6 +282,8 @@ class AgentScorer:
         into batches of `batch_size` whatever query they belong to: concurrent users share
         forward passes. One list of scores per job, in its products' order."""
         rows = self._rows(jobs, [[SCORE_PROBE] * len(products) for _, _, products in jobs])
+        for row in rows:
+            row.prefix.scored.clear()  # only the latest scores' rows are kept for answers
         scores: list[list[float]] = [[] for _ in jobs]
         for chunk in chunks(rows, self.batch_size):
             batch = _Batch.build(self, chunk, padding_side="right")
@@ -334,7 +345,9 @@ class AgentScorer:
         has the score, and decoding its digits and the JSON around them again would cost
         decode steps that tell nothing new. `max_new_tokens` counts the generated tokens.
         On the room prefix (default with `reuse_room_prefix`), the batch decodes on the
-        query's shared KV cache; otherwise each prompt is whole (HF `generate`, left-padded).
+        query's shared KV cache, and an opened answer of a candidate the latest `score` of
+        this query scored continues that scoring pass; otherwise each prompt is whole (HF
+        `generate`, left-padded).
         """
         if not products:
             return []
@@ -370,14 +383,34 @@ class AgentScorer:
             for known, (_, _, products) in zip(scores, jobs, strict=True)
         ]
         rows = self._rows(jobs, openings)
-        answers: list[list[GeneratedAnswer]] = [[] for _ in jobs]
-        for chunk in chunks(rows, self.batch_size):
-            batch = _Batch.build(self, chunk, padding_side="left")
+        scored = {i: self._scored_row(row) for i, row in enumerate(rows)}
+        continued = [i for i, found in scored.items() if found is not None]
+        fresh = [i for i, found in scored.items() if found is None]
+        decoded: dict[int, GeneratedAnswer] = {}
+        for chunk in chunks(continued, self.batch_size):
+            batch = _ContinuedBatch.build(
+                self, [rows[i] for i in chunk], [scored[i] for i in chunk]
+            )
             new_tokens = batch.generate(self, max_new_tokens, min_new_tokens)
-            decoded = self._answers(new_tokens, [row.suffix for row in chunk])
-            for row, answer in zip(chunk, decoded, strict=True):
-                answers[row.job].append(answer)
+            decoded |= dict(zip(chunk, self._answers(new_tokens, batch.openings), strict=True))
+        for chunk in chunks(fresh, self.batch_size):
+            batch = _Batch.build(self, [rows[i] for i in chunk], padding_side="left")
+            new_tokens = batch.generate(self, max_new_tokens, min_new_tokens)
+            openings = [rows[i].suffix for i in chunk]
+            decoded |= dict(zip(chunk, self._answers(new_tokens, openings), strict=True))
+        answers: list[list[GeneratedAnswer]] = [[] for _ in jobs]
+        for i, row in enumerate(rows):
+            answers[row.job].append(decoded[i])
         return answers
+
+    def _scored_row(self, row: _Row) -> _Scored | None:
+        """The scoring pass's kept continuation of a row whose answer opens with its known
+        score: the answer then continues on it (its product image and text are already in
+        the cache) instead of running them again."""
+        if not row.suffix:
+            return None
+        prompt = row.text[: len(row.text) - len(row.suffix)]
+        return row.prefix.scored.get(prompt + SCORE_PROBE)
 
     def _answers(self, new_tokens: torch.Tensor, openings: list[str]) -> list[GeneratedAnswer]:
         texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
@@ -459,6 +492,8 @@ class _RoomPrefix:
     text: str
     inputs: dict[str, torch.Tensor]
     kv: list[tuple[torch.Tensor, torch.Tensor]]
+    # The latest scoring pass's continuations on this prefix, by their prompt text.
+    scored: dict[str, _Scored] = field(default_factory=dict)
 
     @classmethod
     def encode(cls, scorer: AgentScorer, room: Image.Image, text: str) -> _RoomPrefix:
@@ -511,6 +546,7 @@ class _Batch:
     next_position: torch.Tensor  # (rows,): where text after the prompt continues
     cache: DynamicCache
     images: list[Image.Image]
+    rows: list[_Row]
 
     @classmethod
     def build(
@@ -560,12 +596,17 @@ class _Batch:
             attention_mask=joined["attention_mask"],
             positions=positions[:, :, length:],
             next_position=positions.amax(dim=(0, 2)) + 1,
-            cache=_joint_cache(prefixes, length, scorer.model.config),
+            cache=DynamicCache(
+                ddp_cache_data=_joint_kv(prefixes, length), config=scorer.model.config
+            ),
             images=[row.product.image for row in rows],
+            rows=rows,
         )
 
     def score_logits(self, scorer: AgentScorer) -> torch.Tensor:
-        """Logits at the two score positions of each (right-padded) continuation."""
+        """Logits at the two score positions of each (right-padded) continuation; each row's
+        continuation stays on its prefix (`_RoomPrefix.scored`) for the answer that may
+        follow its score."""
         out = scorer.model(
             input_ids=self.cont["input_ids"],
             attention_mask=self.attention_mask,
@@ -575,7 +616,21 @@ class _Batch:
             logits_to_keep=_score_positions(self.cont),
             **scorer._vision_inputs(self.cont, self.images),
         )
+        self._keep_continuations(out.cache)
         return out.logits
+
+    def _keep_continuations(self, cache: DynamicCache) -> None:
+        """Copy each row's own continuation (its real tokens, not the padding) out of the
+        batch's cache: about as much memory as the batch's forward held, per scored row."""
+        start = self.attention_mask.shape[1] - self.cont["input_ids"].shape[1]
+        lengths = self.cont["attention_mask"].sum(-1).tolist()
+        layers = [(keys, values) for keys, values, *_ in cache]
+        for i, (row, n) in enumerate(zip(self.rows, lengths, strict=True)):
+            kv = [
+                tuple(part[i : i + 1, :, start : start + n].clone() for part in layer)
+                for layer in layers
+            ]
+            row.prefix.scored[row.text] = _Scored(kv, int(self.next_position[i]))
 
     def generate(
         self, scorer: AgentScorer, max_new_tokens: int, min_new_tokens: int
@@ -586,41 +641,153 @@ class _Batch:
         masked out), so every row's next token is read at the same last position. Rows that
         ended (an EOS token) continue with the pad token, as HF `generate` does.
         """
-        rows = self.attention_mask.shape[0]
-        config = scorer.model.generation_config
-        eos = torch.tensor(_as_list(config.eos_token_id), device=scorer.device)
-        pad = config.pad_token_id if config.pad_token_id is not None else int(eos[0])
-        mask = self.attention_mask
         out = scorer.model(
             input_ids=self.cont["input_ids"],
-            attention_mask=mask,
+            attention_mask=self.attention_mask,
             position_ids=self.positions,
             cache=self.cache,
             use_cache=True,
             logits_to_keep=1,
             **scorer._vision_inputs(self.cont, self.images),
         )
-        done = torch.zeros(rows, dtype=torch.bool, device=scorer.device)
-        tokens = []
-        for step in range(max_new_tokens):
-            logits = out.logits[:, -1].float()
-            if step < min_new_tokens:
-                logits[:, eos] = float("-inf")
-            token = logits.argmax(-1).masked_fill(done, pad)
-            tokens.append(token)
-            done |= torch.isin(token, eos)
-            if done.all() or step == max_new_tokens - 1:
-                break
-            mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
-            out = scorer.model(
-                input_ids=token[:, None],
-                attention_mask=mask,
-                position_ids=(self.next_position + step).view(1, rows, 1).expand(3, -1, -1),
-                cache=out.cache,
-                use_cache=True,
-                logits_to_keep=1,
+        return _greedy(
+            scorer, out, self.attention_mask, self.next_position, max_new_tokens, min_new_tokens
+        )
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """A scored row's continuation (product image, text, `{"score": 0.`) as the scoring pass
+    left it in the KV cache."""
+
+    kv: list[tuple[torch.Tensor, ...]]  # per layer (keys, values): (1, heads, tokens, dim)
+    next_position: int  # the M-RoPE position after its last token
+
+    @property
+    def length(self) -> int:
+        return self.kv[0][0].shape[2]
+
+
+@dataclass
+class _ContinuedBatch:
+    """Answers opened with known scores that continue their rows' scoring passes: prefix and
+    continuation come from the caches, the probe's tokens an opening does not share (the
+    `0.` of a `1.0`) are cut off, and only the rest of the opening is run before decoding.
+
+    Layout per row: prefix (left-padded to the longest), continuation (left-padded), rest of
+    the opening (left-padded); the padding is masked out and positions are each row's own.
+    """
+
+    rest: torch.Tensor  # (rows, longest rest): the openings' tokens after the kept probe
+    attention_mask: torch.Tensor  # prefixes + continuations + rests
+    positions: torch.Tensor  # (3, rows, longest rest)
+    next_position: torch.Tensor  # (rows,): where the decoded answer continues
+    cache: DynamicCache
+    openings: list[str]
+
+    @classmethod
+    def build(cls, scorer: AgentScorer, rows: list[_Row], scored: list[_Scored]) -> _ContinuedBatch:
+        tokenizer = scorer.processor.tokenizer
+        probe = tokenizer.encode(SCORE_PROBE, add_special_tokens=False)
+        openings = [tokenizer.encode(row.suffix, add_special_tokens=False) for row in rows]
+        cuts = [len(probe) - _shared_length(probe, opening) for opening in openings]
+        rests = [opening[len(probe) - cut :] for opening, cut in zip(openings, cuts, strict=True)]
+        kept = [s.length - cut for s, cut in zip(scored, cuts, strict=True)]
+        prefixes = [row.prefix for row in rows]
+        length, longest, widest = max(p.length for p in prefixes), max(kept), max(map(len, rests))
+        prefix_kv = _joint_kv(prefixes, length)
+        layers = [
+            tuple(
+                torch.cat(
+                    [
+                        prefix_kv[layer][part],
+                        torch.cat(
+                            [
+                                _left_pad_tokens(s.kv[layer][part][:, :, :n], longest)
+                                for s, n in zip(scored, kept, strict=True)
+                            ]
+                        ),
+                    ],
+                    dim=2,
+                )
+                for part in (0, 1)
             )
-        return torch.stack(tokens, dim=1)
+            for layer in range(len(prefix_kv))
+        ]
+        pad = tokenizer.pad_token_id
+        mask = torch.cat(
+            [
+                torch.cat([_left_pad(p.inputs["attention_mask"], length, 0) for p in prefixes]),
+                _ones_right(kept, longest),
+                _ones_right(list(map(len, rests)), widest),
+            ],
+            dim=1,
+        ).to(scorer.device)
+        starts = torch.tensor([s.next_position - cut for s, cut in zip(scored, cuts, strict=True)])
+        steps = torch.arange(widest) - widest + torch.tensor(list(map(len, rests)))[:, None]
+        positions = (starts[:, None] + steps.clamp(min=0)).to(scorer.device)
+        return cls(
+            rest=torch.tensor([[pad] * (widest - len(r)) + r for r in rests], device=scorer.device),
+            attention_mask=mask,
+            positions=positions[None].expand(3, -1, -1),
+            next_position=(starts + torch.tensor(list(map(len, rests)))).to(scorer.device),
+            cache=DynamicCache(ddp_cache_data=layers, config=scorer.model.config),
+            openings=[row.suffix for row in rows],
+        )
+
+    def generate(
+        self, scorer: AgentScorer, max_new_tokens: int, min_new_tokens: int
+    ) -> torch.Tensor:
+        """Greedy new tokens after the openings, decoded as one batch on the caches."""
+        out = scorer.model(
+            input_ids=self.rest,
+            attention_mask=self.attention_mask,
+            position_ids=self.positions,
+            cache=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return _greedy(
+            scorer, out, self.attention_mask, self.next_position, max_new_tokens, min_new_tokens
+        )
+
+
+def _greedy(
+    scorer: AgentScorer,
+    out: Any,
+    mask: torch.Tensor,
+    next_position: torch.Tensor,
+    max_new_tokens: int,
+    min_new_tokens: int,
+) -> torch.Tensor:
+    """Greedy new tokens after a batch's prompt forward (`out`), one decode step per token on
+    its cache; `next_position` is each row's position of the first new token. Rows that ended
+    (an EOS token) continue with the pad token, as HF `generate` does."""
+    rows = mask.shape[0]
+    config = scorer.model.generation_config
+    eos = torch.tensor(_as_list(config.eos_token_id), device=scorer.device)
+    pad = config.pad_token_id if config.pad_token_id is not None else int(eos[0])
+    done = torch.zeros(rows, dtype=torch.bool, device=scorer.device)
+    tokens = []
+    for step in range(max_new_tokens):
+        logits = out.logits[:, -1].float()
+        if step < min_new_tokens:
+            logits[:, eos] = float("-inf")
+        token = logits.argmax(-1).masked_fill(done, pad)
+        tokens.append(token)
+        done |= torch.isin(token, eos)
+        if done.all() or step == max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
+        out = scorer.model(
+            input_ids=token[:, None],
+            attention_mask=mask,
+            position_ids=(next_position + step).view(1, rows, 1).expand(3, -1, -1),
+            cache=out.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+    return torch.stack(tokens, dim=1)
 
 
 def answer_openings(scores: Sequence[float] | None, n: int) -> list[str]:
@@ -636,28 +803,39 @@ def _left_pad(tensor: torch.Tensor, length: int, value: int) -> torch.Tensor:
     return torch.nn.functional.pad(tensor, (length - tensor.shape[-1], 0), value=value)
 
 
-def _joint_cache(prefixes: list[_RoomPrefix], length: int, config: Any) -> DynamicCache:
-    """The rows' prefix KV caches as one batch: one query's expanded (a view, no copy until
-    appended), several queries' left-padded with zeros (masked out) and stacked."""
+def _joint_kv(prefixes: list[_RoomPrefix], length: int) -> list[tuple[torch.Tensor, ...]]:
+    """The rows' prefix KV caches as one batch, per layer: one query's expanded (a view, no
+    copy until appended), several queries' left-padded with zeros (masked out) and stacked."""
     rows = len(prefixes)
     if all(prefix is prefixes[0] for prefix in prefixes):
-        layers = [
-            (k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in prefixes[0].kv
-        ]
-    else:
-        layers = [
-            tuple(
-                torch.cat(
-                    [
-                        torch.nn.functional.pad(p.kv[layer][part], (0, 0, length - p.length, 0))
-                        for p in prefixes
-                    ]
-                )
-                for part in (0, 1)
-            )
-            for layer in range(len(prefixes[0].kv))
-        ]
-    return DynamicCache(ddp_cache_data=layers, config=config)
+        return [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in prefixes[0].kv]
+    return [
+        tuple(
+            torch.cat([_left_pad_tokens(p.kv[layer][part], length) for p in prefixes])
+            for part in (0, 1)
+        )
+        for layer in range(len(prefixes[0].kv))
+    ]
+
+
+def _left_pad_tokens(kv: torch.Tensor, length: int) -> torch.Tensor:
+    """Keys or values (batch, heads, tokens, dim) left-padded with zeros to `length` tokens."""
+    return torch.nn.functional.pad(kv, (0, 0, length - kv.shape[2], 0))
+
+
+def _ones_right(lengths: list[int], width: int) -> torch.Tensor:
+    """An attention mask of `width` columns with each row's `lengths[i]` ones at the right."""
+    return torch.tensor([[0] * (width - n) + [1] * n for n in lengths])
+
+
+def _shared_length(a: list[int], b: list[int]) -> int:
+    """How many leading tokens two token lists share."""
+    shared = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        shared += 1
+    return shared
 
 
 def bound_product_image(

@@ -79,6 +79,7 @@ def test_rationales_after_known_scores_on_the_prefix_equal_whole_prompts(scorer)
     that open with nothing) as for each whole prompt alone through HF `generate`."""
     products = product_views(5, width_step=WIDE)
     scores = [0.04, 0.5, 0.96, 1.0, 0.31]
+    scorer.forget_room()  # nothing scored: the answers run their prompts on the prefix
     batched = scorer.generate(ROOM, "a bed", products, scores=scores, max_new_tokens=6)
     alone = [
         scorer.generate(ROOM, "a bed", [p], scores=[s], max_new_tokens=6, reuse_room_prefix=False)[
@@ -97,6 +98,36 @@ def test_rationales_after_known_scores_on_the_prefix_equal_whole_prompts(scorer)
     assert [a.text for a in mixed[1]] == [a.text for a in plain]
     with pytest.raises(ValueError, match="2 scores for 3 products"):
         scorer.generate(ROOM, "a bed", products[:3], scores=scores[:2])
+
+
+def test_rationales_continue_the_scoring_pass_and_equal_whole_prompts(scorer):
+    """After `score`, each answer continues its candidate's scoring pass: product image and
+    text are already in the KV cache (a 1.0 cuts off the probe's `0.`), so the model runs only
+    the rest of each opening, then decodes; the answers equal whole prompts through HF
+    `generate`."""
+    products = product_views(5, width_step=WIDE)
+    scores = [0.04, 0.5, 0.96, 1.0, 0.31]
+    scorer.forget_room()
+    scorer.score(ROOM, "a bed", products)
+    fed: list[int] = []
+    hook = scorer.model.register_forward_pre_hook(
+        lambda _, args, kwargs: fed.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    try:
+        continued = scorer.generate(ROOM, "a bed", products, scores=scores, max_new_tokens=6)
+    finally:
+        hook.remove()
+    alone = [
+        scorer.generate(ROOM, "a bed", [p], scores=[s], max_new_tokens=6, reuse_room_prefix=False)[
+            0
+        ]
+        for p, s in zip(products, scores, strict=True)
+    ]
+    assert [a.text for a in continued] == [a.text for a in alone]
+    tokenizer = scorer.processor.tokenizer
+    longest_opening = max(len(tokenizer.encode(answer_opening(s))) for s in scores)
+    assert len(fed) >= 2 * 6  # two batches (4 + 1) of an opening forward + 5 decode steps
+    assert max(fed) < longest_opening  # no product image or text ran again
 
 
 def test_scores_and_answers_with_cached_visual_tokens_match_the_tower(scorer, tmp_path):
