@@ -2,10 +2,11 @@
 
 `student.kind=openai` scores through `student.endpoint` instead of loading the model here.
 The same prompt (`mars_core.agent.prompt`) travels as chat messages with the room and product
-images as lossless PNG data URLs, so the server's processor sees the pixels the in-process
-agent sees. The fast score needs the next-token distribution at two places of the forced
-answer `{"score": 0.`: each is one request whose last message is that opening as an
-assistant message the server continues (vLLM: `continue_final_message=true`,
+images as lossless PNG data URLs, product images already within `student.product_max_pixels`
+on the vision grid, so the server's processor sees the pixels the in-process agent sees. The
+fast score needs the next-token distribution at two places of the forced answer
+`{"score": 0.`: each is one request whose last message is that opening as an assistant
+message the server continues (vLLM: `continue_final_message=true`,
 `add_generation_prompt=false`), asking one token with `logprobs` and `top_logprobs`:
 
 * opening `{"score": ` → the first digit's log-probabilities of `0` and `1`;
@@ -37,6 +38,7 @@ from mars_core.agent.scorer import (
     GeneratedAnswer,
     ProductView,
     answer_openings,
+    bound_image,
 )
 from mars_core.config import StudentConfig
 from mars_core.errors import ModelServerError
@@ -44,6 +46,8 @@ from mars_core.openai_client import ChatClient, NoAnswerError, data_url, with_im
 
 IMAGE_FORMAT = "PNG"  # lossless: the server must see the pixels the in-process agent sees
 DIGIT_TOKENS = [str(digit) for digit in range(DIGITS)]
+# Qwen2-VL's (and Qwen2.5-VL's) vision grid: 14-pixel patches merged 2x2 into one token.
+VISION_GRID = 28
 
 
 class RemoteAgentScorer:
@@ -109,10 +113,20 @@ class RemoteAgentScorer:
         return [
             with_image_urls(
                 prompt_messages(query, product.text),
-                [room_url, data_url(product.image, self.cfg.request_max_pixels, IMAGE_FORMAT)],
+                [
+                    room_url,
+                    data_url(
+                        self._bounded(product.image), self.cfg.request_max_pixels, IMAGE_FORMAT
+                    ),
+                ],
             )
             for product in products
         ]
+
+    def _bounded(self, image: Image.Image) -> Image.Image:
+        """The product image as the in-process agent shows it (`student.product_max_pixels`):
+        a served student gets the few visual tokens it was trained on, not a room's."""
+        return bound_image(image, VISION_GRID, self.cfg.min_pixels, self.cfg.product_max_pixels)
 
     def _next_digits(self, messages: list[dict[str, Any]], opening: str) -> list[float]:
         """Log-probabilities of the digits `0`..`9` as the token after `opening` (`-inf` for a

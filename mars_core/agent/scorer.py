@@ -846,12 +846,15 @@ def bound_product_image(
     cached by content. SFT shows the student its product images the same way."""
     if max_pixels is None:
         return image
+    factor = image_processor.patch_size * image_processor.merge_size
+    return bound_image(image, factor, image_processor.size["shortest_edge"], max_pixels)
+
+
+def bound_image(image: Image.Image, factor: int, min_pixels: int, max_pixels: int) -> Image.Image:
+    """The image resized as Qwen-VL's processor would (sides multiples of `factor`, area
+    within the bounds), or the image itself when it already is."""
     height, width = smart_resize(
-        image.height,
-        image.width,
-        factor=image_processor.patch_size * image_processor.merge_size,
-        min_pixels=image_processor.size["shortest_edge"],
-        max_pixels=max_pixels,
+        image.height, image.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels
     )
     if (width, height) == image.size:
         return image

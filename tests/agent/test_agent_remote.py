@@ -21,17 +21,31 @@ from mars_core.serve.validation import status_of
 from mars_core.stages import agent_notice
 
 PRODUCTS = 4
+# The products' bound: from the third product image on (28 px wider each) they are over it,
+# so the served agent must bound them as the in-process one does.
+PRODUCT_PIXELS = 56 * 56 * 2
+
+
+def views(n: int):
+    return product_views(n, width_step=28)
 
 
 @pytest.fixture(scope="module")
 def local(cfg, model_cache) -> AgentScorer:
-    return AgentScorer.from_config(dataclasses.replace(cfg.student, batch_size=3), model_cache)
+    student = dataclasses.replace(cfg.student, batch_size=3, product_max_pixels=PRODUCT_PIXELS)
+    return AgentScorer.from_config(student, model_cache)
 
 
 def served_student(cfg, url: str, **knobs):
     """The student config of a served agent: every digit among the returned alternatives."""
     return dataclasses.replace(
-        cfg.student, kind="openai", endpoint=url, timeout=30.0, retries=0, **knobs
+        cfg.student,
+        kind="openai",
+        endpoint=url,
+        timeout=30.0,
+        retries=0,
+        product_max_pixels=PRODUCT_PIXELS,
+        **knobs,
     )
 
 
@@ -41,9 +55,9 @@ def test_served_scores_equal_the_in_process_scores(local, cfg, model_cache):
     with ChatServer(model=ServedModel(local.model, local.processor)) as server:
         remote = open_scorer(served_student(cfg, server.url, top_logprobs=vocabulary), model_cache)
         assert isinstance(remote, RemoteAgentScorer)
-        served = remote.score(ROOM, "a bed", product_views(PRODUCTS))
+        served = remote.score(ROOM, "a bed", views(PRODUCTS))
         remote.close()
-    assert served == pytest.approx(local.score(ROOM, "a bed", product_views(PRODUCTS)), abs=1e-5)
+    assert served == pytest.approx(local.score(ROOM, "a bed", views(PRODUCTS)), abs=1e-5)
     assert len(server.requests) == 2 * PRODUCTS
     openings = [body["messages"][-1] for body in server.requests]
     assert {o["role"] for o in openings} == {"assistant"}
@@ -60,9 +74,9 @@ def test_served_scores_equal_the_in_process_scores(local, cfg, model_cache):
 def test_served_rationales_equal_the_in_process_answers(local, cfg, model_cache):
     with ChatServer(model=ServedModel(local.model, local.processor)) as server:
         remote = RemoteAgentScorer(served_student(cfg, server.url))
-        served = remote.generate(ROOM, "a bed", product_views(3), max_new_tokens=6)
+        served = remote.generate(ROOM, "a bed", views(3), max_new_tokens=6)
         remote.close()
-    in_process = local.generate(ROOM, "a bed", product_views(3), max_new_tokens=6)
+    in_process = local.generate(ROOM, "a bed", views(3), max_new_tokens=6)
     assert [a.text for a in served] == [a.text for a in in_process]
     assert all(body["max_tokens"] == 6 for body in server.requests)
     assert not any(body.get("continue_final_message") for body in server.requests)
@@ -75,9 +89,9 @@ def test_served_rationales_after_known_scores_continue_the_opened_answer(local, 
     scores = [0.1, 0.7, 0.95]
     with ChatServer(model=ServedModel(local.model, local.processor)) as server:
         remote = RemoteAgentScorer(served_student(cfg, server.url))
-        served = remote.generate(ROOM, "a bed", product_views(3), scores=scores, max_new_tokens=6)
+        served = remote.generate(ROOM, "a bed", views(3), scores=scores, max_new_tokens=6)
         remote.close()
-    in_process = local.generate(ROOM, "a bed", product_views(3), scores=scores, max_new_tokens=6)
+    in_process = local.generate(ROOM, "a bed", views(3), scores=scores, max_new_tokens=6)
     assert [a.text for a in served] == [a.text for a in in_process]
     openings = [body["messages"][-1] for body in server.requests]
     assert sorted(o["content"] for o in openings) == sorted(map(answer_opening, scores))
@@ -88,7 +102,7 @@ def test_served_rationales_after_known_scores_continue_the_opened_answer(local, 
 @pytest.mark.slow
 def test_the_agent_stage_ranks_through_a_served_student(local, cfg, session_overrides, tmp_path):
     candidates = []
-    for i, view in enumerate(product_views(PRODUCTS)):
+    for i, view in enumerate(views(PRODUCTS)):
         path = tmp_path / f"p{i}.png"
         view.image.save(path)
         product = {"name": f"Bed {i}", "category": "BED", "image_path": str(path)}
