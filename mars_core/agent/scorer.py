@@ -99,8 +99,9 @@ class TokenBudget:
         return self.product_image + self.product_text + self.answer_prefix
 
     def per_reason(self) -> float:
-        """A reason's prompt continuation (without the forced score) plus its answer."""
-        return self.product_image + self.product_text + self.answer
+        """A reason's tokens after its candidate's scoring pass: its answer past the answer
+        prefix the pass already ran (the rest of the opening, then the decoded sentence)."""
+        return self.answer - self.answer_prefix
 
 
 @dataclass(frozen=True)
