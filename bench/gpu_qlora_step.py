@@ -1,10 +1,11 @@
 """One real-size QLoRA training step on the Qwen2-VL-2B architecture: memory and step time.
 
-Random weights from the published 2B config (no download) with the tiny tokenizer and
-processor, saved as a model folder and loaded through the SFT path (`prepare_model`,
-`train=qlora`: NF4 language model, vision tower and head unquantized, LoRA on the language
-model), then one optimiser step on a batch built by trl's collator from SFT examples made with
-the one prompt. Meant for a CUDA machine; runs (slowly) on CPU too.
+Random weights from the published 2B config (no download) with Qwen's real tokenizer
+(`mars_core.models.qwen_vocab`) and the tiny image processor, saved as a model folder and
+loaded through the SFT path (`prepare_model`, `train=qlora`: NF4 language model, vision tower
+and head unquantized, LoRA on the language model), then one optimiser step on a batch built
+by trl's collator from SFT examples made with the one prompt. Meant for a CUDA machine; runs
+(slowly) on CPU too.
 
     python -m bench.gpu_qlora_step [--batch-size 4] [--max-pixels 200704] [--steps 2]
 """
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     from mars_core.compose import load_config
     from mars_core.models.loading import load_vlm
+    from mars_core.models.qwen_vocab import build_real_qwen_tokenizer, with_real_qwen_tokenizer
     from mars_core.training.trainer import prepare_model
 
     cfg = load_config(["train=qlora"])
@@ -58,8 +60,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     tiny = load_vlm(cfg.student, cfg.paths.models)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        random_qwen2vl_2b(tiny.model.config, torch.bfloat16).save_pretrained(folder)
-        tiny.processor.save_pretrained(folder)
+        tokenizer = build_real_qwen_tokenizer()
+        random_qwen2vl_2b(tiny.model.config, tokenizer, torch.bfloat16).save_pretrained(folder)
+        with_real_qwen_tokenizer(tiny.processor, tokenizer).save_pretrained(folder)
         print(f"built random Qwen2-VL-2B folder in {time.perf_counter() - started:.0f} s")
         student = dataclasses.replace(
             cfg.student,

@@ -16,11 +16,12 @@ candidate plus answers for the top N):
 
 Both models run at the real student's image sizes (`conf/student/qwen2vl_2b.yaml`: rooms up
 to 448x448, products at `product_max_pixels`): the tiny student, and the Qwen2-VL-2B
-architecture with random weights built from its published config (no download; the tiny
-tokenizer's ids fit its vocabulary, and being byte-level with 1k merges it writes text in
-more tokens than Qwen's real tokenizer). Every answer is exactly `--tokens` tokens long
-(random weights never stop on their own; a trained student's answer is ~25-40 tokens): all
-of them decoded, or, in the last row, the forced opening and the rest decoded.
+architecture with random weights built from its published config and Qwen's real tokenizer
+(no download: `mars_core.models.qwen_vocab` builds it from the BPE ranks the `dashscope`
+package ships, `pip install .[bench]`), so its text is as many tokens as the real student's.
+Every answer is exactly `--tokens` tokens long (random weights never stop on their own; a
+trained student's answer is ~25-40 tokens): all of them decoded, or, in the last row, the
+forced opening and the rest decoded.
 
     python -m bench.stage3                      # tiny + 2B
     python -m bench.stage3 --skip-2b            # tiny only
@@ -132,28 +133,39 @@ def photo(seed: int, size: tuple[int, int]) -> Image.Image:
 
 
 def random_qwen2vl_2b(
-    tiny_config, dtype: torch.dtype, attn: str = "sdpa", device: torch.device | str = "cpu"
+    tiny_config,
+    tokenizer,
+    dtype: torch.dtype,
+    attn: str = "sdpa",
+    device: torch.device | str = "cpu",
 ):
-    """Qwen2-VL-2B's architecture with random weights and the tiny tokenizer's special ids,
-    initialised directly on `device` (a GPU initialises 2B parameters in seconds)."""
+    """Qwen2-VL-2B's architecture with random weights and the special ids of `tokenizer`
+    (Qwen's real one: its ids fit the 2B vocabulary), initialised directly on `device` (a
+    GPU initialises 2B parameters in seconds)."""
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
+    ids = tokenizer.convert_tokens_to_ids
     text = {k: v for k, v in tiny_config.text_config.to_dict().items() if k != "layer_types"}
+    special = {
+        "bos_token_id": ids("<|endoftext|>"),
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     vision = tiny_config.vision_config.to_dict()
     config = Qwen2VLConfig(
-        text_config=text | QWEN2VL_2B_TEXT,
+        text_config=text | QWEN2VL_2B_TEXT | special,
         vision_config=vision | QWEN2VL_2B_VISION,
-        image_token_id=tiny_config.image_token_id,
-        video_token_id=tiny_config.video_token_id,
-        vision_start_token_id=tiny_config.vision_start_token_id,
-        vision_end_token_id=tiny_config.vision_end_token_id,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
     )
     config._attn_implementation = attn
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen2VLForConditionalGeneration._from_config(config, dtype=dtype).eval()
-    model.generation_config.pad_token_id = tiny_config.text_config.pad_token_id
-    model.generation_config.eos_token_id = tiny_config.text_config.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model
 
 
@@ -354,6 +366,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     from mars_core.agent.scorer import AgentScorer
     from mars_core.compose import load_config
     from mars_core.models.loading import load_vlm
+    from mars_core.models.qwen_vocab import build_real_qwen_tokenizer, with_real_qwen_tokenizer
 
     cfg = load_config(args.override)
     real = load_config([*args.override, REAL_STUDENT]).student
@@ -377,19 +390,22 @@ def run(args: argparse.Namespace) -> list[Result]:
     if args.skip_2b:
         return results
     loaded = load_vlm(student, cache)  # the tiny processor with the real image bounds
+    tokenizer = build_real_qwen_tokenizer()
     built = time.perf_counter()
-    model = random_qwen2vl_2b(loaded.model.config, torch.bfloat16, args.attn, tiny.device)
+    model = random_qwen2vl_2b(
+        loaded.model.config, tokenizer, torch.bfloat16, args.attn, tiny.device
+    )
     print(f"built random Qwen2-VL-2B in {time.perf_counter() - built:.0f} s", flush=True)
     scorer = AgentScorer(
         model,
-        loaded.processor,
+        with_real_qwen_tokenizer(loaded.processor, tokenizer),
         batch_size=args.batch_size,
         max_new_tokens=args.tokens,
         reuse_room_prefix=True,
         product_max_pixels=real.product_max_pixels,
     )
     params = sum(p.numel() for p in model.parameters()) / 1e9
-    label = f"Qwen2-VL-2B architecture ({params:.2f}B params, bf16, {args.attn})"
+    label = f"Qwen2-VL-2B architecture ({params:.2f}B params, bf16, {args.attn}, Qwen's tokenizer)"
     results.append(measure(scorer, args, label, args.repeats_2b))
     print(report(results[-1]), flush=True)
     return results

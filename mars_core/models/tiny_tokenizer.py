@@ -94,7 +94,14 @@ def _qwen_pretokenize_regex() -> str:
 
 def build_qwen_tokenizer(vocab_size: int) -> Qwen2Tokenizer:
     """A Qwen2Tokenizer with Qwen's special tokens and chat template, trained offline."""
-    vocab, merges = train_bpe(vocab_size)
+    return qwen_tokenizer(*train_bpe(vocab_size))
+
+
+def qwen_tokenizer(vocab: dict[str, int], merges: list) -> Qwen2Tokenizer:
+    """Wrap a byte-level BPE (vocab in byte-level unicode form, merges in rank order) as
+    Qwen2's tokenizer: Qwen's special tokens, eos `<|im_end|>`, pad `<|endoftext|>` and the
+    Qwen2-VL chat template. Special tokens already in `vocab` keep their ids; the others are
+    added after it."""
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
         merges=merges,
