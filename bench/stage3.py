@@ -20,7 +20,7 @@ architecture with random weights built from its published config and Qwen's real
 (no download: `mars_core.models.qwen_vocab` builds it from the BPE ranks the `dashscope`
 package ships, `pip install .[bench]`), so its text is as many tokens as the real student's.
 Every answer is exactly `--tokens` tokens long (random weights never stop on their own; a
-trained student's answer is ~25-40 tokens): all of them decoded, or, in the last row, the
+trained student's answer is ~25-40 tokens): all of them decoded, or, in the last two rows, the
 forced opening and the rest decoded.
 
     python -m bench.stage3                      # tiny + 2B
