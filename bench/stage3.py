@@ -93,6 +93,35 @@ ROWS = [
 ]
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """The fast path's scores against one-forward whole-prompt scores of the same candidates
+    (a random model's scores lie close together, so bf16 rounding can swap near-ties)."""
+
+    max_gap: float  # max |fast - whole| over the candidates
+    spread: float  # max - min of the whole-prompt scores
+    spearman: float  # rank correlation of the two score lists
+    shared_top: int  # candidates both top-N lists hold
+
+    @classmethod
+    def of(cls, whole: list[float], fast: list[float], n: int) -> Agreement:
+        from scipy.stats import spearmanr
+
+        return cls(
+            max_gap=max(abs(a - b) for a, b in zip(whole, fast, strict=True)),
+            spread=max(whole) - min(whole),
+            spearman=float(spearmanr(whole, fast).statistic),
+            shared_top=len(set(_top(whole, n)) & set(_top(fast, n))),
+        )
+
+    def describe(self, n: int) -> str:
+        return (
+            f"max |Δ| {self.max_gap:.1e} (the whole-prompt scores spread over "
+            f"{self.spread:.3f}), Spearman {self.spearman:.3f}, top {n} in common: "
+            f"{self.shared_top} of {n}"
+        )
+
+
 @dataclass
 class Result:
     """One model's measurements (best round of each part) and what they were measured on."""
@@ -106,8 +135,7 @@ class Result:
     seconds: dict[str, float]
     cache_build_s: float
     cache_bytes: float
-    max_score_gap: float  # fast-path scores vs one-forward whole-prompt scores
-    same_top_n: bool | None  # None: not checked (score_full not measured)
+    agreement: Agreement | None  # None: not checked (score_full not measured)
 
     def row_seconds(self, parts: tuple[str, ...]) -> float:
         return sum(self.seconds[part] for part in parts)
@@ -265,12 +293,10 @@ def measure(scorer, args: argparse.Namespace, label: str, repeats: int) -> Resul
             took = seconds(run)
             best[name] = min(best[name], took)
             print(f"  round {round_number + 1} {name}: {took:.2f} s", flush=True)
-    gap, same = float("nan"), None
+    agreement = None
     if "score_full" in parts:  # the fast path's scores against whole prompts, same ranking?
         full = scorer.score(room, QUERY, products, reuse_room_prefix=False)
-        quick = cached.score(room, QUERY, products)
-        gap = max(abs(a - b) for a, b in zip(full, quick, strict=True))
-        same = _top(full, args.top_n) == _top(quick, args.top_n)
+        agreement = Agreement.of(full, cached.score(room, QUERY, products), args.top_n)
     return Result(
         label=label,
         candidates=args.candidates,
@@ -281,8 +307,7 @@ def measure(scorer, args: argparse.Namespace, label: str, repeats: int) -> Resul
         seconds=best,
         cache_build_s=cache_build_s,
         cache_bytes=cache.bytes_per_product(),
-        max_score_gap=gap,
-        same_top_n=same,
+        agreement=agreement,
     )
 
 
@@ -318,8 +343,8 @@ def report(r: Result) -> str:
         "",
         f"Cached product tokens: {r.cache_bytes / 1024:.1f} KiB per product; built for "
         f"{r.candidates} products in {r.cache_build_s:.2f} s (once, at index build). "
-        f"Fast-path scores vs one-forward whole prompts: max |Δ| {r.max_score_gap:.1e}, "
-        f"same top {r.top_n}: {({True: 'yes', False: 'no'}).get(r.same_top_n, 'not checked')}.",
+        "Fast-path scores vs one-forward whole prompts: "
+        f"{r.agreement.describe(r.top_n) if r.agreement else 'not checked'}.",
         "",
         f"**MARS-style / fast path: ×{r.ratio():.2f}**",
     ]
