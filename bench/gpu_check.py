@@ -6,6 +6,7 @@ installed, else SDPA; 448x448 rooms, products at `product_max_pixels`, 20 candid
 answers for the top 5), then `bench.gpu_qlora_step` (NF4 language model + LoRA, 448x448
 images), then one summary table to paste into bench/RESULTS.md with the card and the date.
 
+    pip install -e '.[bench]'                 # once: Qwen's tokenizer ranks (dashscope)
     python -m bench.gpu_check                 # on a GPU machine
     python -m bench.gpu_check --allow-cpu     # the tiny model's table only, as a smoke test
 
