@@ -411,7 +411,7 @@ class AgentScorer:
         if not row.suffix:
             return None
         prompt = row.text[: len(row.text) - len(row.suffix)]
-        return row.prefix.scored.get(prompt + SCORE_PROBE)
+        return row.prefix.scored.get(_scored_key(prompt + SCORE_PROBE, row.product))
 
     def _answers(self, new_tokens: torch.Tensor, openings: list[str]) -> list[GeneratedAnswer]:
         texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
@@ -493,8 +493,8 @@ class _RoomPrefix:
     text: str
     inputs: dict[str, torch.Tensor]
     kv: list[tuple[torch.Tensor, torch.Tensor]]
-    # The latest scoring pass's continuations on this prefix, by their prompt text.
-    scored: dict[str, _Scored] = field(default_factory=dict)
+    # The latest scoring pass's continuations on this prefix (see `_scored_key`).
+    scored: dict[tuple[str, str], _Scored] = field(default_factory=dict)
 
     @classmethod
     def encode(cls, scorer: AgentScorer, room: Image.Image, text: str) -> _RoomPrefix:
@@ -532,7 +532,64 @@ class _Row(NamedTuple):
 
 
 @dataclass
-class _Batch:
+class _Decodable:
+    """A batch of prompts whose starts are in a KV cache: what both batch kinds decode from.
+
+    `prompt_inputs` is what the first forward feeds beyond the cache; each row's next token
+    is read at the last position (shorter rows are left-padded, the padding masked out).
+    """
+
+    attention_mask: torch.Tensor  # everything in the cache and the prompt inputs
+    positions: torch.Tensor  # (3, rows, prompt input length): M-RoPE positions
+    next_position: torch.Tensor  # (rows,): the position of each row's first new token
+    cache: DynamicCache
+
+    def prompt_inputs(self, scorer: AgentScorer) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def generate(
+        self, scorer: AgentScorer, max_new_tokens: int, min_new_tokens: int
+    ) -> torch.Tensor:
+        """Greedy new tokens of every row, one decode step per token on the cache. Rows that
+        ended (an EOS token) continue with the pad token, as HF `generate` does."""
+        rows = self.attention_mask.shape[0]
+        config = scorer.model.generation_config
+        eos = torch.tensor(_as_list(config.eos_token_id), device=scorer.device)
+        pad = config.pad_token_id if config.pad_token_id is not None else int(eos[0])
+        mask = self.attention_mask
+        out = scorer.model(
+            **self.prompt_inputs(scorer),
+            attention_mask=mask,
+            position_ids=self.positions,
+            cache=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        done = torch.zeros(rows, dtype=torch.bool, device=scorer.device)
+        tokens = []
+        for step in range(max_new_tokens):
+            logits = out.logits[:, -1].float()
+            if step < min_new_tokens:
+                logits[:, eos] = float("-inf")
+            token = logits.argmax(-1).masked_fill(done, pad)
+            tokens.append(token)
+            done |= torch.isin(token, eos)
+            if done.all() or step == max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
+            out = scorer.model(
+                input_ids=token[:, None],
+                attention_mask=mask,
+                position_ids=(self.next_position + step).view(1, rows, 1).expand(3, -1, -1),
+                cache=out.cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        return torch.stack(tokens, dim=1)
+
+
+@dataclass
+class _Batch(_Decodable):
     """Continuations (product image + text) on room prefixes, as one batch for the model.
 
     Rows of one query share one prefix (its KV cache expanded along the batch, no copy);
@@ -541,11 +598,7 @@ class _Batch:
     whole sequences (holes in the mask are skipped) and are sliced to the continuations.
     """
 
-    cont: dict[str, torch.Tensor]
-    attention_mask: torch.Tensor  # prefixes + continuations
-    positions: torch.Tensor  # (3, rows, continuation length)
-    next_position: torch.Tensor  # (rows,): where text after the prompt continues
-    cache: DynamicCache
+    cont: dict[str, torch.Tensor]  # attention_mask: prefixes + continuations
     images: list[Image.Image]
     rows: list[_Row]
 
@@ -631,29 +684,17 @@ class _Batch:
                 tuple(part[i : i + 1, :, start : start + n].clone() for part in layer)
                 for layer in layers
             ]
-            row.prefix.scored[row.text] = _Scored(kv, int(self.next_position[i]))
+            row.prefix.scored[_scored_key(row.text, row.product)] = _Scored(
+                kv, int(self.next_position[i])
+            )
 
-    def generate(
-        self, scorer: AgentScorer, max_new_tokens: int, min_new_tokens: int
-    ) -> torch.Tensor:
-        """Greedy new tokens of each continuation, decoded as one batch on the prefixes.
-
-        Continuations are left-padded (the padding sits between prefix and continuation,
-        masked out), so every row's next token is read at the same last position. Rows that
-        ended (an EOS token) continue with the pad token, as HF `generate` does.
-        """
-        out = scorer.model(
-            input_ids=self.cont["input_ids"],
-            attention_mask=self.attention_mask,
-            position_ids=self.positions,
-            cache=self.cache,
-            use_cache=True,
-            logits_to_keep=1,
+    def prompt_inputs(self, scorer: AgentScorer) -> dict[str, Any]:
+        """The continuations, left-padded for answers (the padding sits between prefix and
+        continuation, masked out), with their product images' vision inputs."""
+        return {
+            "input_ids": self.cont["input_ids"],
             **scorer._vision_inputs(self.cont, self.images),
-        )
-        return _greedy(
-            scorer, out, self.attention_mask, self.next_position, max_new_tokens, min_new_tokens
-        )
+        }
 
 
 @dataclass(frozen=True)
@@ -670,7 +711,7 @@ class _Scored:
 
 
 @dataclass
-class _ContinuedBatch:
+class _ContinuedBatch(_Decodable):
     """Answers opened with known scores that continue their rows' scoring passes: prefix and
     continuation come from the caches, the probe's tokens an opening does not share (the
     `0.` of a `1.0`) are cut off, and only the rest of the opening is run before decoding.
@@ -680,10 +721,6 @@ class _ContinuedBatch:
     """
 
     rest: torch.Tensor  # (rows, longest rest): the openings' tokens after the kept probe
-    attention_mask: torch.Tensor  # prefixes + continuations + rests
-    positions: torch.Tensor  # (3, rows, longest rest)
-    next_position: torch.Tensor  # (rows,): where the decoded answer continues
-    cache: DynamicCache
     openings: list[str]
 
     @classmethod
@@ -736,59 +773,8 @@ class _ContinuedBatch:
             openings=[row.suffix for row in rows],
         )
 
-    def generate(
-        self, scorer: AgentScorer, max_new_tokens: int, min_new_tokens: int
-    ) -> torch.Tensor:
-        """Greedy new tokens after the openings, decoded as one batch on the caches."""
-        out = scorer.model(
-            input_ids=self.rest,
-            attention_mask=self.attention_mask,
-            position_ids=self.positions,
-            cache=self.cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        return _greedy(
-            scorer, out, self.attention_mask, self.next_position, max_new_tokens, min_new_tokens
-        )
-
-
-def _greedy(
-    scorer: AgentScorer,
-    out: Any,
-    mask: torch.Tensor,
-    next_position: torch.Tensor,
-    max_new_tokens: int,
-    min_new_tokens: int,
-) -> torch.Tensor:
-    """Greedy new tokens after a batch's prompt forward (`out`), one decode step per token on
-    its cache; `next_position` is each row's position of the first new token. Rows that ended
-    (an EOS token) continue with the pad token, as HF `generate` does."""
-    rows = mask.shape[0]
-    config = scorer.model.generation_config
-    eos = torch.tensor(_as_list(config.eos_token_id), device=scorer.device)
-    pad = config.pad_token_id if config.pad_token_id is not None else int(eos[0])
-    done = torch.zeros(rows, dtype=torch.bool, device=scorer.device)
-    tokens = []
-    for step in range(max_new_tokens):
-        logits = out.logits[:, -1].float()
-        if step < min_new_tokens:
-            logits[:, eos] = float("-inf")
-        token = logits.argmax(-1).masked_fill(done, pad)
-        tokens.append(token)
-        done |= torch.isin(token, eos)
-        if done.all() or step == max_new_tokens - 1:
-            break
-        mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
-        out = scorer.model(
-            input_ids=token[:, None],
-            attention_mask=mask,
-            position_ids=(next_position + step).view(1, rows, 1).expand(3, -1, -1),
-            cache=out.cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-    return torch.stack(tokens, dim=1)
+    def prompt_inputs(self, scorer: AgentScorer) -> dict[str, Any]:
+        return {"input_ids": self.rest}
 
 
 def answer_openings(scores: Sequence[float] | None, n: int) -> list[str]:
@@ -817,6 +803,12 @@ def _joint_kv(prefixes: list[_RoomPrefix], length: int) -> list[tuple[torch.Tens
         )
         for layer in range(len(prefixes[0].kv))
     ]
+
+
+def _scored_key(text: str, product: ProductView) -> tuple[str, str]:
+    """Which scoring pass a prompt's answer may continue: its text and its product image
+    (products of one catalogue often share a name and attributes, never their photo)."""
+    return text, image_digest(product.image)
 
 
 def _left_pad_tokens(kv: torch.Tensor, length: int) -> torch.Tensor:

@@ -130,6 +130,23 @@ def test_rationales_continue_the_scoring_pass_and_equal_whole_prompts(scorer):
     assert max(fed) < longest_opening  # no product image or text ran again
 
 
+def test_rationales_continue_the_pass_of_their_own_product_when_texts_are_alike(scorer):
+    """Catalogue products often share name and attributes: each answer continues the scoring
+    pass of its own photo, not of another product with the same text."""
+    alike = [dataclasses.replace(p, text="Oak bed (category: BED)") for p in product_views(4)]
+    scores = [0.9, 0.9, 0.2, 0.2]
+    scorer.forget_room()
+    scorer.score(ROOM, "a bed", alike)
+    continued = scorer.generate(ROOM, "a bed", alike, scores=scores, max_new_tokens=8)
+    alone = [
+        scorer.generate(ROOM, "a bed", [p], scores=[s], max_new_tokens=8, reuse_room_prefix=False)[
+            0
+        ]
+        for p, s in zip(alike, scores, strict=True)
+    ]
+    assert [a.text for a in continued] == [a.text for a in alone]
+
+
 def test_scores_and_answers_with_cached_visual_tokens_match_the_tower(scorer, tmp_path):
     products = product_views(5, width_step=WIDE)
     tower_scores = scorer.score(ROOM, "a bed", products)
