@@ -43,12 +43,12 @@ def reindex_catalogue(
     progress = PrefectProgress("reindex-embedding", "products embedded by this re-index")
 
     def on_runner(shards: list[EmbedShard]) -> Iterator[ShardVectors]:
-        shared = {
-            "embedder": embedder,
-            "models_dir": models_dir,
-            "max_image_pixels": max_image_pixels,
+        mapped = {
+            "shard": shards,
+            "embedder": unmapped(embedder),
+            "models_dir": unmapped(models_dir),
+            "max_image_pixels": unmapped(max_image_pixels),
         }
-        mapped = {"shard": shards, **{name: unmapped(v) for name, v in shared.items()}}
         return iter_shards(pipeline, embed_products, mapped)
 
     report = reindex(Path(catalogue), index, loaded, progress, embed=on_runner)

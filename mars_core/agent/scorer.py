@@ -79,6 +79,8 @@ class ProductView:
     text: str
 
 
+# A KV cache as plain tensors: per layer (keys, values), each (batch, heads, tokens, dim).
+KV = list[tuple[torch.Tensor, ...]]
 # One query for `score_many` / `generate_many`: (room, query, products).
 Job = tuple[Image.Image, str, Sequence["ProductView"]]
 
@@ -384,25 +386,27 @@ class AgentScorer:
             for known, (_, _, products) in zip(scores, jobs, strict=True)
         ]
         rows = self._rows(jobs, openings)
-        scored = {i: self._scored_row(row) for i, row in enumerate(rows)}
-        continued = [i for i, found in scored.items() if found is not None]
-        fresh = [i for i, found in scored.items() if found is None]
         decoded: dict[int, GeneratedAnswer] = {}
-        for chunk in chunks(continued, self.batch_size):
-            batch = _ContinuedBatch.build(
-                self, [rows[i] for i in chunk], [scored[i] for i in chunk]
-            )
+        for chunk, batch in self._answer_batches(rows):
             new_tokens = batch.generate(self, max_new_tokens, min_new_tokens)
-            decoded |= dict(zip(chunk, self._answers(new_tokens, batch.openings), strict=True))
-        for chunk in chunks(fresh, self.batch_size):
-            batch = _Batch.build(self, [rows[i] for i in chunk], padding_side="left")
-            new_tokens = batch.generate(self, max_new_tokens, min_new_tokens)
-            openings = [rows[i].suffix for i in chunk]
+            openings = [row.suffix for row in batch.rows]
             decoded |= dict(zip(chunk, self._answers(new_tokens, openings), strict=True))
         answers: list[list[GeneratedAnswer]] = [[] for _ in jobs]
         for i, row in enumerate(rows):
             answers[row.job].append(decoded[i])
         return answers
+
+    def _answer_batches(self, rows: list[_Row]) -> Iterator[tuple[list[int], _Decodable]]:
+        """Batches of `batch_size` answers (with the indices of their rows), built one at a
+        time: first the rows that continue a kept scoring pass, then the others."""
+        scored = [self._scored_row(row) for row in rows]
+        continued = [i for i, found in enumerate(scored) if found is not None]
+        fresh = [i for i, found in enumerate(scored) if found is None]
+        for chunk in chunks(continued, self.batch_size):
+            found = [scored[i] for i in chunk]
+            yield chunk, _ContinuedBatch.build(self, [rows[i] for i in chunk], found)
+        for chunk in chunks(fresh, self.batch_size):
+            yield chunk, _Batch.build(self, [rows[i] for i in chunk], padding_side="left")
 
     def _scored_row(self, row: _Row) -> _Scored | None:
         """The scoring pass's kept continuation of a row whose answer opens with its known
@@ -492,7 +496,7 @@ class _RoomPrefix:
 
     text: str
     inputs: dict[str, torch.Tensor]
-    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    kv: KV
     # The latest scoring pass's continuations on this prefix (see `_scored_key`).
     scored: dict[tuple[str, str], _Scored] = field(default_factory=dict)
 
@@ -539,6 +543,7 @@ class _Decodable:
     is read at the last position (shorter rows are left-padded, the padding masked out).
     """
 
+    rows: list[_Row]
     attention_mask: torch.Tensor  # everything in the cache and the prompt inputs
     positions: torch.Tensor  # (3, rows, prompt input length): M-RoPE positions
     next_position: torch.Tensor  # (rows,): the position of each row's first new token
@@ -600,7 +605,6 @@ class _Batch(_Decodable):
 
     cont: dict[str, torch.Tensor]  # attention_mask: prefixes + continuations
     images: list[Image.Image]
-    rows: list[_Row]
 
     @classmethod
     def build(
@@ -702,7 +706,7 @@ class _Scored:
     """A scored row's continuation (product image, text, `{"score": 0.`) as the scoring pass
     left it in the KV cache."""
 
-    kv: list[tuple[torch.Tensor, ...]]  # per layer (keys, values): (1, heads, tokens, dim)
+    kv: KV  # (1, heads, tokens, dim) each
     next_position: int  # the M-RoPE position after its last token
 
     @property
@@ -721,7 +725,6 @@ class _ContinuedBatch(_Decodable):
     """
 
     rest: torch.Tensor  # (rows, longest rest): the openings' tokens after the kept probe
-    openings: list[str]
 
     @classmethod
     def build(cls, scorer: AgentScorer, rows: list[_Row], scored: list[_Scored]) -> _ContinuedBatch:
@@ -733,24 +736,15 @@ class _ContinuedBatch(_Decodable):
         kept = [s.length - cut for s, cut in zip(scored, cuts, strict=True)]
         prefixes = [row.prefix for row in rows]
         length, longest, widest = max(p.length for p in prefixes), max(kept), max(map(len, rests))
-        prefix_kv = _joint_kv(prefixes, length)
+        kept_kv = [
+            [tuple(part[:, :, :n] for part in layer) for layer in s.kv]
+            for s, n in zip(scored, kept, strict=True)
+        ]
         layers = [
-            tuple(
-                torch.cat(
-                    [
-                        prefix_kv[layer][part],
-                        torch.cat(
-                            [
-                                _left_pad_tokens(s.kv[layer][part][:, :, :n], longest)
-                                for s, n in zip(scored, kept, strict=True)
-                            ]
-                        ),
-                    ],
-                    dim=2,
-                )
-                for part in (0, 1)
+            tuple(torch.cat(parts, dim=2) for parts in zip(prefix, continuation, strict=True))
+            for prefix, continuation in zip(
+                _joint_kv(prefixes, length), _stacked_kv(kept_kv, longest), strict=True
             )
-            for layer in range(len(prefix_kv))
         ]
         pad = tokenizer.pad_token_id
         mask = torch.cat(
@@ -770,7 +764,7 @@ class _ContinuedBatch(_Decodable):
             positions=positions[None].expand(3, -1, -1),
             next_position=(starts + torch.tensor(list(map(len, rests)))).to(scorer.device),
             cache=DynamicCache(ddp_cache_data=layers, config=scorer.model.config),
-            openings=[row.suffix for row in rows],
+            rows=rows,
         )
 
     def prompt_inputs(self, scorer: AgentScorer) -> dict[str, Any]:
@@ -790,18 +784,24 @@ def _left_pad(tensor: torch.Tensor, length: int, value: int) -> torch.Tensor:
     return torch.nn.functional.pad(tensor, (length - tensor.shape[-1], 0), value=value)
 
 
-def _joint_kv(prefixes: list[_RoomPrefix], length: int) -> list[tuple[torch.Tensor, ...]]:
+def _joint_kv(prefixes: list[_RoomPrefix], length: int) -> KV:
     """The rows' prefix KV caches as one batch, per layer: one query's expanded (a view, no
     copy until appended), several queries' left-padded with zeros (masked out) and stacked."""
     rows = len(prefixes)
     if all(prefix is prefixes[0] for prefix in prefixes):
         return [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in prefixes[0].kv]
+    return _stacked_kv([prefix.kv for prefix in prefixes], length)
+
+
+def _stacked_kv(rows: list[KV], length: int) -> KV:
+    """Per-row KV caches (batch 1 each) as one batch, per layer: each left-padded with zeros
+    to `length` tokens (masked out) and stacked along the batch."""
     return [
         tuple(
-            torch.cat([_left_pad_tokens(p.kv[layer][part], length) for p in prefixes])
-            for part in (0, 1)
+            torch.cat([_left_pad_tokens(part, length) for part in parts])
+            for parts in zip(*layer, strict=True)
         )
-        for layer in range(len(prefixes[0].kv))
+        for layer in zip(*rows, strict=True)
     ]
 
 

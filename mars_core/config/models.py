@@ -89,7 +89,9 @@ class StudentConfig(VLMConfig):
         "top N's rationales count them after the forced opening with their known score",
     )
     reuse_room_prefix: bool = knob(
-        True, "encode system text + room image once per query and reuse its KV cache"
+        True,
+        "encode what a query's candidates share (system text, room image, query, instruction) "
+        "once and reuse its KV cache",
     )
     kind: str = knob(
         "local",
