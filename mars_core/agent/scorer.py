@@ -845,10 +845,18 @@ def bound_product_image(
 
 def bound_image(image: Image.Image, factor: int, min_pixels: int, max_pixels: int) -> Image.Image:
     """The image resized as Qwen-VL's processor would (sides multiples of `factor`, area
-    within the bounds), or the image itself when it already is."""
+    within the bounds), or the image itself when it already is.
+
+    The processor keeps each side at least one grid step, so a very elongated photo (a rug
+    runner) can come out over `max_pixels`; its long side is then cut back to fit the bound.
+    """
     height, width = smart_resize(
         image.height, image.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels
     )
+    if height * width > max_pixels:
+        short, long = sorted((height, width))
+        long = max(factor, max_pixels // short // factor * factor)
+        height, width = (short, long) if height == short else (long, short)
     if (width, height) == image.size:
         return image
     return image.resize((width, height), Image.Resampling.BICUBIC)

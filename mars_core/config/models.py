@@ -10,6 +10,10 @@ DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 TEACHER_KINDS = ("metadata", "vlm", "openai")
 STUDENT_KINDS = ("local", "openai")
+# A product photo bounded to `product_max_pixels` keeps at least 1/GRID_SLACK of that area
+# once its sides are floored to the processor's grid (the worst case, an elongated photo, loses
+# a little over half), so it stays at or over `min_pixels` and the processor takes it as it is.
+GRID_SLACK = 4
 
 
 def _check_dtype_device(dtype: str, device: str) -> None:
@@ -120,7 +124,7 @@ class StudentConfig(VLMConfig):
     product_max_pixels: int = knob(
         112 * 112,
         "upper bound on a product image's area (catalogue photos on white need fewer visual "
-        "tokens than a room); between min_pixels and max_pixels",
+        "tokens than a room); between 4 x min_pixels and max_pixels",
     )
     visual_cache: bool = knob(
         True,
@@ -151,11 +155,14 @@ class StudentConfig(VLMConfig):
                 f"student.max_pixels ({self.max_pixels}): the server must get images at least "
                 "as large as it feeds the model"
             )
-        if not self.min_pixels <= self.product_max_pixels <= self.max_pixels:
+        if not GRID_SLACK * self.min_pixels <= self.product_max_pixels <= self.max_pixels:
             raise ValueError(
                 f"student.product_max_pixels ({self.product_max_pixels}) must lie between "
-                f"student.min_pixels ({self.min_pixels}) and student.max_pixels "
-                f"({self.max_pixels}); raise or lower it into that range"
+                f"{GRID_SLACK} x student.min_pixels ({self.min_pixels}) and student.max_pixels "
+                f"({self.max_pixels}): fitting a photo under the bound onto the 28-pixel grid "
+                "can take more than half its area, and a photo pushed under min_pixels is "
+                "enlarged again (interpolated pixels, more visual tokens than the bound); "
+                "raise product_max_pixels or lower min_pixels"
             )
 
 

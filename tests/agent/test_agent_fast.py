@@ -9,16 +9,19 @@ import pyarrow.parquet as pq
 import pytest
 from agent_views import ROOM, product_views
 from PIL import Image
+from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from mars_core.agent.prompt import answer_opening
-from mars_core.agent.scorer import AgentScorer
+from mars_core.agent.scorer import AgentScorer, bound_image
 from mars_core.agent.visual_cache import (
     VISUAL_TOKENS_SCHEMA,
     VisualCache,
     build_visual_cache,
     image_digest,
 )
+from mars_core.compose import load_config
 from mars_core.config import StudentConfig
+from mars_core.config.models import GRID_SLACK
 
 PRODUCT_PIXELS = 56 * 56 * 2
 # Images 28 px wider each: from the third on, products are over the bound (PRODUCT_PIXELS).
@@ -27,7 +30,12 @@ WIDE = 28
 
 @pytest.fixture(scope="module")
 def scorer(cfg, model_cache) -> AgentScorer:
-    student = dataclasses.replace(cfg.student, batch_size=4, product_max_pixels=PRODUCT_PIXELS)
+    student = dataclasses.replace(
+        cfg.student,
+        batch_size=4,
+        min_pixels=PRODUCT_PIXELS // GRID_SLACK,
+        product_max_pixels=PRODUCT_PIXELS,
+    )
     return AgentScorer.from_config(student, model_cache)
 
 
@@ -57,6 +65,28 @@ def test_product_bound_must_lie_between_the_image_bounds():
         StudentConfig(product_max_pixels=10)
     with pytest.raises(ValueError, match=r"student\.product_max_pixels"):
         StudentConfig(product_max_pixels=10**9)
+    # A minimum as large as the bound: non-square photos would be enlarged past it again.
+    with pytest.raises(ValueError, match=r"student\.min_pixels"):
+        StudentConfig(min_pixels=112 * 112, product_max_pixels=112 * 112, max_pixels=448 * 448)
+
+
+@pytest.mark.parametrize("option", ["tiny", "qwen2vl_2b", "vllm"])
+def test_every_student_feeds_bounded_products_as_they_are(option):
+    """Catalogue photos of any shape, bounded as the agent and SFT bound them, are what the
+    model's processor takes unchanged (on its grid, within its area bounds): never enlarged
+    again, so never more visual tokens than `product_max_pixels` allows."""
+    student = load_config([f"student={option}"]).student
+    tokens = student.product_max_pixels // 28**2
+    for width, height in [(300, 300), (320, 310), (480, 300), (680, 310), (2000, 1500)] + [
+        (w, 200) for w in (60, 450, 900, 1800, 4000)
+    ]:
+        photo = Image.new("RGB", (width, height))
+        bounded = bound_image(photo, 28, student.min_pixels, student.product_max_pixels)
+        fed = smart_resize(
+            bounded.height, bounded.width, 28, student.min_pixels, student.max_pixels
+        )
+        assert fed == (bounded.height, bounded.width), (option, photo.size, bounded.size)
+        assert bounded.width * bounded.height // 28**2 <= tokens
 
 
 def test_answers_on_the_shared_prefix_equal_per_candidate_generate(scorer):

@@ -15,6 +15,7 @@ from mars_core.agent.remote import RemoteAgentScorer, open_scorer
 from mars_core.agent.scorer import SCORE_PROBE, AgentScorer
 from mars_core.agent.stage import AgentStage
 from mars_core.compose import load_config
+from mars_core.config.models import GRID_SLACK
 from mars_core.errors import ConfigError, ModelServerError
 from mars_core.search.types import Candidate, SearchRequest
 from mars_core.serve.validation import status_of
@@ -32,7 +33,12 @@ def views(n: int):
 
 @pytest.fixture(scope="module")
 def local(cfg, model_cache) -> AgentScorer:
-    student = dataclasses.replace(cfg.student, batch_size=3, product_max_pixels=PRODUCT_PIXELS)
+    student = dataclasses.replace(
+        cfg.student,
+        batch_size=3,
+        min_pixels=PRODUCT_PIXELS // GRID_SLACK,
+        product_max_pixels=PRODUCT_PIXELS,
+    )
     return AgentScorer.from_config(student, model_cache)
 
 
@@ -44,6 +50,7 @@ def served_student(cfg, url: str, **knobs):
         endpoint=url,
         timeout=30.0,
         retries=0,
+        min_pixels=PRODUCT_PIXELS // GRID_SLACK,
         product_max_pixels=PRODUCT_PIXELS,
         **knobs,
     )
