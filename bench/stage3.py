@@ -25,6 +25,8 @@ forced opening and the rest decoded.
 
     python -m bench.stage3                      # tiny + 2B
     python -m bench.stage3 --skip-2b            # tiny only
+    python -m bench.stage3 --skip-tiny --dtype-2b float32 --candidates 8 --parts score_full
+                                                # 2B scores' agreement without bf16 rounding
 """
 
 from __future__ import annotations
@@ -392,6 +394,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-2b", action="store_true", help="bench the tiny model only")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--attn", default="sdpa", help="2B attention: sdpa or flash_attention_2")
+    p.add_argument(
+        "--dtype-2b",
+        default="bfloat16",
+        choices=["bfloat16", "float32"],
+        help="2B weights: bfloat16 (as served), or float32 to check the fast path's scores "
+        "against whole prompts without bf16 rounding",
+    )
     p.add_argument("--override", action="append", default=[], help="Hydra override")
     return p
 
@@ -429,7 +438,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     tokenizer = build_real_qwen_tokenizer()
     built = time.perf_counter()
     model = random_qwen2vl_2b(
-        loaded.model.config, tokenizer, torch.bfloat16, args.attn, tiny.device
+        loaded.model.config, tokenizer, getattr(torch, args.dtype_2b), args.attn, tiny.device
     )
     print(f"built random Qwen2-VL-2B in {time.perf_counter() - built:.0f} s", flush=True)
     scorer = AgentScorer(
@@ -441,7 +450,10 @@ def run(args: argparse.Namespace) -> list[Result]:
         product_max_pixels=real.product_max_pixels,
     )
     params = sum(p.numel() for p in model.parameters()) / 1e9
-    label = f"Qwen2-VL-2B architecture ({params:.2f}B params, bf16, {args.attn}, Qwen's tokenizer)"
+    label = (
+        f"Qwen2-VL-2B architecture ({params:.2f}B params, {args.dtype_2b}, {args.attn}, "
+        "Qwen's tokenizer)"
+    )
     results.append(measure(scorer, args, label, args.repeats_2b))
     print(report(results[-1]), flush=True)
     return results
