@@ -11,8 +11,8 @@ DEVICES = ("auto", "cpu", "cuda")
 TEACHER_KINDS = ("metadata", "vlm", "openai")
 STUDENT_KINDS = ("local", "openai")
 # A product photo bounded to `product_max_pixels` keeps at least 1/GRID_SLACK of that area
-# once its sides are floored to the processor's grid (the worst case, an elongated photo, loses
-# a little over half), so it stays at or over `min_pixels` and the processor takes it as it is.
+# once its sides are floored to the processor's grid (an elongated photo can lose more than
+# half), so it stays at or over `min_pixels` and the processor takes it as it is.
 GRID_SLACK = 4
 
 
