@@ -124,7 +124,7 @@ class StudentConfig(VLMConfig):
     product_max_pixels: int = knob(
         112 * 112,
         "upper bound on a product image's area (catalogue photos on white need fewer visual "
-        "tokens than a room); between 4 x min_pixels and max_pixels",
+        f"tokens than a room); between {GRID_SLACK} x min_pixels and max_pixels",
     )
     visual_cache: bool = knob(
         True,

@@ -4,7 +4,7 @@ Qwen2 and Qwen2-VL write text with one byte-level BPE: the ranks in `qwen.tiktok
 `base64(token bytes) rank`, 151,643 regular tokens), Qwen2's pre-tokenizer and the special
 tokens from id 151643 on. Without hub access, this is how a real-size run (the 2B bench)
 counts and writes text as the real student does, instead of with the tiny tokenizer (whose
-1k merges write text in more tokens: 45 against 28 per candidate in the stage-3 bench).
+1k merges write text in more tokens: 44 against 28 per candidate in the stage-3 bench).
 HF's BPE wants merges, not ranks: each multi-byte token's merge is the pair its bytes reduce
 to under BPE with only the merges ranked below it (the standard tiktoken to HF conversion).
 Building takes about a second, so nothing is cached on disk.

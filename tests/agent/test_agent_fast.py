@@ -12,6 +12,7 @@ from PIL import Image
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from mars_core.agent.prompt import answer_opening
+from mars_core.agent.remote import VISION_GRID
 from mars_core.agent.scorer import AgentScorer, bound_image
 from mars_core.agent.visual_cache import (
     VISUAL_TOKENS_SCHEMA,
@@ -76,17 +77,17 @@ def test_every_student_feeds_bounded_products_as_they_are(option):
     model's processor takes unchanged (on its grid, within its area bounds): never enlarged
     again, so never more visual tokens than `product_max_pixels` allows."""
     student = load_config([f"student={option}"]).student
-    tokens = student.product_max_pixels // 28**2
+    tokens = student.product_max_pixels // VISION_GRID**2
     for width, height in [(300, 300), (320, 310), (480, 300), (680, 310), (2000, 1500)] + [
         (w, 200) for w in (60, 450, 900, 1800, 4000)
     ]:
         photo = Image.new("RGB", (width, height))
-        bounded = bound_image(photo, 28, student.min_pixels, student.product_max_pixels)
+        bounded = bound_image(photo, VISION_GRID, student.min_pixels, student.product_max_pixels)
         fed = smart_resize(
-            bounded.height, bounded.width, 28, student.min_pixels, student.max_pixels
+            bounded.height, bounded.width, VISION_GRID, student.min_pixels, student.max_pixels
         )
         assert fed == (bounded.height, bounded.width), (option, photo.size, bounded.size)
-        assert bounded.width * bounded.height // 28**2 <= tokens
+        assert bounded.width * bounded.height // VISION_GRID**2 <= tokens
 
 
 def test_answers_on_the_shared_prefix_equal_per_candidate_generate(scorer):
