@@ -51,9 +51,7 @@ def label(overrides: list[str], pairs: str | None = None) -> dict:
             },
         )
         out = consolidate_labels(str(pairs_path), teacher)
-        card = dataset_card(
-            pq.read_table(out.path), teacher.fit_threshold, teacher.rationale_samples, cfg.seed
-        )
+        card = dataset_card(pq.read_table(out.path), teacher, cfg.seed)
         mlflow.log_metrics(
             card.metrics()
             | {"labelled_now": sum(r.labelled for r in reports), "missing": out.missing}
@@ -65,6 +63,7 @@ def label(overrides: list[str], pairs: str | None = None) -> dict:
         "labelled_now": sum(r.labelled for r in reports),
         "already": sum(r.already for r in reports),
         "lookalike_misfit_share": card.lookalike_misfit_share,
+        "unlisted": card.unlisted_line() if card.unlisted else None,
     }
 
 
@@ -97,6 +96,8 @@ def _run(call: Invocation) -> None:
     share = out["lookalike_misfit_share"]
     if share is not None:
         print(f"  look-alikes labelled misfits: {share:.1%}")
+    if out["unlisted"]:
+        print(f"  warning: {out['unlisted']}")
     print(f"labels: {out['path']}")
 
 

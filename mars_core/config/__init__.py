@@ -10,7 +10,13 @@ change.
 from dataclasses import dataclass
 
 from mars_core.config.mining import MiningConfig
-from mars_core.config.models import EmbedderConfig, StudentConfig, TeacherConfig, VLMConfig
+from mars_core.config.models import (
+    MISFIT_SCORES,
+    EmbedderConfig,
+    StudentConfig,
+    TeacherConfig,
+    VLMConfig,
+)
 from mars_core.config.pipeline import (
     DataConfig,
     EvalConfig,
@@ -136,6 +142,20 @@ class MarsConfig:
     pipeline: PipelineConfig = knob(PipelineConfig(), "the pipeline flow")
     serve: ServeConfig = knob(ServeConfig(), "the search service (mars-serve)")
     seed: int = knob(0, "global seed")
+
+    def __post_init__(self) -> None:
+        self._check_misfits_abstain()
+
+    def _check_misfits_abstain(self) -> None:
+        """A teacher misfit label must read as "nothing fits" to the funnel too, or a student
+        trained on it would present the very products its teacher called misfits."""
+        for name in MISFIT_SCORES:
+            score = getattr(self.teacher, name)
+            if score >= self.funnel.min_fit_score:
+                raise ValueError(
+                    f"teacher.{name} ({score}) must be < funnel.min_fit_score "
+                    f"({self.funnel.min_fit_score}): it labels a product that does not belong"
+                )
 
 
 GROUPS = ("data", "embedder", "teacher", "student", "train", "index", "eval", "funnel", "mining")

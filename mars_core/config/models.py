@@ -9,6 +9,8 @@ from mars_core.knob import knob
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 TEACHER_KINDS = ("metadata", "vlm", "openai")
+# The metadata teacher's scores for a product that does not belong.
+MISFIT_SCORES = ("score_wrong_room", "score_wrong_setting")
 STUDENT_KINDS = ("local", "openai")
 # A product photo bounded to `product_max_pixels` keeps at least 1/GRID_SLACK of that area
 # once its sides are floored to the processor's grid (an elongated photo can lose more than
@@ -206,16 +208,19 @@ class TeacherConfig(VLMConfig):
     indoor_words: list[str] = knob(
         [], "metadata: listing words that mark a product for indoor use (indoor use only)"
     )
-    score_fits: float = knob(0.9, "metadata: the category belongs in the room type")
-    score_setting_doubt: float = knob(
-        0.6, "metadata: the category belongs, but the listing names the other setting"
-    )
+    score_fits: float = knob(0.9, "metadata: room_fit lists the category for the room type")
     score_unknown: float = knob(
-        0.5, "metadata: the room type or category is in no room_fit list and the setting agrees"
+        0.5,
+        "metadata: room_fit never mentions the category (or the room type) and the setting "
+        "agrees; the dataset card counts these pairs",
     )
-    score_wrong_room: float = knob(0.2, "metadata: same setting, not this room type's furniture")
+    score_wrong_room: float = knob(
+        0.2, "metadata: room_fit lists the category, but only for other room types"
+    )
     score_wrong_setting: float = knob(
-        0.1, "metadata: an indoor product outdoors or an outdoor product indoors"
+        0.1,
+        "metadata: the listing (or else the category) says indoor and the room is outdoors, "
+        "or the other way round; decides before room_fit",
     )
     fit_threshold: float = knob(0.5, "scores at or above this count as 'fits' (dataset card)")
     rationale_samples: int = knob(20, "rationales shown in the dataset card logged to MLflow")
@@ -255,15 +260,12 @@ class TeacherConfig(VLMConfig):
         for name in scores:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"teacher.{name} must lie in [0, 1]")
-        fitting = ("score_fits", "score_setting_doubt")
-        misfitting = ("score_wrong_room", "score_wrong_setting")
-        for name in fitting:
-            if getattr(self, name) < self.fit_threshold:
-                raise ValueError(
-                    f"teacher.{name} must be >= teacher.fit_threshold ({self.fit_threshold}): "
-                    "it labels a product that belongs"
-                )
-        for name in misfitting:
+        if self.score_fits < self.fit_threshold:
+            raise ValueError(
+                f"teacher.score_fits must be >= teacher.fit_threshold ({self.fit_threshold}): "
+                "it labels a product that belongs"
+            )
+        for name in MISFIT_SCORES:
             if getattr(self, name) >= self.fit_threshold:
                 raise ValueError(
                     f"teacher.{name} must be < teacher.fit_threshold ({self.fit_threshold}): "

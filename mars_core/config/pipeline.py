@@ -78,6 +78,15 @@ class WorldConfig:
         0.05, "share of listings named only in a non-preferred language"
     )
     broken_records: bool = knob(True, "add one bad record per quarantine reason to show that path")
+    shared_outdoor_types: bool = knob(
+        True,
+        "list chairs, tables, sofas, lamps and rugs in indoor and outdoor versions under one "
+        "category, told apart by listing words and look (as real ABO does); false: the old "
+        "shape, where only outdoor-only categories are outdoors",
+    )
+    outdoor_version_share: float = knob(
+        0.35, "share of each shared type's products listed as its outdoor version"
+    )
 
     def __post_init__(self) -> None:
         if self.products < 13 or self.rooms_per_type < 1 or self.shards < 1:
@@ -87,7 +96,7 @@ class WorldConfig:
             )
         if min(self.product_px, self.room_px) < 32:
             raise ValueError("data.world.product_px and room_px must be at least 32")
-        for name in ("blue_bed_share", "foreign_name_share"):
+        for name in ("blue_bed_share", "foreign_name_share", "outdoor_version_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"data.world.{name} must lie in [0, 1]")
         if not 0.0 <= self.twin_share <= 0.5:

@@ -7,16 +7,19 @@ keywords) read for setting words (`teacher.outdoor_words`, `teacher.indoor_words
 reads a generated world's ground truth, so its labels on the generated world measure what it
 would do on a user's own ABO-format catalogue with a class-folder room set.
 
-How a pair is judged:
+Real catalogues put indoor and outdoor versions of a product type in one category (a teak
+patio chair is a `CHAIR`), so the rules run in this order:
 
-* the product's setting is what its listing says (outdoor or indoor words, when only one kind
-  appears), else what its category implies (listed under outdoor room types only, or indoor
-  ones only), else unknown;
-* a category `room_fit` lists for the room type belongs (`score_fits`), or gets
-  `score_setting_doubt` when its listing names the other setting;
-* otherwise a product whose setting clashes with the room's gets `score_wrong_setting`
-  ("an indoor bed does not belong outdoors by the pool"), a known room type's other furniture
-  `score_wrong_room`, and a pair `room_fit` knows nothing about `score_unknown`.
+1. the product's setting: what its listing says when only one kind of setting word appears,
+   else what its category implies (listed under outdoor room types only, or indoor ones
+   only), else unknown (a listing with both kinds, "indoor/outdoor rug", of a category listed
+   on both sides). A setting that clashes with the room's is a misfit, `score_wrong_setting`,
+   whatever `room_fit` says ("an indoor chair does not belong outdoors by the pool (its
+   listing says 'dining room')");
+2. `room_fit` is a closed table: a category it lists for this room type fits (`score_fits`);
+   one it lists only for other room types is wrong here (`score_wrong_room`);
+3. a category (or room type) the table never mentions is `score_unknown`: nothing says, and
+   the dataset card counts those pairs so the table's hole shows.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class MetadataTeacher(Teacher):
         self.name = cfg.name
         self._outdoor_words = _word_pattern(cfg.outdoor_words)
         self._indoor_words = _word_pattern(cfg.indoor_words)
-        self._category_settings = _category_settings(cfg.room_fit, set(cfg.outdoor_rooms))
+        self._category_settings = category_settings(cfg.room_fit, set(cfg.outdoor_rooms))
 
     def label(self, requests: Sequence[LabelRequest]) -> list[Label]:
         labels = []
@@ -67,14 +70,8 @@ class MetadataTeacher(Teacher):
         category = product["category"]
         noun = _words(category).lower()
         room_where = OUTDOOR if room_type in cfg.outdoor_rooms else INDOOR
-        setting = self.product_setting(product)
         place = _place(room_type, room_where)
-        belongs = cfg.room_fit.get(room_type)
-        if belongs is not None and category in belongs:
-            if setting.where is not None and setting.where != room_where:
-                said = f"its listing says {setting.evidence!r}"
-                return cfg.score_setting_doubt, f"a {noun} belongs {place}, but {said}"
-            return cfg.score_fits, f"a {noun} belongs {place}"
+        setting = self.product_setting(product)
         if setting.where is not None and setting.where != room_where:
             why = f" (its listing says {setting.evidence!r})" if setting.evidence else ""
             thing = noun if noun.startswith(setting.where) else f"{setting.where} {noun}"
@@ -82,7 +79,12 @@ class MetadataTeacher(Teacher):
                 cfg.score_wrong_setting,
                 f"{_article(thing)} {thing} does not belong {place}{why}",
             )
-        if belongs is not None and category in self._category_settings:
+        belongs = cfg.room_fit.get(room_type)
+        if belongs is None:
+            return cfg.score_unknown, f"nothing says what belongs {place}"
+        if category in belongs:
+            return cfg.score_fits, f"a {noun} belongs {place}"
+        if category in self._category_settings:
             return cfg.score_wrong_room, f"a {noun} is not furniture for {_with_article(room_type)}"
         return cfg.score_unknown, f"nothing says whether a {noun} belongs {place}"
 
@@ -98,14 +100,16 @@ class MetadataTeacher(Teacher):
         return Setting(self._category_settings.get(product["category"]), None)
 
 
-def _category_settings(room_fit: Mapping[str, list[str]], outdoor: set[str]) -> dict[str, str]:
-    """Category -> OUTDOOR / INDOOR when every room type listing it is of that setting; a
-    category listed on both sides (a planter) has none."""
+def category_settings(
+    room_fit: Mapping[str, list[str]], outdoor: set[str]
+) -> dict[str, str | None]:
+    """Every category `room_fit` mentions -> OUTDOOR / INDOOR when every room type listing it
+    is of that setting, None when it is listed on both sides (a chair, a planter)."""
     sides: dict[str, set[str]] = {}
     for room_type, categories in room_fit.items():
         for category in categories:
             sides.setdefault(category, set()).add(OUTDOOR if room_type in outdoor else INDOOR)
-    return {category: next(iter(s)) for category, s in sides.items() if len(s) == 1}
+    return {category: next(iter(s)) if len(s) == 1 else None for category, s in sides.items()}
 
 
 def _word_pattern(words: list[str]) -> re.Pattern[str] | None:

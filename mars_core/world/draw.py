@@ -1,7 +1,8 @@
 """Small, cheap drawings of products and rooms with visible cues for every attribute.
 
 Products are photographed like ABO listings: a silhouette on white. Category = silhouette,
-colour = fill, style = texture (modern plain, rustic wood grain, classic lattice). Rooms show
+colour = fill, style = texture (modern plain, rustic wood grain, classic lattice); an outdoor
+version of a shared type is slatted (white gaps across it, like teak or aluminium slats). Rooms show
 their type by layout (bed, bathtub, counter, sofa, dining set, pool, lawn), outdoor rooms by
 a sky band, their palette by wall/surface and accent colours and their style by the same
 textures. Everything is drawn in unit coordinates and scaled, with a little jitter so no two
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 import random
 
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from mars_core.world.vocab import COLOURS
+from mars_core.world.vocab import COLOURS, OUTDOOR_VERSIONS, Category
 
 RGB = tuple[int, int, int]
 Box = tuple[float, float, float, float]
@@ -163,13 +164,18 @@ class Canvas:
         else:
             draw.ellipse(box, fill=fill)
 
-    def textured(self, shapes: list[Shape], rgb: RGB, style: str, outline: bool = True) -> None:
-        """Fill the union of `shapes` with the style texture, then trace its edge."""
+    def textured(
+        self, shapes: list[Shape], rgb: RGB, style: str, outline: bool = True, slats: bool = False
+    ) -> None:
+        """Fill the union of `shapes` with the style texture (cut into slats when asked), then
+        trace its edge."""
         mask = Image.new("L", self.image.size, 0)
         mask_draw = ImageDraw.Draw(mask)
         for shape in shapes:
             self.draw_shape(mask_draw, shape, 255)
         self.image.paste(texture(style, rgb, self.image.size, self.rng), mask=mask)
+        if slats:
+            self.image.paste(WHITE, mask=ImageChops.multiply(mask, slat_gaps(self.image.size)))
         if outline:
             self.image.paste(OUTLINE, mask=mask.filter(ImageFilter.FIND_EDGES))
 
@@ -177,12 +183,26 @@ class Canvas:
         self.draw_shape(ImageDraw.Draw(self.image), shape, rgb)
 
 
+def slat_gaps(size: tuple[int, int]) -> Image.Image:
+    """A mask of thin horizontal gaps, about eight across the image."""
+    width, height = size
+    gaps = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(gaps)
+    step = max(4, height // 8)
+    for y in range(step // 2, height, step):
+        draw.rectangle((0, y, width, y + max(1, step // 4)), fill=255)
+    return gaps
+
+
 def product_image(
-    product_type: str, colour: str, style: str, px: int, rng: random.Random
+    category: Category, colour: str, style: str, px: int, rng: random.Random
 ) -> Image.Image:
-    """A product shot: the category's silhouette in its colour and style texture, on white."""
+    """A product shot: the category's silhouette in its colour and style texture, on white;
+    slatted when it is an outdoor version of a type made for both settings."""
+    product_type = category.product_type
     canvas = Canvas(px, WHITE, rng, jitter=0.2)
-    canvas.textured(SILHOUETTES[product_type], COLOURS[colour], style)
+    slats = category.setting == "outdoor" and product_type in OUTDOOR_VERSIONS
+    canvas.textured(SILHOUETTES[product_type], COLOURS[colour], style, slats=slats)
     for rgb, shape in DETAILS.get(product_type, []):
         canvas.flat(shape, rgb)
     return canvas.image

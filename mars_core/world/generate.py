@@ -41,6 +41,7 @@ from mars_core.catalogue.listing import listing_key
 from mars_core.catalogue.rooms import room_id_for
 from mars_core.catalogue.schema import RAW_TRUTH_SCHEMA
 from mars_core.config import DataConfig, WorldConfig
+from mars_core.world.abo_record import FOREIGN_DOMAIN, HOME_DOMAIN, TWIN_DOMAIN, listing_record
 from mars_core.world.draw import product_image, room_image
 from mars_core.world.truth import Product, Room, judge
 from mars_core.world.vocab import (
@@ -49,18 +50,18 @@ from mars_core.world.vocab import (
     COLOUR_VARIANTS,
     COLOURS,
     INDOOR_ROOMS,
+    OUTDOOR_VERSIONS,
     PATIO_LAWN,
     POOL_WATER,
     ROOM_FOLDERS,
     ROOM_TYPES,
     STYLES,
+    Category,
+    outdoor_version,
 )
 
-WORLD_VERSION = 2  # bump when the generator's output changes for the same settings
+WORLD_VERSION = 3  # bump when the generator's output changes for the same settings
 MANIFEST = "world.json"
-HOME_DOMAIN, TWIN_DOMAIN, FOREIGN_DOMAIN = "amazon.com", "amazon.co.uk", "amazon.de"
-DOMAIN_LANGUAGE = {HOME_DOMAIN: "en_US", TWIN_DOMAIN: "en_GB", FOREIGN_DOMAIN: "de_DE"}
-DOMAIN_COUNTRY = {HOME_DOMAIN: "US", TWIN_DOMAIN: "GB", FOREIGN_DOMAIN: "DE"}
 DECK_COLOURS = ("beige", "grey", "brown", "yellow")
 PAVER_COLOURS = ("grey", "beige", "brown", "red", "orange")
 ID_CHARS = string.ascii_uppercase + string.digits
@@ -91,9 +92,19 @@ def image_path_for(image_id: str) -> str:
     return f"{name[:2]}/{name}.jpg"
 
 
+def _kind(index: int, config: WorldConfig) -> Category:
+    """The product type of product `index`, in its outdoor version for an evenly spread
+    `outdoor_version_share` of each shared type (with `shared_outdoor_types`)."""
+    category = CATEGORIES[index % len(CATEGORIES)]
+    shared = config.shared_outdoor_types and category.product_type in OUTDOOR_VERSIONS
+    if shared and spread(index // len(CATEGORIES), config.outdoor_version_share):
+        return outdoor_version(category)
+    return category
+
+
 def _product(index: int, twin: bool, config: WorldConfig, seed: int, taken: set[str]) -> Product:
     rng = random.Random(f"{seed}:product:{index}")
-    category = CATEGORIES[index % len(CATEGORIES)]
+    category = _kind(index, config)
     if category.product_type == "BED":
         blue = spread(index // len(CATEGORIES), config.blue_bed_share)
         colour = "blue" if blue else rng.choice([c for c in COLOURS if c != "blue"])
@@ -157,80 +168,6 @@ def sample_rooms(config: WorldConfig, seed: int) -> list[Room]:
     return rooms
 
 
-def _text(language: str, value: object) -> dict:
-    return {"language_tag": language, "value": value}
-
-
-def _measure(value: float, unit: str, normal_unit: str, factor: float) -> dict:
-    normal = {"unit": normal_unit, "value": round(value * factor, 2)}
-    return {"normalized_value": normal, "unit": unit, "value": round(value, 2)}
-
-
-def listing_record(product: Product, domain: str, rng: random.Random) -> dict:
-    """The product as an ABO listing on `domain` (multi-language fields, as ABO has them)."""
-    language = DOMAIN_LANGUAGE[domain] if not product.foreign_name else "de_DE"
-    category, style = product.category, product.style.title()
-    title = (
-        f"{product.brand} {style} {product.colour_label} {product.material} "
-        f"{category.noun.title()}, {product.suffix}"
-    )
-    names = [_text(language, title)]
-    if product.foreign_name:
-        names = [_text("de_DE", f"{product.brand} {category.noun_de} {product.colour_label}")]
-    elif rng.random() < 0.2:  # a German name listed first: the preference must pick English
-        names.insert(
-            0, _text("de_DE", f"{product.brand} {category.noun_de} {product.colour_label}")
-        )
-    length, width, height = (size * rng.uniform(0.9, 1.1) for size in category.size_cm)
-    kilograms = max(0.5, length * width * height / 40_000)
-    keywords = [
-        category.noun,
-        f"{product.style} {category.noun}",
-        f"{product.colour} {category.noun}",
-    ]
-    keywords += [f"{room.replace('_', ' ')} furniture" for room in category.rooms[:2]]
-    return {
-        "item_id": product.item_id,
-        "domain_name": domain,
-        "marketplace": "Amazon",
-        "country": DOMAIN_COUNTRY[domain],
-        "brand": [_text(language, product.brand)],
-        "item_name": names,
-        "product_type": [{"value": category.product_type}],
-        "color": [
-            {
-                "language_tag": language,
-                "standardized_values": [product.colour.title()],
-                "value": product.colour_label,
-            }
-        ],
-        "material": [_text(language, product.material)],
-        "style": [_text(language, style)],
-        "item_keywords": [_text(language, keyword) for keyword in keywords],
-        "bullet_point": [
-            _text(language, f"{product.material} construction with a {product.style} finish"),
-            _text(language, f"Size {length:.0f} x {width:.0f} x {height:.0f} cm"),
-        ],
-        "product_description": [
-            _text(
-                language,
-                f"<p>A <b>{product.style}</b> {category.noun} in {product.colour_label}.</p>"
-                "<ul><li>Easy to assemble</li></ul>&amp; built to last.",
-            )
-        ],
-        "node": [{"node_id": 1000 + CATEGORIES.index(category), "node_name": category.node}],
-        "item_dimensions": {
-            "length": _measure(length, "centimeters", "inches", 1 / 2.54),
-            "width": _measure(width, "centimeters", "inches", 1 / 2.54),
-            "height": _measure(height, "centimeters", "inches", 1 / 2.54),
-        },
-        "item_weight": [_measure(kilograms, "kilograms", "pounds", 1 / 0.45359237)],
-        "model_year": [{"value": rng.randint(2016, 2021)}],
-        "main_image_id": product.image_ids[0],
-        "other_image_id": [product.image_ids[1]],
-    }
-
-
 def _save_jpeg(image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, "JPEG", quality=JPEG_QUALITY)
@@ -273,9 +210,7 @@ class WorldWriter:
         for product in tqdm(products, desc="world products", unit=" products"):
             for image_id in product.image_ids:
                 rng = random.Random(f"{self.seed}:image:{image_id}")
-                picture = product_image(
-                    product.category.product_type, product.colour, product.style, px, rng
-                )
+                picture = product_image(product.category, product.colour, product.style, px, rng)
                 relative = image_path_for(image_id)
                 _save_jpeg(picture, self.root / IMAGES_DIR / relative)
                 self.image_rows.append((image_id, px, px, relative))

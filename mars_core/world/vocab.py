@@ -8,7 +8,7 @@ silhouette, colour = fill, style = texture, room type = layout, outdoor = sky), 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 INDOOR_ROOMS = ("bedroom", "bathroom", "kitchen", "living_room", "dining_room")
 OUTDOOR_ROOMS = ("pool", "patio")
@@ -147,3 +147,36 @@ CATEGORIES = (
 CATEGORY_BY_TYPE = {category.product_type: category for category in CATEGORIES}
 
 BRANDS = ("Rivet", "Stone & Beam", "Ravenna Home", "Amazon Basics", "Nook", "Alder & Ash")
+
+
+# Product types that real catalogues list in indoor and outdoor versions under one category
+# (a teak patio chair is a CHAIR): the versions differ in listing words and look, not in
+# category. Each maps to how its outdoor version is named, made and browsed.
+OUTDOOR_VERSIONS = {
+    "CHAIR": ("patio chair", "Gartenstuhl", ("Teak", "Aluminium", "Resin Wicker"),
+              "Patio Seating/Chairs", ("Weather-Resistant Armchair", "Stacking Chair, Set of 2")),
+    "TABLE": ("patio dining table", "Gartentisch", ("Teak", "Aluminium", "Acacia"),
+              "Patio Tables", ("Outdoor Dining Table", "All-Weather Table for 4")),
+    "SOFA": ("patio sofa", "Gartensofa", ("Resin Wicker", "Teak", "Aluminium"),
+             "Patio Seating/Sofas", ("Weatherproof Loveseat", "Outdoor 3-Seater")),
+    "LAMP": ("outdoor lantern", "Gartenlaterne", ("Metal", "Resin"),
+             "Outdoor Lighting/Lanterns", ("Solar Lantern", "Weatherproof Floor Lantern")),
+    "RUG": ("outdoor rug", "Outdoor-Teppich", ("Polypropylene", "Recycled Plastic"),
+            "Outdoor Rugs", ("UV-Resistant Patio Rug, 5x8", "Reversible Deck Mat")),
+}  # fmt: skip
+OUTDOOR_NODE = "/Categories/Patio, Lawn & Garden/Patio Furniture & Accessories/"
+
+
+def outdoor_version(category: Category) -> Category:
+    """The outdoor version of a shared product type: same ABO product type, outdoor rooms."""
+    noun, noun_de, materials, node, suffixes = OUTDOOR_VERSIONS[category.product_type]
+    return replace(
+        category,
+        noun=noun,
+        noun_de=noun_de,
+        setting="outdoor",
+        rooms=OUTDOOR_ROOMS,
+        materials=materials,
+        node=OUTDOOR_NODE + node,
+        suffixes=suffixes,
+    )

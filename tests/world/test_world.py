@@ -18,7 +18,8 @@ from mars_core.catalogue.schema import (
     QUARANTINE_FILE,
     ROOMS_FILE,
 )
-from mars_core.world.generate import generate_world
+from mars_core.world.generate import generate_world, sample_products
+from mars_core.world.truth import Room, judge
 from mars_core.world.vocab import CATEGORIES, OUTDOOR_ROOMS, ROOM_TYPES
 
 
@@ -145,3 +146,63 @@ def test_world_paths_must_stay_inside_raw_dir(world, tmp_path):
     )
     with pytest.raises(ValueError, match=r"data\.rooms_dir must lie inside data\.raw_dir"):
         generate_world(data)
+
+
+SHARED = ("CHAIR", "TABLE", "SOFA", "LAMP", "RUG")
+
+
+def test_shared_types_come_in_indoor_and_outdoor_versions_of_one_category(world):
+    """As in real ABO: a patio chair is a CHAIR; its listing's words and its look say outdoor."""
+    truth = table(world, GROUND_TRUTH_FILE)
+    listings = {row["key"]: row for row in table(world, CATALOGUE_FILE)}
+    for category in SHARED:
+        by_room = defaultdict(list)
+        for row in truth:
+            if row["category"] == category:
+                by_room[row["room_type"]].append(row)
+        pool_fits = [r for r in by_room["pool"] if r["fits"]]
+        assert pool_fits and len(pool_fits) < len(by_room["pool"])  # outdoor versions only
+        for row in by_room["pool"]:
+            text = " ".join([listings[row["key"]]["name"], *listings[row["key"]]["keywords"]])
+            outdoor = "patio" in text.lower() or "outdoor" in text.lower()
+            assert row["fits"] == outdoor, text
+            if not row["fits"]:
+                assert row["reason"] == "indoor furniture in an outdoor setting"
+        # Both ways: the same outdoor products are misfits indoors.
+        outdoor_keys = {r["key"] for r in pool_fits}
+        indoor_rows = [
+            r for r in truth if r["key"] in outdoor_keys and r["room_type"] not in OUTDOOR_ROOMS
+        ]
+        assert indoor_rows and not any(r["fits"] for r in indoor_rows)
+        assert {r["reason"] for r in indoor_rows} == {"outdoor furniture in an indoor room"}
+    # Every outdoor room has a fitting product of every shared type: requests are answerable.
+    assert {(r["room_type"], r["category"]) for r in truth if r["fits"]} >= {
+        (room, category) for room in OUTDOOR_ROOMS for category in SHARED
+    }
+
+
+def test_outdoor_versions_look_slatted(world):
+    """The look differs too: white gaps cut across an outdoor version's silhouette."""
+    truth = table(world, GROUND_TRUTH_FILE)
+    outdoor = {r["key"] for r in truth if r["room_type"] == "pool" and r["fits"]}
+    sofas = [r for r in table(world, CATALOGUE_FILE) if r["category"] == "SOFA"]
+
+    def white_inside(path) -> float:
+        pixels = np.asarray(Image.open(path).convert("L"), dtype=float)
+        rows = pixels[:, pixels.shape[1] // 2]  # the middle column, through the seat
+        dark = np.flatnonzero(rows < 200)
+        inside = rows[dark.min() : dark.max()]
+        return float((inside > 235).mean())
+
+    slatted = [white_inside(r["image_path"]) for r in sofas if r["key"] in outdoor]
+    plain = [white_inside(r["image_path"]) for r in sofas if r["key"] not in outdoor]
+    assert slatted and plain and min(slatted) > max(plain)
+
+
+def test_the_old_shape_keeps_every_shared_type_indoors(world):
+    """`data.world.shared_outdoor_types=false`: outdoors only in outdoor-only categories."""
+    old = dataclasses.replace(world.data.world, shared_outdoor_types=False)
+    shared = [p for p in sample_products(old, 0) if p.category.product_type in SHARED]
+    assert shared and all(p.category.setting == "indoor" for p in shared)
+    pool = Room("Pool/pool_000.jpg", "pool", "modern", ("blue", "beige"), "Pool/pool_000.jpg")
+    assert not any(judge(pool, p).fits for p in shared)
