@@ -2,7 +2,8 @@
 
 Re-running it on a changed catalogue embeds only new or changed products and swaps the new
 build in atomically (see mars_core.index.reindex); searches keep answering meanwhile. Each run
-first verifies the published index and repairs what is broken (mars_core.index.verify);
+first verifies the published index and repairs what is broken (mars_core.index.verify,
+mars_core.index.repair);
 `--verify` only checks, and `--allow-removals` lets a re-index remove more than
 index.max_removal_share of the products.
 """
@@ -21,7 +22,8 @@ from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
-from mars_core.index.reindex import ReindexReport, preview_removals
+from mars_core.index.plan import preview_removals
+from mars_core.index.reindex import ReindexReport
 from mars_core.index.verify import VerifyReport
 from mars_core.tracking import mlflow_run
 from tasks.index import cache_visual_tokens, reindex_catalogue, verify_published

@@ -15,13 +15,8 @@ from mars_core.agent.visual_cache import (
     cache_catalogue_tokens,
 )
 from mars_core.config import EmbedderConfig, IndexConfig, PipelineConfig, StudentConfig
-from mars_core.index.reindex import (
-    EmbedShard,
-    ReindexReport,
-    ShardVectors,
-    embed_shard,
-    reindex,
-)
+from mars_core.index.reindex import ReindexReport, reindex
+from mars_core.index.shards import EmbedShard, ShardVectors, embed_shard
 from mars_core.index.verify import VerifyReport, verify_index
 from tasks.progress import PrefectProgress
 from tasks.shards import embedder_for, iter_shards

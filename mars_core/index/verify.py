@@ -1,4 +1,4 @@
-"""Check a published index against its manifest, part by part, and repair what is broken.
+"""Check a published index against its manifest, part by part; nothing here changes data.
 
 A disk, a crash or a stray command can break any part of an index folder (see
 `mars_core.index.store`); searches must not trust it blindly and re-indexes must not report
@@ -13,18 +13,12 @@ A disk, a crash or a stray command can break any part of an index folder (see
 * `vectors`       a sample of stored vectors agrees with a fresh embedding of their images
                   (valid but wrong vectors pass every other check)
 
-Repair, run by each re-index before it plans: a broken manifest is replaced by the newest
-build whose own copy of its manifest still verifies; a damaged LanceDB table is dropped (its
-rows are embedded again from the catalogue); vectors that disagree are embedded again; a
-broken Lucene build is simply not reused (the re-index publishes a fresh one).
+What each re-index repairs of it is `mars_core.index.repair`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,31 +28,20 @@ import pyarrow as pa
 
 from mars_core.config import IndexConfig
 from mars_core.embedder import ImageEmbedder
-from mars_core.errors import IndexDamagedError, UserInputError, one_line
-from mars_core.index.lance import (
-    PRODUCT_COLUMNS,
-    ROW_HASH,
-    VECTOR,
-    VectorTable,
-    vector_matrix,
-    with_vectors,
-)
+from mars_core.errors import IndexDamagedError, one_line
+from mars_core.index.digest import file_digest, table_digest
+from mars_core.index.lance import VECTOR, vector_matrix
 from mars_core.index.lucene import INDEX_DIR, PRODUCTS_FILE, read_products
+from mars_core.index.shards import embed_shard, shard_of
 from mars_core.index.store import (
-    BUILD_FILE,
     LUCENE_DIR,
     MANIFEST_FILE,
     REPAIR_COMMAND,
     IndexManifest,
     IndexSnapshot,
-    is_local,
     lance_location,
-    parse_manifest,
     read_manifest,
-    write_json_atomic,
 )
-
-log = logging.getLogger(__name__)
 
 MANIFEST, LUCENE, LANCE_VERSION, LANCE, VECTORS = (
     "manifest",
@@ -68,7 +51,6 @@ MANIFEST, LUCENE, LANCE_VERSION, LANCE, VECTORS = (
     "vectors",
 )
 VERIFY_COMMAND = f"{REPAIR_COMMAND} --verify"
-DIGEST_ROWS = 4096  # rows read per step when digesting a table version
 
 
 @dataclass(frozen=True)
@@ -112,44 +94,6 @@ class VerifyReport:
     def metrics(self) -> dict[str, float]:
         counts = ("files_checked", "rows_checked", "vectors_sampled")
         return {"findings": len(self.findings), **{k: getattr(self, k) for k in counts}}
-
-
-@dataclass
-class RepairReport:
-    """What a re-index found broken before it planned, and what it did about it."""
-
-    findings: list[dict[str, str]] = field(default_factory=list)  # {"part", "problem"}
-    manifest_from: str = ""  # Lucene build whose manifest copy replaced a broken CURRENT.json
-    table_dropped: bool = False  # the LanceDB table was damaged: its rows are embedded again
-    vectors_replaced: int = 0  # stored vectors that disagreed with their image, replaced
-
-
-def file_digest(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
-
-
-def record_files(build: Path) -> dict[str, list]:
-    """relative path -> [size, checksum] of every file of a Lucene build (its manifest copy
-    aside: it records them)."""
-    return {
-        str(path.relative_to(build)): [path.stat().st_size, file_digest(path)]
-        for path in sorted(build.rglob("*"))
-        if path.is_file() and path.name != BUILD_FILE
-    }
-
-
-def table_digest(table: Any) -> str:
-    """A digest of every row's key, row hash and vector, in table order."""
-    digest = hashlib.blake2b(digest_size=16)
-    n = table.count_rows()
-    for start in range(0, n, DIGEST_ROWS):
-        offsets = list(range(start, min(n, start + DIGEST_ROWS)))
-        rows = table.take_offsets(offsets).select(["key", ROW_HASH, VECTOR]).to_arrow()
-        digest.update("\n".join(rows["key"].to_pylist()).encode())
-        digest.update("\n".join(rows[ROW_HASH].to_pylist()).encode())
-        digest.update(vector_matrix(rows).tobytes())
-    return digest.hexdigest()
 
 
 def check_lucene(root: Path, manifest: IndexManifest, *, checksums: bool) -> list[Finding]:
@@ -223,15 +167,6 @@ def check_lance(table: Any, manifest: IndexManifest, *, digest: bool) -> list[Fi
     return []
 
 
-def embed_available(embedder: ImageEmbedder, paths: list[str]) -> tuple[list[int], np.ndarray]:
-    """Positions of `paths` whose image loads, and their fresh vectors (in that order)."""
-    bad: set[int] = set()
-    chunks = list(embedder.iter_images(paths, progress=False, on_bad=lambda i, _: bad.add(i)))
-    kept = [i for i in range(len(paths)) if i not in bad]
-    matrix = np.concatenate(chunks) if chunks else np.zeros((0, embedder.dim), np.float32)
-    return kept, matrix
-
-
 def cosine_distances(stored: np.ndarray, fresh: np.ndarray) -> np.ndarray:
     """1 - cosine similarity, row by row."""
     norms = np.linalg.norm(stored, axis=1) * np.linalg.norm(fresh, axis=1)
@@ -243,12 +178,12 @@ def disagreeing(
 ) -> tuple[list[int], np.ndarray, int]:
     """Rows whose stored vector is further than `tolerance` from their image's fresh one:
     (their positions, their fresh vectors, how many rows could be compared)."""
-    kept, fresh = embed_available(embedder, rows["image_path"].to_pylist())
-    if not kept:
-        return [], fresh, 0
-    stored = vector_matrix(rows.take(kept))
-    far = np.flatnonzero(cosine_distances(stored, fresh) > tolerance)
-    return [kept[i] for i in far], fresh[far], len(kept)
+    fresh = embed_shard(shard_of(rows, list(range(rows.num_rows))), embedder)
+    if not fresh.rows:
+        return [], fresh.vectors, 0
+    stored = vector_matrix(rows.take(fresh.rows))
+    far = np.flatnonzero(cosine_distances(stored, fresh.vectors) > tolerance)
+    return [fresh.rows[i] for i in far], fresh.vectors[far], len(fresh.rows)
 
 
 def sample_offsets(n: int, sample: int) -> list[int]:
@@ -338,82 +273,3 @@ def damaged_part_error(snapshot: IndexSnapshot, part: str, error: Exception) -> 
         f"index {snapshot.root} is damaged: {part} cannot be read ({one_line(error)}); "
         f"check it with `{VERIFY_COMMAND}`, repair it with `{REPAIR_COMMAND}`"
     )
-
-
-def last_good_manifest(root: Path, cfg: IndexConfig) -> IndexManifest | None:
-    """The newest Lucene build whose manifest copy verifies (embedder aside), if any."""
-    folder = root / LUCENE_DIR
-    builds = sorted((p for p in folder.glob("*") if not p.name.startswith(".")), reverse=True)
-    for build in builds:
-        try:
-            manifest = parse_manifest(build / BUILD_FILE)
-        except (OSError, ValueError, TypeError):
-            continue
-        if manifest.lucene == build.name and verify_manifest(root, manifest, cfg, None).ok:
-            return manifest
-    return None
-
-
-def drop_table(uri: str, name: str) -> None:
-    """Remove a damaged LanceDB table; its folder goes too if the database cannot drop it."""
-    try:
-        lancedb.connect(uri).drop_table(name)
-    except Exception:  # a damaged table may not even list
-        log.warning("LanceDB could not drop table %s; removing its folder", name)
-    if is_local(uri):
-        shutil.rmtree(Path(uri) / f"{name}.lance", ignore_errors=True)
-
-
-def replace_disagreeing_vectors(
-    table: VectorTable, embedder: ImageEmbedder, cfg: IndexConfig
-) -> int:
-    """Embed every row's image again; upsert the rows whose stored vector disagrees.
-
-    Rows are read from the version the repair starts at: each upsert moves rows, so reading
-    the table being written would skip some and check others twice.
-    """
-    pinned = table.db.open_table(table.name)
-    pinned.checkout(table.version)
-    n = pinned.count_rows()
-    replaced = 0
-    for start in range(0, n, cfg.upsert_rows):
-        offsets = list(range(start, min(n, start + cfg.upsert_rows)))
-        rows = pinned.take_offsets(offsets).select([*PRODUCT_COLUMNS, VECTOR]).to_arrow()
-        far, fresh, _ = disagreeing(rows, embedder, cfg.verify_tolerance)
-        if far:
-            table.upsert(with_vectors(rows.take(far), fresh))
-            replaced += len(far)
-    return replaced
-
-
-def repair_before_reindex(
-    root: Path, cfg: IndexConfig, report: VerifyReport
-) -> tuple[IndexManifest | None, RepairReport]:
-    """Fix what does not need the vector table open for writing: the manifest and a damaged
-    table. Returns the manifest the re-index may trust as the published build (None: none)."""
-    repair = RepairReport(findings=[asdict(f) for f in report.findings])
-    manifest = None
-    if report.broken(MANIFEST):
-        manifest = last_good_manifest(root, cfg)
-        if manifest is not None:
-            write_json_atomic(root / MANIFEST_FILE, asdict(manifest))
-            repair.manifest_from = manifest.lucene
-            log.warning("%s rewritten from build %s", MANIFEST_FILE, manifest.lucene)
-    else:
-        manifest = read_manifest(root)
-    if report.broken(LANCE):
-        drop_table(lance_location(root, cfg.lance_uri), cfg.table)
-        repair.table_dropped = True
-        log.warning("LanceDB table %s was damaged and is dropped: rows embedded again", cfg.table)
-    return manifest, repair
-
-
-def published_content(root: Path, manifest: IndexManifest) -> dict[str, tuple[str, str]]:
-    """key -> (content_hash, "") of the published build, read from its products.arrow
-    (for the counts of a re-index whose LanceDB version is gone)."""
-    try:
-        products = read_products(root / LUCENE_DIR / manifest.lucene, ["key", "content_hash"])
-    except (UserInputError, OSError, pa.ArrowException, KeyError):
-        return {}
-    pairs = zip(products["key"].to_pylist(), products["content_hash"].to_pylist(), strict=True)
-    return {key: (content, "") for key, content in pairs}
