@@ -33,8 +33,11 @@ def evaluate(overrides: list[str] | None = None) -> EvaluationReport:
     check_inputs(cfg)
     with mlflow_run(cfg.mlflow.experiment, "evaluate", cfg, overrides):
         report = evaluate_configurations(cfg)
+        judged_by = {"judged_by": report.source}
+        mlflow.set_tags(judged_by)
         for result in report.results:
             with mlflow_run(cfg.mlflow.experiment, result.configuration.name):
+                mlflow.set_tags(judged_by)
                 mlflow.log_params(
                     {
                         "stages": ",".join(result.configuration.stages),
@@ -66,11 +69,12 @@ def _run(call: Invocation) -> None:
     cfg = load_config(call.overrides)
     check_inputs(cfg)
     report = evaluate(call.overrides)
-    print(f"\n{report.requests} requests, judged by {report.source}\n")
+    print(f"\n{report.judged_by}\n")
     print(markdown_table(report.results, cfg.eval.headline))
     if report.decision is not None:
         print(f"promotion: {json.dumps(asdict(report.decision))}")
     print(f"table and plots: {', '.join(report.files.values())}")
+    print(f"open in a browser: {report.files['page']}")
 
 
 if __name__ == "__main__":

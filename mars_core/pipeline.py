@@ -97,7 +97,7 @@ class PipelineReport:
     candidate_version: int | None
     champion_version: int | None
     table: str  # the evaluation's markdown table
-    judgments: str  # what judged the held-out requests: ground_truth or teacher
+    judged_by: str  # the evaluation's title: who judged the held-out requests
     decision: PromotionDecision | None
     eval_files: dict[str, str]
     searches: SearchReport
@@ -110,11 +110,12 @@ class PipelineReport:
         return "\n".join(
             [
                 "",
-                f"MARS pipeline done. Evaluation on held-out rooms (judged by {self.judgments}):",
+                f"MARS pipeline done. {self.judged_by}:",
                 "",
                 self.table,
                 f"student: candidate v{self.candidate_version}, champion {champion}: {promotion}",
                 f"evaluation table and plots: {Path(self.eval_files['table']).parent}",
+                f"  page: {self.eval_files['page']}",
                 f"compare runs in MLflow:     .venv/bin/{mlflow_ui}",
                 f"sample searches ({self.searches.searched} searched, "
                 f"{self.searches.failed} failed), open in a browser:",

@@ -473,6 +473,8 @@ class EvalConfig:
             "abstain_nofit",
             "abstain_answerable",
             "student_spearman",
+            "fit_agreement",
+            "ceiling_gap",
         ],
         "metric columns the commands print (ablation.md holds them all)",
     )

@@ -8,6 +8,7 @@ hold only products the student never saw in training.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +18,9 @@ from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.evaluation.agreement import PairSpec, ScoredPair, agreement_metrics, score_pairs
 from mars_core.evaluation.metrics import RankedRequest, all_metrics
-from mars_core.evaluation.requests import EvalSet
+from mars_core.evaluation.requests import EvalRequest, EvalSet
 from mars_core.images import load_image
-from mars_core.search.funnel import FunnelStep, SearchFunnel
+from mars_core.search.funnel import FunnelStep, SearchFunnel, SearchResult
 from mars_core.search.types import Candidate, SearchRequest, StageOutput, WrappedStage
 from mars_core.stages import build_funnel
 
@@ -32,10 +33,14 @@ class Configuration:
 
     stages: list[str]
     adapter: str | None = None  # folder or models:/<name>@<alias>; None = base student
+    # a reference judge ranking these stages' candidates (evaluation/reference.py): its name
+    reference: str | None = None
 
     @property
     def name(self) -> str:
         label = "+".join(self.stages)
+        if self.reference is not None:
+            return f"{self.reference} on {label}"
         if AGENT in self.stages:
             label += f"@{adapter_label(self.adapter)}"
         return label
@@ -107,22 +112,9 @@ def run_configuration(
     ranked: list[RankedRequest] = []
     failed: list[tuple[str, str]] = []
     with build_funnel(run_cfg) as funnel:
-        _narrow_to_test_split(funnel, eval_set.test_keys, cfg.eval.overfetch)
-        for request in tqdm(eval_set.requests, desc=configuration.name, unit="request"):
-            try:
-                room = load_image(request.room_path, cfg.data.max_image_pixels)
-                result = funnel.search(SearchRequest(room, request.query, request.room_id))
-            except UserInputError as e:
-                failed.append((request.request_id, str(e)))
-                continue
-            ranked.append(
-                RankedRequest(
-                    request=request,
-                    keys=[c.key for c in result.results],
-                    categories=[c.product.get("category", "") for c in result.results],
-                    nothing_fits=result.nothing_fits,
-                )
-            )
+        narrow_to_test_split(funnel, eval_set.test_keys, cfg.eval.overfetch)
+        for request, result in searched(funnel, eval_set, cfg, configuration.name, failed):
+            ranked.append(ranked_request(request, result.results, result.nothing_fits))
         agent = _agent_stage(funnel)
         pairs = (
             score_pairs(agent.scorer, pair_specs, cfg.data.max_image_pixels)
@@ -137,7 +129,38 @@ def run_configuration(
     return ConfigurationResult(configuration, metrics, ranked, pairs, failed)
 
 
-def _narrow_to_test_split(funnel: SearchFunnel, keep: frozenset[str], overfetch: int) -> None:
+def ranked_request(
+    request: EvalRequest, candidates: list[Candidate], nothing_fits: bool
+) -> RankedRequest:
+    """What a configuration returned for one request, as the metrics read it."""
+    return RankedRequest(
+        request=request,
+        keys=[c.key for c in candidates],
+        categories=[c.product.get("category", "") for c in candidates],
+        nothing_fits=nothing_fits,
+    )
+
+
+def searched(
+    funnel: SearchFunnel,
+    eval_set: EvalSet,
+    cfg: MarsConfig,
+    desc: str,
+    failed: list[tuple[str, str]],
+) -> Iterator[tuple[EvalRequest, SearchResult]]:
+    """Every request of the set searched with `funnel`; one a user error stops is appended to
+    `failed` with its reason and the rest go on."""
+    for request in tqdm(eval_set.requests, desc=desc, unit="request"):
+        try:
+            room = load_image(request.room_path, cfg.data.max_image_pixels)
+            result = funnel.search(SearchRequest(room, request.query, request.room_id))
+        except UserInputError as e:
+            failed.append((request.request_id, str(e)))
+            continue
+        yield request, result
+
+
+def narrow_to_test_split(funnel: SearchFunnel, keep: frozenset[str], overfetch: int) -> None:
     first = funnel.steps[0]
     funnel.steps[0] = FunnelStep(HeldOutOnly(first.stage, keep, overfetch), first.k)
 

@@ -52,7 +52,7 @@ def decide(
         baseline = champion
     else:
         baseline = max(
-            (r for r in results if not r.configuration.has_agent),
+            (r for r in results if not r.configuration.has_agent and not r.configuration.reference),
             key=lambda r: r.metrics[key],
         )
     value, base = candidate.metrics[key], baseline.metrics[key]

@@ -1,7 +1,10 @@
-"""What a person reads of an evaluation: the ablation table (markdown) and two plots."""
+"""What a person reads of an evaluation: the ablation table (markdown), two plots and a page,
+each headed by who judged the numbers (the ground truth, or the teacher: then they measure
+agreement with the teacher, not with the truth)."""
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 import matplotlib
@@ -37,8 +40,46 @@ def markdown_table(results: list[ConfigurationResult], columns: list[str] | None
     return "\n".join(lines) + "\n"
 
 
-def write_table(results: list[ConfigurationResult], path: Path) -> Path:
-    return atomic_write_text(path, markdown_table(results))
+def judged_by(source: str, teacher: str, requests: int) -> str:
+    """The line every evaluation table, page and summary starts with."""
+    if source == "ground_truth":
+        return f"Evaluation on {requests} held-out requests, judged by the ground truth"
+    return (
+        f"Evaluation on {requests} held-out requests, judged by the teacher ({teacher}): "
+        "these numbers measure agreement with the teacher, not with the truth"
+    )
+
+
+def write_table(results: list[ConfigurationResult], title: str, path: Path) -> Path:
+    return atomic_write_text(path, f"# {title}\n\n{markdown_table(results)}")
+
+
+def write_page(
+    results: list[ConfigurationResult], title: str, files: dict[str, Path], path: Path
+) -> Path:
+    """The table as HTML under its title, then the plots beside it (same folder)."""
+    columns = table_columns(results)
+    head = "".join(f"<th>{escape(c)}</th>" for c in ["configuration", *columns])
+    rows = "".join(
+        f"<tr><td>{escape(r.configuration.name)}</td>"
+        + "".join(f"<td>{_cell(r.metrics.get(c))}</td>" for c in columns)
+        + "</tr>"
+        for r in results
+    )
+    plots = "".join(
+        f'<p><img src="{escape(files[name].name)}" alt="{name}"></p>'
+        for name in ("metrics_plot", "reliability_plot")
+        if name in files
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.25em .5em;text-align:right}}td:first-child{{text-align:left}}
+</style></head>
+<body><h1>{escape(title)}</h1>
+<table><tr>{head}</tr>{rows}</table>{plots}</body></html>
+"""
+    return atomic_write_text(path, page)
 
 
 def plot_metrics(results: list[ConfigurationResult], metrics: list[str], path: Path) -> Path:

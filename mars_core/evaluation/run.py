@@ -16,7 +16,14 @@ from mars_core.evaluation.ablation import (
 from mars_core.evaluation.agreement import pair_specs
 from mars_core.evaluation.metrics import metric_key
 from mars_core.evaluation.promotion import PromotionDecision, decide
-from mars_core.evaluation.report import plot_metrics, plot_reliability, write_table
+from mars_core.evaluation.reference import add_ceiling_gaps, reference_rows
+from mars_core.evaluation.report import (
+    judged_by,
+    plot_metrics,
+    plot_reliability,
+    write_page,
+    write_table,
+)
 from mars_core.evaluation.requests import EVAL_SET_FILE, build_eval_set
 from mars_core.index.store import IndexSnapshot
 from mars_core.io import atomic_write_parquet
@@ -32,8 +39,14 @@ class EvaluationReport:
     source: str  # where the judgments came from: ground_truth or teacher
     reference: str  # what student scores were compared with: teacher, ground_truth or none
     requests: int
+    teacher: str  # the teacher's name, for the line that says who judged
     files: dict[str, str] = field(default_factory=dict)  # artifact name -> path
     decision: PromotionDecision | None = None
+
+    @property
+    def judged_by(self) -> str:
+        """Who judged the numbers, in words: every table, page and summary starts with it."""
+        return judged_by(self.source, self.teacher, self.requests)
 
 
 def check_inputs(cfg: MarsConfig) -> None:
@@ -53,7 +66,11 @@ def evaluate(cfg: MarsConfig) -> EvaluationReport:
     }
     runs = configurations(cfg.eval.ablations, _adapters(cfg, versions))
     results = [run_configuration(cfg, eval_set, run, specs) for run in runs]
-    report = EvaluationReport(results, eval_set.source, reference, len(eval_set.requests))
+    results += reference_rows(cfg, eval_set)
+    add_ceiling_gaps(results, metric_key(cfg.eval.primary_metric))
+    report = EvaluationReport(
+        results, eval_set.source, reference, len(eval_set.requests), cfg.teacher.name
+    )
     report.files = _write_files(cfg, report, eval_set.table(), out_dir)
     if cfg.eval.promote:
         report.decision = decide(
@@ -81,7 +98,7 @@ def _adapters(cfg: MarsConfig, versions: dict[str, int | None]) -> list[str]:
 def _write_files(cfg: MarsConfig, report: EvaluationReport, eval_table, out_dir: Path) -> dict:
     files = {
         "eval_set": atomic_write_parquet(out_dir / EVAL_SET_FILE, eval_table),
-        "table": write_table(report.results, out_dir / "ablation.md"),
+        "table": write_table(report.results, report.judged_by, out_dir / "ablation.md"),
         "metrics_plot": plot_metrics(
             report.results,
             [metric_key(m) for m in cfg.eval.measures]
@@ -94,6 +111,7 @@ def _write_files(cfg: MarsConfig, report: EvaluationReport, eval_table, out_dir:
         files["reliability_plot"] = plot_reliability(
             scored, cfg.eval.reliability_bins, report.reference, out_dir / "reliability.png"
         )
+    files["page"] = write_page(report.results, report.judged_by, files, out_dir / "evaluation.html")
     return {name: str(path) for name, path in files.items()}
 
 

@@ -60,7 +60,7 @@ class IndexManifest:
     vectors: str = ""
     # relative path under the Lucene build -> [size in bytes, blake2b hex digest]
     lucene_files: dict[str, list] = field(default_factory=dict)
-    lance_digest: str = ""  # digest of the LanceDB version's rows (see verify.table_digest)
+    lance_digest: str = ""  # digest of the LanceDB version's rows (see digest.table_digest)
     lance_uri: str = ""  # where the LanceDB database is (index.lance_uri); "" = <index.dir>/lance
 
 

@@ -111,11 +111,21 @@ class SearchFunnel:
             result.details[step.stage.name] = output.details
             candidates = output.candidates
         result.results = (candidates or [])[: self.final_k]
-        result.nothing_fits = self._nothing_fits(result.results, result.stages_run)
+        if "agent" in result.stages_run:
+            fit_scores = [c.scores["agent"] for c in result.results]
+            result.results, result.nothing_fits = presented(
+                result.results, fit_scores, self.min_fit_score
+            )
         return result
 
-    def _nothing_fits(self, results: list[Candidate], stages_run: list[str]) -> bool:
-        """Only the agent judges fit; without it, or without results, make no claim."""
-        if "agent" not in stages_run or not results:
-            return False
-        return max(c.scores["agent"] for c in results) < self.min_fit_score
+
+def presented(
+    ranked: list[Candidate], fit_scores: list[float], min_fit_score: float
+) -> tuple[list[Candidate], bool]:
+    """What a fit judge's list shows, and whether nothing fits: the candidates scored at or over
+    `min_fit_score` (a misfit is never presented as a match), or, when none is, all of them as
+    the closest options under "nothing fits". Without results, no claim is made."""
+    fits = [c for c, score in zip(ranked, fit_scores, strict=True) if score >= min_fit_score]
+    if fits or not ranked:
+        return fits, False
+    return ranked, True

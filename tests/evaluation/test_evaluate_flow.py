@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pytest
 from mlflow import MlflowClient
@@ -64,7 +66,10 @@ def test_an_ablation_makes_one_nested_run_per_configuration_with_every_metric(ev
     names = set(children["tags.mlflow.runName"])
     assert names == {
         "bm25", "bm25+siglip", "bm25+siglip+agent@base", "bm25+siglip+agent@candidate",
+        "teacher:tiny on bm25+siglip", "fit known on bm25+siglip",
     }  # fmt: skip
+    assert set(children["tags.judged_by"]) == {"ground_truth"}
+    assert parent.iloc[0]["tags.judged_by"] == "ground_truth"
     for _, run in children.iterrows():
         keys = {c.removeprefix("metrics.") for c in run.index if run[c] == run[c]}
         assert keys >= RANKING_KEYS | OUR_KEYS
@@ -73,6 +78,26 @@ def test_an_ablation_makes_one_nested_run_per_configuration_with_every_metric(ev
     assert evaluated.source == "ground_truth" and evaluated.requests == 8
     artifacts = {a.path for a in MlflowClient().list_artifacts(parent.iloc[0]["run_id"])}
     assert {"ablation.md", "metrics.png", "reliability.png", "promotion.json"} <= artifacts
+    assert {"evaluation.html"} <= artifacts
+
+
+@pytest.mark.slow
+def test_the_teacher_and_the_fit_known_ceiling_are_rows_of_their_own(evaluated):
+    """Judged by the ground truth, the table shows the teacher as a ranker and the ceiling of a
+    student that learns fit only; every agent row says how far it is below that ceiling."""
+    rows = {r.configuration.name: r.metrics for r in evaluated.results}
+    teacher, ceiling = rows["teacher:tiny on bm25+siglip"], rows["fit known on bm25+siglip"]
+    assert teacher["fit_agreement"] >= 0.98 and ceiling["fit_agreement"] == 1.0
+    assert ceiling["context_violation_at_5"] == 0.0
+    assert ceiling["abstain_answerable"] == 0.0 and ceiling["abstain_nofit"] == 1.0
+    for name, metrics in rows.items():
+        if "agent" in name:
+            gap = ceiling["nDCG_at_10"] - metrics["nDCG_at_10"]
+            assert metrics["ceiling_gap"] == pytest.approx(gap)
+    table = Path(evaluated.files["table"]).read_text()
+    assert table.startswith(f"# {evaluated.judged_by}") and "judged by the ground truth" in table
+    page = Path(evaluated.files["page"]).read_text()
+    assert evaluated.judged_by in page and "teacher:tiny on bm25+siglip" in page
 
 
 @pytest.mark.slow

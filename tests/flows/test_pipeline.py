@@ -73,7 +73,10 @@ def test_the_pipeline_writes_every_artifact_and_logs_every_step(first, overrides
     assert alias_version(REGISTRY, CANDIDATE) == first.candidate_version == 1
     assert first.champion_version == alias_version(REGISTRY, CHAMPION)
     assert Path(first.eval_files["table"]).is_file()
-    assert "bm25+siglip+agent@candidate" in first.table and first.judgments == "ground_truth"
+    assert "bm25+siglip+agent@candidate" in first.table
+    assert first.judged_by.endswith("judged by the ground truth")
+    assert "teacher:tiny on bm25+siglip" in first.table and "fit known" in first.table
+    assert first.judged_by in first.summary() and first.eval_files["page"] in first.summary()
     page = Path(first.searches.page).read_text()
     assert page.count('alt="room photo"') == len(cfg.demo.requests)
     assert sorted(set(step_runs())) == sorted(STEP_RUNS)
@@ -130,5 +133,8 @@ def test_any_abo_catalogue_runs_unchanged_and_is_judged_by_its_teacher(
         cfg.data.truth_file == "" and not (Path(cfg.data.out_dir) / "ground_truth.parquet").exists()
     )
     assert (Path(cfg.data.out_dir) / HELDOUT_LABELS_FILE).is_file()
-    assert report.judgments == "teacher" and "agent@candidate" in report.table
+    assert "agent@candidate" in report.table and "teacher:" not in report.table
+    assert "measure agreement with the teacher, not with the truth" in report.judged_by
+    assert report.judged_by in report.summary()
+    assert report.judged_by in Path(report.eval_files["page"]).read_text()
     assert report.searches.searched == len(cfg.demo.requests) and report.searches.failed == 0
