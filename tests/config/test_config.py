@@ -104,9 +104,9 @@ def test_wrong_type_is_named():
 )
 def test_contradictions_say_what_to_change(override, message):
     if message is None:
-        assert load_config([override]).teacher.endpoint
+        assert load_config([override]).teacher.server.endpoint
         with pytest.raises(ConfigError, match="endpoint"):
-            load_config([override, "teacher.endpoint=null"])
+            load_config([override, "teacher.server.endpoint=null"])
         return
     with pytest.raises(ConfigError, match=message):
         load_config([override])
