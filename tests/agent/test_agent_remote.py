@@ -146,3 +146,20 @@ def test_a_server_that_gives_no_scores_is_named_in_one_error(mode, says, cfg):
 def test_a_served_student_needs_an_endpoint(session_overrides):
     with pytest.raises(ConfigError, match=r"student\.server\.endpoint"):
         load_config([*session_overrides, "student.kind=openai"])
+
+
+def test_a_served_student_spreads_over_its_replicas(cfg):
+    """`student.server.replicas` reaches the client as for the teacher: one pool per server."""
+    student = served_student(cfg, "http://127.0.0.1:8001/v1")
+    replicas = ["http://127.0.0.1:8002/v1"]
+    remote = RemoteAgentScorer(
+        dataclasses.replace(student, server=dataclasses.replace(student.server, replicas=replicas))
+    )
+    urls = [str(client.base_url) for client in remote.client.clients]
+    remote.close()
+    assert urls == ["http://127.0.0.1:8001/v1/", "http://127.0.0.1:8002/v1/"]
+
+
+def test_replicas_of_an_in_process_student_are_refused(session_overrides):
+    with pytest.raises(ConfigError, match=r"student\.server\.replicas is set"):
+        load_config([*session_overrides, "student.server.replicas=[http://127.0.0.1:8002/v1]"])
