@@ -36,8 +36,10 @@ class NoAnswerError(RuntimeError):
 
 
 class ServerSettings(Protocol):
-    """What a served model's config (`teacher.*`, `student.*` with kind=openai) tells the client."""
+    """What a served model's config (`teacher.server`, `student.server`) tells the client."""
 
+    endpoint: str | None
+    replicas: list[str]
     timeout: float
     concurrency: int
     retries: int
@@ -85,12 +87,11 @@ class ChatClient:
         )
 
     @classmethod
-    def for_servers(
-        cls, endpoints: list[str], settings: ServerSettings, thread_name: str
-    ) -> ChatClient:
-        """A client of `endpoints` with a config's timeout, concurrency, re-sends and key."""
+    def for_servers(cls, settings: ServerSettings, thread_name: str) -> ChatClient:
+        """A client of a config's endpoint and replicas, with its timeout, concurrency,
+        re-sends and key."""
         return cls(
-            endpoints,
+            [str(settings.endpoint), *settings.replicas],
             timeout=settings.timeout,
             concurrency=settings.concurrency,
             retries=settings.retries,

@@ -1,6 +1,6 @@
 """The served agent: the student behind an OpenAI-compatible server (vLLM), for scale-out.
 
-`student.kind=openai` scores through `student.endpoint` instead of loading the model here.
+`student.kind=openai` scores through `student.server.endpoint` instead of loading the model here.
 The same prompt (`mars_core.agent.prompt`) travels as chat messages with the room and product
 images as lossless PNG data URLs, product images already within `student.product_max_pixels`
 on the vision grid, so the server's processor sees the pixels the in-process agent sees. The
@@ -17,7 +17,8 @@ in-process scorer does with its logits (a digit outside the returned alternative
 probability 0). Every request of one query starts with the same system text and room image,
 so a server with prefix caching (`vllm serve --enable-prefix-caching`) computes the room once.
 Rationales for the top N are greedy continuations of their answers opened with the known
-scores. At most `student.concurrency` requests are in flight; transient failures are re-sent
+scores. At most `student.server.concurrency` requests are in flight on each of the student's
+servers (`student.server.endpoint` + `replicas`); transient failures are re-sent
 (`mars_core.openai_client`).
 """
 
@@ -55,10 +56,10 @@ class RemoteAgentScorer:
 
     def __init__(self, cfg: StudentConfig) -> None:
         self.cfg = cfg
-        self.endpoint = str(cfg.endpoint)
+        self.endpoint = str(cfg.server.endpoint)
         # What ranks results, as pages and tables say it (`describe_adapter` quotes it).
         self.adapter = f"{cfg.served_model} served at {self.endpoint}"
-        self.client = ChatClient.for_servers([self.endpoint], cfg, thread_name="agent")
+        self.client = ChatClient.for_servers(cfg.server, thread_name="agent")
 
     def score(
         self,
@@ -187,8 +188,8 @@ class RemoteAgentScorer:
 
     def _error(self, problem: str) -> ModelServerError:
         return ModelServerError(
-            f"the student server at {self.endpoint} (student.endpoint) gave no usable answer: "
-            f"{problem}"
+            f"the student server at {self.endpoint} (student.server.endpoint) gave no usable "
+            f"answer: {problem}"
         )
 
 

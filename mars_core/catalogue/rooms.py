@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from mars_core.catalogue.image_check import inspect_image
 from mars_core.catalogue.quarantine import Quarantine, Reason
 from mars_core.catalogue.schema import ROOMS_SCHEMA
-from mars_core.config.pipeline import ROOM_CLASS_KNOB
+from mars_core.config.data import ROOM_CLASS_KNOB
 from mars_core.errors import ImageError, ImageTooLargeError
 
 

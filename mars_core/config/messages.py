@@ -68,11 +68,17 @@ def _key(error: BaseException) -> str | None:
 
 
 def key_hint(key: str) -> str:
-    """For a key the schema lacks: the closest valid names (difflib), else the section's keys."""
+    """For a key the schema lacks: the same name deeper in its section (a knob moved into a
+    part, `teacher.endpoint` -> `teacher.server.endpoint`), else the closest valid names
+    (difflib), else the section's keys."""
     keys = schema_keys()
     if key in keys:
         return ""
     section, _, name = key.rpartition(".")
+    within = f"{section}." if section else ""
+    deeper = [k for k in keys if k.startswith(within) and k.rpartition(".")[2] == name]
+    if 0 < len(deeper) <= CLOSE_KEYS:
+        return f": no such key; did you mean {' or '.join(deeper)}?"
     siblings = [k for k in keys if k.rpartition(".")[0] == section]
     if not siblings:  # the section itself is misspelt: compare whole keys
         close = difflib.get_close_matches(key, keys, n=CLOSE_KEYS, cutoff=0.6)

@@ -1,13 +1,13 @@
 """The server teacher: any OpenAI-compatible chat-completions server (vLLM, SGLang, llama.cpp),
-or several replicas of one (`teacher.endpoint` + `teacher.replicas`).
+or several replicas of one (`teacher.server.endpoint` + `teacher.server.replicas`).
 
 Images travel as base64 JPEG data URLs, downscaled to `teacher.max_pixels` first (the server
 would do it anyway; sending less is faster). The HTTP side is `mars_core.openai_client`: each
-request to the least busy server, at most `teacher.concurrency` in flight on any one, each
-waiting `teacher.timeout` seconds, a timeout, a dropped connection, a 429 or a 5xx re-sent up
-to `teacher.retries` times after `teacher.backoff` seconds doubled each time. What still has no
-answer becomes the raw text of the attempt (`<no answer: ...>`), which the shared retry policy
-treats like any malformed answer.
+request to the least busy server, at most `teacher.server.concurrency` in flight on any one,
+each waiting `teacher.server.timeout` seconds, a timeout, a dropped connection, a 429 or a 5xx
+re-sent up to `teacher.server.retries` times after `teacher.server.backoff` seconds doubled
+each time. What still has no answer becomes the raw text of the attempt (`<no answer: ...>`),
+which the shared retry policy treats like any malformed answer.
 """
 
 from __future__ import annotations
@@ -30,15 +30,14 @@ from mars_core.teacher.pair_images import pair_images, unloadable
 
 
 class OpenAITeacher(Teacher):
-    """Asks `teacher.pretrained` (the served model's name) at `teacher.endpoint` and the
-    `teacher.replicas`."""
+    """Asks `teacher.pretrained` (the served model's name) at `teacher.server.endpoint`
+    and the `teacher.server.replicas`."""
 
     def __init__(self, cfg: TeacherConfig, max_image_pixels: int) -> None:
         self.cfg = cfg
         self.max_image_pixels = max_image_pixels
         self.name = cfg.name
-        endpoints = [str(cfg.endpoint), *cfg.replicas]
-        self.client = ChatClient.for_servers(endpoints, cfg, thread_name="teacher")
+        self.client = ChatClient.for_servers(cfg.server, thread_name="teacher")
 
     def label(self, requests: Sequence[LabelRequest]) -> list[Label]:
         labels: list[Label | None] = [None] * len(requests)

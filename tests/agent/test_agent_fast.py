@@ -22,7 +22,7 @@ from mars_core.agent.visual_cache import (
 )
 from mars_core.compose import load_config
 from mars_core.config import StudentConfig
-from mars_core.config.models import GRID_SLACK
+from mars_core.config.student import GRID_SLACK
 
 PRODUCT_PIXELS = 56 * 56 * 2
 # Images 28 px wider each: from the third on, products are over the bound (PRODUCT_PIXELS).

@@ -15,7 +15,7 @@ from mars_core.agent.remote import RemoteAgentScorer, open_scorer
 from mars_core.agent.scorer import SCORE_PROBE, AgentScorer
 from mars_core.agent.stage import AgentStage
 from mars_core.compose import load_config
-from mars_core.config.models import GRID_SLACK
+from mars_core.config.student import GRID_SLACK
 from mars_core.errors import ConfigError, ModelServerError
 from mars_core.search.types import Candidate, SearchRequest
 from mars_core.serve.validation import status_of
@@ -47,9 +47,7 @@ def served_student(cfg, url: str, **knobs):
     return dataclasses.replace(
         cfg.student,
         kind="openai",
-        endpoint=url,
-        timeout=30.0,
-        retries=0,
+        server=dataclasses.replace(cfg.student.server, endpoint=url, timeout=30.0, retries=0),
         min_pixels=PRODUCT_PIXELS // GRID_SLACK,
         product_max_pixels=PRODUCT_PIXELS,
         **knobs,
@@ -117,7 +115,7 @@ def test_the_agent_stage_ranks_through_a_served_student(local, cfg, session_over
     with ChatServer(model=ServedModel(local.model, local.processor)) as server:
         served = [
             "student.kind=openai",
-            f"student.endpoint={server.url}",
+            f"student.server.endpoint={server.url}",
             "student.top_logprobs=1000",
             "funnel.rationale_top_n=1",
         ]
@@ -146,5 +144,22 @@ def test_a_server_that_gives_no_scores_is_named_in_one_error(mode, says, cfg):
 
 
 def test_a_served_student_needs_an_endpoint(session_overrides):
-    with pytest.raises(ConfigError, match=r"student.endpoint"):
+    with pytest.raises(ConfigError, match=r"student\.server\.endpoint"):
         load_config([*session_overrides, "student.kind=openai"])
+
+
+def test_a_served_student_spreads_over_its_replicas(cfg):
+    """`student.server.replicas` reaches the client as for the teacher: one pool per server."""
+    student = served_student(cfg, "http://127.0.0.1:8001/v1")
+    replicas = ["http://127.0.0.1:8002/v1"]
+    remote = RemoteAgentScorer(
+        dataclasses.replace(student, server=dataclasses.replace(student.server, replicas=replicas))
+    )
+    urls = [str(client.base_url) for client in remote.client.clients]
+    remote.close()
+    assert urls == ["http://127.0.0.1:8001/v1/", "http://127.0.0.1:8002/v1/"]
+
+
+def test_replicas_of_an_in_process_student_are_refused(session_overrides):
+    with pytest.raises(ConfigError, match=r"student\.server\.replicas is set"):
+        load_config([*session_overrides, "student.server.replicas=[http://127.0.0.1:8002/v1]"])

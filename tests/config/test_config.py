@@ -88,6 +88,11 @@ def test_unknown_key_is_named():
         load_config(["+embedder.batchsize=3"])
 
 
+def test_a_knob_moved_into_a_part_is_suggested_at_its_new_key():
+    with pytest.raises(ConfigError, match=r"did you mean teacher\.server\.endpoint\?"):
+        load_config(["teacher.endpoint=http://127.0.0.1:8000/v1"])
+
+
 def test_wrong_type_is_named():
     with pytest.raises(ConfigError, match="k1"):
         load_config(["funnel.k1=many"])
@@ -104,9 +109,9 @@ def test_wrong_type_is_named():
 )
 def test_contradictions_say_what_to_change(override, message):
     if message is None:
-        assert load_config([override]).teacher.endpoint
+        assert load_config([override]).teacher.server.endpoint
         with pytest.raises(ConfigError, match="endpoint"):
-            load_config([override, "teacher.endpoint=null"])
+            load_config([override, "teacher.server.endpoint=null"])
         return
     with pytest.raises(ConfigError, match=message):
         load_config([override])

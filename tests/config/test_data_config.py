@@ -17,7 +17,7 @@ from mars_core.compose import load_config
         ("data.test_fraction=1.0", "test_fraction"),
         ("data.max_keywords=0", "max_keywords"),
         ("+data.category_map.SOFA_BED=sofa_bed", "upper-case"),
-        ("data.world.products=5", "products >= 13"),
+        ("data.world.products=5", "data.world.products 5 must be >= 13"),
         ("data.world.twin_share=0.9", "twin_share"),
     ],
 )

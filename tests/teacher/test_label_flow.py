@@ -36,12 +36,12 @@ KILL_AFTER_SHARDS = 3
 def server_overrides(url: str) -> list[str]:
     return [
         "teacher=vllm",
-        f"teacher.endpoint={url}",
+        f"teacher.server.endpoint={url}",
         "teacher.pretrained=test-model",
         "teacher.batch_size=2",
         "teacher.shard_pairs=16",
-        "teacher.concurrency=1",
-        "teacher.timeout=5",
+        "teacher.server.concurrency=1",
+        "teacher.server.timeout=5",
     ]
 
 

@@ -17,13 +17,13 @@ PAIRS = 6
 def server_teacher(session_overrides, url: str, *extra: str):
     overrides = [
         "teacher=vllm",
-        f"teacher.endpoint={url}",
+        f"teacher.server.endpoint={url}",
         "teacher.pretrained=test-model",
         "teacher.max_attempts=2",
-        "teacher.timeout=0.5",
-        "teacher.retries=1",
-        "teacher.backoff=0.01",
-        "teacher.concurrency=3",
+        "teacher.server.timeout=0.5",
+        "teacher.server.retries=1",
+        "teacher.server.backoff=0.01",
+        "teacher.server.concurrency=3",
         "teacher.batch_size=4",
     ]
     return load_config([*session_overrides, *overrides, *extra]).teacher
@@ -63,14 +63,14 @@ def test_replicas_share_the_work_with_bounded_concurrency_and_the_same_labels(
         teacher = server_teacher(
             session_overrides,
             first.url,
-            f"teacher.replicas=[{second.url}]",
+            f"teacher.server.replicas=[{second.url}]",
             "teacher.batch_size=12",
         )
         labels = run(spread, world, teacher, tmp_path / "two")
     assert [row["score"] for row in labels] == [row["score"] for row in alone]
     assert len(first.requests) + len(second.requests) == 12
     assert first.requests and second.requests
-    assert max(first.most_in_flight, second.most_in_flight) <= teacher.concurrency
+    assert max(first.most_in_flight, second.most_in_flight) <= teacher.server.concurrency
 
 
 def test_transient_failures_are_resent_with_back_off(
@@ -79,7 +79,7 @@ def test_transient_failures_are_resent_with_back_off(
     pairs = small_pairs(pairs_table, tmp_path, PAIRS)
     with ChatServer("flaky") as server:
         server.failures = 3
-        teacher = server_teacher(session_overrides, server.url, "teacher.retries=3")
+        teacher = server_teacher(session_overrides, server.url, "teacher.server.retries=3")
         labels = run(pairs, world, teacher, tmp_path)
     assert [row["status"] for row in labels] == ["ok"] * PAIRS
     assert len(server.requests) == PAIRS + 3

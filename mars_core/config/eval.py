@@ -1,0 +1,58 @@
+"""Config of the `eval` group: evaluation on held-out rooms and products, and promotion."""
+
+from dataclasses import dataclass
+
+from mars_core.knob import check_knobs, knob
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation on held-out rooms and products: stage ablations, adapters, promotion."""
+
+    name: str = knob("tiny", "label for logs and MLflow")
+    measures: list[str] = knob(
+        ["nDCG@10", "R@5", "R@20", "RR"], "ranking measures, as ir-measures names them"
+    )
+    ks: list[int] = knob([5, 10], "cut-offs of context_violation@k and category_precision@k")
+    ablations: list[list[str]] = knob(
+        [["bm25"], ["bm25", "siglip"], ["bm25", "siglip", "agent"]],
+        "funnel variants to compare, each a list of stage names (as funnel.stages)",
+    )
+    adapters: list[str] = knob(
+        [], "adapters to run every agent variant with too: folders or models:/mars-student@alias"
+    )
+    max_queries: int = knob(0, "evaluate at most this many (room, query) requests; 0 = all", ge=0)
+    overfetch: int = knob(8, "stage 1 fetches k1 x this many, then keeps test-split products", ge=1)
+    fit_threshold: float = knob(
+        0.5, "a teacher or student score from here on means 'fits'", gt=0, lt=1
+    )
+    max_pairs: int = knob(64, "held-out pairs scored for student vs teacher (0 = skip)", ge=0)
+    reliability_bins: int = knob(10, "bins of the reliability diagram (student vs teacher)", ge=2)
+    promote: bool = knob(True, "promote the candidate alias to champion when it wins")
+    primary_metric: str = knob("nDCG@10", "the measure promotion compares (one of measures)")
+    promotion_margin: float = knob(0.01, "the candidate must beat the baseline by this much", ge=0)
+    headline: list[str] = knob(
+        [
+            "nDCG_at_10",
+            "answerable.nDCG_at_10",
+            "context_violation_at_5",
+            "abstain_nofit",
+            "abstain_answerable",
+            "student_spearman",
+            "fit_agreement",
+            "ceiling_gap",
+        ],
+        "metric columns the commands print (ablation.md holds them all)",
+    )
+
+    def __post_init__(self) -> None:
+        check_knobs(self, "eval")
+        if not self.ablations:
+            raise ValueError("eval.ablations is empty; list stage lists such as [[bm25]]")
+        if min(self.ks, default=0) < 1:
+            raise ValueError(f"eval.ks {self.ks} must list one or more cut-offs, each >= 1")
+        if self.primary_metric not in self.measures:
+            raise ValueError(
+                f"eval.primary_metric {self.primary_metric!r} must be one of eval.measures "
+                f"{self.measures}"
+            )

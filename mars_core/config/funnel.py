@@ -1,0 +1,53 @@
+"""Config of the `funnel` group: the search funnel's sizes and stages, and what a query may be."""
+
+from dataclasses import dataclass
+
+from mars_core.knob import check_knobs, knob
+
+
+@dataclass
+class FunnelConfig:
+    """Sizes and stages of the search funnel."""
+
+    name: str = knob("tiny", "label for logs and MLflow")
+    k1: int = knob(50, "stage 1 (BM25) keeps this many")
+    k2: int = knob(10, "stage 2 (SigLIP) keeps this many")
+    k3: int = knob(5, "results returned after stage 3 (agent)")
+    stages: list[str] = knob(
+        ["bm25", "siglip", "agent"],
+        "stages to run, by name (mars_core.stages); a left-out stage only cuts to its k",
+    )
+    text_weight: float = knob(
+        0.0, "blend of query-text similarity into the stage-2 score", ge=0, le=1
+    )
+    rationale_top_n: int = knob(3, "generate a rationale for this many top results", ge=0)
+    min_fit_score: float = knob(0.5, "below this best agent score, say nothing fits")
+    siglip_blend: float = knob(
+        0.0,
+        "weight of the stage-2 similarity (min-max scaled) in the agent stage's final order",
+        ge=0,
+        le=1,
+    )
+    max_query_chars: int = knob(
+        200,
+        "longest query, in characters: command line, batch rows and the service refuse more",
+        ge=1,
+    )
+    max_query_words: int = knob(
+        32, "longest query, in words (stop words count too); refused before any stage runs", ge=1
+    )
+    request_roots: list[str] = knob(
+        [],
+        "folders a requests file's room paths may point into besides the file's own folder "
+        "(paths elsewhere are refused)",
+    )
+
+    def __post_init__(self) -> None:
+        check_knobs(self, "funnel")
+        if not self.k1 >= self.k2 >= self.k3 >= 1:
+            raise ValueError(
+                f"funnel sizes must satisfy k1 >= k2 >= k3 >= 1, got {self.k1}, "
+                f"{self.k2}, {self.k3}"
+            )
+        if not self.stages:
+            raise ValueError("funnel.stages is empty; list stages by name, e.g. [bm25, siglip]")

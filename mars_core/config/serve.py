@@ -1,0 +1,28 @@
+"""Config of the search service and web page (`mars-serve`)."""
+
+from dataclasses import dataclass
+
+from mars_core.knob import check_knobs, knob
+
+
+@dataclass
+class ServeConfig:
+    """The search service and web page (`mars-serve`): where it listens and what it accepts."""
+
+    host: str = knob("127.0.0.1", "address to bind; this machine only unless set (0.0.0.0 = all)")
+    port: int = knob(8000, "TCP port to listen on", ge=0, le=65535)
+    max_upload_bytes: int = knob(
+        10_000_000, "largest room photo upload, in bytes (413 above)", ge=1
+    )
+    sample_rooms: int = knob(
+        24, "rooms from rooms.parquet the page offers as samples (0 = none)", ge=0
+    )
+    agent_batch_window_ms: float = knob(
+        30.0,
+        "how long the agent waits for concurrent requests' candidates to fill a batch of "
+        "student.batch_size before it runs (0 = run each request's candidates at once)",
+        ge=0,
+    )
+
+    def __post_init__(self) -> None:
+        check_knobs(self, "serve")

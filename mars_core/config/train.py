@@ -1,0 +1,81 @@
+"""Config of the `train` group: fine-tuning the student (full, LoRA or QLoRA)."""
+
+from dataclasses import dataclass
+
+from mars_core.knob import check_knobs, knob
+
+TRAIN_METHODS = ("full", "lora", "qlora")
+QUANT_TYPES = ("nf4", "fp4")
+COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
+
+
+@dataclass
+class TrainConfig:
+    """Student fine-tuning: full (tiny, random base) or LoRA / QLoRA (pretrained base).
+
+    Training stops at the first of: `max_steps`, `patience` validations without a better
+    validation loss, or `time_budget_s` of wall time; the best checkpoint (lowest validation
+    loss) is what gets saved and registered.
+    """
+
+    name: str = knob("tiny", "label for logs and MLflow")
+    method: str = knob("full", "full, lora or qlora", choices=TRAIN_METHODS)
+    learning_rate: float = knob(1e-3, "peak learning rate (cosine schedule with warm-up)", gt=0)
+    warmup_ratio: float = knob(0.05, "share of steps spent warming up", ge=0, lt=1)
+    weight_decay: float = knob(0.1, "AdamW weight decay", ge=0)
+    max_steps: int = knob(1000, "most optimiser steps (the schedule's length)", ge=1)
+    batch_size: int = knob(16, "samples per device step", ge=1)
+    grad_accum: int = knob(
+        1, "gradient accumulation steps (effective batch = batch_size x this)", ge=1
+    )
+    gradient_checkpointing: bool = knob(False, "recompute activations in backward to save memory")
+    val_fraction: float = knob(
+        0.15, "share of training rooms held out for validation (by room)", gt=0, lt=1
+    )
+    max_val_examples: int = knob(
+        256, "validation examples scored per check, a seeded sample of those rooms' (0 = all)"
+    )
+    eval_steps: int = knob(100, "validate and checkpoint every this many optimiser steps", ge=1)
+    patience: int = knob(
+        5, "stop after this many validations without a lower validation loss", ge=1
+    )
+    time_budget_s: float = knob(
+        600.0, "stop (and keep the best checkpoint) after this wall time; 0 = none", ge=0
+    )
+    keep_checkpoints: int = knob(
+        2, "checkpoints kept for resuming (the best one is never dropped)", ge=1
+    )
+    logging_steps: int = knob(
+        10, "log the training loss and learning rate every this many steps", ge=1
+    )
+    cpu_threads: int = knob(
+        1,
+        "CPU training: torch threads (1 is fastest on a shared small box); 0 = torch's default",
+        ge=0,
+    )
+    lora_r: int = knob(16, "LoRA rank", ge=1)
+    lora_alpha: int = knob(32, "LoRA alpha", ge=1)
+    lora_dropout: float = knob(0.05, "LoRA dropout", ge=0, lt=1)
+    lora_targets: list[str] = knob(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "language-model modules that get LoRA adapters",
+    )
+    quant_type: str = knob("nf4", "qlora: 4-bit weight type, nf4 or fp4", choices=QUANT_TYPES)
+    double_quant: bool = knob(True, "qlora: quantise the quantisation constants too")
+    compute_dtype: str = knob(
+        "bfloat16", "qlora: dtype 4-bit layers compute in", choices=COMPUTE_DTYPES
+    )
+    seed: int = knob(0, "training seed")
+
+    def __post_init__(self) -> None:
+        check_knobs(self, "train")
+        if self.eval_steps > self.max_steps:
+            raise ValueError(
+                f"train.eval_steps ({self.eval_steps}) exceeds train.max_steps ({self.max_steps}): "
+                "no validation would run; lower train.eval_steps"
+            )
+        if self.method != "full" and not self.lora_targets:
+            raise ValueError(
+                f"train.method={self.method} needs train.lora_targets (e.g. [q_proj, v_proj]); "
+                "for all weights use train.method=full"
+            )
