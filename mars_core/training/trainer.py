@@ -9,9 +9,12 @@
 
 The loss covers completion tokens only (the answer, from `{"score": ` on, so the digits the
 agent's fast path reads are trained); `max_length=None`, so no image token is ever cut.
-Validation loss on held-out rooms is computed every `train.eval_steps`; training stops after
-`train.patience` validations without improvement, at `train.time_budget_s`, or at
-`train.max_steps`, and the best checkpoint is what is saved. Checkpoints live in a work folder
+Validation loss on held-out rooms is computed every `train.eval_steps`; training stops at
+`train.max_steps` or after `train.patience` validations without improvement, and the best
+checkpoint is what is saved. Both are counted in steps, so the same seed and data give the same
+model on a quiet machine or a busy one; `train.time_budget_s` is only a safety net, and a run
+it stops is a loud warning and says so (`stopped_by` = `time`), since how far it got then
+depends on the machine's load. Checkpoints live in a work folder
 named by the run's inputs, so a re-run after a crash (even SIGKILL) resumes from the last one.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -40,6 +44,9 @@ from mars_core.training.data import SFTData, SFTExample
 LANGUAGE_MODEL = r"model\.language_model\..*"
 VISION_TOWER = "model.visual"
 CARD = "README.md"
+# What ended a training run: its step count, its patience, or (a warning) the wall clock.
+STOPPED_BY_STEPS, STOPPED_BY_PATIENCE, STOPPED_BY_TIME = "steps", "patience", "time"
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,7 +57,7 @@ class TrainResult:
     method: str
     steps: int
     resumed_from: str | None
-    stopped_by: str  # "max_steps", "patience" or "time_budget"
+    stopped_by: str  # STOPPED_BY: "steps", "patience" or "time"
     best_val_loss: float | None
     train_loss: list[tuple[int, float]] = field(default_factory=list)
     val_loss: list[tuple[int, float]] = field(default_factory=list)
@@ -302,8 +309,16 @@ def _on_gpu(model: Any) -> bool:
 
 def _stopped_by(step: int, train: TrainConfig, budget: _TimeBudget) -> str:
     if budget.exceeded:
-        return "time_budget"
-    return "max_steps" if step >= train.max_steps else "patience"
+        logger.warning(
+            "WARNING: training stopped by train.time_budget_s=%s after %d of %d steps: the "
+            "model depends on how busy this machine was; raise the budget (or 0 = none) for a "
+            "run that ends by steps or patience",
+            train.time_budget_s,
+            step,
+            train.max_steps,
+        )
+        return STOPPED_BY_TIME
+    return STOPPED_BY_STEPS if step >= train.max_steps else STOPPED_BY_PATIENCE
 
 
 def _trainer_callback() -> type:
