@@ -42,7 +42,6 @@ def evaluate(overrides: list[str] | None = None) -> EvaluationReport:
                     {
                         "stages": ",".join(result.configuration.stages),
                         "adapter": result.configuration.adapter or "base",
-                        "siglip_blend": cfg.funnel.siglip_blend,
                         "judgments": report.source,
                         "reference": report.reference,
                     }

@@ -23,8 +23,8 @@ from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.teacher.schema import LABELS_FILE
-from mars_core.tracking import mlflow_run
-from mars_core.training.trainer import TrainResult
+from mars_core.tracking import describe_version, mlflow_run
+from mars_core.training.trainer import TrainResult, registry_entry
 from tasks.train import build_examples_task, train_student_task
 
 
@@ -78,6 +78,10 @@ def train(overrides: list[str] | None = None) -> dict:
             alias=CANDIDATE,
             artifact_path="student",
         )
+        description, tags = registry_entry(
+            result, data, cfg.train, data_name=cfg.data.name, teacher=cfg.teacher.name
+        )
+        describe_version(cfg.student.registry, version, description=description, tags=tags)
     return (
         asdict(result)
         | {
@@ -117,6 +121,8 @@ def _run(call: Invocation) -> None:
     validate(call.overrides)
     summary = train(call.overrides)
     print(f"\nstudent trained: {summary['steps']} steps, stopped by {summary['stopped_by']}")
+    if summary["stopped_by"] == "time":
+        print("  WARNING: stopped by train.time_budget_s: this model depends on the machine's load")
     print(f"  best validation loss {summary['best_val_loss']}")
     print(f"  folder {summary['folder']}")
     print(f"  registered {summary['model_uri']} (version {summary['version']})")

@@ -90,3 +90,25 @@ def mlflow_run(
             mlflow.log_params(params)
             mlflow.log_dict(tree, CONFIG_ARTIFACT)
         yield run
+
+
+def version_tags(name: str, version: int) -> dict[str, str]:
+    """A registered model version's tags; none when the registry has no such version."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(MlflowClient().get_model_version(name, str(version)).tags)
+    except MlflowException:
+        return {}
+
+
+def describe_version(
+    name: str, version: int, *, description: str | None = None, tags: Mapping[str, Any]
+) -> None:
+    """Say on the registry page what a model version is (a one-line description) and how it
+    did (tags), so the versions compare at a glance."""
+    client = MlflowClient()
+    if description is not None:
+        client.update_model_version(name, str(version), description=description)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value))

@@ -107,6 +107,18 @@ def serving_adapter(spec: str | None, registered_model: str) -> str | None:
     return None if champion is None else registry_uri(registered_model, CHAMPION)
 
 
+def registry_version(spec: str | None) -> tuple[str, int] | None:
+    """The registered model and version a `models:/` spec names now; None for a folder, the
+    base student or a missing alias."""
+    match = _MODEL_URI.match(spec or "")
+    if match is None:
+        return None
+    if match["version"]:
+        return match["name"], int(match["version"])
+    version = alias_version(match["name"], match["alias"])
+    return None if version is None else (match["name"], version)
+
+
 def describe_adapter(spec: str | None) -> str:
     """Which trained weights rank results, as a page or table should say it."""
     if spec is None:

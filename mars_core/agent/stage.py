@@ -6,8 +6,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mars_core.agent.adapter import describe_adapter
+from mars_core.agent.adapter import describe_adapter, registry_version
 from mars_core.agent.batching import AgentBatcher
+from mars_core.agent.ordering import AGENT, Ordering, resolve_ordering
 from mars_core.agent.prompt import PROMPT_VERSION, product_text
 from mars_core.agent.remote import RemoteAgentScorer, open_scorer
 from mars_core.agent.scorer import AgentScorer, ProductView
@@ -31,7 +32,7 @@ class AgentStage:
     scorer: AgentScorer | RemoteAgentScorer  # student.kind: local or openai
     rationale_top_n: int  # funnel.rationale_top_n
     max_image_pixels: int  # data.max_image_pixels
-    siglip_blend: float = 0.0  # funnel.siglip_blend
+    ordering: Ordering = field(default_factory=lambda: Ordering(AGENT, 0.0, 0.5))
     batcher: AgentBatcher | None = None  # set by a service: merges concurrent requests
     student: str = ""  # which student and adapter version rank: said with every result
     name: str = field(default="agent", init=False)
@@ -44,12 +45,13 @@ class AgentStage:
         if isinstance(scorer, AgentScorer) and cfg.student.visual_cache:
             folder = Path(cfg.index.dir) / VISUAL_TOKENS_DIR
             scorer.visual_cache = VisualCache.load(folder, scorer.vision_fingerprint)
+        ordering = resolve_ordering(cfg.funnel, registry_version(scorer.adapter))
         return cls(
             student=f"{cfg.student.name} student, {describe_adapter(scorer.adapter)}",
             scorer=scorer,
             rationale_top_n=cfg.funnel.rationale_top_n,
             max_image_pixels=cfg.data.max_image_pixels,
-            siglip_blend=cfg.funnel.siglip_blend,
+            ordering=ordering,
         )
 
     def rank(
@@ -82,7 +84,7 @@ class AgentStage:
             candidates=[candidate for candidate, _ in ranked],
             skipped=skipped,
             details=details,
-            ranked_by=self.student,
+            ranked_by=f"{self.student}; {self.ordering.describe()}",
         )
 
     def batch_across_requests(self, window_s: float) -> None:
@@ -104,19 +106,10 @@ class AgentStage:
         return self.batcher or self.scorer
 
     def _final_order(self, kept: list[Candidate]) -> dict[str, float]:
-        """Agent score, blended with the stage-2 similarity when `siglip_blend` > 0.
-
-        The agent judges fit, SigLIP judges looks; min-max scaling puts the similarity on
-        the agent's 0..1 range within this request, whatever the embedder's cosine spread.
-        """
+        """The ordering's sort key per candidate, from the agent's and stage 2's scores."""
         agent = {c.key: c.scores[self.name] for c in kept}
         visual = {c.key: c.scores["siglip"] for c in kept if "siglip" in c.scores}
-        if self.siglip_blend == 0.0 or len(visual) != len(kept) or not kept:
-            return agent
-        low, high = min(visual.values()), max(visual.values())
-        spread = (high - low) or 1.0
-        w = self.siglip_blend
-        return {key: (1 - w) * agent[key] + w * (visual[key] - low) / spread for key in agent}
+        return self.ordering.final(agent, visual)
 
     def _load_products(
         self, candidates: list[Candidate]

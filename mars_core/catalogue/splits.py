@@ -27,6 +27,7 @@ from mars_core.catalogue.schema import (
     SPLITS_SCHEMA,
 )
 from mars_core.catalogue.tables import read_table, write_table
+from mars_core.errors import UserInputError
 
 
 class UnionFind:
@@ -128,3 +129,16 @@ def write_splits(out_dir: Path, test_fraction: float, seed: int) -> SplitsReport
     write_table(splits, out_dir / SPLITS_FILE)
     kinds = zip(splits["kind"].to_pylist(), splits["split"].to_pylist(), strict=True)
     return SplitsReport({f"{kind}.{side}": n for (kind, side), n in sorted(Counter(kinds).items())})
+
+
+def validation_rooms(room_ids: list[str], fraction: float, seed: int) -> set[str]:
+    """A seeded, order-independent choice of about `fraction` of the rooms (at least one, and
+    at least one left for training): SFT validates on them, and the evaluation chooses the
+    agent's ordering on them."""
+    if len(room_ids) < 2:
+        raise UserInputError(
+            f"labels cover {len(room_ids)} room(s); a validation split by room needs at least 2"
+        )
+    ordered = sorted(room_ids, key=lambda r: hashlib.sha256(f"{seed}:{r}".encode()).hexdigest())
+    n_val = min(max(round(len(ordered) * fraction), 1), len(ordered) - 1)
+    return set(ordered[:n_val])

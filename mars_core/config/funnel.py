@@ -21,10 +21,22 @@ class FunnelConfig:
         0.0, "blend of query-text similarity into the stage-2 score", ge=0, le=1
     )
     rationale_top_n: int = knob(3, "generate a rationale for this many top results", ge=0)
-    min_fit_score: float = knob(0.5, "below this best agent score, say nothing fits")
+    min_fit_score: float = knob(
+        0.5,
+        "the agent presents products scored at or over this as matches; when none is, it says "
+        "nothing fits and lists the closest options",
+    )
+    order: str = knob(
+        "auto",
+        "how the agent stage orders its list: agent (its score, blended by siglip_blend), "
+        "fits_by_siglip (its fits first, in stage 2's order) or auto (what the serving student "
+        "version was chosen with on validation rooms, else agent)",
+        choices=("auto", "agent", "fits_by_siglip"),
+    )
     siglip_blend: float = knob(
         0.0,
-        "weight of the stage-2 similarity (min-max scaled) in the agent stage's final order",
+        "order=agent: weight of the stage-2 similarity (min-max scaled) in the agent stage's "
+        "final order",
         ge=0,
         le=1,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from mars_core.agent.ordering import FITS_BY_SIGLIP
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.evaluation.agreement import PairSpec, ScoredPair, agreement_metrics, score_pairs
@@ -59,6 +60,7 @@ class ConfigurationResult:
     ranked: list[RankedRequest]
     pairs: list[ScoredPair] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (request id, reason)
+    note: str = ""  # what the table says beside the name (a student stopped by time)
 
 
 def adapter_label(adapter: str | None) -> str:
@@ -124,8 +126,9 @@ def run_configuration(
     metrics = all_metrics(ranked, cfg.eval.measures, cfg.eval.ks)
     metrics["failed_requests"] = float(len(failed))
     metrics |= agreement_metrics(pairs, cfg.eval.fit_threshold)
-    if configuration.has_agent:
-        metrics["siglip_blend"] = cfg.funnel.siglip_blend
+    if agent is not None:
+        metrics["siglip_blend"] = agent.ordering.siglip_blend
+        metrics["order_fits_by_siglip"] = float(agent.ordering.order == FITS_BY_SIGLIP)
     return ConfigurationResult(configuration, metrics, ranked, pairs, failed)
 
 

@@ -36,7 +36,7 @@ def markdown_table(results: list[ConfigurationResult], columns: list[str] | None
     ]
     for result in results:
         cells = [_cell(result.metrics.get(column)) for column in columns]
-        lines.append(f"| {result.configuration.name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_name(result)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -61,7 +61,7 @@ def write_page(
     columns = table_columns(results)
     head = "".join(f"<th>{escape(c)}</th>" for c in ["configuration", *columns])
     rows = "".join(
-        f"<tr><td>{escape(r.configuration.name)}</td>"
+        f"<tr><td>{escape(_name(r))}</td>"
         + "".join(f"<td>{_cell(r.metrics.get(c))}</td>" for c in columns)
         + "</tr>"
         for r in results
@@ -123,6 +123,11 @@ def reliability_curve(pairs: list[ScoredPair], bins: int) -> tuple[list[float], 
         totals.setdefault(min(int(pair.fast * bins), bins - 1), []).append(pair.reference)
     ordered = sorted(totals)
     return [(b + 0.5) / bins for b in ordered], [sum(totals[b]) / len(totals[b]) for b in ordered]
+
+
+def _name(result: ConfigurationResult) -> str:
+    name = result.configuration.name
+    return f"{name} ({result.note})" if result.note else name
 
 
 def _cell(value: float | None) -> str:

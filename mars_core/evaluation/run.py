@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mars_core.agent.adapter import CANDIDATE, CHAMPION, alias_version, registry_uri
+from mars_core.agent.ordering import AUTO
 from mars_core.config import MarsConfig
 from mars_core.evaluation.ablation import (
     Configuration,
@@ -25,6 +26,7 @@ from mars_core.evaluation.report import (
     write_table,
 )
 from mars_core.evaluation.requests import EVAL_SET_FILE, build_eval_set
+from mars_core.evaluation.versions import order_candidate, tag_versions
 from mars_core.index.store import IndexSnapshot
 from mars_core.io import atomic_write_parquet
 
@@ -64,13 +66,17 @@ def evaluate(cfg: MarsConfig) -> EvaluationReport:
     versions = {
         alias: alias_version(cfg.student.registry, alias) for alias in (CANDIDATE, CHAMPION)
     }
-    runs = configurations(cfg.eval.ablations, _adapters(cfg, versions))
+    adapters = _adapters(cfg, versions)
+    if versions[CANDIDATE] is not None and cfg.funnel.order == AUTO:
+        order_candidate(cfg, registry_uri(cfg.student.registry, CANDIDATE))
+    runs = configurations(cfg.eval.ablations, adapters)
     results = [run_configuration(cfg, eval_set, run, specs) for run in runs]
     results += reference_rows(cfg, eval_set)
     add_ceiling_gaps(results, metric_key(cfg.eval.primary_metric))
     report = EvaluationReport(
         results, eval_set.source, reference, len(eval_set.requests), cfg.teacher.name
     )
+    tag_versions(results, cfg.eval.headline, eval_set.source)
     report.files = _write_files(cfg, report, eval_set.table(), out_dir)
     if cfg.eval.promote:
         report.decision = decide(

@@ -30,6 +30,7 @@ from mars_core.agent.prompt import (
     prompt_messages,
 )
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
+from mars_core.catalogue.splits import validation_rooms
 from mars_core.errors import UserInputError
 
 OK = "ok"
@@ -111,18 +112,6 @@ def _sample(examples: list, limit: int, seed: int) -> list:
         return examples
     keep = set(random.Random(seed).sample(range(len(examples)), limit))
     return [e for i, e in enumerate(examples) if i in keep]
-
-
-def validation_rooms(room_ids: list[str], fraction: float, seed: int) -> set[str]:
-    """A seeded, order-independent choice of about `fraction` of the rooms (at least one, and
-    at least one left for training)."""
-    if len(room_ids) < 2:
-        raise LabelsError(
-            f"labels cover {len(room_ids)} room(s); a validation split by room needs at least 2"
-        )
-    ordered = sorted(room_ids, key=lambda r: hashlib.sha256(f"{seed}:{r}".encode()).hexdigest())
-    n_val = min(max(round(len(ordered) * fraction), 1), len(ordered) - 1)
-    return set(ordered[:n_val])
 
 
 def dataset_hash(examples: list[SFTExample]) -> str:

@@ -257,6 +257,29 @@ def model_card(
     )
 
 
+def registry_entry(
+    result: TrainResult, data: SFTData, train: TrainConfig, *, data_name: str, teacher: str
+) -> tuple[str, dict[str, str]]:
+    """A registered version's one-line description and its tags: what it learned from and how
+    its training ended, as the registry page lists them side by side."""
+    sizes = data.sizes()
+    description = (
+        f"data {data_name} ({sizes['train_examples']} examples, sha256 "
+        f"{data.dataset_hash[:12]}), teacher {teacher}, seed {train.seed}, "
+        f"{result.steps} of {train.max_steps} steps, stopped by {result.stopped_by}"
+    )
+    tags = {
+        "data": data_name,
+        "dataset_hash": data.dataset_hash[:16],
+        "teacher": teacher,
+        "seed": str(train.seed),
+        "steps": str(result.steps),
+        "stopped_by": result.stopped_by,
+        "method": train.method,
+    }
+    return description, tags
+
+
 def _dataset(
     examples: list[SFTExample], max_image_pixels: int, shown: dict[str, Callable[[Any], Any]]
 ) -> Any:

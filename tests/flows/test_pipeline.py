@@ -85,6 +85,30 @@ def test_the_pipeline_writes_every_artifact_and_logs_every_step(first, overrides
 
 
 @pytest.mark.slow
+def test_the_candidate_is_ordered_as_validation_chose_and_its_version_says_why(first, overrides):
+    """The evaluation chose how agent and SigLIP combine on training's validation rooms (judged
+    by the teacher), stored it with the version, and the version serves with it."""
+    from mars_core.compose import load_config
+    from mars_core.stages import build_funnel
+
+    version = mlflow.MlflowClient().get_model_version(REGISTRY, str(first.candidate_version))
+    assert version.tags["funnel.order"] in ("agent", "fits_by_siglip")
+    assert any(key.startswith("validation.nDCG_at_10 [") for key in version.tags)
+    assert version.tags["eval.judged_by"] == "ground_truth" and "eval.nDCG_at_10" in version.tags
+    assert version.description and "stopped by steps" in version.description
+    served = [*overrides, f"student.adapter=models:/{REGISTRY}/{first.candidate_version}"]
+    with build_funnel(load_config(served)) as funnel:
+        agent = funnel.steps[-1].stage
+        assert agent.ordering.order == version.tags["funnel.order"]
+        assert agent.ordering.chosen_by == f"validation (v{first.candidate_version})"
+    with build_funnel(load_config([*served, "funnel.order=agent"])) as funnel:
+        overridden = funnel.steps[-1].stage.ordering
+        assert (overridden.order, overridden.chosen_by) == ("agent", "funnel.order")
+    page = Path(first.searches.page).read_text()
+    assert "chosen by" in page
+
+
+@pytest.mark.slow
 def test_a_second_run_does_no_work(first, overrides):
     from flows.pipeline import pipeline
 

@@ -84,3 +84,14 @@ def test_full_fine_tuning_lowers_the_loss_and_saves_a_whole_model(cfg, model_cac
     assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
     AutoModelForImageTextToText.from_pretrained(out)
     AutoProcessor.from_pretrained(out)
+
+
+def test_training_ends_by_steps_and_a_clock_stop_is_loud(cfg, model_cache, data, tmp_path, caplog):
+    """Steps end a run whatever the machine's load; a budget the test sets far too short ends
+    it by the clock instead, which says so (no assertion on how long anything took)."""
+    ample = _train(cfg, model_cache, data, tmp_path / "a", max_steps=3, time_budget_s=3600)
+    assert (ample.steps, ample.stopped_by) == (3, "steps")
+    with caplog.at_level("WARNING", logger="mars_core.training.trainer"):
+        short = _train(cfg, model_cache, data, tmp_path / "b", max_steps=50, time_budget_s=1e-6)
+    assert short.stopped_by == "time" and short.steps < 50
+    assert "stopped by train.time_budget_s" in caplog.text

@@ -79,6 +79,13 @@ def test_sigkill_then_rerun_resumes_and_the_candidate_changes_the_agent(
 
     run = mlflow.get_run(summary["run_id"])
     assert "val_loss" in run.data.metrics and "dataset.hash" in run.data.params
+    # Steps end it, not the clock: the budget (an hour by default) is a safety net.
+    assert summary["stopped_by"] == run.data.tags["stopped_by"] == "steps"
+    version = mlflow.MlflowClient().get_model_version(cfg.student.registry, summary["version"])
+    assert version.tags["stopped_by"] == "steps" and version.tags["steps"] == "12"
+    assert version.tags["seed"] == "0" and version.tags["teacher"] == cfg.teacher.name
+    assert "12 of 12 steps, stopped by steps" in version.description
+    assert f"teacher {cfg.teacher.name}" in version.description
     history = mlflow.MlflowClient().get_metric_history(summary["run_id"], "train_loss")
     assert len(history) >= 2
     assert sft_progress() == 100.0  # the Prefect UI followed the steps

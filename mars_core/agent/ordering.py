@@ -1,0 +1,81 @@
+"""How the agent stage orders its list: the student's score, or the student's fit decision with
+stage 2's visual similarity ordering the fits.
+
+A student distilled from a teacher that judges fit (the metadata teacher scores every product
+that belongs alike) learns fit and little about which fitting product suits the room best,
+which is what stage 2 measured. So `funnel.order` chooses:
+
+* `agent`: the agent's score, blended with the stage-2 similarity by `funnel.siglip_blend`
+  (min-max scaled within the request);
+* `fits_by_siglip`: the candidates the agent scores at or over `funnel.min_fit_score` first,
+  in stage 2's order, then the rest by the agent's score (shown only when nothing fits);
+* `auto` (default): what the evaluation chose for the serving student version on validation
+  rooms and recorded as its version tags (`evaluation/ordering.py`), else `agent`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mars_core.config import FunnelConfig
+from mars_core.tracking import version_tags
+
+AGENT, FITS_BY_SIGLIP, AUTO = "agent", "fits_by_siglip", "auto"
+ORDERS = (AGENT, FITS_BY_SIGLIP)
+# Version tags a chosen ordering is recorded under (as the funnel knobs they set).
+ORDER_TAG, BLEND_TAG = "funnel.order", "funnel.siglip_blend"
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """One way to order the agent's list, and where the choice came from (for `ranked_by`)."""
+
+    order: str  # AGENT or FITS_BY_SIGLIP
+    siglip_blend: float
+    min_fit_score: float
+    chosen_by: str = "funnel.order"
+
+    def describe(self) -> str:
+        if self.order == FITS_BY_SIGLIP:
+            what = "fits (agent) ordered by SigLIP"
+        elif self.siglip_blend:
+            what = f"agent score blended with SigLIP ({self.siglip_blend:g})"
+        else:
+            what = "agent score"
+        return f"{what}, chosen by {self.chosen_by}"
+
+    def final(self, agent: dict[str, float], visual: dict[str, float]) -> dict[str, float]:
+        """A sort key per candidate key, higher first. Without every candidate's stage-2
+        similarity (stage 2 switched off) the agent's score alone orders."""
+        if len(visual) != len(agent) or not agent:
+            return agent
+        scaled = _min_max(visual)
+        if self.order == FITS_BY_SIGLIP:
+            # Fits in [1, 2] by similarity, above misfits in [0, min_fit) by agent score.
+            return {
+                key: 1.0 + scaled[key] if score >= self.min_fit_score else score
+                for key, score in agent.items()
+            }
+        w = self.siglip_blend
+        if w == 0.0:
+            return agent
+        return {key: (1 - w) * agent[key] + w * scaled[key] for key in agent}
+
+
+def resolve_ordering(funnel: FunnelConfig, version: tuple[str, int] | None) -> Ordering:
+    """`funnel.order`, or with `auto` what `version` (registry name and number) was chosen
+    with; a version without that tag, or no version, orders by `agent`."""
+    if funnel.order != AUTO:
+        return Ordering(funnel.order, funnel.siglip_blend, funnel.min_fit_score)
+    tags = version_tags(*version) if version is not None else {}
+    if tags.get(ORDER_TAG) in ORDERS:
+        blend = float(tags.get(BLEND_TAG, funnel.siglip_blend))
+        chosen = f"validation (v{version[1]})" if version is not None else "validation"
+        return Ordering(tags[ORDER_TAG], blend, funnel.min_fit_score, chosen)
+    return Ordering(AGENT, funnel.siglip_blend, funnel.min_fit_score)
+
+
+def _min_max(values: dict[str, float]) -> dict[str, float]:
+    low, high = min(values.values()), max(values.values())
+    spread = (high - low) or 1.0
+    return {key: (value - low) / spread for key, value in values.items()}
