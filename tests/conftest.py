@@ -69,7 +69,8 @@ def prefect_harness():
     """A temporary Prefect API for tests that run real flows."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # Prefect's own 30 s start-up limit is too short on two busy cores.
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 
