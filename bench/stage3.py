@@ -17,7 +17,7 @@ candidate plus answers for the top N):
 Both models run at the real student's image sizes (`conf/student/qwen2vl_2b.yaml`: rooms up
 to 448x448, products at `product_max_pixels`): the tiny student, and the Qwen2-VL-2B
 architecture with random weights built from its published config and Qwen's real tokenizer
-(no download: `mars_core.models.qwen_vocab` builds it from the BPE ranks the `dashscope`
+(no download: `bench/qwen_vocab.py` builds it from the BPE ranks the `dashscope`
 package ships, `pip install .[bench]`), so its text is as many tokens as the real student's.
 Every answer is exactly `--tokens` tokens long (random weights never stop on their own; a
 trained student's answer is ~25-40 tokens): all of them decoded, or, in the last two rows, the
@@ -408,10 +408,10 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> list[Result]:
     """Both models' tables, printed as they finish; returns the results."""
     setup_runtime()
+    from bench.qwen_vocab import build_real_qwen_tokenizer, with_real_qwen_tokenizer
     from mars_core.agent.scorer import AgentScorer
     from mars_core.compose import load_config
     from mars_core.models.loading import load_vlm
-    from mars_core.models.qwen_vocab import build_real_qwen_tokenizer, with_real_qwen_tokenizer
 
     cfg = load_config(args.override)
     real = load_config([*args.override, REAL_STUDENT]).student

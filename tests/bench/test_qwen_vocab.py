@@ -9,14 +9,14 @@ import tiktoken
 from PIL import Image
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-from mars_core.agent.scorer import _score_token_ids
-from mars_core.models.qwen_vocab import (
+from bench.qwen_vocab import (
     QwenVocabError,
     build_real_qwen_tokenizer,
     dashscope_tiktoken_file,
     read_ranks,
     with_real_qwen_tokenizer,
 )
+from mars_core.agent.scorer import _score_token_ids
 from mars_core.models.tiny_tokenizer import QWEN_SPECIAL_TOKENS
 
 # Qwen2 / Qwen2-VL's published special-token ids.
