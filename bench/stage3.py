@@ -134,7 +134,7 @@ class Result:
     top_n: int
     tokens: int
     repeats: int
-    budget: Any  # mars_core.agent.scorer.TokenBudget
+    budget: Any  # bench.token_budget.TokenBudget
     rounds: dict[str, list[float]]  # each part's seconds, round by round
     cache_build_s: float
     cache_bytes: float
@@ -211,7 +211,7 @@ def random_qwen2vl_2b(
 
 def candidates(n: int) -> list:
     """Catalogue-like products: photos of different sizes, a name, category and attributes."""
-    from mars_core.agent.scorer import ProductView
+    from mars_core.agent.types import ProductView
 
     return [
         ProductView(
@@ -231,8 +231,10 @@ def measure(scorer, args: argparse.Namespace, label: str, repeats: int) -> Resul
     room prefix; `agent` is one query as the agent stage runs it (scores, then the top N's
     rationales after their scores, on the same prefix).
     """
+    from bench.token_budget import token_budget
     from mars_core.agent.scorer import AgentScorer
-    from mars_core.agent.visual_cache import VisualCache, build_visual_cache
+    from mars_core.agent.visual_cache import VisualCache
+    from mars_core.agent.visual_cache_build import build_visual_cache
 
     room = photo(0, (args.room_side, args.room_side))
     products = candidates(args.candidates)
@@ -268,7 +270,7 @@ def measure(scorer, args: argparse.Namespace, label: str, repeats: int) -> Resul
         answers(cached, top, True)
 
     # As long as the answers above: the opening is forced, the rest decoded.
-    rationale = max(1, n_tokens - scorer.token_budget(room, QUERY, products[:1]).opening)
+    rationale = max(1, n_tokens - token_budget(scorer, room, QUERY, products[:1]).opening)
 
     def agent(continued: bool = True) -> None:
         scores = cached.score(room, QUERY, products)
@@ -315,7 +317,7 @@ def measure(scorer, args: argparse.Namespace, label: str, repeats: int) -> Resul
         top_n=args.top_n,
         tokens=n_tokens,
         repeats=repeats,
-        budget=dataclasses.replace(scorer.token_budget(room, QUERY, products), answer=n_tokens),
+        budget=dataclasses.replace(token_budget(scorer, room, QUERY, products), answer=n_tokens),
         rounds=rounds,
         cache_build_s=cache_build_s,
         cache_bytes=cache.bytes_per_product(),
