@@ -26,9 +26,9 @@ KV = list[tuple[torch.Tensor, ...]]
 
 
 class Agent(Protocol):
-    """What the batches use of the in-process agent: its model, processor and device, its
-    prompts turned into model inputs, and its product images' vision inputs (cached visual
-    tokens where it has them)."""
+    """What prefixes and batches use of the in-process agent (`scorer.AgentScorer`, which
+    they never import): its model, processor and device, its prompts turned into model
+    inputs, and its product images' vision inputs (cached visual tokens where it has them)."""
 
     model: Any
     processor: Any
