@@ -1,7 +1,7 @@
 """One real-size QLoRA training step on the Qwen2-VL-2B architecture: memory and step time.
 
 Random weights from the published 2B config (no download) with Qwen's real tokenizer
-(`mars_core.models.qwen_vocab`) and the tiny image processor, saved as a model folder and
+(`bench/qwen_vocab.py`) and the tiny image processor, saved as a model folder and
 loaded through the SFT path (`prepare_model`, `train=qlora`: NF4 language model, vision tower
 and head unquantized, LoRA on the language model), then one optimiser step on a batch built
 by trl's collator from SFT examples made with the one prompt. Meant for a CUDA machine; runs
@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
+    from bench.qwen_vocab import build_real_qwen_tokenizer, with_real_qwen_tokenizer
     from mars_core.compose import load_config
     from mars_core.models.loading import load_vlm
-    from mars_core.models.qwen_vocab import build_real_qwen_tokenizer, with_real_qwen_tokenizer
     from mars_core.training.trainer import prepare_model
 
     cfg = load_config(["train=qlora"])

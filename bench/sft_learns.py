@@ -28,7 +28,8 @@ import pyarrow as pa
 
 from mars_core.agent.adapter import CANDIDATE, registry_uri
 from mars_core.agent.prompt import PROMPT_VERSION, answer_text, product_text
-from mars_core.agent.scorer import AgentScorer, ProductView
+from mars_core.agent.scorer import AgentScorer
+from mars_core.agent.types import ProductView
 from mars_core.catalogue.schema import (
     CATALOGUE_FILE,
     GROUND_TRUTH_FILE,

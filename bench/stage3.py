@@ -17,7 +17,7 @@ candidate plus answers for the top N):
 Both models run at the real student's image sizes (`conf/student/qwen2vl_2b.yaml`: rooms up
 to 448x448, products at `product_max_pixels`): the tiny student, and the Qwen2-VL-2B
 architecture with random weights built from its published config and Qwen's real tokenizer
-(no download: `mars_core.models.qwen_vocab` builds it from the BPE ranks the `dashscope`
+(no download: `bench/qwen_vocab.py` builds it from the BPE ranks the `dashscope`
 package ships, `pip install .[bench]`), so its text is as many tokens as the real student's.
 Every answer is exactly `--tokens` tokens long (random weights never stop on their own; a
 trained student's answer is ~25-40 tokens): all of them decoded, or, in the last two rows, the
@@ -134,7 +134,7 @@ class Result:
     top_n: int
     tokens: int
     repeats: int
-    budget: Any  # mars_core.agent.scorer.TokenBudget
+    budget: Any  # bench.token_budget.TokenBudget
     rounds: dict[str, list[float]]  # each part's seconds, round by round
     cache_build_s: float
     cache_bytes: float
@@ -211,7 +211,7 @@ def random_qwen2vl_2b(
 
 def candidates(n: int) -> list:
     """Catalogue-like products: photos of different sizes, a name, category and attributes."""
-    from mars_core.agent.scorer import ProductView
+    from mars_core.agent.types import ProductView
 
     return [
         ProductView(
@@ -231,8 +231,10 @@ def measure(scorer, args: argparse.Namespace, label: str, repeats: int) -> Resul
     room prefix; `agent` is one query as the agent stage runs it (scores, then the top N's
     rationales after their scores, on the same prefix).
     """
+    from bench.token_budget import token_budget
     from mars_core.agent.scorer import AgentScorer
-    from mars_core.agent.visual_cache import VisualCache, build_visual_cache
+    from mars_core.agent.visual_cache import VisualCache
+    from mars_core.agent.visual_cache_build import build_visual_cache
 
     room = photo(0, (args.room_side, args.room_side))
     products = candidates(args.candidates)
@@ -268,7 +270,7 @@ def measure(scorer, args: argparse.Namespace, label: str, repeats: int) -> Resul
         answers(cached, top, True)
 
     # As long as the answers above: the opening is forced, the rest decoded.
-    rationale = max(1, n_tokens - scorer.token_budget(room, QUERY, products[:1]).opening)
+    rationale = max(1, n_tokens - token_budget(scorer, room, QUERY, products[:1]).opening)
 
     def agent(continued: bool = True) -> None:
         scores = cached.score(room, QUERY, products)
@@ -315,7 +317,7 @@ def measure(scorer, args: argparse.Namespace, label: str, repeats: int) -> Resul
         top_n=args.top_n,
         tokens=n_tokens,
         repeats=repeats,
-        budget=dataclasses.replace(scorer.token_budget(room, QUERY, products), answer=n_tokens),
+        budget=dataclasses.replace(token_budget(scorer, room, QUERY, products), answer=n_tokens),
         rounds=rounds,
         cache_build_s=cache_build_s,
         cache_bytes=cache.bytes_per_product(),
@@ -408,10 +410,10 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> list[Result]:
     """Both models' tables, printed as they finish; returns the results."""
     setup_runtime()
+    from bench.qwen_vocab import build_real_qwen_tokenizer, with_real_qwen_tokenizer
     from mars_core.agent.scorer import AgentScorer
     from mars_core.compose import load_config
     from mars_core.models.loading import load_vlm
-    from mars_core.models.qwen_vocab import build_real_qwen_tokenizer, with_real_qwen_tokenizer
 
     cfg = load_config(args.override)
     real = load_config([*args.override, REAL_STUDENT]).student

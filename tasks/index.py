@@ -9,11 +9,8 @@ from pathlib import Path
 
 from prefect import task, unmapped
 
-from mars_core.agent.visual_cache import (
-    VISUAL_TOKENS_DIR,
-    VisualCacheReport,
-    cache_catalogue_tokens,
-)
+from mars_core.agent.visual_cache import VISUAL_TOKENS_DIR
+from mars_core.agent.visual_cache_build import VisualCacheReport, cache_catalogue_tokens
 from mars_core.config import EmbedderConfig, IndexConfig, PipelineConfig, StudentConfig
 from mars_core.index.reindex import ReindexReport, reindex
 from mars_core.index.shards import EmbedShard, ShardVectors, embed_shard

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from mars_core.agent.scorer import ProductView
+from mars_core.agent.types import ProductView
 
 ROOM = Image.new("RGB", (150, 100), (40, 90, 200))
 

@@ -17,10 +17,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from PIL import Image
 
-from mars_core.agent.scorer import AgentScorer, GeneratedAnswer, ProductView
+from mars_core.agent.types import GeneratedAnswer, Job, ProductView
 
 
 @dataclass
@@ -34,11 +35,30 @@ class _Job:
     future: Future = field(default_factory=Future)
 
 
+class MergingScorer(Protocol):
+    """What the batcher runs: a scorer that merges several queries' candidates into shared
+    batches (`scorer.AgentScorer`)."""
+
+    batch_size: int
+    max_new_tokens: int
+    adapter: str | None
+
+    def score_many(self, jobs: Sequence[Job]) -> list[list[float]]: ...
+
+    def generate_many(
+        self,
+        jobs: Sequence[Job],
+        max_new_tokens: int,
+        min_new_tokens: int = 0,
+        scores: Sequence[Sequence[float] | None] | None = None,
+    ) -> list[list[GeneratedAnswer]]: ...
+
+
 class AgentBatcher:
     """The scorer behind a queue: `score` / `generate` as on `AgentScorer`, merged across
-    the threads that call them at about the same time."""
+    the threads that call them at about the same time (a `types.Scorer`)."""
 
-    def __init__(self, scorer: AgentScorer, window_s: float) -> None:
+    def __init__(self, scorer: MergingScorer, window_s: float) -> None:
         self.scorer = scorer
         self.batch_size = scorer.batch_size
         self.window_s = window_s
@@ -64,6 +84,14 @@ class AgentBatcher:
         (`scores` as on `AgentScorer.generate`)."""
         budget = max_new_tokens or self.scorer.max_new_tokens
         return self._submit(_Job("generate", room, query, products, budget, scores))
+
+    @property
+    def adapter(self) -> str | None:
+        return self.scorer.adapter
+
+    def for_concurrent_requests(self, window_s: float) -> AgentBatcher:
+        """Already merging concurrent requests: itself."""
+        return self
 
     def close(self) -> None:
         """Stop the worker once the jobs already queued are done."""

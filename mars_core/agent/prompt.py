@@ -16,7 +16,7 @@ Everything a query's candidates have in common comes first (system text, room im
 instruction), so that it is one prefix the agent computes once per query; a candidate adds
 only its product image and text. Scores are written with one decimal: the agent's fast score
 reads exactly those digits from the model's next-token distribution (see
-`mars_core.agent.scorer`).
+`mars_core.agent.expected_score`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +115,15 @@ def answer_opening(score: float) -> str:
     """An answer up to the first character of its rationale, for a score already known: the
     agent that explains its top candidates forces this and writes only the sentence."""
     return f'{_before_rationale(score)}"'
+
+
+def answer_openings(scores: Sequence[float] | None, n: int) -> list[str]:
+    """What each of `n` answers opens with: its known score written out, or nothing."""
+    if scores is None:
+        return [""] * n
+    if len(scores) != n:
+        raise ValueError(f"{len(scores)} scores for {n} products")
+    return [answer_opening(score) for score in scores]
 
 
 def _before_rationale(score: float) -> str:

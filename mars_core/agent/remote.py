@@ -25,30 +25,26 @@ servers (`student.server.endpoint` + `replicas`); transient failures are re-sent
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
 from mars_core.agent.expected_score import DIGITS, expected_scores
-from mars_core.agent.prompt import ANSWER_PREFIX, prompt_messages, try_parse_answer
-from mars_core.agent.scorer import (
-    SCORE_PROBE,
-    AgentScorer,
-    GeneratedAnswer,
-    ProductView,
+from mars_core.agent.prompt import (
+    ANSWER_PREFIX,
     answer_openings,
-    bound_image,
+    prompt_messages,
+    try_parse_answer,
 )
+from mars_core.agent.types import SCORE_PROBE, GeneratedAnswer, ProductView
+from mars_core.agent.vision import VISION_GRID, bound_image
 from mars_core.config import StudentConfig
 from mars_core.errors import ModelServerError
 from mars_core.openai_client import ChatClient, NoAnswerError, data_url, with_image_urls
 
 IMAGE_FORMAT = "PNG"  # lossless: the server must see the pixels the in-process agent sees
 DIGIT_TOKENS = [str(digit) for digit in range(DIGITS)]
-# Qwen2-VL's (and Qwen2.5-VL's) vision grid: 14-pixel patches merged 2x2 into one token.
-VISION_GRID = 28
 
 
 class RemoteAgentScorer:
@@ -61,16 +57,8 @@ class RemoteAgentScorer:
         self.adapter = f"{cfg.served_model} served at {self.endpoint}"
         self.client = ChatClient.for_servers(cfg.server, thread_name="agent")
 
-    def score(
-        self,
-        room: Image.Image,
-        query: str,
-        products: Sequence[ProductView],
-        *,
-        reuse_room_prefix: bool | None = None,
-    ) -> list[float]:
-        """Fast scores in [0, 1], one per product (the server's prefix cache shares the room;
-        `reuse_room_prefix` is the in-process scorer's knob and has no effect here)."""
+    def score(self, room: Image.Image, query: str, products: Sequence[ProductView]) -> list[float]:
+        """Fast scores in [0, 1], one per product (the server's prefix cache shares the room)."""
         if not products:
             return []
         prompts = self._prompts(room, query, products)
@@ -102,6 +90,10 @@ class RemoteAgentScorer:
             lambda item: item[1] + self._content(*item, bounds), zip(prompts, openings, strict=True)
         )
         return [GeneratedAnswer(text=text, answer=try_parse_answer(text)) for text in texts]
+
+    def for_concurrent_requests(self, window_s: float) -> RemoteAgentScorer:
+        """Itself: its server batches concurrent requests."""
+        return self
 
     def close(self) -> None:
         self.client.close()
@@ -191,10 +183,3 @@ class RemoteAgentScorer:
             f"the student server at {self.endpoint} (student.server.endpoint) gave no usable "
             f"answer: {problem}"
         )
-
-
-def open_scorer(cfg: StudentConfig, cache_dir: Path) -> AgentScorer | RemoteAgentScorer:
-    """The agent's scorer for `student.kind`: the model in this process, or a served one."""
-    if cfg.kind == "openai":
-        return RemoteAgentScorer(cfg)
-    return AgentScorer.from_config(cfg, cache_dir)

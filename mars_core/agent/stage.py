@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mars_core.agent.adapter import describe_adapter, registry_version
-from mars_core.agent.batching import AgentBatcher
 from mars_core.agent.ordering import AGENT, Ordering, resolve_ordering
 from mars_core.agent.prompt import PROMPT_VERSION, product_text
-from mars_core.agent.remote import RemoteAgentScorer, open_scorer
-from mars_core.agent.scorer import AgentScorer, ProductView
-from mars_core.agent.visual_cache import VISUAL_TOKENS_DIR, VisualCache
-from mars_core.config import MarsConfig
+from mars_core.agent.remote import RemoteAgentScorer
+from mars_core.agent.scorer import AgentScorer
+from mars_core.agent.types import ProductView, Scorer
+from mars_core.agent.visual_cache import VISUAL_TOKENS_DIR
+from mars_core.config import MarsConfig, StudentConfig
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
 from mars_core.search.types import Candidate, SearchRequest, SkippedProduct, StageOutput
@@ -29,11 +29,11 @@ class AgentStage:
     `details["malformed_rationales"]`.
     """
 
-    scorer: AgentScorer | RemoteAgentScorer  # student.kind: local or openai
+    scorer: Scorer  # student.kind: local or openai
     rationale_top_n: int  # funnel.rationale_top_n
     max_image_pixels: int  # data.max_image_pixels
     ordering: Ordering = field(default_factory=lambda: Ordering(AGENT, 0.0, 0.5))
-    batcher: AgentBatcher | None = None  # set by a service: merges concurrent requests
+    batcher: Scorer | None = None  # set by a service: the scorer as concurrent requests use it
     student: str = ""  # which student and adapter version rank: said with every result
     name: str = field(default="agent", init=False)
 
@@ -41,10 +41,8 @@ class AgentStage:
     def from_config(cls, cfg: MarsConfig, cache_dir: Path | None = None) -> AgentStage:
         """The agent of the configured student (and adapter) with the funnel's sizes;
         `student.adapter=auto` serves the registry's champion when there is one."""
-        scorer = open_scorer(cfg.student, Path(cache_dir or cfg.paths.models))
-        if isinstance(scorer, AgentScorer) and cfg.student.visual_cache:
-            folder = Path(cfg.index.dir) / VISUAL_TOKENS_DIR
-            scorer.visual_cache = VisualCache.load(folder, scorer.vision_fingerprint)
+        models = Path(cache_dir or cfg.paths.models)
+        scorer = open_scorer(cfg.student, models, Path(cfg.index.dir) / VISUAL_TOKENS_DIR)
         ordering = resolve_ordering(cfg.funnel, registry_version(scorer.adapter))
         return cls(
             student=f"{cfg.student.name} student, {describe_adapter(scorer.adapter)}",
@@ -88,21 +86,21 @@ class AgentStage:
         )
 
     def batch_across_requests(self, window_s: float) -> None:
-        """From now on score and explain through an `AgentBatcher` (for a service whose
-        requests arrive concurrently); `close` stops it. A served student is left as it is:
-        its server batches concurrent requests itself."""
-        if isinstance(self.scorer, AgentScorer):
-            self.batcher = AgentBatcher(self.scorer, window_s)
+        """From now on score and explain through the scorer as a service whose requests
+        arrive concurrently uses it (`Scorer.for_concurrent_requests`: the in-process model
+        behind a queue that merges them; a served student as it is, its server batches
+        them); `close` stops it."""
+        self.batcher = self.scorer.for_concurrent_requests(window_s)
 
     def close(self) -> None:
-        """Stop the batcher and release the served agent's connections."""
-        if self.batcher is not None:
+        """Stop the batcher and release what the scorer holds (a served agent's
+        connections, the kept KV caches)."""
+        if self.batcher is not None and self.batcher is not self.scorer:
             self.batcher.close()
-            self.batcher = None
-        if isinstance(self.scorer, RemoteAgentScorer):
-            self.scorer.close()
+        self.batcher = None
+        self.scorer.close()
 
-    def _runner(self) -> AgentScorer | RemoteAgentScorer | AgentBatcher:
+    def _runner(self) -> Scorer:
         return self.batcher or self.scorer
 
     def _final_order(self, kept: list[Candidate]) -> dict[str, float]:
@@ -141,3 +139,11 @@ class AgentStage:
         for (candidate, _), generated in zip(top, answers, strict=True):
             candidate.rationale = generated.answer.rationale if generated.answer else None
         return sum(generated.answer is None for generated in answers)
+
+
+def open_scorer(cfg: StudentConfig, cache_dir: Path, visual_tokens: Path | None = None) -> Scorer:
+    """The agent's scorer for `student.kind`: the model in this process (reading product
+    visual tokens from `visual_tokens` with `student.visual_cache`), or a served one."""
+    if cfg.kind == "openai":
+        return RemoteAgentScorer(cfg)
+    return AgentScorer.from_config(cfg, cache_dir, visual_tokens=visual_tokens)

@@ -18,7 +18,7 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from mars_core.agent.prompt import product_text
-from mars_core.agent.scorer import AgentScorer, ProductView
+from mars_core.agent.types import ProductView, Scorer
 from mars_core.catalogue.schema import CATALOGUE_FILE, GROUND_TRUTH_FILE
 from mars_core.errors import UserInputError
 from mars_core.evaluation.requests import TOP_GRADE, EvalSet
@@ -81,7 +81,7 @@ def pair_specs(
     return sorted(rng.sample(specs, min(max_pairs, len(specs))), key=_group), reference
 
 
-def score_pairs(scorer: AgentScorer, specs: list[PairSpec], max_pixels: int) -> list[ScoredPair]:
+def score_pairs(scorer: Scorer, specs: list[PairSpec], max_pixels: int) -> list[ScoredPair]:
     """Fast and generated scores of each pair, one batch per (room, query)."""
     groups: dict[tuple[str, str], list[PairSpec]] = defaultdict(list)
     for spec in specs:

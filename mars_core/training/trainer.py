@@ -100,7 +100,7 @@ def train_student(
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig
 
-    from mars_core.agent.scorer import bound_product_image
+    from mars_core.agent.vision import bound_product_image
 
     torch.manual_seed(train.seed)
     model, processor = prepare_model(train, student, models_dir)

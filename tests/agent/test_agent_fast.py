@@ -12,14 +12,10 @@ from PIL import Image
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from mars_core.agent.prompt import answer_opening
-from mars_core.agent.remote import VISION_GRID
-from mars_core.agent.scorer import AgentScorer, bound_image
-from mars_core.agent.visual_cache import (
-    VISUAL_TOKENS_SCHEMA,
-    VisualCache,
-    build_visual_cache,
-    image_digest,
-)
+from mars_core.agent.scorer import AgentScorer
+from mars_core.agent.vision import VISION_GRID, bound_image, image_digest
+from mars_core.agent.visual_cache import VISUAL_TOKENS_SCHEMA, VisualCache
+from mars_core.agent.visual_cache_build import build_visual_cache
 from mars_core.compose import load_config
 from mars_core.config import StudentConfig
 from mars_core.config.student import GRID_SLACK

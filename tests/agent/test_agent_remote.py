@@ -11,9 +11,10 @@ from agent_views import ROOM, product_views
 from chat_server import ChatServer, ServedModel
 
 from mars_core.agent.prompt import ANSWER_PREFIX, answer_opening
-from mars_core.agent.remote import RemoteAgentScorer, open_scorer
-from mars_core.agent.scorer import SCORE_PROBE, AgentScorer
-from mars_core.agent.stage import AgentStage
+from mars_core.agent.remote import RemoteAgentScorer
+from mars_core.agent.scorer import AgentScorer
+from mars_core.agent.stage import AgentStage, open_scorer
+from mars_core.agent.types import SCORE_PROBE
 from mars_core.compose import load_config
 from mars_core.config.student import GRID_SLACK
 from mars_core.errors import ConfigError, ModelServerError

@@ -8,7 +8,7 @@ import pytest
 import torch
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
-from mars_core.agent.scorer import SCORE_PROBE
+from mars_core.agent.types import SCORE_PROBE
 from mars_core.config import TrainConfig
 from mars_core.images import load_image
 from mars_core.models.loading import load_vlm

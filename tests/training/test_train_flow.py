@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from flows.train import main, train
-from mars_core.agent.scorer import AgentScorer, ProductView
+from mars_core.agent.scorer import AgentScorer
+from mars_core.agent.types import ProductView
 from mars_core.config import StudentConfig
 from mars_core.images import load_image
 

@@ -9,14 +9,14 @@ import tiktoken
 from PIL import Image
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-from mars_core.agent.scorer import _score_token_ids
-from mars_core.models.qwen_vocab import (
+from bench.qwen_vocab import (
     QwenVocabError,
     build_real_qwen_tokenizer,
     dashscope_tiktoken_file,
     read_ranks,
     with_real_qwen_tokenizer,
 )
+from mars_core.agent.expected_score import score_token_ids
 from mars_core.models.tiny_tokenizer import QWEN_SPECIAL_TOKENS
 
 # Qwen2 / Qwen2-VL's published special-token ids.
@@ -139,7 +139,7 @@ def test_scores_read_digit_by_digit(qwen):
 
     assert encode('{"score": 0.') == [*encode('{"score": '), *encode("0"), *encode(".")]
     # What the agent's fast score checks on its tokenizer, on this one.
-    first, tenths = _score_token_ids(qwen)
+    first, tenths = score_token_ids(qwen)
     assert tenths == [ids[0] for ids in digits] and first == tenths[:2]
 
 
