@@ -169,3 +169,26 @@ def test_metadata_teacher_never_reads_the_world_or_its_truth():
     }
     assert not any(name and name.startswith("mars_core.world") for name in imported)
     assert "ground_truth" not in inspect.getsource(metadata_module)
+
+
+def test_the_card_names_what_room_fit_never_mentions():
+    from mars_core.teacher.card import dataset_card
+
+    def row(pair, room_type, category, score):
+        return {"pair_id": pair, "room_type": room_type, "category": category, "score": score,
+                "rationale": "r", "status": "ok", "stratum": "random"}  # fmt: skip
+
+    labels = pa.Table.from_pylist(
+        [
+            row("a", "bedroom", "BED", 0.9),
+            row("b", "bedroom", "DESK", 0.5),
+            row("c", "kitchen", "DESK", 0.5),
+            row("d", "garage", "CABINET", 0.5),
+        ]
+    )
+    card = dataset_card(labels, load_config().teacher, seed=0)
+    assert card.unlisted == {"DESK": 2, "room type garage": 1}
+    assert card.metrics()["labels_unlisted"] == 3
+    assert "teacher.room_fit never mentions DESK (2 pairs), room type garage (1 pairs)" in (
+        card.markdown()
+    )
