@@ -1,6 +1,6 @@
 """Does the tiny recipe learn on every seed? Train and evaluate once per seed, same data.
 
-    python -m bench.learning --seeds 0 1 2 [hydra overrides...]
+    python -m bench.learning --seeds 0 1 2 [--jobs 2] [--write] [hydra overrides...]
 
 The generated world, indexes, mined pairs and teacher labels are `make demo`'s (the pipeline
 runs first where they are missing); then, per seed, the train flow
@@ -15,8 +15,10 @@ trained funnel and how often each target held, and writes that table into bench/
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from mars_core.runtime import setup_runtime
@@ -38,6 +40,7 @@ TARGETS = {
 
 def run_seed(seed: int, overrides: list[str]) -> tuple[dict, dict, float]:
     """Train and evaluate one seed; the funnel's and stage 2's metrics, and the seconds."""
+    setup_runtime()
     from flows.evaluate import evaluate
     from flows.train import train
 
@@ -87,6 +90,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--write", action="store_true", help="write the table into RESULTS.md")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="seeds trained at once (one CPU thread each)"
+    )
     parser.add_argument("overrides", nargs="*", help="hydra overrides for every flow")
     args = parser.parse_args()
     setup_runtime()
@@ -99,7 +105,9 @@ def main() -> None:
     out = Path(cfg.data.out_dir)
     if not all((out / name).is_file() for name in (LABELS_FILE, HELDOUT_LABELS_FILE)):
         pipeline(args.overrides)  # world, indexes, pairs and labels (`make demo` makes them)
-    runs = [(seed, *run_seed(seed, args.overrides)) for seed in args.seeds]
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        done = pool.map(run_seed, args.seeds, [args.overrides] * len(args.seeds))
+        runs = [(seed, *result) for seed, result in zip(args.seeds, done, strict=True)]
     table = summary_table(runs, cfg.eval.headline)
     print(table)
     if args.write:
@@ -107,8 +115,8 @@ def main() -> None:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         minutes = (time.monotonic() - started) / 60
         header = (
-            f"## Learning across seeds (`python -m bench.learning --seeds {seeds}`), {when}, "
-            f"{minutes:.0f} min in all"
+            f"## Learning across seeds (`python -m bench.learning --seeds {seeds} --jobs "
+            f"{args.jobs}`), {when}, {minutes:.0f} min in all"
         )
         write_results(table, header)
 
