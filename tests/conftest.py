@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 # The index fixtures (catalogue_world, embedder, built, ...) serve tests/index, tests/search
 # and the index flow's test alike.
-pytest_plugins = ["indexed"]
+pytest_plugins = ["support.indexed"]
 
 # The test session's MLflow store, Prefect home and artifacts live in a throw-away home,
 # never in the developer's checkout.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from catalogue_factory import read_rows, remove_products
 from PIL import Image
+from support.catalogue_factory import read_rows, remove_products
 
 from mars_core.index.lucene import PRODUCTS_FILE
 from mars_core.index.store import LUCENE_DIR, MANIFEST_FILE
