@@ -83,6 +83,12 @@ class PipelineConfig:
         "pool, `mars-gpu` in prefect.yaml) and wait for it; null: in the pipeline's process",
     )
 
+    prefect_start_timeout_s: float = knob(
+        120.0,
+        "seconds a flow command waits for Prefect's temporary API server to start (tried twice); "
+        "raise it on a busy machine",
+    )
+
     def __post_init__(self) -> None:
         if self.runner not in RUNNERS:
             raise ValueError(f"pipeline.runner={self.runner!r}: choose one of {', '.join(RUNNERS)}")
