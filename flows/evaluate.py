@@ -69,7 +69,7 @@ def _run(call: Invocation) -> None:
     """Check the config and the inputs first, so a mistake is one line, not a failed flow run."""
     cfg = load_config(call.overrides)
     require_inputs(cfg, "evaluate")
-    prepare_flow_process(cfg)
+    prepare_flow_process(cfg, debug=call.debug)
     report = evaluate(call.overrides)
     print(f"\n{report.requests} requests, judged by {report.source}\n")
     print(markdown_table(report.results, cfg.eval.headline))

@@ -96,11 +96,11 @@ def _run(call: Invocation) -> None:
     overrides = [*call.overrides, *([ALLOW_REMOVALS] if call.options["allow_removals"] else [])]
     cfg = load_config(overrides)
     if call.options["verify"]:
-        prepare_flow_process(cfg)
+        prepare_flow_process(cfg, debug=call.debug)
         _verify(overrides)
         return
     check_inputs(cfg)
-    prepare_flow_process(cfg)
+    prepare_flow_process(cfg, debug=call.debug)
     report = build_index(overrides)
     for finding in report.repair.findings:
         print(f"repaired {finding['part']}: {finding['problem']}")

@@ -58,7 +58,7 @@ def _run(call: Invocation) -> None:
     requests = Path(call.options["requests"])
     cfg = load_config(call.overrides)
     check_inputs(cfg, requests)
-    prepare_flow_process(cfg)
+    prepare_flow_process(cfg, debug=call.debug)
     print(f"\n{inference(str(requests), call.overrides).summary()}")
 
 

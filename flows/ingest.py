@@ -58,7 +58,7 @@ def _run(call: Invocation) -> None:
     """Check the raw inputs first, so a missing folder is one line, not a failed flow run."""
     cfg = load_config(call.overrides)
     require_inputs(cfg, "ingest")
-    prepare_flow_process(cfg)
+    prepare_flow_process(cfg, debug=call.debug)
     report = ingest(call.overrides)
     print(f"\nMARS catalogue in {report.out_dir}:")
     print(f"  {report.products} products, {report.rooms} rooms, {report.ground_truth} judgements")

@@ -89,7 +89,7 @@ def _run(call: Invocation) -> None:
     pairs = call.options["pairs"]
     cfg = load_config(call.overrides)
     check_inputs(cfg, pairs)
-    prepare_flow_process(cfg)
+    prepare_flow_process(cfg, debug=call.debug)
     out = label(call.overrides, pairs)
     counts = ", ".join(f"{status} {n}" for status, n in out["counts"].items())
     print(f"\n{out['rows']} labels ({counts}); {out['labelled_now']} labelled now")

@@ -79,7 +79,7 @@ def _run(call: Invocation) -> None:
     """Check the config and the inputs first, so a missing one is one line, not a failed run."""
     cfg = load_config(call.overrides)
     inputs(cfg)
-    prepare_flow_process(cfg)
+    prepare_flow_process(cfg, debug=call.debug)
     report = mining(call.overrides)
     print(f"\n{report.pairs} training pairs -> {report.pairs_file}")
     if report.heldout_file:

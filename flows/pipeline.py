@@ -120,7 +120,7 @@ def _run(call: Invocation) -> None:
     """Check config and raw inputs first, so a mistake is one line, not a failed flow run."""
     cfg = load_config(call.overrides)
     require_inputs(cfg, "ingest")
-    prepare_flow_process(cfg)
+    prepare_flow_process(cfg, debug=call.debug)
     report = pipeline(call.overrides)
     print(report.summary())
 

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(call: Invocation) -> None:
-    prepare_flow_process(validate(call.overrides))
+    prepare_flow_process(validate(call.overrides), debug=call.debug)
     summary = train(call.overrides)
     print(f"\nstudent trained: {summary['steps']} steps, stopped by {summary['stopped_by']}")
     print(f"  best validation loss {summary['best_val_loss']}")

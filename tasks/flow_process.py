@@ -12,7 +12,10 @@ temporary API server, and then:
   (`mars_core.runtime.die_with_parent`), instead of living on as an orphan;
 * flow runs still RUNNING or PENDING whose owner process is gone are set Crashed (MLflow
   runs get the same sweep in `mars_core.tracking.mlflow_run`);
-* every flow run this process starts carries the tag `mars-owner:<host>:<pid>`.
+* every flow run this process starts carries the tag `mars-owner:<host>:<pid>`;
+* a user's mistake raised inside a task anyway (`UserInputError`) is logged by Prefect on the
+  terminal without its traceback: the command's one `error:` line says it (`--debug` keeps
+  the tracebacks; the Prefect UI always has them).
 
 A SIGTERM is turned into `SystemExit` by `mars_core.cli.run_app` (and the JVM, started with
 `-Xrs`, leaves it to Python), so Prefect and MLflow close their runs as crashed / failed
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import logging
 import os
 import socket
 import subprocess
@@ -178,10 +182,22 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-def prepare_flow_process(cfg: MarsConfig) -> None:
-    """Tag this process's flow runs; patch Prefect's server module when it is imported (or
-    now, when it already is)."""
+def drop_user_error_traceback(record: logging.LogRecord) -> bool:
+    """A terminal handler's filter: a record about a `UserInputError` loses its traceback (the
+    message, naming the error, stays)."""
+    if record.exc_info and isinstance(record.exc_info[1], UserInputError):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
+def prepare_flow_process(cfg: MarsConfig, *, debug: bool = False) -> None:
+    """Tag this process's flow runs; keep user errors' tracebacks off the terminal unless
+    `debug`; patch Prefect's server module when it is imported (or now, when it already is)."""
     claim_flow_runs()
+    if not debug:
+        for handler in logging.getLogger().handlers:  # Prefect's console handler
+            if drop_user_error_traceback not in handler.filters:
+                handler.addFilter(drop_user_error_traceback)
     first = not _start_timeout_s
     _start_timeout_s[:] = [cfg.pipeline.prefect_start_timeout_s]
     if not first:

@@ -26,7 +26,7 @@ PROBE = (
 
 
 def _run(args: list[str], home: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = os.environ | {"MARS_HOME": str(home)}
+    env = os.environ | {"MARS_HOME": str(home), "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -88,3 +88,46 @@ def test_a_slow_first_start_is_tried_once_more():
     assert server.timeouts == [7.0, 7.0]
     with pytest.raises(PrefectStartError, match=START_TIMEOUT_KNOB):
         start_within(_SlowServer.start, _SlowServer(failures=2), 7.0)
+
+
+# A flow whose task raises a user's mistake the command did not catch before the flow started.
+MISTAKE_IN_A_TASK = """
+from prefect import flow, task
+
+from mars_core.apps import APPS
+from mars_core.cli import run_app
+from mars_core.compose import load_config
+from mars_core.errors import UserInputError
+from tasks.flow_process import prepare_flow_process
+
+
+@task
+def read_it():
+    raise UserInputError("no thing at /x: run `python -m flows.ingest` first")
+
+
+@flow
+def broken():
+    read_it()
+
+
+def command(call):
+    prepare_flow_process(load_config(call.overrides), debug=call.debug)
+    broken()
+
+
+run_app(APPS["ingest"], None, command)
+"""
+
+
+@pytest.mark.slow
+def test_a_user_error_inside_a_task_is_logged_without_its_traceback(tmp_path):
+    script = tmp_path / "mistake.py"
+    script.write_text(MISTAKE_IN_A_TASK)
+    run = _run([str(script)], tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (
+        "error: no thing at /x: run `python -m flows.ingest` first"
+    )
+    assert "Traceback" in _run([str(script), "--debug"], tmp_path).stderr
