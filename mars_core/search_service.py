@@ -18,7 +18,7 @@ from mars_core.errors import UserInputError, printable
 from mars_core.images import load_image
 from mars_core.io import atomic_write_parquet, atomic_write_text
 from mars_core.report import render_report
-from mars_core.runtime import is_verbose
+from mars_core.runtime import bar_disable, is_verbose
 from mars_core.search.batch import (
     FailedRequest,
     RequestsFile,
@@ -130,7 +130,7 @@ def run_requests(
     """Search each request; a bad room photo or query fails that request alone, by name."""
     outcome = BatchOutcome(results=[], failed=[])
     quiet = len(specs) < BAR_MIN_REQUESTS and not is_verbose()
-    for spec in tqdm(specs, desc="search", unit="request", disable=quiet):
+    for spec in tqdm(specs, desc="search", unit="request", disable=bar_disable(quiet)):
         try:
             room = load_image(spec.room, max_image_pixels)
             request = SearchRequest(room=room, query=spec.query, room_id=spec.room_id)

@@ -66,10 +66,13 @@ def cfg(session_overrides: list[str]):
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """A temporary Prefect API for tests that run real flows."""
+    """A temporary Prefect API for tests that run real flows; it gets as long to start as a
+    flow command does (a busy machine can take longer than Prefect's 30 s)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    from mars_core.config import PipelineConfig
+
+    with prefect_test_harness(server_startup_timeout=PipelineConfig().prefect_start_timeout_s):
         yield
 
 
