@@ -179,11 +179,19 @@ def run_app(app: App, argv: Sequence[str] | None, command: Callable[[Invocation]
     args = list(sys.argv[1:] if argv is None else argv)
     setup_runtime()
     exit_on_sigterm()
-    try:
+    with user_errors_in_one_line(args):
         invocation = parse(app, args)
         if invocation is not None:
             with printable_stdout():
                 command(invocation)
+
+
+@contextmanager
+def user_errors_in_one_line(args: Sequence[str]) -> Iterator[None]:
+    """A `UserInputError` raised inside ends the process in one `error:` line (`fail`),
+    unless the command line asks for `--debug`."""
+    try:
+        yield
     except UserInputError as e:
         if "--debug" in args:
             raise
@@ -224,13 +232,9 @@ def answer_early(module: str, app: App) -> None:
         return
     args = sys.argv[1:]
     setup_runtime()
-    try:
+    with user_errors_in_one_line(args):
         if parse(app, args) is None:
             sys.exit(0)
-    except UserInputError as e:
-        if "--debug" in args:
-            raise
-        fail(e)
 
 
 def fail(error: UserInputError) -> NoReturn:
