@@ -83,6 +83,8 @@ STEPS: dict[str, StepInputs] = {
     "search": StepInputs(
         files=(CATALOGUE_FILE, INDEX_MANIFEST, ROOMS_FILE),
         groups=("funnel", "student", "embedder", "demo"),
+        # the sample searches' rooms; a search of one's own photo runs without
+        optional=(ROOMS_FILE,),
     ),
 }
 # The arguments of the command that writes an artifact, beyond `python -m flows.<step>`.
@@ -161,9 +163,8 @@ def require_inputs(cfg: MarsConfig, step: str) -> None:
 
 
 def require_search_inputs(cfg: MarsConfig) -> None:
-    """A search (a command, the service, a batch) needs the catalogue, the rooms and a
-    published index whose parts are all there (`check_openable`: a damaged one names the
-    repair command)."""
+    """A search (a command, the service, a batch) needs the catalogue and a published index
+    whose parts are all there (`check_openable`: a damaged one names the repair command)."""
     require_inputs(cfg, "search")
     check_openable(IndexSnapshot.current(cfg.index.dir))
 
