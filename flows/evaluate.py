@@ -10,27 +10,31 @@ decision with its numbers.
 
 from __future__ import annotations
 
+from mars_core.apps import APPS
+from mars_core.cli import Invocation, answer_early, run_app
+
+answer_early(__name__, APPS["evaluate"])  # the program: answers --help before the imports below
+
 import json
 from dataclasses import asdict
 
 import mlflow
 from prefect import flow
 
-from flows.apps import APPS
-from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.evaluation.promotion import promote
 from mars_core.evaluation.report import markdown_table
-from mars_core.evaluation.run import EvaluationReport, check_inputs
+from mars_core.evaluation.run import EvaluationReport
+from mars_core.pipeline import require_inputs
 from mars_core.tracking import mlflow_run
 from tasks.evaluate import evaluate_configurations
+from tasks.flow_process import prepare_flow_process
 
 
 @flow(name="evaluate")
 def evaluate(overrides: list[str] | None = None) -> EvaluationReport:
     """Measure every configuration of `eval.ablations` x `eval.adapters`; promote on a win."""
     cfg = load_config(overrides)
-    check_inputs(cfg)
     with mlflow_run(cfg.mlflow.experiment, "evaluate", cfg, overrides):
         report = evaluate_configurations(cfg)
         judged_by = {"judged_by": report.source}
@@ -64,9 +68,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(call: Invocation) -> None:
-    """Check the config and the index first, so a mistake is one line, not a failed flow run."""
+    """Check the config and the inputs first, so a mistake is one line, not a failed flow run."""
     cfg = load_config(call.overrides)
-    check_inputs(cfg)
+    require_inputs(cfg, "evaluate")
+    prepare_flow_process(cfg, debug=call.debug)
     report = evaluate(call.overrides)
     print(f"\n{report.judged_by}\n")
     print(markdown_table(report.results, cfg.eval.headline))

@@ -10,22 +10,26 @@ index.max_removal_share of the products.
 
 from __future__ import annotations
 
+from mars_core.apps import APPS
+from mars_core.cli import Invocation, answer_early, run_app
+
+answer_early(__name__, APPS["index"])  # the program: answers --help before the imports below
+
 from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
 from prefect import flow
 
-from flows.apps import APPS
 from mars_core.catalogue.schema import CATALOGUE_FILE
-from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
-from mars_core.errors import UserInputError
 from mars_core.index.plan import preview_removals
 from mars_core.index.reindex import ReindexReport
 from mars_core.index.verify import VerifyReport
+from mars_core.pipeline import require_inputs
 from mars_core.tracking import mlflow_run
+from tasks.flow_process import prepare_flow_process
 from tasks.index import cache_visual_tokens, reindex_catalogue, verify_published
 
 ALLOW_REMOVALS = "index.allow_removals=true"
@@ -81,10 +85,8 @@ def verify_index(overrides: list[str] | None = None) -> VerifyReport:
 def check_inputs(cfg: MarsConfig) -> None:
     """The catalogue must be there, and not remove too much of the live index, before the
     flow starts (one line naming the command or the flag)."""
-    catalogue = Path(cfg.data.out_dir) / CATALOGUE_FILE
-    if not catalogue.is_file():
-        raise UserInputError(f"no catalogue at {catalogue}: run `python -m flows.ingest` first")
-    preview_removals(catalogue, cfg.index)
+    require_inputs(cfg, "index")
+    preview_removals(Path(cfg.data.out_dir) / CATALOGUE_FILE, cfg.index)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,10 +96,13 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(call: Invocation) -> None:
     overrides = [*call.overrides, *([ALLOW_REMOVALS] if call.options["allow_removals"] else [])]
+    cfg = load_config(overrides)
     if call.options["verify"]:
+        prepare_flow_process(cfg, debug=call.debug)
         _verify(overrides)
         return
-    check_inputs(load_config(overrides))
+    check_inputs(cfg)
+    prepare_flow_process(cfg, debug=call.debug)
     report = build_index(overrides)
     for finding in report.repair.findings:
         print(f"repaired {finding['part']}: {finding['problem']}")

@@ -7,18 +7,23 @@ and must stay inside its folder or `funnel.request_roots`.
 
 from __future__ import annotations
 
+from mars_core.apps import APPS
+from mars_core.cli import Invocation, answer_early, run_app
+
+answer_early(__name__, APPS["inference"])  # the program: answers --help before the imports below
+
 from pathlib import Path
 
 import mlflow
 from prefect import flow
 
-from flows.apps import APPS
-from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
+from mars_core.pipeline import require_search_inputs
 from mars_core.search.batch import read_requests
-from mars_core.search_service import SearchReport, check_search_inputs
+from mars_core.search_service import SearchReport
 from mars_core.tracking import mlflow_run
+from tasks.flow_process import prepare_flow_process
 from tasks.search import search_batch
 
 
@@ -41,7 +46,7 @@ def inference(
 def check_inputs(cfg: MarsConfig, requests: Path) -> None:
     """The requests file and the index, checked before the flow starts (one error line)."""
     read_requests(requests, cfg.funnel.request_roots)
-    check_search_inputs(cfg)
+    require_search_inputs(cfg)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,7 +56,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(call: Invocation) -> None:
     requests = Path(call.options["requests"])
-    check_inputs(load_config(call.overrides), requests)
+    cfg = load_config(call.overrides)
+    check_inputs(cfg, requests)
+    prepare_flow_process(cfg, debug=call.debug)
     print(f"\n{inference(str(requests), call.overrides).summary()}")
 
 

@@ -8,18 +8,22 @@ MLflow; a re-run over unchanged input rewrites nothing.
 
 from __future__ import annotations
 
+from mars_core.apps import APPS
+from mars_core.cli import Invocation, answer_early, run_app
+
+answer_early(__name__, APPS["ingest"])  # the program: answers --help before the imports below
+
 from dataclasses import asdict
 
 import mlflow
 from prefect import flow
 
-from flows.apps import APPS
 from mars_core.catalogue.ingest import IngestReport
-from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
-from mars_core.pipeline import check_pipeline_inputs
+from mars_core.pipeline import require_inputs
 from mars_core.tracking import mlflow_run
+from tasks.flow_process import prepare_flow_process
 from tasks.ingest import (
     acquire_abo_task,
     build_catalogue_task,
@@ -52,14 +56,16 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(call: Invocation) -> None:
     """Check the raw inputs first, so a missing folder is one line, not a failed flow run."""
-    check_pipeline_inputs(load_config(call.overrides))
+    cfg = load_config(call.overrides)
+    require_inputs(cfg, "ingest")
+    prepare_flow_process(cfg, debug=call.debug)
     report = ingest(call.overrides)
     print(f"\nMARS catalogue in {report.out_dir}:")
     print(f"  {report.products} products, {report.rooms} rooms, {report.ground_truth} judgements")
     print(f"  changes since last run: {report.changes}")
     quarantined = ", ".join(f"{r} {n}" for r, n in report.quarantined.items()) or "none"
     print(f"  quarantined: {quarantined}")
-    if note := quarantine_note(load_config(call.overrides), report):
+    if note := quarantine_note(cfg, report):
         print(f"  note: {note}")
 
 

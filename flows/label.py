@@ -9,6 +9,11 @@ after a crash labels only what is missing (see `mars_core.teacher.labelling`).
 
 from __future__ import annotations
 
+from mars_core.apps import APPS
+from mars_core.cli import Invocation, answer_early, run_app
+
+answer_early(__name__, APPS["label"])  # the program: answers --help before the imports below
+
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,16 +21,14 @@ import mlflow
 import pyarrow.parquet as pq
 from prefect import flow, unmapped
 
-from flows.apps import APPS
-from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
-from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
-from mars_core.errors import UserInputError
 from mars_core.mining.schema import PAIRS_FILE
+from mars_core.pipeline import require_inputs
 from mars_core.teacher.card import dataset_card
 from mars_core.teacher.labelling import read_pairs
 from mars_core.tracking import mlflow_run
+from tasks.flow_process import prepare_flow_process
 from tasks.label import consolidate_labels, label_pair_shard, plan_label_shards
 from tasks.shards import map_shards
 
@@ -71,11 +74,7 @@ def check_inputs(cfg: MarsConfig, pairs: str | None) -> Path:
     """The pairs file, after checking it and the catalogue exist (one error line if not)."""
     pairs_path = Path(pairs) if pairs else Path(cfg.data.out_dir) / PAIRS_FILE
     read_pairs(pairs_path)
-    for name in (CATALOGUE_FILE, ROOMS_FILE):
-        if not (Path(cfg.data.out_dir) / name).is_file():
-            raise UserInputError(
-                f"{Path(cfg.data.out_dir) / name} not found; run `python -m flows.ingest` first"
-            )
+    require_inputs(cfg, "label")
     return pairs_path
 
 
@@ -87,7 +86,9 @@ def main(argv: list[str] | None = None) -> None:
 def _run(call: Invocation) -> None:
     """Check config and inputs first, so a mistake is one line, not a failed flow run."""
     pairs = call.options["pairs"]
-    check_inputs(load_config(call.overrides), pairs)
+    cfg = load_config(call.overrides)
+    check_inputs(cfg, pairs)
+    prepare_flow_process(cfg, debug=call.debug)
     out = label(call.overrides, pairs)
     counts = ", ".join(f"{status} {n}" for status, n in out["counts"].items())
     print(f"\n{out['rows']} labels ({counts}); {out['labelled_now']} labelled now")

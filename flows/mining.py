@@ -9,27 +9,33 @@ pairs per category and a similarity histogram per stratum.
 
 from __future__ import annotations
 
+from mars_core.apps import APPS
+from mars_core.cli import Invocation, answer_early, run_app
+
+answer_early(__name__, APPS["mining"])  # the program: answers --help before the imports below
+
 from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
 from prefect import flow, unmapped
 
-from flows.apps import APPS
-from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.index.store import IndexSnapshot
-from mars_core.mining.mine import MiningReport, check_inputs
+from mars_core.mining.mine import MiningReport
 from mars_core.mining.plots import similarity_figure
+from mars_core.pipeline import require_inputs
 from mars_core.tracking import mlflow_run
+from tasks.flow_process import prepare_flow_process
 from tasks.mining import combine_pairs, mine_room_shard, plan_mining
 from tasks.shards import map_shards
 
 
 def inputs(cfg: MarsConfig) -> IndexSnapshot:
     """The index build to mine from, once the catalogue, rooms and splits are there."""
-    return check_inputs(Path(cfg.data.out_dir), Path(cfg.index.dir))
+    require_inputs(cfg, "mining")
+    return IndexSnapshot.current(cfg.index.dir)
 
 
 @flow(name="mining")
@@ -71,7 +77,9 @@ def log_report(report: MiningReport, cfg: MarsConfig) -> None:
 
 def _run(call: Invocation) -> None:
     """Check the config and the inputs first, so a missing one is one line, not a failed run."""
-    inputs(load_config(call.overrides))
+    cfg = load_config(call.overrides)
+    inputs(cfg)
+    prepare_flow_process(cfg, debug=call.debug)
     report = mining(call.overrides)
     print(f"\n{report.pairs} training pairs -> {report.pairs_file}")
     if report.heldout_file:

@@ -11,13 +11,17 @@ other files and MLflow model versions, never models. `pipeline.refresh=true` re-
 
 from __future__ import annotations
 
+from mars_core.apps import APPS
+from mars_core.cli import Invocation, answer_early, run_app
+
+answer_early(__name__, APPS["pipeline"])  # the program: answers --help before the imports below
+
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prefect import flow
 
-from flows.apps import APPS
 from flows.evaluate import evaluate
 from flows.index import build_index
 from flows.inference import inference
@@ -27,19 +31,19 @@ from flows.mining import mining
 from flows.runners import run_on_pool
 from flows.train import train
 from mars_core.agent.adapter import CANDIDATE, CHAMPION, alias_version
-from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.evaluation.report import markdown_table
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE
 from mars_core.pipeline import (
     PipelineReport,
-    check_pipeline_inputs,
     outputs_missing,
+    require_inputs,
     step_fingerprint,
 )
 from mars_core.search_service import SearchReport, run_folder
 from mars_core.tracking import mlflow_run
+from tasks.flow_process import prepare_flow_process
 from tasks.pipeline import cached_step
 from tasks.search import write_demo_requests
 
@@ -114,7 +118,9 @@ def pipeline(overrides: list[str] | None = None) -> PipelineReport:
 
 def _run(call: Invocation) -> None:
     """Check config and raw inputs first, so a mistake is one line, not a failed flow run."""
-    check_pipeline_inputs(load_config(call.overrides))
+    cfg = load_config(call.overrides)
+    require_inputs(cfg, "ingest")
+    prepare_flow_process(cfg, debug=call.debug)
     report = pipeline(call.overrides)
     print(report.summary())
 

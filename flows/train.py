@@ -10,21 +10,26 @@ an interruption resumes from the last checkpoint.
 
 from __future__ import annotations
 
+from mars_core.apps import APPS
+from mars_core.cli import Invocation, answer_early, run_app
+
+answer_early(__name__, APPS["train"])  # the program: answers --help before the imports below
+
 from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
 from prefect import flow
 
-from flows.apps import APPS
 from mars_core.agent.adapter import CANDIDATE, register_adapter, registry_uri
-from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
+from mars_core.pipeline import require_inputs
 from mars_core.teacher.schema import LABELS_FILE
 from mars_core.tracking import describe_version, mlflow_run
 from mars_core.training.trainer import TrainResult, registry_entry
+from tasks.flow_process import prepare_flow_process
 from tasks.train import build_examples_task, train_student_task
 
 
@@ -35,11 +40,7 @@ def labels_file(cfg: MarsConfig) -> Path:
 def validate(overrides: list[str]) -> MarsConfig:
     """Config and inputs checked before the flow starts: one error line, not a traceback."""
     cfg = load_config(overrides)
-    if not labels_file(cfg).is_file():
-        raise UserInputError(
-            f"no labels at {labels_file(cfg)}: run `python -m flows.label` (after "
-            "`python -m flows.mining`) first"
-        )
+    require_inputs(cfg, "train")
     if cfg.student.load_in_4bit and cfg.train.method != "qlora":
         raise UserInputError(
             f"student.load_in_4bit=true but train.method={cfg.train.method}: only qlora trains "
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(call: Invocation) -> None:
-    validate(call.overrides)
+    prepare_flow_process(validate(call.overrides), debug=call.debug)
     summary = train(call.overrides)
     print(f"\nstudent trained: {summary['steps']} steps, stopped by {summary['stopped_by']}")
     if summary["stopped_by"] == "time":

@@ -1,11 +1,12 @@
-"""Every entry point's command line, in one place: flags, `--help`, `--cfg job`, one way to fail.
+"""Every command's command line, in one place: flags, `--help`, `--cfg job`, one way to fail.
 
-A command is an `App` (its name, summary, extra arguments and an example) plus a function of
-the parsed `Invocation`. `run_app` parses, answers `--help` and `--cfg job`, sets how loud the
-libraries are (`-v`), validates the composed config, then runs the command; a mistake a user
-can fix (`UserInputError`) ends in one `error:` line and exit status 2, and `--debug` keeps its
-traceback. Nothing heavy is imported here: `--help` must answer before Prefect, a model or the
-JVM could start.
+A command is an `App` (its name, summary, extra arguments and an example; the table is
+`mars_core.apps`) plus a function of the parsed `Invocation`. `run_app` sets the process up
+(`setup_runtime`: offline, stores in the project, Java), parses, answers `--help` and `--cfg
+job|all`, sets how loud the libraries are (`-v`), validates the composed config, then runs the
+command; a mistake a user can fix (`UserInputError`) ends in one `error:` line and exit status
+2, and `--debug` keeps its traceback. Nothing heavy is imported here (no Prefect, torch or
+LanceDB): `--help` answers before any of them could load.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from omegaconf import OmegaConf
 from mars_core.compose import CONFIG_NAME, compose_to_yaml, conf_dir, load_config
 from mars_core.config import GROUPS
 from mars_core.errors import ConfigError, UserInputError, printable
-from mars_core.runtime import configure_logging, exit_on_sigterm
+from mars_core.runtime import configure_logging, exit_on_sigterm, setup_runtime
 
 USAGE_ERROR = 2
 HELP_FLAGS = ("-h", "--help")
+CFG_PARTS = ("job", "all")
 COMMON_FLAGS = (
     ("-h, --help", "show this help and exit"),
-    ("--cfg job", "print the composed, resolved config (YAML) and exit"),
+    ("--cfg job", "print the composed, resolved config (YAML) and exit; needs no other argument"),
+    ("--cfg all", "the same, with Hydra's own settings first"),
     ("--debug", "keep the traceback of an error (for a bug report)"),
     ("-v, --verbose", "show library logs (Prefect, Lucene, warnings) and short progress bars"),
 )
@@ -77,20 +80,28 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see `{self.prog} --help`")
 
 
-def _parser(app: App) -> _Parser:
+def _parser(app: App, *, config_only: bool) -> _Parser:
+    """The command's parser; with `config_only` (`--cfg`) its own arguments are optional and its
+    positional ones are left out (the tokens that are not overrides are dropped, see `parse`)."""
     parser = _Parser(prog=app.prog, add_help=False, allow_abbrev=False)
-    parser.add_argument("--cfg", choices=["job"])
+    parser.add_argument("--cfg", choices=CFG_PARTS)
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
     for argument in app.arguments:
         if argument.flag:
             parser.add_argument(argument.name, action="store_true")
         elif argument.name.startswith("-"):
-            parser.add_argument(argument.name, required=argument.required, metavar=argument.metavar)
-        else:
+            required = argument.required and not config_only
+            parser.add_argument(argument.name, required=required, metavar=argument.metavar)
+        elif not config_only:
             parser.add_argument(argument.name, metavar=argument.metavar or argument.name.upper())
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     return parser
+
+
+def is_override(token: str) -> bool:
+    """Whether a command-line token is a Hydra override (`key=value`, `+key=value`, `~key`)."""
+    return "=" in token or token.startswith("~")
 
 
 def group_options() -> dict[str, tuple[list[str], str]]:
@@ -115,7 +126,7 @@ def help_text(app: App) -> str:
         + (f" {a.metavar}" if a.metavar and a.name.startswith("-") else "")
         for a in app.arguments
     )
-    usage = " ".join(filter(None, [app.prog, "[-h] [--cfg job] [--debug] [-v]", own]))
+    usage = " ".join(filter(None, [app.prog, "[-h] [--cfg job|all] [--debug] [-v]", own]))
     lines = [f"usage: {usage} [KEY=VALUE ...]"]
     lines += ["", app.summary, "", "flags:"]
     rows = [(f"{a.name} {a.metavar}".strip(), a.help) for a in app.arguments] + list(COMMON_FLAGS)
@@ -137,12 +148,20 @@ def help_text(app: App) -> str:
 
 
 def parse(app: App, argv: Sequence[str]) -> Invocation | None:
-    """Parse; answer `--help` and `--cfg job` (None: answered, nothing more to run)."""
-    if any(flag in argv for flag in HELP_FLAGS):  # before required arguments are checked
+    """Parse; answer `--help` and `--cfg job|all` (None: answered, nothing more to run).
+
+    Both answer without the command's other arguments, as every Hydra app does: `--help`
+    before anything is checked, `--cfg` with the command's own arguments optional.
+    """
+    if any(flag in argv for flag in HELP_FLAGS):
         print(help_text(app))
         return None
-    args = _parser(app).parse_intermixed_args(list(argv))
+    config_only = any(token == "--cfg" or token.startswith("--cfg=") for token in argv)
+    args = _parser(app, config_only=config_only).parse_intermixed_args(list(argv))
     configure_logging(verbose=args.verbose)
+    if args.cfg:
+        print(compose_to_yaml([t for t in args.overrides if is_override(t)], args.cfg), end="")
+        return None
     own = {a.name.lstrip("-").replace("-", "_") for a in app.arguments}
     invocation = Invocation(
         overrides=list(args.overrides),
@@ -150,9 +169,6 @@ def parse(app: App, argv: Sequence[str]) -> Invocation | None:
         debug=args.debug,
         verbose=args.verbose,
     )
-    if args.cfg == "job":
-        print(compose_to_yaml(invocation.overrides), end="")
-        return None
     load_config(invocation.overrides)
     return invocation
 
@@ -161,12 +177,21 @@ def run_app(app: App, argv: Sequence[str] | None, command: Callable[[Invocation]
     """Parse `argv` (default: sys.argv), then run `command`; a user's mistake is one line.
     A SIGTERM ends the command as an exception would, so its runs are closed as failed."""
     args = list(sys.argv[1:] if argv is None else argv)
+    setup_runtime()
     exit_on_sigterm()
-    try:
+    with user_errors_in_one_line(args):
         invocation = parse(app, args)
         if invocation is not None:
             with printable_stdout():
                 command(invocation)
+
+
+@contextmanager
+def user_errors_in_one_line(args: Sequence[str]) -> Iterator[None]:
+    """A `UserInputError` raised inside ends the process in one `error:` line (`fail`),
+    unless the command line asks for `--debug`."""
+    try:
+        yield
     except UserInputError as e:
         if "--debug" in args:
             raise
@@ -198,32 +223,18 @@ def printable_stdout() -> Iterator[None]:
         sys.stdout = real
 
 
-def invoked_command(package: str) -> tuple[str, list[str]] | None:
-    """The command name and its arguments when this process is `python -m <package>.<name>
-    ...` (read from `sys.orig_argv`, available before the module itself is imported)."""
-    argv = list(getattr(sys, "orig_argv", []))
-    if "-m" not in argv[:3]:
-        return None
-    at = argv.index("-m")
-    module = argv[at + 1] if at + 1 < len(argv) else ""
-    name = module.removeprefix(f"{package}.")
-    return None if name == module else (name, argv[at + 2 :])
-
-
-def answer_early(apps: Mapping[str, App], package: str) -> None:
-    """`python -m <package>.<name> --help` (or a config mistake) answered before the module
-    imports Prefect and MLflow (seconds): runs at the package's import."""
-    invoked = invoked_command(package)
-    if invoked is None or invoked[0] not in apps:
+def answer_early(module: str, app: App) -> None:
+    """The first statement of a flow module: when that module is the program (`python -m
+    flows.<name>`, so `module` is "__main__"), set the process up and answer `--help`, `--cfg`
+    and config mistakes now, before the module's own imports load Prefect, MLflow and the
+    models (seconds). Imported (by a test, a deployment), it does nothing."""
+    if module != "__main__":
         return
-    name, args = invoked
-    try:
-        if parse(apps[name], args) is None:
+    args = sys.argv[1:]
+    setup_runtime()
+    with user_errors_in_one_line(args):
+        if parse(app, args) is None:
             sys.exit(0)
-    except UserInputError as e:
-        if "--debug" in args:
-            raise
-        fail(e)
 
 
 def fail(error: UserInputError) -> NoReturn:

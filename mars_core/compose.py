@@ -47,12 +47,16 @@ def _register() -> None:
     ConfigStore.instance().store(name=SCHEMA_NAME, node=MarsConfig)
 
 
+def _compose(overrides: list[str] | None, *, with_hydra: bool = False) -> DictConfig:
+    _register()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose(CONFIG_NAME, list(overrides or []), return_hydra_config=with_hydra)
+
+
 def compose_yaml(overrides: list[str] | None = None) -> DictConfig:
     """The composed, interpolated config (types checked, `__post_init__` not yet run), e.g. for
     logging as params."""
-    _register()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides or []))
+    cfg = _compose(overrides)
     OmegaConf.resolve(cfg)
     return cfg
 
@@ -72,6 +76,11 @@ def load_config(overrides: list[str] | None = None) -> MarsConfig:
         raise ConfigError(config_error_message(e)) from e
 
 
-def compose_to_yaml(overrides: list[str] | None = None) -> str:
-    """`--cfg job`: the composed, resolved and validated config (every knob) as YAML."""
-    return OmegaConf.to_yaml(OmegaConf.structured(load_config(overrides)))
+def compose_to_yaml(overrides: list[str] | None = None, part: str = "job") -> str:
+    """`--cfg job`: the composed, resolved and validated config (every knob) as YAML; `--cfg
+    all` puts Hydra's own settings (as composed, unresolved: no run folder exists) first."""
+    job = OmegaConf.to_yaml(OmegaConf.structured(load_config(overrides)))
+    if part == "job":
+        return job
+    hydra = _compose(overrides, with_hydra=True).hydra
+    return OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra})) + job

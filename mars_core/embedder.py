@@ -21,6 +21,7 @@ from mars_core.config import EmbedderConfig
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
 from mars_core.models.loading import LOCAL_DIR, LoadedClip, load_clip
+from mars_core.runtime import bar_disable
 
 ImageInput = str | Path | Image.Image
 # Told (position in the input, error) for each image that cannot be loaded.
@@ -120,7 +121,9 @@ class Embedder:
         array then holds only its loadable images (and a batch without any yields nothing).
         """
         model = self.loaded.model
-        bar = tqdm(total=len(images), desc=f"embed images ({self.name})", disable=not progress)
+        bar = tqdm(
+            total=len(images), desc=f"embed images ({self.name})", disable=bar_disable(not progress)
+        )
         with bar, torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
                 batch = images[start : start + self.batch_size]
@@ -151,7 +154,9 @@ class Embedder:
     def embed_texts(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """(n, dim) unit vectors of texts, each padded to the model's context length."""
         chunks = []
-        bar = tqdm(total=len(texts), desc=f"embed texts ({self.name})", disable=not progress)
+        bar = tqdm(
+            total=len(texts), desc=f"embed texts ({self.name})", disable=bar_disable(not progress)
+        )
         with bar:
             for start in range(0, len(texts), self.batch_size):
                 batch = list(texts[start : start + self.batch_size])

@@ -1,8 +1,10 @@
-"""The training pipeline's steps: what each reads, so a step re-runs only when that changed.
+"""The training pipeline's steps: what each reads and writes, so a step re-runs only when its
+inputs changed, and a step run alone names the command that makes a missing input.
 
 ingest -> index -> mining -> label -> train -> evaluate -> search. Each step's cache key is
 the fingerprint of the artifacts it reads, the config groups it reads and an upstream token
 (the model version it evaluates, the champion it searches with); see `step_fingerprint`.
+Every command checks its step's inputs with `require_inputs` before Prefect or a model starts.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
 from mars_core.evaluation.promotion import PromotionDecision
 from mars_core.fingerprint import fingerprint
-from mars_core.index.store import MANIFEST_FILE
+from mars_core.index.store import MANIFEST_FILE, IndexSnapshot
+from mars_core.index.verify import check_openable
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE
 from mars_core.runtime import setup_runtime
 from mars_core.search_service import SearchReport
@@ -32,16 +35,27 @@ INDEX_MANIFEST = "<index>"
 @dataclass(frozen=True)
 class StepInputs:
     """Artifacts (names in `data.out_dir`, or INDEX_MANIFEST) and config groups a step reads,
-    and the artifacts it writes (a cached step whose outputs are gone runs again)."""
+    and the artifacts it writes (a cached step whose outputs are gone runs again).
+
+    Every file must be there before the step starts, except those in `optional` (read when
+    there) and `one_of` (at least one of them). `also_writes`: artifacts the step writes only
+    when the data has them (ground truth), named as their source but never awaited.
+    """
 
     files: tuple[str, ...]
     groups: tuple[str, ...]
     outputs: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    one_of: tuple[str, ...] = ()
+    also_writes: tuple[str, ...] = ()
 
 
 STEPS: dict[str, StepInputs] = {
     "ingest": StepInputs(
-        files=(), groups=("data",), outputs=(CATALOGUE_FILE, ROOMS_FILE, SPLITS_FILE)
+        files=(),
+        groups=("data",),
+        outputs=(CATALOGUE_FILE, ROOMS_FILE, SPLITS_FILE),
+        also_writes=(GROUND_TRUTH_FILE,),
     ),
     "index": StepInputs(
         files=(CATALOGUE_FILE,), groups=("index", "embedder"), outputs=(INDEX_MANIFEST,)
@@ -55,6 +69,8 @@ STEPS: dict[str, StepInputs] = {
         files=(PAIRS_FILE, HELDOUT_PAIRS_FILE, CATALOGUE_FILE, ROOMS_FILE),
         groups=("teacher",),
         outputs=(LABELS_FILE, HELDOUT_LABELS_FILE),
+        # the flow labels one pairs file (`--pairs`), checked where it is read
+        optional=(PAIRS_FILE, HELDOUT_PAIRS_FILE),
     ),
     "train": StepInputs(
         files=(LABELS_FILE, CATALOGUE_FILE, ROOMS_FILE), groups=("train", "student")
@@ -62,11 +78,17 @@ STEPS: dict[str, StepInputs] = {
     "evaluate": StepInputs(
         files=(GROUND_TRUTH_FILE, HELDOUT_LABELS_FILE, SPLITS_FILE, INDEX_MANIFEST),
         groups=("eval", "funnel", "student", "embedder"),
+        one_of=(GROUND_TRUTH_FILE, HELDOUT_LABELS_FILE),
     ),
     "search": StepInputs(
-        files=(INDEX_MANIFEST, ROOMS_FILE), groups=("funnel", "student", "embedder", "demo")
+        files=(CATALOGUE_FILE, INDEX_MANIFEST, ROOMS_FILE),
+        groups=("funnel", "student", "embedder", "demo"),
+        # the sample searches' rooms; a search of one's own photo runs without
+        optional=(ROOMS_FILE,),
     ),
 }
+# The arguments of the command that writes an artifact, beyond `python -m flows.<step>`.
+WRITER_ARGS = {HELDOUT_LABELS_FILE: f"--pairs {{out_dir}}/{HELDOUT_PAIRS_FILE}"}
 
 
 def step_fingerprint(cfg: MarsConfig, step: str, upstream: str = "") -> str:
@@ -124,7 +146,44 @@ class PipelineReport:
         )
 
 
-def check_pipeline_inputs(cfg: MarsConfig) -> None:
+def require_inputs(cfg: MarsConfig, step: str) -> None:
+    """What `step` reads must be there before it starts (before Prefect, before a model
+    loads): else a `UserInputError` naming the first missing artifact and the command that
+    writes it, from `STEPS`. The first step reads raw data instead (`_require_raw_data`)."""
+    inputs = STEPS[step]
+    if step == "ingest":
+        _require_raw_data(cfg)
+    optional = {*inputs.optional, *inputs.one_of}
+    for name in inputs.files:
+        if name not in optional and not _artifact(cfg, name).is_file():
+            raise UserInputError(f"{_missing(cfg, name)}: run `{_writer(cfg, name)}` first")
+    if inputs.one_of and not any(_artifact(cfg, name).is_file() for name in inputs.one_of):
+        missing = " and ".join(_missing(cfg, name) for name in inputs.one_of)
+        commands = " or ".join(f"`{_writer(cfg, name)}`" for name in inputs.one_of)
+        raise UserInputError(f"{missing}: {step} needs one of them; run {commands} first")
+
+
+def require_search_inputs(cfg: MarsConfig) -> None:
+    """A search (a command, the service, a batch) needs the catalogue and a published index
+    whose parts are all there (`check_openable`: a damaged one names the repair command)."""
+    require_inputs(cfg, "search")
+    check_openable(IndexSnapshot.current(cfg.index.dir))
+
+
+def _missing(cfg: MarsConfig, name: str) -> str:
+    if name == INDEX_MANIFEST:
+        return f"no index at {cfg.index.dir} (no {MANIFEST_FILE})"
+    return f"no {name} in {cfg.data.out_dir}"
+
+
+def _writer(cfg: MarsConfig, name: str) -> str:
+    """The command that writes artifact `name`: its step's flow (with its arguments)."""
+    step = next(s for s, i in STEPS.items() if name in (*i.outputs, *i.also_writes))
+    arguments = WRITER_ARGS.get(name, "").format(out_dir=cfg.data.out_dir)
+    return f"python -m flows.{step} {arguments}".strip()
+
+
+def _require_raw_data(cfg: MarsConfig) -> None:
     """A catalogue of one's own must be on disk before anything starts (the generated world
     is made by the first step)."""
     if cfg.data.source == "abo" and cfg.data.acquire == "local":

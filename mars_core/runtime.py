@@ -11,6 +11,7 @@ import ctypes
 import logging
 import os
 import signal
+import sys
 import threading
 import warnings
 from dataclasses import dataclass
@@ -83,8 +84,13 @@ def configure_logging(*, verbose: bool) -> None:
     Environment values are read by Prefect and transformers at import, so this runs before
     them; a value the user exported wins. Quiet also silences Python warnings (libraries
     repeat the same deprecation on every call) and Lucene's Java INFO lines (`ensure_jvm`).
+    Progress bars (tqdm, on stderr) are off when stderr is not a terminal, verbose or not: a
+    log file would get thousands of carriage-return frames (`TQDM_DISABLE` covers every bar
+    made without an explicit `disable`; the others pass `bar_disable`).
     """
     os.environ["MARS_VERBOSE"] = "1" if verbose else "0"
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")
     if verbose:
         return
     for key, value in QUIET_ENV.items():
@@ -92,6 +98,12 @@ def configure_logging(*, verbose: bool) -> None:
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.simplefilter("ignore")
+
+
+def bar_disable(off: bool) -> bool | None:
+    """tqdm's `disable` for a bar that is sometimes wanted: True when `off`, else None (tqdm
+    then shows it only when its stream is a terminal)."""
+    return True if off else None
 
 
 def is_verbose() -> bool:

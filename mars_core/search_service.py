@@ -13,15 +13,12 @@ from statistics import mean
 import numpy as np
 from tqdm import tqdm
 
-from mars_core.catalogue.schema import CATALOGUE_FILE
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError, printable
 from mars_core.images import load_image
-from mars_core.index.store import IndexSnapshot
-from mars_core.index.verify import check_openable
 from mars_core.io import atomic_write_parquet, atomic_write_text
 from mars_core.report import render_report
-from mars_core.runtime import is_verbose
+from mars_core.runtime import bar_disable, is_verbose
 from mars_core.search.batch import (
     FailedRequest,
     RequestsFile,
@@ -133,7 +130,7 @@ def run_requests(
     """Search each request; a bad room photo or query fails that request alone, by name."""
     outcome = BatchOutcome(results=[], failed=[])
     quiet = len(specs) < BAR_MIN_REQUESTS and not is_verbose()
-    for spec in tqdm(specs, desc="search", unit="request", disable=quiet):
+    for spec in tqdm(specs, desc="search", unit="request", disable=bar_disable(quiet)):
         try:
             room = load_image(spec.room, max_image_pixels)
             request = SearchRequest(room=room, query=spec.query, room_id=spec.room_id)
@@ -216,18 +213,6 @@ def search_file(
     (`<stem>.parquet`, `<stem>.html`), so batches from different files never overwrite."""
     requests = read_requests(path, cfg.funnel.request_roots)
     return search_requests(cfg, requests, name=name or path.stem, out_dir=out_dir)
-
-
-def check_search_inputs(cfg: MarsConfig) -> None:
-    """A search needs the catalogue and a published index; each missing one is named with
-    the command that makes it, in the order they must run."""
-    catalogue = Path(cfg.data.out_dir) / CATALOGUE_FILE
-    if not catalogue.is_file():
-        raise UserInputError(
-            f"no catalogue at {catalogue}: run `python -m flows.ingest` first, "
-            "then `python -m flows.index`"
-        )
-    check_openable(IndexSnapshot.current(cfg.index.dir))
 
 
 def run_folder(root: Path, kind: str) -> Path:

@@ -3,8 +3,10 @@
 `funnel.stages: [bm25, siglip, agent]` (and every ablation of the evaluation) names stages
 from this registry, as open_clip names its models. This module sits above both the search
 stages (`mars_core.search`) and the agent (`mars_core.agent`), so neither imports the other's
-assembly. Each factory imports its stage when it is called: naming, listing and validating
-stages (at config composition) costs nothing, and only the stages asked for load their models.
+assembly. Each factory imports its stage when it is called, and the index checks are imported
+when a funnel is built: naming, listing and validating stages (at config composition, so every
+`--help` and `--cfg job`) imports neither torch nor LanceDB, and only the stages asked for load
+their models.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from mars_core.agent.adapter import serving_adapter
 from mars_core.config import FunnelConfig, MarsConfig
 from mars_core.errors import ConfigError, UserInputError
 from mars_core.index.store import IndexSnapshot
-from mars_core.index.verify import check_openable, damaged_part_error
 from mars_core.search.funnel import FunnelStep, SearchFunnel
 from mars_core.search.types import Stage
 
@@ -87,6 +88,8 @@ def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunn
     A registered stage that is not listed still cuts the list to its size, so the next stage
     gets as many candidates with or without it and an ablation compares orderings only.
     """
+    from mars_core.index.verify import check_openable
+
     names = check_stages(list(stages if stages is not None else cfg.funnel.stages))
     snapshot = IndexSnapshot.current(cfg.index.dir)
     check_openable(snapshot, digest=cfg.index.verify_on_open)
@@ -106,6 +109,8 @@ def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunn
 def open_stage(spec: StageSpec, cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
     """Open one stage; a build part that passed the quick checks but cannot be read (garbage
     in its files) is named, with the repair command, instead of a library's traceback."""
+    from mars_core.index.verify import damaged_part_error
+
     try:
         return spec.open(cfg, snapshot)
     except UserInputError:

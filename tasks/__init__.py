@@ -1,9 +1,4 @@
 """Prefect tasks: each calls one mars_core function and returns its report dataclass (or a
-path); the download task retries with back-off.
-
-Importing this package sets up the process before Prefect is imported (see mars_core.runtime).
+path); the download task retries with back-off. `flow_process` is a flow command's Prefect
+set-up, called explicitly by each flow's `main`.
 """
-
-from mars_core.runtime import setup_runtime
-
-setup_runtime()

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 # The index fixtures (catalogue_world, embedder, built, ...) serve tests/index, tests/search
 # and the index flow's test alike.
-pytest_plugins = ["indexed"]
+pytest_plugins = ["support.indexed"]
 
 # The test session's MLflow store, Prefect home and artifacts live in a throw-away home,
 # never in the developer's checkout.
@@ -66,11 +66,13 @@ def cfg(session_overrides: list[str]):
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """A temporary Prefect API for tests that run real flows."""
+    """A temporary Prefect API for tests that run real flows; it gets as long to start as a
+    flow command does (a busy machine can take longer than Prefect's 30 s)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    # Prefect's own 30 s start-up limit is too short on two busy cores.
-    with prefect_test_harness(server_startup_timeout=300):
+    from mars_core.config import PipelineConfig
+
+    with prefect_test_harness(server_startup_timeout=PipelineConfig().prefect_start_timeout_s):
         yield
 
 

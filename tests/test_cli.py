@@ -1,134 +1,163 @@
-"""Every entry point as a person runs it: `python -m flows.<name>` in a fresh project folder.
+"""Every command's command line, in process: `--help`, `--cfg job|all` without the command's
+other arguments, a mistake as one `error:` line with exit status 2, and each missing input
+named with the command that makes it (before Prefect or a model starts).
 
-The subprocesses run concurrently once per module (each costs seconds of imports), then each
-case checks its exit status and output: `--help` and `--cfg job` exit 0, a mistake is one
-`error:` line with exit status 2 and no traceback.
+A handful of the same behaviours run as a person runs them, in subprocesses:
+tests/flows/test_entry_points.py.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
+import importlib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from flows.apps import APPS
+from mars_core.apps import APPS
 from mars_core.catalogue.quarantine import Quarantine
 from mars_core.catalogue.rooms import scan_rooms
+from mars_core.catalogue.schema import SPLITS_FILE
+from mars_core.cli import run_app
 from mars_core.compose import load_config
-from mars_core.errors import ConfigError
+from mars_core.errors import ConfigError, UserInputError
+from mars_core.index.store import MANIFEST_FILE
+from mars_core.mining.schema import HELDOUT_PAIRS_FILE
+from mars_core.pipeline import require_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRY_POINTS = sorted(APPS)
+COMMANDS = sorted(APPS)
+# The module whose `main` each command runs.
+MODULES = {name: f"flows.{name}" for name in COMMANDS} | {
+    "search": "mars_core.commands.search",
+    "serve": "mars_core.commands.serve",
+}
 NO_ABO = ["data=abo", "data.raw_dir=/no/such/abo"]
-# (entry point, arguments) -> what the missing input's error must name.
+# command -> (arguments, what the missing input's error must name), in an empty home.
 MISSING_INPUTS = {
     "ingest": (NO_ABO, "no ABO data at /no/such/abo"),
     "pipeline": (NO_ABO, "no ABO data at /no/such/abo"),
     "index": ([], "run `python -m flows.ingest` first"),
     "mining": ([], "run `python -m flows.ingest` first"),
-    "label": ([], "pairs"),
-    "train": ([], "run `python -m flows.label`"),
-    "evaluate": ([], "`python -m flows.index`"),
+    "label": ([], "run `python -m flows.mining` first"),
+    "train": ([], "run `python -m flows.label` first"),
+    "evaluate": ([], "run `python -m flows.ingest` first"),
     "inference": (["missing.jsonl"], "missing.jsonl: no such requests file"),
     "search": (["--room", str(ROOT / "README.md"), "--query", "bed"], "is not an image"),
     "serve": ([], "run `python -m flows.ingest` first"),
 }
-POSITIONAL = {"inference": ["requests.jsonl"], "search": ["--room", "x.jpg", "--query", "bed"]}
 
 
-def _command(name: str) -> list[str]:
-    return [sys.executable, "-m", f"flows.{name}", *POSITIONAL.get(name, [])]
+@pytest.fixture
+def fresh_home(tmp_path, monkeypatch) -> Path:
+    """An empty project home: nothing ingested, indexed or trained yet."""
+    monkeypatch.setenv("MARS_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
-def _cases() -> dict[tuple[str, str], list[str]]:
-    cases = {}
-    for name in ENTRY_POINTS:
-        cases[(name, "help")] = [sys.executable, "-m", f"flows.{name}", "--help"]
-        cases[(name, "cfg")] = [*_command(name), "--cfg", "job", "funnel.k3=4"]
-        cases[(name, "bad_key")] = [*_command(name), "funnel.k9=3"]
-        cases[(name, "bad_option")] = [*_command(name), "data=nope"]
-        arguments, _ = MISSING_INPUTS[name]
-        cases[(name, "missing")] = [sys.executable, "-m", f"flows.{name}", *arguments]
-    return cases
+def _never(_call: object) -> None:
+    raise AssertionError("the command ran; it should have answered or failed first")
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[tuple[str, str], subprocess.CompletedProcess]:
-    """Every case, run concurrently in an empty project home (nothing ingested yet)."""
-    env = os.environ | {"MARS_HOME": str(tmp_path_factory.mktemp("fresh-home"))}
-
-    def run(command: list[str]) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-        )
-
-    cases = _cases()
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        done = pool.map(run, cases.values())
-        return dict(zip(cases, done, strict=True))
+def _run(name: str, argv: list[str]) -> int:
+    """`run_app` of command `name` with a command that must not run; the exit status."""
+    with pytest.raises(SystemExit) as exited:
+        run_app(APPS[name], argv, _never)
+        raise SystemExit(0)
+    return exited.value.code
 
 
-def _one_error(run: subprocess.CompletedProcess) -> str:
-    assert run.returncode == 2, run.stderr
-    assert "Traceback" not in run.stderr + run.stdout
-    errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, run.stderr
-    assert run.stderr.strip().splitlines()[-1] == errors[0]
-    return errors[0]
+def _one_error(capsys: pytest.CaptureFixture[str], code: int) -> str:
+    """The one `error:` line a mistake ends in (exit status 2, nothing else on stderr)."""
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
 
 
-pytestmark = pytest.mark.slow
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_lists_flags_groups_and_an_example(name, capsys):
+    assert _run(name, ["--help"]) == 0
+    out = capsys.readouterr().out
+    for text in (
+        "--cfg job",
+        "--cfg all",
+        "--debug",
+        "-v, --verbose",
+        "data ",
+        "synthetic (default)",
+    ):
+        assert text in out
+    assert "example:" in out and APPS[name].example in out
 
 
-@pytest.mark.parametrize("name", ENTRY_POINTS)
-def test_help_lists_flags_groups_and_an_example(runs, name):
-    run = runs[(name, "help")]
-    assert run.returncode == 0, run.stderr
-    for text in ("--cfg job", "--debug", "-v, --verbose", "data ", "synthetic (default)"):
-        assert text in run.stdout
-    assert "example:" in run.stdout and APPS[name].example in run.stdout
+@pytest.mark.parametrize("name", COMMANDS)
+def test_cfg_job_prints_the_config_without_the_other_arguments(name, capsys):
+    assert _run(name, ["--cfg", "job", "funnel.k3=4"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["funnel"]["k3"] == 4
 
 
-@pytest.mark.parametrize("name", ENTRY_POINTS)
-def test_cfg_job_prints_the_composed_config(runs, name):
-    run = runs[(name, "cfg")]
-    assert run.returncode == 0, run.stderr
-    assert yaml.safe_load(run.stdout)["funnel"]["k3"] == 4
+@pytest.mark.parametrize("name", COMMANDS)
+def test_cfg_all_puts_hydra_settings_first(name, capsys):
+    assert _run(name, ["--cfg=all", "funnel.k3=4"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert "run" in printed["hydra"] and printed["funnel"]["k3"] == 4
 
 
-@pytest.mark.parametrize("name", ENTRY_POINTS)
-def test_a_misspelt_key_names_the_closest_keys(runs, name):
-    assert "did you mean funnel.k3" in _one_error(runs[(name, "bad_key")])
+def test_cfg_job_leaves_out_a_command_s_own_arguments(capsys):
+    """`--cfg` needs no --room/--query or requests file, and ignores them when given."""
+    assert _run("inference", ["requests.jsonl", "--cfg", "job", "funnel.k3=4"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["funnel"]["k3"] == 4
+    assert _run("search", ["--cfg", "job", "--room", "a.jpg"]) == 0
 
 
-@pytest.mark.parametrize("name", ENTRY_POINTS)
-def test_an_unknown_group_option_lists_the_available_ones(runs, name):
-    error = _one_error(runs[(name, "bad_option")])
-    assert "Available options in 'data': abo, synthetic" in error
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_misspelt_key_names_the_closest_keys(name, capsys):
+    code = _run(name, ["--cfg", "job", "funnel.k9=3"])
+    assert "did you mean funnel.k3" in _one_error(capsys, code)
 
 
-@pytest.mark.parametrize("name", ENTRY_POINTS)
-def test_a_missing_input_is_one_line_naming_it(runs, name):
-    _, expected = MISSING_INPUTS[name]
-    assert expected in _one_error(runs[(name, "missing")])
+@pytest.mark.parametrize("name", COMMANDS)
+def test_an_unknown_group_option_lists_the_available_ones(name, capsys):
+    code = _run(name, ["--cfg", "job", "data=nope"])
+    assert "Available options in 'data': abo, synthetic" in _one_error(capsys, code)
 
 
-def test_debug_keeps_the_traceback(tmp_path):
-    env = os.environ | {"MARS_HOME": str(tmp_path)}
-    run = subprocess.run(
-        [sys.executable, "-m", "flows.index", "--debug", "funnel.k9=3"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode != 0 and "Traceback" in run.stderr
+def test_a_missing_required_argument_is_one_line(capsys):
+    code = _run("search", ["--query", "bed"])
+    assert "--room" in _one_error(capsys, code)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_missing_input_is_one_line_naming_the_command_that_makes_it(name, fresh_home, capsys):
+    """Each command's own `main`, in an empty home: its inputs are checked before any Prefect
+    run or model starts, and the mistake is one line."""
+    arguments, expected = MISSING_INPUTS[name]
+    main = importlib.import_module(MODULES[name]).main
+    with pytest.raises(SystemExit) as exited:
+        main(arguments)
+    assert expected in _one_error(capsys, exited.value.code)
+
+
+def test_evaluate_without_judgements_names_the_label_command(fresh_home):
+    """No ground truth and no held-out labels: the message names both ways to get them."""
+    cfg = load_config([])
+    Path(cfg.data.out_dir).mkdir(parents=True)
+    (Path(cfg.data.out_dir) / SPLITS_FILE).touch()
+    Path(cfg.index.dir).mkdir(parents=True)
+    (Path(cfg.index.dir) / MANIFEST_FILE).touch()
+    heldout = Path(cfg.data.out_dir) / HELDOUT_PAIRS_FILE
+    with pytest.raises(UserInputError, match="evaluate needs one of them") as raised:
+        require_inputs(cfg, "evaluate")
+    assert f"`python -m flows.label --pairs {heldout}`" in str(raised.value)
+
+
+def test_debug_keeps_the_traceback():
+    with pytest.raises(ConfigError):
+        run_app(APPS["index"], ["--debug", "funnel.k9=3"], _never)
 
 
 def test_room_classes_cover_outdoor_settings_and_extend_from_the_command_line(tmp_path):

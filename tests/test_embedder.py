@@ -8,8 +8,8 @@ import logging
 import numpy as np
 import pytest
 import torch
-from catalogue_factory import product_image, read_rows
 from PIL import Image
+from support.catalogue_factory import product_image, read_rows
 
 from mars_core.embedder import Embedder
 from mars_core.errors import BadImageError, ImageMissingError, ImageTooLargeError

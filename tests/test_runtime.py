@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from mars_core.runtime import OFFLINE_ENV, setup_runtime
+from mars_core.runtime import OFFLINE_ENV, bar_disable, setup_runtime
 
 
 def test_setup_runtime_is_offline_and_keeps_stores_in_the_project(tmp_path, monkeypatch):
@@ -73,3 +73,19 @@ def test_importing_the_library_alone_keeps_the_hub_offline():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_progress_bars_are_off_when_stderr_is_not_a_terminal():
+    """A log file gets no carriage-return frames: every bar is off, verbose or not (tqdm reads
+    TQDM_DISABLE when it is imported, which every command does after `configure_logging`)."""
+    script = (
+        "from mars_core.runtime import bar_disable, configure_logging\n"
+        "configure_logging(verbose=True)\n"
+        "from tqdm import tqdm\n"
+        "for _ in tqdm(range(3)): pass\n"
+        "for _ in tqdm(range(3), disable=bar_disable(False)): pass\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stderr == "", out.stderr[-2000:]
+    assert bar_disable(True) is True

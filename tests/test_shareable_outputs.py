@@ -126,7 +126,7 @@ def test_an_error_line_carries_no_control_characters(capsys):
 def test_whatever_a_command_prints_carries_no_control_characters(capsys):
     """Every command's output (the index flow's skipped keys and reasons, a mining summary's
     categories, ...) passes through one filter in `run_app`."""
-    from flows.apps import APPS
+    from mars_core.apps import APPS
     from mars_core.cli import run_app
 
     run_app(APPS["index"], [], lambda _call: print("skipped BED\x1b]0;pwned\x07: bad\r image"))

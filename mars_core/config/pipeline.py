@@ -31,6 +31,13 @@ class PipelineConfig:
         "pool, `mars-gpu` in prefect.yaml) and wait for it; null: in the pipeline's process",
     )
 
+    prefect_start_timeout_s: float = knob(
+        120.0,
+        "seconds a flow command waits for Prefect's temporary API server to start (tried twice); "
+        "raise it on a busy machine",
+        gt=0,
+    )
+
     def __post_init__(self) -> None:
         check_knobs(self, "pipeline")
         if self.dask_address and self.runner != "dask":

@@ -34,10 +34,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE, SPLITS_FILE
+from mars_core.catalogue.schema import ROOMS_FILE, SPLITS_FILE
 from mars_core.config import IndexConfig, MiningConfig, VocabularyConfig
 from mars_core.embedder import Embedder
-from mars_core.errors import UserInputError
 from mars_core.index.lance import VectorIndex, sql_in, vector_matrix
 from mars_core.index.store import IndexSnapshot
 from mars_core.io import atomic_write_parquet
@@ -122,15 +121,6 @@ class MiningReport:
             metrics[f"heldout_pairs_{stratum}"] = self.heldout_strata.get(stratum, 0)
         metrics |= {f"pairs_category_{c}": n for c, n in self.categories.items()}
         return metrics
-
-
-def check_inputs(out_dir: Path, index_dir: Path) -> IndexSnapshot:
-    """The current index build, once the ingest artifacts are there; otherwise a user error
-    naming the missing file and the command that makes it."""
-    for name in (CATALOGUE_FILE, ROOMS_FILE, SPLITS_FILE):
-        if not (out_dir / name).is_file():
-            raise UserInputError(f"no {name} at {out_dir}: run `python -m flows.ingest` first")
-    return IndexSnapshot.current(index_dir)
 
 
 def query_texts(vocabulary: VocabularyConfig) -> dict[str, str]:

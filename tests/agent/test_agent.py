@@ -8,7 +8,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
-from agent_views import ROOM, product_views
+from support.agent_views import ROOM, product_views
 
 from mars_core.agent.adapter import register_adapter, resolve_adapter
 from mars_core.agent.scorer import AgentScorer

@@ -7,8 +7,8 @@ import dataclasses
 
 import pyarrow.parquet as pq
 import pytest
-from agent_views import ROOM, product_views
 from PIL import Image
+from support.agent_views import ROOM, product_views
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from mars_core.agent.prompt import answer_opening

@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from agent_views import ROOM, product_views
-from chat_server import ChatServer, ServedModel
+from support.agent_views import ROOM, product_views
+from support.chat_server import ChatServer, ServedModel
 
 from mars_core.agent.prompt import ANSWER_PREFIX, answer_opening
 from mars_core.agent.remote import RemoteAgentScorer

@@ -10,8 +10,8 @@ import random
 import tarfile
 
 import pytest
-from abo_tree import REAL_LISTING, AboTree
-from archive_server import ArchiveServer, tar_folder
+from support.abo_tree import REAL_LISTING, AboTree
+from support.archive_server import ArchiveServer, tar_folder
 
 from mars_core.catalogue.acquire import (
     DownloadError,

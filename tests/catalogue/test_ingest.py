@@ -12,8 +12,8 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
-from abo_tree import REAL_LISTING, AboTree, jpeg_bytes, listing
 from PIL import Image
+from support.abo_tree import REAL_LISTING, AboTree, jpeg_bytes, listing
 
 from mars_core.catalogue.abo import NotAboLayoutError
 from mars_core.catalogue.ingest import ingest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from abo_tree import REAL_LISTING, listing
+from support.abo_tree import REAL_LISTING, listing
 
 from mars_core.catalogue.listing import clean_text, parse_listing, pick_language
 from mars_core.catalogue.quarantine import Reason, Rejected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlflow
 import pytest
-from catalogue_factory import change_products, read_rows
+from support.catalogue_factory import change_products, read_rows
 
 from mars_core.index.lance import VectorTable
 from mars_core.index.store import IndexSnapshot

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import mlflow
 import pytest
-from abo_tree import REAL_LISTING, AboTree
-from archive_server import ArchiveServer, tar_folder
+from support.abo_tree import REAL_LISTING, AboTree
+from support.archive_server import ArchiveServer, tar_folder
 
 from mars_core.catalogue.quarantine import Reason
 from mars_core.catalogue.schema import CATALOGUE_FILE, SPLITS_FILE

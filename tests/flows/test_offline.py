@@ -151,7 +151,15 @@ def test_a_search_and_an_inference_flow_stay_on_this_machine(indexed, tmp_path):
     requests = tmp_path / "requests.jsonl"
     requests.write_text(json.dumps({"room": room, "query": "bed"}) + "\n")
     runs = {
-        "search": ["-m", "flows.search", "--room", room, "--query", "bed", *indexed.overrides],
+        "search": [
+            "-m",
+            "mars_core.commands.search",
+            "--room",
+            room,
+            "--query",
+            "bed",
+            *indexed.overrides,
+        ],
         "inference": ["-m", "flows.inference", str(requests), *indexed.overrides],
     }
     for name, args in runs.items():

@@ -11,7 +11,7 @@ import mlflow
 import pyarrow.parquet as pq
 import pytest
 
-from flows.search import main as search_main
+from mars_core.commands.search import main as search_main
 from mars_core.compose import load_config
 from mars_core.images import load_image
 from mars_core.search.types import SearchRequest

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from catalogue_factory import add_products, change_products, read_rows, remove_products
 from PIL import Image
+from support.catalogue_factory import add_products, change_products, read_rows, remove_products
 
 from mars_core.errors import IndexNotBuiltError
 from mars_core.index.lucene import HIT_COLUMNS, PRODUCTS_FILE, read_products, write_products

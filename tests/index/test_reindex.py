@@ -12,7 +12,8 @@ from pathlib import Path
 
 import lancedb
 import pytest
-from catalogue_factory import (
+from PIL import Image
+from support.catalogue_factory import (
     add_products,
     break_image,
     change_products,
@@ -20,7 +21,6 @@ from catalogue_factory import (
     read_rows,
     remove_products,
 )
-from PIL import Image
 
 from mars_core.embedder import Embedder
 from mars_core.index.lucene import HIT_COLUMNS

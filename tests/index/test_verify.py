@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from catalogue_factory import read_rows, remove_products
 from PIL import Image
+from support.catalogue_factory import read_rows, remove_products
 
 from mars_core.catalogue.schema import QUARANTINE_FILE, QUARANTINE_SCHEMA
 from mars_core.errors import IndexDamagedError, RemovalGuardError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from catalogue_factory import read_rows
+from support.catalogue_factory import read_rows
 
 from mars_core.search.lexical import LexicalStage
 

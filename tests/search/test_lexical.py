@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from catalogue_factory import read_rows, write_catalogue
-from indexed import WORLD_PRODUCTS, World, build_both
 from PIL import Image
+from support.catalogue_factory import read_rows, write_catalogue
+from support.indexed import WORLD_PRODUCTS, World, build_both
 
 from mars_core.index.lucene import HIT_COLUMNS
 from mars_core.index.vocabulary import EmptyQueryError

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from catalogue_factory import read_rows
 from PIL import Image
+from support.catalogue_factory import read_rows
 
 from mars_core.index.vocabulary import CategoryVocabulary
 from mars_core.search.lexical import LexicalStage

@@ -77,7 +77,7 @@ def test_the_product_text_in_the_prompt_is_capped():
 def test_the_command_line_refuses_a_huge_query_before_anything_loads(tmp_path, capsys):
     """No index exists under this config: the query's error comes first, so nothing
     (index, models) was touched before it."""
-    from flows.search import main as search_main
+    from mars_core.commands.search import main as search_main
 
     with pytest.raises(SystemExit) as done:
         search_main(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from cdp import Page, find_chromium, headless_page
+from support.cdp import Page, find_chromium, headless_page
 
 SEARCH_TIMEOUT_S = 300.0
 STAGES = ["bm25", "siglip", "agent"]

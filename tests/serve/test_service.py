@@ -131,7 +131,7 @@ def test_concurrent_requests_are_all_answered(server, pool_photo):
 
 
 def test_mars_serve_refuses_a_bad_port_in_one_line(capsys):
-    from flows.serve import main
+    from mars_core.commands.serve import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["serve.port=99999"])

@@ -12,8 +12,8 @@ from pathlib import Path
 import mlflow
 import pyarrow.parquet as pq
 import pytest
-from chat_server import ChatServer
 from pairs_factory import small_pairs
+from support.chat_server import ChatServer
 
 from flows.label import label, main
 from mars_core.compose import load_config

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-from chat_server import ChatServer
 from pairs_factory import small_pairs
+from support.chat_server import ChatServer
 
 from mars_core.compose import load_config
 from mars_core.teacher.labelling import consolidate, label_shard, plan_shards

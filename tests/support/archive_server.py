@@ -7,7 +7,7 @@ import tarfile
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from local_server import LocalServer
+from support.local_server import LocalServer
 
 
 class ArchiveServer(LocalServer):

@@ -1,7 +1,9 @@
-"""What each entry point is called, takes and says in `--help` (no Prefect import here).
+"""What each command is called, takes and says in `--help`: the flows (`python -m flows.<name>`)
+and the two commands without Prefect (`mars-search`, `mars-serve`, in `mars_core.commands`).
 
-`flows/__init__` answers `--help`, `--cfg job` and config mistakes from this table before a
-flow module imports Prefect; each module's `main` runs through the same `App`.
+Light on purpose (no Prefect, no model): a flow module answers `--help`, `--cfg job` and config
+mistakes from this table before its own imports (`mars_core.cli.answer_early`), and each
+command's `main` runs through the same `App`.
 """
 
 from mars_core.cli import App, Argument

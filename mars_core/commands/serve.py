@@ -1,7 +1,7 @@
 """`serve`: the search service and web page, one command.
 
     mars-serve [hydra overrides...]
-    python -m flows.serve serve.port=8080
+    python -m mars_core.commands.serve serve.port=8080
 
 Checks the config, the catalogue and the index before anything loads (a mistake is one
 `error:` line, exit status 2), prints the URL to open, then runs uvicorn until Ctrl-C. The
@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import sys
 
-import uvicorn
-
-from flows.apps import APPS
+from mars_core.apps import APPS
 from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
-from mars_core.search_service import check_search_inputs
-from mars_core.serve.app import create_app
 
 
 def serve(call: Invocation) -> None:
     """Run the service for the composed config until interrupted."""
+    import uvicorn
+
+    from mars_core.pipeline import require_search_inputs
+    from mars_core.serve.app import create_app
+
     cfg = load_config(call.overrides)
-    check_search_inputs(cfg)
+    require_search_inputs(cfg)
     app = create_app(cfg)
     print(
         f"MARS search: open http://{cfg.serve.host}:{cfg.serve.port}/ "

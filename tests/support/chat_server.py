@@ -24,8 +24,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import torch
-from local_server import LocalServer
 from PIL import Image
+
+from support.local_server import LocalServer
 
 
 class ChatServer(LocalServer):

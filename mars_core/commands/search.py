@@ -1,7 +1,7 @@
 """`search`: one room photo and one query from the command line, a ranked table and a page.
 
     mars-search --room photo.jpg --query "bed" [hydra overrides...]
-    python -m flows.search --room photo.jpg --query "bed" 'funnel.stages=[bm25,siglip]'
+    python -m mars_core.commands.search --room photo.jpg --query "bed" 'funnel.stages=[bm25,siglip]'
 
 Runs the funnel in process (no Prefect engine: a person waits for it). Mistakes a user can
 fix (a file that is not an image, an empty query, an unknown adapter, a bad override) end
@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from flows.apps import APPS
+from mars_core.apps import APPS
 from mars_core.cli import Invocation, run_app
 from mars_core.compose import load_config
 from mars_core.errors import UserInputError
@@ -22,7 +22,6 @@ from mars_core.images import load_image
 from mars_core.report import result_table_text
 from mars_core.search.batch import RequestsFile, RequestSpec
 from mars_core.search.query import check_query
-from mars_core.search_service import check_search_inputs, run_folder, search_requests
 
 
 def report_name(room: Path, query: str) -> str:
@@ -33,12 +32,15 @@ def report_name(room: Path, query: str) -> str:
 
 def search(call: Invocation) -> None:
     """One search into a run folder of its own (`paths.reports/search/<timestamp>/`)."""
+    from mars_core.pipeline import require_search_inputs
+    from mars_core.search_service import run_folder, search_requests
+
     room, query = Path(call.options["room"]), call.options["query"]
     cfg = load_config(call.overrides)
     # Check what the user typed before the models load: a typo should cost no wait.
     check_query(query, cfg.funnel)
     load_image(room, cfg.data.max_image_pixels)
-    check_search_inputs(cfg)
+    require_search_inputs(cfg)
     spec = RequestSpec(line=1, room=room, query=query, room_id=room.name)
     outcome = search_requests(
         cfg,

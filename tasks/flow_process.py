@@ -1,14 +1,21 @@
-"""A flow process cleans up after killed ones and leaves nothing behind when it is killed.
+"""A flow command's Prefect set-up: its temporary API server starts within a set time, cleans
+up after killed processes, and leaves nothing behind when this one is killed.
 
-`python -m flows.<name>` (every flow but the Prefect-free `search` and `serve`) calls
-`prepare_flow_process` at import; it costs nothing until a flow starts Prefect's temporary
-API server (after the command's inputs are checked), and then:
+Every flow's `main` calls `prepare_flow_process(cfg)` explicitly, after its inputs are
+checked and before its flow starts. It costs nothing until the flow starts Prefect's
+temporary API server, and then:
 
+* the server gets `pipeline.prefect_start_timeout_s` to answer, and one more try (a busy
+  machine can be slow to start it); if it still does not, the command ends in one `error:`
+  line naming the knob (`PrefectStartError`);
 * that server, a child process, gets SIGTERM when this process dies, even by SIGKILL
   (`mars_core.runtime.die_with_parent`), instead of living on as an orphan;
 * flow runs still RUNNING or PENDING whose owner process is gone are set Crashed (MLflow
   runs get the same sweep in `mars_core.tracking.mlflow_run`);
-* every flow run this process starts carries the tag `mars-owner:<host>:<pid>`.
+* every flow run this process starts carries the tag `mars-owner:<host>:<pid>`;
+* a user's mistake raised inside a task anyway (`UserInputError`) is logged by Prefect on the
+  terminal without its traceback: the command's one `error:` line says it (`--debug` keeps
+  the tracebacks; the Prefect UI always has them).
 
 A SIGTERM is turned into `SystemExit` by `mars_core.cli.run_app` (and the JVM, started with
 `-Xrs`, leaves it to Python), so Prefect and MLflow close their runs as crashed / failed
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import logging
 import os
 import socket
 import subprocess
@@ -27,13 +35,20 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from mars_core.config import MarsConfig
+from mars_core.errors import UserInputError
 from mars_core.runtime import die_with_parent, process_alive
 
 SERVER_MODULE = "prefect.server.api.server"  # holds SubprocessASGIServer, the temporary API
 OWNER_TAG = "mars-owner:"  # + "<host>:<pid>"
 STALE_SWEEP_LIMIT = 200  # unfinished flow runs looked at per sweep
+START_TRIES = 2  # a first start that times out is tried once more
+START_TIMEOUT_KNOB = "pipeline.prefect_start_timeout_s"
 # Entered for the life of the process (a context that is never left): see `claim_flow_runs`.
 _claim: list[Any] = []
+# The start timeout of this process's last `prepare_flow_process` (the patch reads it, so a
+# second flow command in one process patches nothing twice).
+_start_timeout_s: list[float] = []
 
 
 def owner_tag(pid: int | None = None) -> str:
@@ -89,6 +104,10 @@ def crash_stale_flow_runs() -> list[str]:
     return crashed
 
 
+class PrefectStartError(UserInputError):
+    """Prefect's temporary API server did not answer in time, twice (a busy machine)."""
+
+
 class _DyingWithParent:
     """`subprocess` as Prefect's server module sees it: each child dies with this process."""
 
@@ -100,18 +119,44 @@ class _DyingWithParent:
         return subprocess.Popen(*args, preexec_fn=die_with_parent, **kwargs)
 
 
+def _end_attempt(server: Any) -> None:
+    """Stop the server process of an attempt that timed out (Prefect leaves it running)."""
+    process = server.server_process
+    if process is not None and process.poll() is None:
+        process.terminate()
+        process.wait()
+
+
+def start_within(start: Callable[..., None], server: Any, timeout_s: float) -> None:
+    """`start(server, timeout_s)`, tried `START_TRIES` times when it times out; then a
+    `PrefectStartError` naming the knob."""
+    for _ in range(START_TRIES):
+        try:
+            start(server, timeout_s)
+            return
+        except RuntimeError as e:
+            if "Timed out" not in str(e):
+                raise
+            _end_attempt(server)
+    raise PrefectStartError(
+        f"Prefect's temporary API server did not start within {timeout_s:g} s, "
+        f"{START_TRIES} tries (a busy machine?): raise {START_TIMEOUT_KNOB}"
+    )
+
+
 def patch_server(server: ModuleType) -> None:
     """Prefect's temporary API server (`SubprocessASGIServer`) dies with this process (its
-    module's `subprocess` is swapped for one whose children do), and its first start sweeps
-    the runs killed processes left unfinished."""
+    module's `subprocess` is swapped for one whose children do), starts within the set
+    timeout (`start_within`), and its first start sweeps the runs killed processes left
+    unfinished."""
     server.subprocess = _DyingWithParent()
     start = server.SubprocessASGIServer.start
 
     def start_then_sweep(self: Any, timeout: int | None = None) -> None:
-        first = not self.running
-        start(self, timeout)
-        if first:
-            crash_stale_flow_runs()
+        if self.running:
+            return
+        start_within(start, self, _start_timeout_s[0])
+        crash_stale_flow_runs()
 
     server.SubprocessASGIServer.start = start_then_sweep
 
@@ -137,10 +182,26 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-def prepare_flow_process() -> None:
-    """Tag this process's flow runs; patch Prefect's server module when it is imported (or
-    now, when it already is)."""
+def drop_user_error_traceback(record: logging.LogRecord) -> bool:
+    """A terminal handler's filter: a record about a `UserInputError` loses its traceback (the
+    message, naming the error, stays)."""
+    if record.exc_info and isinstance(record.exc_info[1], UserInputError):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
+def prepare_flow_process(cfg: MarsConfig, *, debug: bool = False) -> None:
+    """Tag this process's flow runs; keep user errors' tracebacks off the terminal unless
+    `debug`; patch Prefect's server module when it is imported (or now, when it already is)."""
     claim_flow_runs()
+    if not debug:
+        for handler in logging.getLogger().handlers:  # Prefect's console handler
+            if drop_user_error_traceback not in handler.filters:
+                handler.addFilter(drop_user_error_traceback)
+    first = not _start_timeout_s
+    _start_timeout_s[:] = [cfg.pipeline.prefect_start_timeout_s]
+    if not first:
+        return
     if SERVER_MODULE in sys.modules:
         patch_server(sys.modules[SERVER_MODULE])
     else:

@@ -1,0 +1,133 @@
+"""The commands as a person runs them, in subprocesses (the in-process cases are in
+tests/test_cli.py): light answers import no model library, a missing input and a Prefect server
+that will not start each end in one `error:` line with exit status 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks.flow_process import START_TIMEOUT_KNOB, PrefectStartError, start_within
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "transformers", "lancedb")
+# Runs a command module as `python -m` does, then says which heavy libraries it imported.
+PROBE = (
+    "import atexit, runpy, sys\n"
+    "atexit.register(lambda: print('imported:', *[m for m in {heavy!r} if m in sys.modules], "
+    "file=sys.stderr))\n"
+    "sys.argv = [{module!r}, *{args!r}]\n"
+    "runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n"
+)
+
+
+def _run(args: list[str], home: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = os.environ | {"MARS_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _one_error(run: subprocess.CompletedProcess) -> str:
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "status"),
+    [
+        ("mars_core.commands.search", ["--help"], 0),
+        ("mars_core.commands.serve", ["--cfg", "job"], 0),
+        ("flows.index", ["--help"], 0),
+        ("flows.pipeline", ["funnel.k9=3"], 2),
+    ],
+)
+def test_help_cfg_and_config_errors_import_no_model_library(module, args, status, tmp_path):
+    """`--help`, `--cfg job` and a config mistake answer before torch, transformers or
+    LanceDB could load (a flow module answers with its first statement)."""
+    code = PROBE.format(heavy=HEAVY, module=module, args=args)
+    run = _run(["-c", code], tmp_path, timeout=120)
+    assert run.returncode == status, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == "imported:", run.stderr
+
+
+@pytest.mark.slow
+def test_a_flow_s_missing_input_is_one_line(tmp_path):
+    error = _one_error(_run(["-m", "flows.mining"], tmp_path))
+    assert "run `python -m flows.ingest` first" in error
+
+
+@pytest.mark.slow
+def test_a_prefect_server_that_does_not_start_in_time_is_one_line_naming_the_knob(tmp_path):
+    run = _run(["-m", "flows.ingest", f"{START_TIMEOUT_KNOB}=0.05"], tmp_path)
+    assert START_TIMEOUT_KNOB in _one_error(run)
+
+
+class _SlowServer:
+    """A server whose first start times out (as Prefect words it) and whose second works."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.timeouts, self.server_process = failures, [], None
+
+    def start(self, timeout: float) -> None:
+        self.timeouts.append(timeout)
+        if len(self.timeouts) <= self.failures:
+            raise RuntimeError("Timed out while attempting to connect to ephemeral server.")
+
+
+def test_a_slow_first_start_is_tried_once_more():
+    server = _SlowServer(failures=1)
+    start_within(_SlowServer.start, server, 7.0)
+    assert server.timeouts == [7.0, 7.0]
+    with pytest.raises(PrefectStartError, match=START_TIMEOUT_KNOB):
+        start_within(_SlowServer.start, _SlowServer(failures=2), 7.0)
+
+
+# A flow whose task raises a user's mistake the command did not catch before the flow started.
+MISTAKE_IN_A_TASK = """
+from prefect import flow, task
+
+from mars_core.apps import APPS
+from mars_core.cli import run_app
+from mars_core.compose import load_config
+from mars_core.errors import UserInputError
+from tasks.flow_process import prepare_flow_process
+
+
+@task
+def read_it():
+    raise UserInputError("no thing at /x: run `python -m flows.ingest` first")
+
+
+@flow
+def broken():
+    read_it()
+
+
+def command(call):
+    prepare_flow_process(load_config(call.overrides), debug=call.debug)
+    broken()
+
+
+run_app(APPS["ingest"], None, command)
+"""
+
+
+@pytest.mark.slow
+def test_a_user_error_inside_a_task_is_logged_without_its_traceback(tmp_path):
+    script = tmp_path / "mistake.py"
+    script.write_text(MISTAKE_IN_A_TASK)
+    run = _run([str(script)], tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (
+        "error: no thing at /x: run `python -m flows.ingest` first"
+    )
+    assert "Traceback" in _run([str(script), "--debug"], tmp_path).stderr
