@@ -20,6 +20,9 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
+from mars_core.catalogue.schema import CATALOGUE_FILE
 from mars_core.config import MarsConfig
 from mars_core.evaluation.ablation import (
     Configuration,
@@ -44,13 +47,20 @@ Judge = Callable[[EvalRequest, list[Candidate]], list[float]]
 
 
 def teacher_judge(cfg: MarsConfig) -> tuple[Judge, Callable[[], None]]:
-    """The configured teacher as a judge, and how to release it."""
+    """The configured teacher as a judge, and how to release it. It reads each candidate's
+    whole catalogue row, as labelling does (a search hit carries only the fields the stages
+    read: no keywords, no description)."""
     teacher = build_teacher(cfg.teacher, Path(cfg.paths.models), cfg.data.max_image_pixels)
+    rows = pq.read_table(Path(cfg.data.out_dir) / CATALOGUE_FILE).to_pylist()
+    catalogue = {row["key"]: row for row in rows}
 
     def judge(request: EvalRequest, candidates: list[Candidate]) -> list[float]:
         pair = {"room_id": request.room_id, "room_type": request.room_type, "query": request.query}
         labels = teacher.label(
-            [LabelRequest(pair | {"key": c.key}, request.room_path, c.product) for c in candidates]
+            [
+                LabelRequest(pair | {"key": c.key}, request.room_path, catalogue[c.key])
+                for c in candidates
+            ]
         )
         return [0.0 if label.score is None else label.score for label in labels]
 
