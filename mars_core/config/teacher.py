@@ -54,6 +54,12 @@ class TeacherConfig(VLMConfig):
     indoor_words: list[str] = knob(
         [], "metadata: listing words that mark a product for indoor use (indoor use only)"
     )
+    unmarked_setting: str = knob(
+        "indoor",
+        "metadata: the setting of a listing that names none, of a category room_fit lists both "
+        "indoors and outdoors (outdoor furniture is sold as outdoor, so indoor)",
+        choices=("indoor", "outdoor"),
+    )
     score_fits: float = knob(
         0.9, "metadata: room_fit lists the category for the room type", ge=0, le=1
     )

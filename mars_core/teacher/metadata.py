@@ -10,12 +10,15 @@ would do on a user's own ABO-format catalogue with a class-folder room set.
 Real catalogues put indoor and outdoor versions of a product type in one category (a teak
 patio chair is a `CHAIR`), so the rules run in this order:
 
-1. the product's setting: what its listing says when only one kind of setting word appears,
-   else what its category implies (listed under outdoor room types only, or indoor ones
-   only), else unknown (a listing with both kinds, "indoor/outdoor rug", of a category listed
-   on both sides). A setting that clashes with the room's is a misfit, `score_wrong_setting`,
-   whatever `room_fit` says ("an indoor chair does not belong outdoors by the pool (its
-   listing says 'dining room')");
+1. the product's setting: what its title says when only one kind of setting word appears
+   there, else what the rest of its listing (keywords, description, browse node) says when
+   only one kind appears; a word after "not" counts for the other setting ("not suitable for
+   outdoor use" says indoor). A listing with both kinds ("indoor/outdoor rug") leaves it to
+   its category: listed under outdoor room types only, or indoor ones only, else unknown. A
+   listing that names no setting at all, of a category listed on both sides, is
+   `teacher.unmarked_setting` (indoor: outdoor furniture is sold as outdoor). A setting that
+   clashes with the room's is a misfit, `score_wrong_setting`, whatever `room_fit` says ("an
+   indoor chair does not belong outdoors by the pool (its listing says 'dining room')");
 2. `room_fit` is a closed table: a category it lists for this room type fits (`score_fits`);
    one it lists only for other room types is wrong here (`score_wrong_room`);
 3. a category (or room type) the table never mentions is `score_unknown`: nothing says, and
@@ -34,16 +37,20 @@ from mars_core.config import TeacherConfig
 from mars_core.teacher.base import Label, LabelRequest, Teacher
 
 OUTDOOR, INDOOR = "outdoor", "indoor"
-# Listing fields read for setting words.
-TEXT_FIELDS = ("name", "description", "keywords")
+OTHER = {OUTDOOR: INDOOR, INDOOR: OUTDOOR}
+# Listing fields read for setting words after the title (`name`), which speaks first.
+REST_FIELDS = ("keywords", "description", "node")
+# "not", "no" or "never" up to three words before a setting word turns it around.
+NEGATED = re.compile(r"\b(?:not|no|never)\b(?:\W+\w+){0,3}?\W+$", re.IGNORECASE)
+NEGATION_WINDOW = 40  # characters looked at before a setting word
 
 
 @dataclass(frozen=True)
 class Setting:
-    """Where a product is meant to be, and what said so (for the rationale)."""
+    """Where a product is meant to be, and what said so (the rationale's parenthesis)."""
 
     where: str | None  # OUTDOOR, INDOOR or None (unknown)
-    evidence: str | None  # the listing word that decided it; None when the category did
+    evidence: str | None  # "its listing says 'patio'"; None when its category decided
 
 
 class MetadataTeacher(Teacher):
@@ -73,7 +80,7 @@ class MetadataTeacher(Teacher):
         place = _place(room_type, room_where)
         setting = self.product_setting(product)
         if setting.where is not None and setting.where != room_where:
-            why = f" (its listing says {setting.evidence!r})" if setting.evidence else ""
+            why = f" ({setting.evidence})" if setting.evidence else ""
             thing = noun if noun.startswith(setting.where) else f"{setting.where} {noun}"
             return (
                 cfg.score_wrong_setting,
@@ -83,21 +90,40 @@ class MetadataTeacher(Teacher):
         if belongs is None:
             return cfg.score_unknown, f"nothing says what belongs {place}"
         if category in belongs:
-            return cfg.score_fits, f"a {noun} belongs {place}"
+            return cfg.score_fits, f"{_article(noun)} {noun} belongs {place}"
         if category in self._category_settings:
-            return cfg.score_wrong_room, f"a {noun} is not furniture for {_with_article(room_type)}"
-        return cfg.score_unknown, f"nothing says whether a {noun} belongs {place}"
+            thing = f"{_article(noun)} {noun}"
+            return cfg.score_wrong_room, f"{thing} is not furniture for {_with_article(room_type)}"
+        return cfg.score_unknown, f"nothing says whether {_article(noun)} {noun} belongs {place}"
 
     def product_setting(self, product: Mapping[str, Any]) -> Setting:
-        """The listing's setting words decide when only one kind appears, else the category."""
-        text = _listing_text(product)
-        outdoor = self._outdoor_words.search(text) if self._outdoor_words else None
-        indoor = self._indoor_words.search(text) if self._indoor_words else None
-        if outdoor and not indoor:
-            return Setting(OUTDOOR, outdoor.group(0).lower())
-        if indoor and not outdoor:
-            return Setting(INDOOR, indoor.group(0).lower())
-        return Setting(self._category_settings.get(product["category"]), None)
+        """The title's setting words, else the rest of the listing's, decide when only one
+        kind appears; else the category; a listing naming none, `teacher.unmarked_setting`."""
+        title = self._said(_text(product, ("name",)))
+        rest = self._said(_text(product, REST_FIELDS))
+        decisive = title if title else rest
+        if len(decisive) == 1:
+            [(where, words)] = decisive.items()
+            return Setting(where, f"its listing says {words!r}")
+        category = product["category"]
+        where = self._category_settings.get(category)
+        if where is None and not (title or rest) and category in self._category_settings:
+            unmarked = self.cfg.unmarked_setting
+            return Setting(unmarked, f"its listing names no {OTHER[unmarked]} use")
+        return Setting(where, None)
+
+    def _said(self, text: str) -> dict[str, str]:
+        """Setting -> the first word in `text` that says it (a negated word says the other)."""
+        said: dict[str, str] = {}
+        for where, pattern in ((OUTDOOR, self._outdoor_words), (INDOOR, self._indoor_words)):
+            for match in pattern.finditer(text) if pattern else ():
+                before = text[max(0, match.start() - NEGATION_WINDOW) : match.start()]
+                negated = NEGATED.search(before)
+                phrase = (before[negated.start() :] if negated else "") + match.group(0)
+                said.setdefault(
+                    OTHER[where] if negated else where, " ".join(phrase.lower().split())
+                )
+        return said
 
 
 def category_settings(
@@ -121,9 +147,9 @@ def _word_pattern(words: list[str]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
 
 
-def _listing_text(product: Mapping[str, Any]) -> str:
+def _text(product: Mapping[str, Any], fields: tuple[str, ...]) -> str:
     parts = []
-    for field in TEXT_FIELDS:
+    for field in fields:
         value = product.get(field)
         if isinstance(value, str):
             parts.append(value)

@@ -52,12 +52,15 @@ def teacher() -> MetadataTeacher:
     return MetadataTeacher(load_config().teacher)
 
 
-def product(category: str, name: str, *keywords: str, description: str | None = None) -> dict:
+def product(
+    category: str, name: str, *keywords: str, description: str | None = None, node: str = ""
+) -> dict:
     return {
         "category": category,
         "name": name,
         "keywords": list(keywords),
         "description": description,
+        "node": node,
     }
 
 
@@ -90,12 +93,39 @@ def test_a_setting_clash_is_a_misfit_even_where_room_fit_lists_the_category(teac
 def test_room_fit_is_a_closed_table(teacher):
     """A category listed only for other room types is wrong here, also one listed on both
     sides (SOFA: living room, pool, patio), which has no setting of its own."""
-    sofa = product("SOFA", "Grey Sofa")  # no setting words: the category has none either
-    assert teacher.product_setting(sofa).where is None
+    sofa = product("SOFA", "Grey Sofa", "sofa", "bathroom sofa")  # indoor, as the room
     assert teacher.judge("bathroom", sofa) == (0.2, "a sofa is not furniture for a bathroom")
     bed = product("BED", "Oak Bed")  # listed for the bedroom only: indoor by its category
     assert teacher.judge("kitchen", bed) == (0.2, "a bed is not furniture for a kitchen")
     assert teacher.judge("pool", bed)[0] == 0.1  # the category's setting clashes first
+
+
+def test_the_title_speaks_first_and_not_turns_a_word_around(teacher):
+    lamp = product(
+        "LAMP",
+        "Rechargeable Outdoor Floor Lamp, Patio Furniture",
+        description="Bring indoor comfort to your outdoor living space",
+    )
+    assert teacher.judge("bedroom", lamp)[0] == 0.1  # the title says outdoor, the rest both
+    ottoman = product("CHAIR", "Storage Seat", description="Not suitable for outdoor use.")
+    setting = teacher.product_setting(ottoman)
+    assert (setting.where, setting.evidence) == (
+        "indoor",
+        "its listing says 'not suitable for outdoor'",
+    )
+    patio = product("SOFA", "Wicker Sofa", node="/Categories/Patio, Lawn & Garden/Patio Furniture")
+    assert teacher.product_setting(patio).where == "outdoor"  # the browse node counts
+
+
+def test_a_listing_naming_no_setting_is_indoor_unless_configured_otherwise(teacher):
+    recliner = product("CHAIR", "Button-Tufted Faux Leather Recliner Chair")
+    assert teacher.judge("pool", recliner) == (
+        0.1,
+        "an indoor chair does not belong outdoors by the pool (its listing names no outdoor use)",
+    )
+    outdoors = MetadataTeacher(load_config(["teacher.unmarked_setting=outdoor"]).teacher)
+    assert outdoors.judge("pool", recliner)[0] == 0.9
+    assert outdoors.judge("bedroom", recliner)[0] == 0.1
 
 
 def test_a_mixed_listing_leaves_the_setting_to_the_category(teacher):
