@@ -9,6 +9,7 @@ bedside table" both ask for a LAMP.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from mars_core.config import VocabularyConfig
@@ -60,9 +61,14 @@ def phrase_forms(term: str) -> set[tuple[str, ...]]:
 class CategoryVocabulary:
     """Maps phrases (with plurals) to categories and picks the one a query asks for."""
 
-    def __init__(self, cfg: VocabularyConfig) -> None:
+    def __init__(self, cfg: VocabularyConfig, present: Collection[str] | None = None) -> None:
+        """`present`: the catalogue's categories, when known. A phrase of a category the
+        catalogue lacks is left out, so its head noun locks instead ("patio chair" -> CHAIR
+        in a catalogue whose patio chairs are CHAIRs, as in real ABO)."""
         self.phrases: dict[tuple[str, ...], str] = {}
         for category, terms in cfg.categories.items():
+            if present is not None and category not in present:
+                continue
             for term in terms:
                 for form in phrase_forms(term):
                     # An explicit term wins over a derived plural that happens to equal it.

@@ -40,7 +40,7 @@ class LexicalStage:
         index = LuceneIndex(snapshot.lucene_path, k1=cfg.bm25_k1, b=cfg.bm25_b)
         return cls(
             index,
-            CategoryVocabulary(cfg.vocabulary),
+            CategoryVocabulary(cfg.vocabulary, present=snapshot.manifest.categories),
             listing_overfetch=cfg.listing_overfetch,
         )
 
