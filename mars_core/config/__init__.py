@@ -105,6 +105,17 @@ class ServeConfig:
         "how long the agent waits for concurrent requests' candidates to fill a batch of "
         "student.batch_size before it runs (0 = run each request's candidates at once)",
     )
+    reload_check_s: float = knob(
+        10.0,
+        "at most this often, between requests, look for a newly published index build (a stat "
+        "of CURRENT.json) and a new champion; a change loads beside the running one and swaps "
+        "in (0 = on every request)",
+    )
+    follow_champion: bool = knob(
+        True,
+        "with student.adapter=auto, serve each newly promoted champion (false = pin the "
+        "version loaded at start-up)",
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -115,6 +126,8 @@ class ServeConfig:
             raise ValueError("serve.sample_rooms must be >= 0 (0 = no samples on the page)")
         if self.agent_batch_window_ms < 0:
             raise ValueError("serve.agent_batch_window_ms must be >= 0 (0 = no waiting)")
+        if self.reload_check_s < 0:
+            raise ValueError("serve.reload_check_s must be >= 0 (0 = check on every request)")
 
 
 @dataclass
