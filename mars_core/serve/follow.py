@@ -229,6 +229,7 @@ class Follower:
         self._signature = signature
         try:
             if IndexSnapshot.current(self.root).manifest == current.snapshot.manifest:
+                self.problems.pop("index", None)  # a bad publish was undone
                 return None
             index = self._open_index()
         except Exception as e:  # Lucene, LanceDB and the files fail in many ways; keep serving

@@ -171,6 +171,7 @@ def test_a_reindex_under_live_traffic(indexed, own_world, own_index, embedder, r
         assert "no-such-build" in health["problems"]["index"]
         assert search(url, room_photo, QUERIES[0]).status_code == 200
         write_json_atomic(root / MANIFEST_FILE, asdict(good))
+        wait_for_health(url, lambda h: not h["problems"])
 
 
 # ---- the champion ----------------------------------------------------------------------------
