@@ -156,7 +156,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     setup_runtime()
     overrides = [f"paths.models={args.models or folder / 'models'}",
                  f"paths.artifacts={folder / 'artifacts'}", "data.world.rooms_per_type=6",
-                 f"serve.reload_check_s={args.reload_check_s}"]  # fmt: skip
+                 f"serve.reload_check_s={args.reload_check_s}", *args.overrides]  # fmt: skip
     cfg = load_config(overrides)
     embedder = prepare(cfg)
     rooms = pq.read_table(Path(cfg.data.out_dir) / ROOMS_FILE, columns=["path"])["path"]
@@ -242,6 +242,7 @@ def main() -> None:
     parser.add_argument("--reindexes", type=int, default=1, help="re-indexes, spread evenly")
     parser.add_argument("--reload-check-s", type=float, default=1.0, help="serve.reload_check_s")
     parser.add_argument("--models", help="a tiny-model cache to reuse (default: a fresh one)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides (world, index, service)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mars-soak-") as folder:
         run(args, Path(folder))
