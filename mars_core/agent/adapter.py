@@ -119,13 +119,29 @@ def registry_version(spec: str | None) -> tuple[str, int] | None:
     return None if version is None else (match["name"], version)
 
 
+def champion_pin(spec: str | None, registered_model: str) -> tuple[str | None, int | None]:
+    """`serving_adapter` pinned for a service that follows the champion: `auto` becomes
+    `models:/<name>/<version>` of the version the alias points at now (the alias may move
+    while the weights load; a version cannot), with that version; else (spec, None)."""
+    if spec != SERVE_CHAMPION:
+        return serving_adapter(spec, registered_model), None
+    champion = alias_version(registered_model, CHAMPION)
+    return (None, None) if champion is None else (version_uri(registered_model, champion), champion)
+
+
+def version_uri(model: str, version: int) -> str:
+    return f"{MODELS_SCHEME}{model}/{version}"
+
+
 def describe_adapter(spec: str | None) -> str:
     """Which trained weights rank results, as a page or table should say it."""
     if spec is None:
         return "no adapter (base weights)"
     match = _MODEL_URI.match(spec)
-    if match is None or not match["alias"]:
+    if match is None:
         return spec
+    if match["version"]:
+        return f"{match['name']} v{match['version']}"
     version = alias_version(match["name"], match["alias"])
     return f"{match['name']} v{version} (@{match['alias']})"
 

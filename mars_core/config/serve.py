@@ -23,6 +23,18 @@ class ServeConfig:
         "student.batch_size before it runs (0 = run each request's candidates at once)",
         ge=0,
     )
+    reload_check_s: float = knob(
+        10.0,
+        "at most this often, between requests, look for a newly published index build (a stat "
+        "of CURRENT.json) and a new champion; a change loads beside the running one and swaps "
+        "in (0 = on every request)",
+        ge=0,
+    )
+    follow_champion: bool = knob(
+        True,
+        "with student.adapter=auto, serve each newly promoted champion (false = pin the "
+        "version loaded at start-up)",
+    )
 
     def __post_init__(self) -> None:
         check_knobs(self, "serve")

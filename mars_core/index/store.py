@@ -9,6 +9,7 @@
                         survives a damaged CURRENT.json)
   lance/                the LanceDB database (its tables keep every version until cleaned)
   embedder.json         which embedder the vectors come from
+  readers/              one lease file per open reader of a build: <build>.<pid>.<id>
   .reindex.lock         held while a re-index runs
 ```
 
@@ -17,28 +18,35 @@ flushes all of it to disk, then replaces `CURRENT.json` with `os.replace`. The m
 records each Lucene file's size and checksum and a digest of the LanceDB version's rows, so
 `mars_core.index.verify` can tell a damaged part from a good one. Readers resolve the
 manifest once, at open time, and pin both indexes to it: while a re-index runs, and after
-one fails half-way, searches answer from the last complete build.
+one fails half-way, searches answer from the last complete build. A long-lived reader (the
+search service) leases the build it has open, and pruning spares every leased build whose
+reader's process is alive: a server that still answers from the previous build keeps its
+folder until it lets go.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+from uuid import uuid4
 
 from mars_core.errors import IndexDamagedError, IndexNotBuiltError
 from mars_core.io import atomic_write_text, fsync_path, fsync_tree
+from mars_core.runtime import process_alive
 
 MANIFEST_FILE = "CURRENT.json"
 LUCENE_DIR = "lucene"
 LANCE_DIR = "lance"
 EMBEDDER_FILE = "embedder.json"
 LOCK_FILE = ".reindex.lock"
+READERS_DIR = "readers"  # reader leases: <build>.<pid>.<id>, one per open reader
 BUILD_FILE = "build.json"  # the manifest's copy inside its Lucene build folder
 REPAIR_COMMAND = "python -m flows.index"
 
@@ -156,18 +164,56 @@ def prune_lucene(root: Path, current: str, *, keep: int) -> list[str]:
     """Delete all but the current and the newest `keep - 1` other Lucene folders.
 
     Runs under the re-index lock, so leftover `.tmp-*` folders are from crashed builds. A
-    reader that still has an old folder open keeps reading it (POSIX keeps open files).
+    build a live reader has leased (`lease_build`) is kept whatever its age: the reader may
+    still open files in it (Lucene reads segments lazily).
     """
     folder = root / LUCENE_DIR
     if not folder.is_dir():
         return []
     builds = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     others = [name for name in builds if name != current]  # names sort by build time
-    keep_names = {current, *others[max(0, len(others) - (keep - 1)) :]}
+    keep_names = {current, *others[max(0, len(others) - (keep - 1)) :], *leased_builds(root)}
     removed = [p for p in folder.iterdir() if p.name not in keep_names]
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)
     return [p.name for p in removed]
+
+
+@dataclass(frozen=True)
+class ReaderLease:
+    """A reader's claim on a build folder: `prune_lucene` keeps the build while it exists."""
+
+    path: Path
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def lease_build(root: Path, build: str) -> ReaderLease:
+    """Claim `build` for this process until `release` (or the process's death: a lease whose
+    pid is gone is ignored and removed by the next prune). Pids are this machine's: readers
+    on other machines sharing the folder are not seen."""
+    folder = root / READERS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{build}.{os.getpid()}.{uuid4().hex[:8]}"
+    path.touch()
+    return ReaderLease(path)
+
+
+def leased_builds(root: Path) -> set[str]:
+    """Builds a live reader holds; the leases of dead processes are removed on the way."""
+    folder = root / READERS_DIR
+    if not folder.is_dir():
+        return set()
+    held = set()
+    for lease in folder.iterdir():
+        build, _, rest = lease.name.partition(".")
+        pid = rest.partition(".")[0]
+        if pid.isdigit() and process_alive(int(pid)):
+            held.add(build)
+        else:
+            lease.unlink(missing_ok=True)
+    return held
 
 
 @contextmanager

@@ -1,38 +1,37 @@
-"""The FastAPI app: the funnel loaded once, searches one at a time, every mistake as JSON.
+"""The FastAPI app: the funnel loaded at start-up and kept current, every mistake as JSON.
 
-`create_app(cfg)` returns an app whose start-up builds the configured funnel
-(`mars_core.stages.build_funnel`) and reads the catalogue and rooms tables; its shutdown
-closes the funnel. Twenty concurrent requests share one set of models: the retrieval stages
-run one request at a time under a lock, and the agent merges the candidates of requests
-that reach it together into shared batches (`serve.agent_batch_window_ms`,
-`student.batch_size`; see `mars_core.agent.batching`). Product and room images are served
-by catalogue key or room id, looked up in those tables: a client never names a path. Uploads
-are decoded in memory (`BodyLimit` bounds every body, so none is spooled to disk); the
-service writes nothing.
+`create_app(cfg)` returns an app whose start-up opens the published index build and the
+student (`mars_core.serve.follow`); its shutdown closes them. Between requests the service
+follows a re-index and a newly promoted champion (`serve.reload_check_s`,
+`serve.follow_champion`): each request is answered from one generation (build + student)
+and every response says which, in its `X-Mars-*` headers (and `/health` and `POST /search`
+in their JSON). Twenty concurrent requests share one set of models: the retrieval stages run
+one request at a time under a lock, and the agent merges the candidates of requests that
+reach it together into shared batches (`serve.agent_batch_window_ms`, `student.batch_size`;
+see `mars_core.agent.batching`). Product images are served by catalogue key from the
+answering build's products, room photos by room id from rooms.parquet: a client never names
+a path. Uploads are decoded in memory (`BodyLimit` bounds every body, so none is spooled to
+disk); the service writes nothing but its reader lease in the index folder.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import pyarrow.parquet as pq
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
-from mars_core.agent.stage import AgentStage
-from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
 from mars_core.config import MarsConfig
 from mars_core.errors import UserInputError
-from mars_core.search.funnel import SearchFunnel, SearchResult
-from mars_core.search.types import Candidate, SearchRequest, StageOutput, WrappedStage
+from mars_core.search.funnel import SearchResult
+from mars_core.search.types import Candidate, SearchRequest
+from mars_core.serve.follow import Follower, Generation
 from mars_core.serve.validation import (
     UNPROCESSABLE,
     BodyLimit,
@@ -42,69 +41,10 @@ from mars_core.serve.validation import (
     room_image,
     status_of,
 )
-from mars_core.stages import agent_notice, build_funnel
 
 PAGE = Path(__file__).with_name("page.html")
 FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the small fields besides the photo
 PRODUCT_FIELDS = ("name", "category", "brand", "color", "material", "style")
-
-
-@dataclass
-class Service:
-    """What the app holds between requests: the funnel, its lock and the lookup tables."""
-
-    cfg: MarsConfig
-    funnel: SearchFunnel | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    product_images: dict[str, Path] = field(default_factory=dict)
-    rooms: dict[str, dict[str, Any]] = field(default_factory=dict)
-    notice: str | None = None
-
-    def open(self) -> None:
-        """Build the funnel and read the tables (once, at start-up)."""
-        out_dir = Path(self.cfg.data.out_dir)
-        catalogue = pq.read_table(out_dir / CATALOGUE_FILE, columns=["key", "image_path"])
-        self.product_images = {row["key"]: Path(row["image_path"]) for row in catalogue.to_pylist()}
-        rooms_file = out_dir / ROOMS_FILE
-        if rooms_file.is_file():
-            rows = pq.read_table(rooms_file, columns=["room_id", "room_type", "path"]).to_pylist()
-            self.rooms = {row["room_id"]: row for row in rows[: self.cfg.serve.sample_rooms]}
-        self.notice = agent_notice(self.cfg)
-        self.funnel = self._share_stages(build_funnel(self.cfg))
-
-    def close(self) -> None:
-        if self.funnel is not None:
-            self.funnel.close()
-            self.funnel = None
-
-    def search(self, request: SearchRequest) -> SearchResult:
-        """A search; its stages share the models with the other requests in flight."""
-        if self.funnel is None:
-            raise RuntimeError("the funnel is not loaded: the app has not started")
-        return self.funnel.search(request)
-
-    def _share_stages(self, funnel: SearchFunnel) -> SearchFunnel:
-        """The agent batches across requests; every other stage (loaded once, not
-        thread-safe) runs one request at a time under the service's lock."""
-        for step in funnel.steps:
-            if isinstance(step.stage, AgentStage):
-                step.stage.batch_across_requests(self.cfg.serve.agent_batch_window_ms / 1000)
-            elif step.stage is not None:
-                step.stage = LockedStage(step.stage, self.lock)
-        return funnel
-
-
-@dataclass
-class LockedStage(WrappedStage):
-    """A stage whose `rank` runs under a lock shared by the service's requests."""
-
-    lock: threading.Lock
-
-    def rank(
-        self, request: SearchRequest, candidates: list[Candidate] | None, k: int
-    ) -> StageOutput:
-        with self.lock:
-            return self.stage.rank(request, candidates, k)
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -156,27 +96,56 @@ def validation_message(error: RequestValidationError) -> str:
 
 
 def create_app(cfg: MarsConfig) -> FastAPI:
-    """The service for `cfg`: the funnel is built when the server starts, not here."""
-    service = Service(cfg)
+    """The service for `cfg`: the index and the student open when the server starts."""
+    follower = Follower(cfg)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        service.open()
+        follower.open()
         try:
             yield
         finally:
-            service.close()
+            follower.close()
 
     app = FastAPI(
         title="MARS room search",
         summary="Products that fit a room photo: BM25, SigLIP and a VLM agent.",
         lifespan=lifespan,
     )
-    app.state.service = service
+    app.state.follower = follower
     _add_error_handlers(app)
     app.add_middleware(BodyLimit, limit=cfg.serve.max_upload_bytes + FORM_OVERHEAD_BYTES)
-    _add_routes(app, service)
+    _add_generations(app, follower)
+    _add_routes(app, cfg)
     return app
+
+
+def identity_headers(generation: Generation) -> dict[str, str]:
+    """What answered, on every response: the index build, its products, the student."""
+    identity = generation.identity()
+    student = identity["student"]
+    version = student["version"]
+    return {
+        "X-Mars-Index-Build": identity["index_build"],
+        "X-Mars-Products": str(identity["products"]),
+        "X-Mars-Student": student["name"] if version is None else f"{student['name']} v{version}",
+    }
+
+
+def _add_generations(app: FastAPI, follower: Follower) -> None:
+    """Each request is answered by the generation current when it arrives (kept open until
+    its response is ready) and starts the between-requests check for a new one."""
+
+    @app.middleware("http")
+    async def answered_by(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        follower.poke()
+        with follower.hold() as generation:
+            request.state.generation = generation
+            response = await call_next(request)
+        response.headers.update(identity_headers(generation))
+        return response
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -193,26 +162,30 @@ def _add_error_handlers(app: FastAPI) -> None:
         return error_response(error.status_code, str(error.detail))
 
 
-def _add_routes(app: FastAPI, service: Service) -> None:
-    cfg = service.cfg
+def _add_routes(app: FastAPI, cfg: MarsConfig) -> None:
+    follower: Follower = app.state.follower
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        """Up, with the stages that run and the catalogue's size."""
+    def health(request: Request) -> dict[str, Any]:
+        """Up, with the stages that run and what answers: the index build, the catalogue's
+        size, the student and its version, and any reload that failed (still serving the
+        old one)."""
+        generation: Generation = request.state.generation
         return {
-            "status": "ok" if service.funnel is not None else "starting",
+            "status": "ok",
             "stages": list(cfg.funnel.stages),
-            "products": len(service.product_images),
+            **generation.identity(),
             "k": cfg.funnel.k3,
-            "notice": service.notice,
+            "notice": generation.student.notice,
+            "problems": dict(follower.problems),
         }
 
     @app.get("/rooms")
-    def rooms() -> list[dict[str, str]]:
+    def rooms(request: Request) -> list[dict[str, str]]:
         """Sample rooms the page offers (id, type and the image URL)."""
         return [
             {
@@ -220,36 +193,39 @@ def _add_routes(app: FastAPI, service: Service) -> None:
                 "room_type": row["room_type"],
                 "image_url": f"/rooms/{quote(room_id)}/image",
             }
-            for room_id, row in service.rooms.items()
+            for room_id, row in request.state.generation.rooms.items()
         ]
 
     @app.get("/rooms/{room_id:path}/image")
-    def room_photo(room_id: str) -> FileResponse:
+    def room_photo(request: Request, room_id: str) -> FileResponse:
         """A sample room's photo, by its id in rooms.parquet."""
-        row = service.rooms.get(room_id)
+        row = request.state.generation.rooms.get(room_id)
         if row is None:
             raise UnknownItemError(f"no sample room {room_id!r}; GET /rooms lists them")
         return FileResponse(row["path"])
 
     @app.get("/products/{key}/image")
-    def product_image(key: str) -> FileResponse:
-        """A product's image, by its catalogue key (never a path the client sends)."""
-        path = service.product_images.get(key)
+    def product_image(request: Request, key: str) -> FileResponse:
+        """A product's image, by its key in the answering build (never a client's path)."""
+        path = request.state.generation.index.images.get(key)
         if path is None:
             raise UnknownItemError(f"no product {key!r} in the catalogue")
         return FileResponse(path)
 
     @app.post("/search")
     def search(
+        request: Request,
         room: Annotated[UploadFile, File(description="room photo: JPEG, PNG, WebP, ...")],
         query: Annotated[str, Form(description='what to look for, e.g. "bed"')] = "",
         k: Annotated[int | None, Form(description="products to return (1 to funnel.k3)")] = None,
     ) -> dict[str, Any]:
         """Rank catalogue products for a room photo and a query."""
+        generation: Generation = request.state.generation
         check_query(query, cfg.funnel)
         wanted = check_k(k, cfg.funnel.k3)
         data = room.file.read(cfg.serve.max_upload_bytes + 1)
         name = room.filename or "upload"
         image = room_image(data, name, cfg.serve, cfg.data.max_image_pixels)
-        result = service.search(SearchRequest(room=image, query=query, room_id=name))
-        return result_json(result, wanted, service.notice)
+        result = generation.funnel.search(SearchRequest(room=image, query=query, room_id=name))
+        answer = result_json(result, wanted, generation.student.notice)
+        return answer | {"served_by": generation.identity()}
