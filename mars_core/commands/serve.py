@@ -5,7 +5,8 @@
 
 Checks the config, the catalogue and the index before anything loads (a mistake is one
 `error:` line, exit status 2), prints the URL to open, then runs uvicorn until Ctrl-C. The
-funnel loads once, when the server starts.
+funnel loads when the server starts and follows newly published index builds and champions
+between requests (`mars_core/serve/follow.py`).
 """
 
 from __future__ import annotations
