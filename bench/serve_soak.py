@@ -4,9 +4,9 @@
     python -m bench.serve_soak --searches 200 --concurrency 8
 
 Builds a small world under a temporary folder (the generator's, 6 rooms per type), ingests
-and indexes it, then starts `mars-serve` (`python -m mars_core.commands.serve`) with the tiny student as a
-process of its own on 127.0.0.1 and sends searches from a thread pool over real HTTP. When
-half of them are answered (or at each of `--reindexes` even steps), the catalogue changes
+and indexes it, then starts `mars-serve` (`python -m mars_core.commands.serve`) with the tiny
+student as a process of its own on 127.0.0.1 and sends searches from a thread pool over real
+HTTP. When half of them are answered (or at each of `--reindexes` even steps), the catalogue changes
 (products added and removed) and this process re-indexes it while searches stay in flight;
 the service follows the new build (`serve.reload_check_s`). Prints requests/s, p50/p95
 latency and the server's RSS after the warm-up, at each re-index and at the end, an RSS
