@@ -73,7 +73,7 @@ def validation_set(cfg: MarsConfig) -> EvalSet:
 
 def choose_ordering(cfg: MarsConfig, adapter: str) -> tuple[Ordering, dict[str, float]]:
     """The best ordering of `ORDERINGS` for `adapter` on validation rooms, and each one's
-    nDCG@10 there (keyed by its description)."""
+    nDCG@10 there (keyed by a tag-safe name)."""
     val_set = validation_set(cfg)
     run = Configuration(["bm25", "siglip", "agent"], adapter)
     run_cfg = configured(cfg, run)
@@ -103,14 +103,20 @@ def choose_ordering(cfg: MarsConfig, adapter: str) -> tuple[Ordering, dict[str, 
         ranked = [_ranked(request, found, ordering, cfg.funnel.k3) for request, found in judged]
         values[ordering] = ranking_measures(ranked, [MEASURE])[MEASURE]
     best = max(values, key=lambda o: values[o])  # the first of equals: tie-break order
-    return best, {o.describe(): v for o, v in values.items()}
+    return best, {_slug(o): v for o, v in values.items()}
 
 
 def record_ordering(model: str, version: int, ordering: Ordering, values: dict[str, float]) -> None:
     """The choice as the version's tags, with what each candidate ordering scored."""
     tags = {ORDER_TAG: ordering.order, BLEND_TAG: ordering.siglip_blend}
-    tags |= {f"validation.{metric_key(MEASURE)} [{name}]": f"{v:.4f}" for name, v in values.items()}
+    tags |= {f"validation.{metric_key(MEASURE)}.{name}": f"{v:.4f}" for name, v in values.items()}
     describe_version(model, version, tags=tags)
+
+
+def _slug(ordering: Ordering) -> str:
+    """A tag-safe name of an ordering: `fits_by_siglip`, `agent`, `agent_blend_0.25`."""
+    blend = f"_blend_{ordering.siglip_blend:g}" if ordering.siglip_blend else ""
+    return f"{ordering.order}{blend}"
 
 
 def _ranked(

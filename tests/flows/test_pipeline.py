@@ -93,7 +93,8 @@ def test_the_candidate_is_ordered_as_validation_chose_and_its_version_says_why(f
 
     version = mlflow.MlflowClient().get_model_version(REGISTRY, str(first.candidate_version))
     assert version.tags["funnel.order"] in ("agent", "fits_by_siglip")
-    assert any(key.startswith("validation.nDCG_at_10 [") for key in version.tags)
+    assert "validation.nDCG_at_10.fits_by_siglip" in version.tags
+    assert "validation.nDCG_at_10.agent_blend_0.25" in version.tags
     assert version.tags["eval.judged_by"] == "ground_truth" and "eval.nDCG_at_10" in version.tags
     assert version.description and "stopped by steps" in version.description
     served = [*overrides, f"student.adapter=models:/{REGISTRY}/{first.candidate_version}"]

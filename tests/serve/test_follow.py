@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pyarrow.parquet as pq
 import pytest
-from catalogue_factory import (
+from live_service import running_service
+from support.catalogue_factory import (
     CATEGORIES,
     image_content_hash,
     image_dir,
@@ -26,7 +27,6 @@ from catalogue_factory import (
     read_rows,
     write_table,
 )
-from live_service import running_service
 
 from mars_core.agent.adapter import CHAMPION, register_adapter
 from mars_core.compose import load_config
