@@ -60,10 +60,10 @@ def summary_table(runs: list[tuple[int, dict, dict, float]], headline: list[str]
         "|---|" + "---:|" * (len(headline) + 1),
     ]
     for seed, funnel, _, seconds in runs:
-        cells = [f"{funnel.get(m, float('nan')):.3f}" for m in headline]
+        cells = [_cell(lambda v: v[0], [funnel[m]] if m in funnel else []) for m in headline]
         lines.append(f"| {seed} | " + " | ".join(cells) + f" | {seconds / 60:.1f} |")
     for name, pick in (("mean", statistics.fmean), ("min", min), ("max", max)):
-        cells = [f"{pick([f[m] for _, f, _, _ in runs if m in f]):.3f}" for m in headline]
+        cells = [_cell(pick, [f[m] for _, f, _, _ in runs if m in f]) for m in headline]
         lines.append(f"| {name} | " + " | ".join(cells) + " | |")
     stage2 = runs[0][2]
     lines += ["", f"[bm25, siglip] answerable nDCG@10: {stage2['answerable.nDCG_at_10']:.3f}", ""]
@@ -71,6 +71,11 @@ def summary_table(runs: list[tuple[int, dict, dict, float]], headline: list[str]
         held = sum(holds(f, s2) for _, f, s2, _ in runs)
         lines.append(f"* {target}: holds on {held} of {len(runs)} seeds")
     return "\n".join(lines) + "\n"
+
+
+def _cell(pick, values: list[float]) -> str:
+    """`pick` of the values (mean, min, max, the one), blank where the row has none."""
+    return f"{pick(values):.3f}" if values else ""
 
 
 def write_results(table: str, header: str) -> None:
