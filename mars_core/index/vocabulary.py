@@ -62,9 +62,12 @@ class CategoryVocabulary:
     """Maps phrases (with plurals) to categories and picks the one a query asks for."""
 
     def __init__(self, cfg: VocabularyConfig, present: Collection[str] | None = None) -> None:
-        """`present`: the catalogue's categories, when known. A phrase of a category the
-        catalogue lacks is left out, so its head noun locks instead ("patio chair" -> CHAIR
-        in a catalogue whose patio chairs are CHAIRs, as in real ABO)."""
+        """`present`: the catalogue's categories, when known. A query is first matched
+        against their phrases only, so a category the catalogue lacks gives way to one it has
+        ("patio chair" -> CHAIR in a catalogue whose patio chairs are CHAIRs, as in real ABO);
+        a query naming only missing categories still locks to one ("wall clock" -> CLOCK, and
+        the answer is none, not clock-coloured sofas)."""
+        self.everything = None if present is None else CategoryVocabulary(cfg)
         self.phrases: dict[tuple[str, ...], str] = {}
         for category, terms in cfg.categories.items():
             if present is not None and category not in present:
@@ -82,6 +85,12 @@ class CategoryVocabulary:
 
     def match(self, query: str) -> CategoryMatch:
         """The category a query asks for, or None when it names no known category."""
+        found = self._match(query)
+        if found.category is None and self.everything is not None:
+            return self.everything.match(query)
+        return found
+
+    def _match(self, query: str) -> CategoryMatch:
         words = query_words(query)
         found = self._mentions(words)
         mentions = tuple(dict.fromkeys(category for _, category in found))
