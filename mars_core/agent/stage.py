@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mars_core.agent.adapter import describe_adapter, registry_version
-from mars_core.agent.ordering import AGENT, Ordering, resolve_ordering
+from mars_core.agent.ordering import Ordering, resolve_ordering
 from mars_core.agent.prompt import PROMPT_VERSION, product_text
 from mars_core.agent.remote import RemoteAgentScorer
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.types import ProductView, Scorer
 from mars_core.agent.visual_cache import VISUAL_TOKENS_DIR
-from mars_core.config import MarsConfig, StudentConfig
+from mars_core.config import FunnelConfig, MarsConfig, StudentConfig
 from mars_core.errors import UserInputError
 from mars_core.images import load_image
 from mars_core.search.types import Candidate, SearchRequest, SkippedProduct, StageOutput
@@ -32,7 +32,8 @@ class AgentStage:
     scorer: Scorer  # student.kind: local or openai
     rationale_top_n: int  # funnel.rationale_top_n
     max_image_pixels: int  # data.max_image_pixels
-    ordering: Ordering = field(default_factory=lambda: Ordering(AGENT, 0.0, 0.5))
+    # funnel.order's default (auto, with no version: the agent's score)
+    ordering: Ordering = field(default_factory=lambda: resolve_ordering(FunnelConfig(), None))
     batcher: Scorer | None = None  # set by a service: the scorer as concurrent requests use it
     student: str = ""  # which student and adapter version rank: said with every result
     name: str = field(default="agent", init=False)

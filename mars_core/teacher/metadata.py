@@ -61,7 +61,7 @@ class MetadataTeacher(Teacher):
         self.name = cfg.name
         self._outdoor_words = _word_pattern(cfg.outdoor_words)
         self._indoor_words = _word_pattern(cfg.indoor_words)
-        self._category_settings = category_settings(cfg.room_fit, set(cfg.outdoor_rooms))
+        self._category_settings = _category_settings(cfg.room_fit, set(cfg.outdoor_rooms))
 
     def label(self, requests: Sequence[LabelRequest]) -> list[Label]:
         labels = []
@@ -126,7 +126,7 @@ class MetadataTeacher(Teacher):
         return said
 
 
-def category_settings(
+def _category_settings(
     room_fit: Mapping[str, list[str]], outdoor: set[str]
 ) -> dict[str, str | None]:
     """Every category `room_fit` mentions -> OUTDOOR / INDOOR when every room type listing it
