@@ -24,7 +24,7 @@ from PIL import Image
 
 from bench.stage3 import random_qwen2vl_2b
 from mars_core.agent.prompt import answer_message, prompt_messages
-from mars_core.runtime import setup_runtime
+from mars_core.infra.runtime import setup_runtime
 
 
 def sample(seed: int, side: int) -> dict:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
     from bench.qwen_vocab import build_real_qwen_tokenizer, with_real_qwen_tokenizer
-    from mars_core.compose import load_config
+    from mars_core.app.compose import load_config
     from mars_core.models.loading import load_vlm
     from mars_core.training.trainer import prepare_model
 

@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from mars_core.runtime import setup_runtime
+from mars_core.infra.runtime import setup_runtime
 
 FUNNEL = "bm25+siglip+agent@candidate"
 STAGE2 = "bm25+siglip"
@@ -102,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_runtime()
     from flows.pipeline import pipeline
-    from mars_core.compose import load_config
+    from mars_core.app.compose import load_config
     from mars_core.teacher.schema import HELDOUT_LABELS_FILE, LABELS_FILE
 
     started = time.monotonic()

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from mars_core.app.compose import load_config
 from mars_core.catalogue.schema import GROUND_TRUTH_FILE
-from mars_core.compose import load_config
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE, STRATA
 
 

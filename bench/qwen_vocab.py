@@ -20,7 +20,7 @@ from pathlib import Path
 from transformers import Qwen2Tokenizer, Qwen2VLProcessor
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-from mars_core.errors import ModelNotFoundError, UserInputError
+from mars_core.infra.errors import ModelNotFoundError, UserInputError
 from mars_core.models.tiny_tokenizer import (
     QWEN2VL_CHAT_TEMPLATE,
     QWEN_SPECIAL_TOKENS,

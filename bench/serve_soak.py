@@ -4,7 +4,7 @@
     python -m bench.serve_soak --searches 200 --concurrency 8
 
 Builds a small world under a temporary folder (the generator's, 6 rooms per type), ingests
-and indexes it, then starts `mars-serve` (`python -m mars_core.commands.serve`) with the tiny
+and indexes it, then starts `mars-serve` (`python -m mars_core.app.commands.serve`) with the tiny
 student as a process of its own on 127.0.0.1 and sends searches from a thread pool over real
 HTTP. When half of them are answered (or at each of `--reindexes` even steps), the catalogue changes
 (products added and removed) and this process re-indexes it while searches stay in flight;
@@ -37,13 +37,13 @@ import numpy as np
 import pyarrow.parquet as pq
 from tests.catalogue_factory import add_products, remove_products
 
+from mars_core.app.compose import load_config
 from mars_core.catalogue.ingest import ingest
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
-from mars_core.compose import load_config
 from mars_core.config import MarsConfig
-from mars_core.embedder import Embedder
 from mars_core.index.reindex import reindex
-from mars_core.runtime import setup_runtime
+from mars_core.infra.runtime import setup_runtime
+from mars_core.vision.embedder import Embedder
 from mars_core.world.generate import generate_world
 
 HOST = "127.0.0.1"  # loopback only
@@ -126,8 +126,10 @@ def change_and_reindex(cfg: MarsConfig, embedder: Embedder, number: int) -> dict
 
 def start_server(overrides: list[str], port: int, log: Path) -> subprocess.Popen:
     """`mars-serve` as its own process; returns once /health answers."""
-    command = [sys.executable, "-m", "mars_core.commands.serve", *overrides, f"serve.host={HOST}",
-               f"serve.port={port}"]  # fmt: skip
+    command = [
+        *[sys.executable, "-m", "mars_core.app.commands.serve"],
+        *[*overrides, f"serve.host={HOST}", f"serve.port={port}"],
+    ]
     server = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:

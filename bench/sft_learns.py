@@ -36,9 +36,9 @@ from mars_core.catalogue.schema import (
     ROOMS_FILE,
     SPLITS_FILE,
 )
-from mars_core.images import load_image
-from mars_core.io import atomic_write_parquet
+from mars_core.infra.io import atomic_write_parquet
 from mars_core.teacher.schema import LABELS_FILE, LABELS_SCHEMA
+from mars_core.vision.images import load_image
 
 FIT, MISFIT = 0.9, 0.1
 
@@ -133,9 +133,9 @@ def main() -> None:
     args, overrides = parser.parse_known_args()
 
     from flows.train import train
+    from mars_core.app.compose import load_config
     from mars_core.catalogue.ingest import ingest
     from mars_core.catalogue.splits import write_splits
-    from mars_core.compose import load_config
     from mars_core.world.generate import generate_world
 
     cfg = load_config(overrides)

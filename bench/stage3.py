@@ -46,7 +46,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from mars_core.runtime import setup_runtime
+from mars_core.infra.runtime import setup_runtime
 
 # Qwen2-VL-2B-Instruct's published sizes (config.json of the hub model).
 QWEN2VL_2B_TEXT = {
@@ -412,7 +412,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     setup_runtime()
     from bench.qwen_vocab import build_real_qwen_tokenizer, with_real_qwen_tokenizer
     from mars_core.agent.scorer import AgentScorer
-    from mars_core.compose import load_config
+    from mars_core.app.compose import load_config
     from mars_core.models.loading import load_vlm
 
     cfg = load_config(args.override)

@@ -41,10 +41,9 @@ import pyarrow as pa
 import torch
 from PIL import Image
 
+from mars_core.app.compose import load_config
 from mars_core.catalogue.schema import CATALOGUE_SCHEMA
-from mars_core.compose import load_config
 from mars_core.config import IndexConfig
-from mars_core.embedder import Embedder
 from mars_core.index.lance import ROW_HASH, VECTOR, table_schema
 from mars_core.index.lucene import INDEX_DIR, PRODUCTS_FILE, write_lucene_index
 from mars_core.index.store import LANCE_DIR, LUCENE_DIR, IndexManifest, IndexSnapshot, publish
@@ -52,6 +51,7 @@ from mars_core.index.vectors import VECTORS_FILE, write_aligned_vectors
 from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
 from mars_core.search.visual import VisualStage
+from mars_core.vision.embedder import Embedder
 from tests.support.catalogue_factory import BRANDS, CATEGORIES, COLORS, DOMAIN, MATERIALS, STYLES
 
 ROOM = Image.new("RGB", (64, 64), (128, 128, 128))

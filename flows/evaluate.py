@@ -10,8 +10,8 @@ decision with its numbers.
 
 from __future__ import annotations
 
-from mars_core.apps import APPS
-from mars_core.cli import Invocation, answer_early, run_app
+from mars_core.app.apps import APPS
+from mars_core.app.cli import Invocation, answer_early, run_app
 
 answer_early(__name__, APPS["evaluate"])  # the program: answers --help before the imports below
 
@@ -21,12 +21,12 @@ from dataclasses import asdict
 import mlflow
 from prefect import flow
 
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
+from mars_core.app.steps import require_inputs
 from mars_core.evaluation.promotion import promote
 from mars_core.evaluation.report import markdown_table
 from mars_core.evaluation.run import EvaluationReport
-from mars_core.pipeline import require_inputs
-from mars_core.tracking import mlflow_run
+from mars_core.infra.tracking import mlflow_run
 from tasks.evaluate import evaluate_configurations
 from tasks.flow_process import prepare_flow_process
 

@@ -10,8 +10,8 @@ index.max_removal_share of the products.
 
 from __future__ import annotations
 
-from mars_core.apps import APPS
-from mars_core.cli import Invocation, answer_early, run_app
+from mars_core.app.apps import APPS
+from mars_core.app.cli import Invocation, answer_early, run_app
 
 answer_early(__name__, APPS["index"])  # the program: answers --help before the imports below
 
@@ -21,14 +21,14 @@ from pathlib import Path
 import mlflow
 from prefect import flow
 
+from mars_core.app.compose import load_config
+from mars_core.app.steps import require_inputs
 from mars_core.catalogue.schema import CATALOGUE_FILE
-from mars_core.compose import load_config
 from mars_core.config import MarsConfig
 from mars_core.index.plan import preview_removals
 from mars_core.index.reindex import ReindexReport
 from mars_core.index.verify import VerifyReport
-from mars_core.pipeline import require_inputs
-from mars_core.tracking import mlflow_run
+from mars_core.infra.tracking import mlflow_run
 from tasks.flow_process import prepare_flow_process
 from tasks.index import cache_visual_tokens, reindex_catalogue, verify_published
 

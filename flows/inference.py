@@ -7,8 +7,8 @@ and must stay inside its folder or `funnel.request_roots`.
 
 from __future__ import annotations
 
-from mars_core.apps import APPS
-from mars_core.cli import Invocation, answer_early, run_app
+from mars_core.app.apps import APPS
+from mars_core.app.cli import Invocation, answer_early, run_app
 
 answer_early(__name__, APPS["inference"])  # the program: answers --help before the imports below
 
@@ -17,12 +17,12 @@ from pathlib import Path
 import mlflow
 from prefect import flow
 
-from mars_core.compose import load_config
+from mars_core.app.batch_search import SearchReport
+from mars_core.app.compose import load_config
+from mars_core.app.steps import require_search_inputs
 from mars_core.config import MarsConfig
-from mars_core.pipeline import require_search_inputs
+from mars_core.infra.tracking import mlflow_run
 from mars_core.search.batch import read_requests
-from mars_core.search_service import SearchReport
-from mars_core.tracking import mlflow_run
 from tasks.flow_process import prepare_flow_process
 from tasks.search import search_batch
 

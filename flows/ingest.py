@@ -8,8 +8,8 @@ MLflow; a re-run over unchanged input rewrites nothing.
 
 from __future__ import annotations
 
-from mars_core.apps import APPS
-from mars_core.cli import Invocation, answer_early, run_app
+from mars_core.app.apps import APPS
+from mars_core.app.cli import Invocation, answer_early, run_app
 
 answer_early(__name__, APPS["ingest"])  # the program: answers --help before the imports below
 
@@ -18,11 +18,11 @@ from dataclasses import asdict
 import mlflow
 from prefect import flow
 
+from mars_core.app.compose import load_config
+from mars_core.app.steps import require_inputs
 from mars_core.catalogue.ingest import IngestReport
-from mars_core.compose import load_config
 from mars_core.config import MarsConfig
-from mars_core.pipeline import require_inputs
-from mars_core.tracking import mlflow_run
+from mars_core.infra.tracking import mlflow_run
 from tasks.flow_process import prepare_flow_process
 from tasks.ingest import (
     acquire_abo_task,

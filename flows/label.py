@@ -9,8 +9,8 @@ after a crash labels only what is missing (see `mars_core.teacher.labelling`).
 
 from __future__ import annotations
 
-from mars_core.apps import APPS
-from mars_core.cli import Invocation, answer_early, run_app
+from mars_core.app.apps import APPS
+from mars_core.app.cli import Invocation, answer_early, run_app
 
 answer_early(__name__, APPS["label"])  # the program: answers --help before the imports below
 
@@ -21,13 +21,13 @@ import mlflow
 import pyarrow.parquet as pq
 from prefect import flow, unmapped
 
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
+from mars_core.app.steps import require_inputs
 from mars_core.config import MarsConfig
+from mars_core.infra.tracking import mlflow_run
 from mars_core.mining.schema import PAIRS_FILE
-from mars_core.pipeline import require_inputs
 from mars_core.teacher.card import dataset_card
 from mars_core.teacher.labelling import read_pairs
-from mars_core.tracking import mlflow_run
 from tasks.flow_process import prepare_flow_process
 from tasks.label import consolidate_labels, label_pair_shard, plan_label_shards
 from tasks.shards import map_shards

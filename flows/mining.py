@@ -9,8 +9,8 @@ pairs per category and a similarity histogram per stratum.
 
 from __future__ import annotations
 
-from mars_core.apps import APPS
-from mars_core.cli import Invocation, answer_early, run_app
+from mars_core.app.apps import APPS
+from mars_core.app.cli import Invocation, answer_early, run_app
 
 answer_early(__name__, APPS["mining"])  # the program: answers --help before the imports below
 
@@ -20,13 +20,13 @@ from pathlib import Path
 import mlflow
 from prefect import flow, unmapped
 
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
+from mars_core.app.steps import require_inputs
 from mars_core.config import MarsConfig
 from mars_core.index.store import IndexSnapshot
+from mars_core.infra.tracking import mlflow_run
 from mars_core.mining.mine import MiningReport
 from mars_core.mining.plots import similarity_figure
-from mars_core.pipeline import require_inputs
-from mars_core.tracking import mlflow_run
 from tasks.flow_process import prepare_flow_process
 from tasks.mining import combine_pairs, mine_room_shard, plan_mining
 from tasks.shards import map_shards

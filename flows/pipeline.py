@@ -11,8 +11,8 @@ other files and MLflow model versions, never models. `pipeline.refresh=true` re-
 
 from __future__ import annotations
 
-from mars_core.apps import APPS
-from mars_core.cli import Invocation, answer_early, run_app
+from mars_core.app.apps import APPS
+from mars_core.app.cli import Invocation, answer_early, run_app
 
 answer_early(__name__, APPS["pipeline"])  # the program: answers --help before the imports below
 
@@ -31,18 +31,18 @@ from flows.mining import mining
 from flows.runners import run_on_pool
 from flows.train import train
 from mars_core.agent.adapter import CANDIDATE, CHAMPION, alias_version
-from mars_core.compose import load_config
-from mars_core.config import MarsConfig
-from mars_core.evaluation.report import markdown_table
-from mars_core.mining.schema import HELDOUT_PAIRS_FILE
-from mars_core.pipeline import (
+from mars_core.app.batch_search import SearchReport, run_folder
+from mars_core.app.compose import load_config
+from mars_core.app.steps import (
     PipelineReport,
     outputs_missing,
     require_inputs,
     step_fingerprint,
 )
-from mars_core.search_service import SearchReport, run_folder
-from mars_core.tracking import mlflow_run
+from mars_core.config import MarsConfig
+from mars_core.evaluation.report import markdown_table
+from mars_core.infra.tracking import mlflow_run
+from mars_core.mining.schema import HELDOUT_PAIRS_FILE
 from tasks.flow_process import prepare_flow_process
 from tasks.pipeline import cached_step
 from tasks.search import write_demo_requests

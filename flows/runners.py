@@ -13,7 +13,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
-from mars_core.errors import UserInputError
+from mars_core.infra.errors import UserInputError
 
 
 def run_on_pool(flow_name: str, pool: str, overrides: list[str]) -> FlowRun:

@@ -10,8 +10,8 @@ an interruption resumes from the last checkpoint.
 
 from __future__ import annotations
 
-from mars_core.apps import APPS
-from mars_core.cli import Invocation, answer_early, run_app
+from mars_core.app.apps import APPS
+from mars_core.app.cli import Invocation, answer_early, run_app
 
 answer_early(__name__, APPS["train"])  # the program: answers --help before the imports below
 
@@ -22,12 +22,12 @@ import mlflow
 from prefect import flow
 
 from mars_core.agent.adapter import CANDIDATE, register_adapter, registry_uri
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
+from mars_core.app.steps import require_inputs
 from mars_core.config import MarsConfig
-from mars_core.errors import UserInputError
-from mars_core.pipeline import require_inputs
+from mars_core.infra.errors import UserInputError
+from mars_core.infra.tracking import describe_version, mlflow_run
 from mars_core.teacher.schema import LABELS_FILE
-from mars_core.tracking import describe_version, mlflow_run
 from mars_core.training.trainer import TrainResult, registry_entry
 from tasks.flow_process import prepare_flow_process
 from tasks.train import build_examples_task, train_student_task

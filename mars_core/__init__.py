@@ -5,7 +5,7 @@ the YAML into the validated `MarsConfig`. Layers (pyproject.toml, `lint-imports`
 imports one way: a module imports only from its own layer or those below it.
 """
 
-from mars_core.runtime import apply_offline_env
+from mars_core.infra.runtime import apply_offline_env
 
 apply_offline_env()
 

@@ -9,15 +9,15 @@ temporary API server, and then:
   machine can be slow to start it); if it still does not, the command ends in one `error:`
   line naming the knob (`PrefectStartError`);
 * that server, a child process, gets SIGTERM when this process dies, even by SIGKILL
-  (`mars_core.runtime.die_with_parent`), instead of living on as an orphan;
+  (`mars_core.infra.runtime.die_with_parent`), instead of living on as an orphan;
 * flow runs still RUNNING or PENDING whose owner process is gone are set Crashed (MLflow
-  runs get the same sweep in `mars_core.tracking.mlflow_run`);
+  runs get the same sweep in `mars_core.infra.tracking.mlflow_run`);
 * every flow run this process starts carries the tag `mars-owner:<host>:<pid>`;
 * a user's mistake raised inside a task anyway (`UserInputError`) is logged by Prefect on the
   terminal without its traceback: the command's one `error:` line says it (`--debug` keeps
   the tracebacks; the Prefect UI always has them).
 
-A SIGTERM is turned into `SystemExit` by `mars_core.cli.run_app` (and the JVM, started with
+A SIGTERM is turned into `SystemExit` by `mars_core.app.cli.run_app` (and the JVM, started with
 `-Xrs`, leaves it to Python), so Prefect and MLflow close their runs as crashed / failed
 then and there.
 """
@@ -36,8 +36,8 @@ from types import ModuleType
 from typing import Any
 
 from mars_core.config import MarsConfig
-from mars_core.errors import UserInputError
-from mars_core.runtime import die_with_parent, process_alive
+from mars_core.infra.errors import UserInputError
+from mars_core.infra.runtime import die_with_parent, process_alive
 
 SERVER_MODULE = "prefect.server.api.server"  # holds SubprocessASGIServer, the temporary API
 OWNER_TAG = "mars-owner:"  # + "<host>:<pid>"

@@ -1,7 +1,7 @@
 """The pipeline's one task: run a step's flow unless a run with the same fingerprint did.
 
 The cache key is the step name, the fingerprint of what the step reads
-(`mars_core.pipeline.step_fingerprint`) and this task's source; the overrides are left out on
+(`mars_core.app.steps.step_fingerprint`) and this task's source; the overrides are left out on
 purpose, so changing `train.learning_rate` re-runs only the steps whose inputs it changes.
 The result (the step's report) is persisted, so a cached step still hands its report on.
 """

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from prefect import task
 
+from mars_core.app.batch_search import SearchReport, search_file
 from mars_core.config import MarsConfig
 from mars_core.search.samples import demo_requests_file
-from mars_core.search_service import SearchReport, search_file
 
 
 @task(name="write-demo-requests")

@@ -14,7 +14,7 @@ from prefect import Task
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from mars_core.config import EmbedderConfig, PipelineConfig
-from mars_core.embedder import Embedder
+from mars_core.vision.embedder import Embedder
 
 _LOADED: dict[str, Embedder] = {}
 _LOADING = threading.Lock()

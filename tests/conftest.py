@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mars_core.runtime import setup_runtime
+from mars_core.infra.runtime import setup_runtime
 
 if TYPE_CHECKING:
     from mars_core.config import DataConfig
@@ -59,7 +59,7 @@ def session_overrides(model_cache: Path, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="session")
 def cfg(session_overrides: list[str]):
     """The default (tiny) config, composed once."""
-    from mars_core.compose import load_config
+    from mars_core.app.compose import load_config
 
     return load_config(session_overrides)
 

@@ -14,23 +14,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mars_core.apps import APPS
+from mars_core.app.apps import APPS
+from mars_core.app.cli import run_app
+from mars_core.app.compose import load_config
+from mars_core.app.steps import require_inputs
 from mars_core.catalogue.quarantine import Quarantine
 from mars_core.catalogue.rooms import scan_rooms
 from mars_core.catalogue.schema import SPLITS_FILE
-from mars_core.cli import run_app
-from mars_core.compose import load_config
-from mars_core.errors import ConfigError, UserInputError
 from mars_core.index.store import MANIFEST_FILE
+from mars_core.infra.errors import ConfigError, UserInputError
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE
-from mars_core.pipeline import require_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = sorted(APPS)
 # The module whose `main` each command runs.
 MODULES = {name: f"flows.{name}" for name in COMMANDS} | {
-    "search": "mars_core.commands.search",
-    "serve": "mars_core.commands.serve",
+    "search": "mars_core.app.commands.search",
+    "serve": "mars_core.app.commands.serve",
 }
 NO_ABO = ["data=abo", "data.raw_dir=/no/such/abo"]
 # command -> (arguments, what the missing input's error must name), in an empty home.

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from support.catalogue_factory import product_image, read_rows
 
-from mars_core.embedder import Embedder
-from mars_core.errors import BadImageError, ImageMissingError, ImageTooLargeError
+from mars_core.infra.errors import BadImageError, ImageMissingError, ImageTooLargeError
 from mars_core.models.loading import clip_tokenizer, cpu_has_bf16
+from mars_core.vision.embedder import Embedder
 
 
 def images(n: int):
@@ -151,7 +151,7 @@ def test_a_missing_siglip_tokenizer_says_what_to_set():
 
 
 def test_real_model_options_are_config_only(session_overrides):
-    from mars_core.compose import load_config
+    from mars_core.app.compose import load_config
 
     so400m = load_config([*session_overrides, "embedder=siglip_so400m"]).embedder
     marqo = load_config([*session_overrides, "embedder=marqo_ecommerce_b"]).embedder

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mars_core.errors import BadImageError, ImageTooLargeError, UserInputError
-from mars_core.images import load_image, verify_image
+from mars_core.infra.errors import BadImageError, ImageTooLargeError, UserInputError
+from mars_core.vision.images import load_image, verify_image
 
 
 def _png(path: Path, size: tuple[int, int], mode: str = "RGBA") -> Path:

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from mars_core.io import atomic_write_parquet
-from mars_core.report import render_report
+from mars_core.app.results_page import render_report
+from mars_core.infra.io import atomic_write_parquet
 from mars_core.search.batch import FailedRequest, RequestsFileError, read_requests, results_table
 from mars_core.search.funnel import NOTHING_FITS, SearchResult
 from mars_core.search.types import Candidate, CategoryLock, SearchRequest, SkippedProduct

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from mars_core.runtime import OFFLINE_ENV, bar_disable, setup_runtime
+from mars_core.infra.runtime import OFFLINE_ENV, bar_disable, setup_runtime
 
 
 def test_setup_runtime_is_offline_and_keeps_stores_in_the_project(tmp_path, monkeypatch):
@@ -42,7 +42,7 @@ def test_pyserini_imports_and_searches_in_a_fresh_process(tmp_path):
     """A fresh interpreter (no JVM yet): set-up, import pyserini, index and search a doc."""
     script = f"""
 import json, pathlib, subprocess, sys
-from mars_core.runtime import ensure_jvm
+from mars_core.infra.runtime import ensure_jvm
 ensure_jvm()
 from pyserini.search.lucene import LuceneSearcher
 docs = pathlib.Path({str(tmp_path)!r}) / "docs"
@@ -79,7 +79,7 @@ def test_progress_bars_are_off_when_stderr_is_not_a_terminal():
     """A log file gets no carriage-return frames: every bar is off, verbose or not (tqdm reads
     TQDM_DISABLE when it is imported, which every command does after `configure_logging`)."""
     script = (
-        "from mars_core.runtime import bar_disable, configure_logging\n"
+        "from mars_core.infra.runtime import bar_disable, configure_logging\n"
         "configure_logging(verbose=True)\n"
         "from tqdm import tqdm\n"
         "for _ in tqdm(range(3)): pass\n"

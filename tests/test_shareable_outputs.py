@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mars_core.errors import printable
-from mars_core.io import remove_stale_staging, staging_folder
-from mars_core.report import result_table_text
+from mars_core.app.results_page import result_table_text
+from mars_core.infra.errors import printable
+from mars_core.infra.io import remove_stale_staging, staging_folder
 from mars_core.search.funnel import SearchResult
 from mars_core.search.types import Candidate, SearchRequest
 
@@ -25,7 +25,7 @@ import os, sys
 from pathlib import Path
 import pyarrow as pa
 os.umask(0o022)
-from mars_core.io import atomic_write_parquet, atomic_write_text, staging_folder
+from mars_core.infra.io import atomic_write_parquet, atomic_write_text, staging_folder
 out = Path(sys.argv[1])
 atomic_write_text(out / "report.html", "<html></html>")
 atomic_write_parquet(out / "catalogue.parquet", pa.table({"key": ["a"]}))
@@ -115,8 +115,8 @@ def test_control_characters_never_reach_the_terminal():
 
 
 def test_an_error_line_carries_no_control_characters(capsys):
-    from mars_core.cli import fail
-    from mars_core.errors import UserInputError
+    from mars_core.app.cli import fail
+    from mars_core.infra.errors import UserInputError
 
     with pytest.raises(SystemExit):
         fail(UserInputError("no room photo at evil\x1b[2J.jpg\x07"))
@@ -126,8 +126,8 @@ def test_an_error_line_carries_no_control_characters(capsys):
 def test_whatever_a_command_prints_carries_no_control_characters(capsys):
     """Every command's output (the index flow's skipped keys and reasons, a mining summary's
     categories, ...) passes through one filter in `run_app`."""
-    from mars_core.apps import APPS
-    from mars_core.cli import run_app
+    from mars_core.app.apps import APPS
+    from mars_core.app.cli import run_app
 
     run_app(APPS["index"], [], lambda _call: print("skipped BED\x1b]0;pwned\x07: bad\r image"))
     assert capsys.readouterr().out == "skipped BED]0;pwned: bad image\n"

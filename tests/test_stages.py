@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mars_core.compose import load_config
-from mars_core.errors import ConfigError
-from mars_core.stages import StageSpec, check_stages, known_stages, register_stage
+from mars_core.app.compose import load_config
+from mars_core.funnel.stages import StageSpec, check_stages, known_stages, register_stage
+from mars_core.infra.errors import ConfigError
 
 
 def test_the_registry_lists_the_three_stages_in_funnel_order():

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mars_core.errors import AdapterNotFoundError, UserInputError, one_line
+from mars_core.infra.errors import AdapterNotFoundError, UserInputError, one_line
 
 MODELS_SCHEME = "models:/"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -157,7 +157,9 @@ def register_adapter(folder: Path, *, name: str, alias: str, artifact_path: str 
 
     run = mlflow.active_run()
     if run is None:
-        raise RuntimeError("register_adapter needs an active MLflow run (see mars_core.tracking)")
+        raise RuntimeError(
+            "register_adapter needs an active MLflow run (see mars_core.infra.tracking)"
+        )
     mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
     client = MlflowClient()
     if not client.search_registered_models(filter_string=f"name = '{name}'"):

@@ -19,7 +19,7 @@ so a server with prefix caching (`vllm serve --enable-prefix-caching`) computes 
 Rationales for the top N are greedy continuations of their answers opened with the known
 scores. At most `student.server.concurrency` requests are in flight on each of the student's
 servers (`student.server.endpoint` + `replicas`); transient failures are re-sent
-(`mars_core.openai_client`).
+(`mars_core.infra.http_client`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from mars_core.agent.prompt import (
 from mars_core.agent.types import SCORE_PROBE, GeneratedAnswer, ProductView
 from mars_core.agent.vision import VISION_GRID, bound_image
 from mars_core.config import StudentConfig
-from mars_core.errors import ModelServerError
-from mars_core.openai_client import ChatClient, NoAnswerError, data_url, with_image_urls
+from mars_core.infra.errors import ModelServerError
+from mars_core.infra.http_client import ChatClient, NoAnswerError, data_url, with_image_urls
 
 IMAGE_FORMAT = "PNG"  # lossless: the server must see the pixels the in-process agent sees
 DIGIT_TOKENS = [str(digit) for digit in range(DIGITS)]

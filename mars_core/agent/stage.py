@@ -14,9 +14,9 @@ from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.types import ProductView, Scorer
 from mars_core.agent.visual_cache import VISUAL_TOKENS_DIR
 from mars_core.config import FunnelConfig, MarsConfig, StudentConfig
-from mars_core.errors import UserInputError
-from mars_core.images import load_image
+from mars_core.infra.errors import UserInputError
 from mars_core.search.types import Candidate, SearchRequest, SkippedProduct, StageOutput
+from mars_core.vision.images import load_image
 
 
 @dataclass(kw_only=True)

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from mars_core.io import atomic_write_parquet
+from mars_core.infra.io import atomic_write_parquet
 
 VISUAL_TOKENS_DIR = "visual_tokens"
 VISUAL_TOKENS_SCHEMA = pa.schema(

@@ -15,8 +15,8 @@ from tqdm import tqdm
 from mars_core.agent.vision import image_digest
 from mars_core.agent.visual_cache import VisualCache
 from mars_core.config import StudentConfig
-from mars_core.errors import UserInputError
-from mars_core.images import load_image
+from mars_core.infra.errors import UserInputError
+from mars_core.vision.images import load_image
 
 if TYPE_CHECKING:
     from mars_core.agent.scorer import AgentScorer

@@ -41,7 +41,7 @@ from mars_core.catalogue.schema import (
 )
 from mars_core.catalogue.tables import read_table, write_table
 from mars_core.config import DataConfig
-from mars_core.errors import BadImageError, ImageMissingError, ImageTooLargeError
+from mars_core.infra.errors import BadImageError, ImageMissingError, ImageTooLargeError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from mars_core.catalogue.image_check import inspect_image
 from mars_core.catalogue.quarantine import Quarantine, Reason
 from mars_core.catalogue.schema import ROOMS_SCHEMA
 from mars_core.config.data import ROOM_CLASS_KNOB
-from mars_core.errors import ImageError, ImageTooLargeError
+from mars_core.infra.errors import ImageError, ImageTooLargeError
 
 
 def room_id_for(class_folder: str, file_name: str) -> str:

@@ -27,7 +27,7 @@ from mars_core.catalogue.schema import (
     SPLITS_SCHEMA,
 )
 from mars_core.catalogue.tables import read_table, write_table
-from mars_core.errors import UserInputError
+from mars_core.infra.errors import UserInputError
 
 
 class UnionFind:

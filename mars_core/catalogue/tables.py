@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mars_core.io import atomic_write_parquet
+from mars_core.infra.io import atomic_write_parquet
 
 
 def same_table(path: Path, table: pa.Table) -> bool:

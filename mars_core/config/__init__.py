@@ -3,10 +3,10 @@
 Plain dataclasses (no Hydra here), one module per Hydra group (`data`, `embedder`, `student`,
 `teacher`, `train`, `index`, `eval`, `funnel`, `mining`) plus `pipeline`, `serve`, the shared
 `vlm` and `server` parts and `schema` (the root, `MarsConfig`); this package re-exports them.
-`mars_core.compose` registers `MarsConfig` as the schema every composition starts from; the
+`mars_core.app.compose` registers `MarsConfig` as the schema every composition starts from; the
 option files under `conf/` hold only what differs from these defaults, which are the offline
 `tiny` profile. A typo'd key or a wrong type fails at start-up with the key's full name; a
-knob's declared range or choices are checked by `mars_core.knob.check_knobs`, and
+knob's declared range or choices are checked by `mars_core.infra.knob.check_knobs`, and
 `__post_init__` rejects contradictions between knobs with what to change.
 """
 

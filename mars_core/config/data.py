@@ -4,7 +4,7 @@ generated world (`data.world`)."""
 import re
 from dataclasses import dataclass
 
-from mars_core.knob import check_knobs, knob
+from mars_core.infra.knob import check_knobs, knob
 
 DATA_SOURCES = ("synthetic", "abo")
 ACQUIRE_MODES = ("local", "download")

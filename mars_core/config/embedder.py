@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from mars_core.config.recipes import TinyClipRecipe
 from mars_core.config.vlm import DEVICES, DTYPES
-from mars_core.knob import check_knobs, knob
+from mars_core.infra.knob import check_knobs, knob
 
 
 @dataclass

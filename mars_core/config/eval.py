@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from mars_core.knob import check_knobs, knob
+from mars_core.infra.knob import check_knobs, knob
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from mars_core.knob import check_knobs, knob
+from mars_core.infra.knob import check_knobs, knob
 
 
 @dataclass
@@ -15,7 +15,7 @@ class FunnelConfig:
     k3: int = knob(5, "results returned after stage 3 (agent)")
     stages: list[str] = knob(
         ["bm25", "siglip", "agent"],
-        "stages to run, by name (mars_core.stages); a left-out stage only cuts to its k",
+        "stages to run, by name (mars_core.funnel.stages); a left-out stage only cuts to its k",
     )
     text_weight: float = knob(
         0.0, "blend of query-text similarity into the stage-2 score", ge=0, le=1

@@ -4,7 +4,7 @@ knobs and the query vocabulary (`index.vocabulary`)."""
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from mars_core.knob import check_knobs, knob
+from mars_core.infra.knob import check_knobs, knob
 
 
 @dataclass

@@ -6,7 +6,7 @@ key (`mars_core.models.cache.recipe_hash`).
 
 from dataclasses import dataclass
 
-from mars_core.knob import knob
+from mars_core.infra.knob import knob
 
 VLM_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
 

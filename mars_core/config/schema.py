@@ -13,7 +13,7 @@ from mars_core.config.serve import ServeConfig
 from mars_core.config.student import StudentConfig
 from mars_core.config.teacher import MISFIT_SCORES, TeacherConfig
 from mars_core.config.train import TrainConfig
-from mars_core.knob import knob
+from mars_core.infra.knob import knob
 
 
 @dataclass

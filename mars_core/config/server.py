@@ -1,13 +1,13 @@
 """Config of an OpenAI-compatible model server (vLLM, SGLang): `student.server`, `teacher.server`.
 
 Both the served student and the server teacher reach their model the same way, through
-`mars_core.openai_client.ChatClient.for_servers`, so they share these knobs; each owner sets
+`mars_core.infra.http_client.ChatClient.for_servers`, so they share these knobs; each owner sets
 its own defaults (the student asks for few tokens at a time, more of them in flight).
 """
 
 from dataclasses import dataclass
 
-from mars_core.knob import knob
+from mars_core.infra.knob import knob
 
 
 @dataclass

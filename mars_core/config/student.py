@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from mars_core.config.recipes import TinyVLMRecipe
 from mars_core.config.server import ServerConfig
 from mars_core.config.vlm import VLMConfig
-from mars_core.knob import check_knobs, knob
+from mars_core.infra.knob import check_knobs, knob
 
 STUDENT_KINDS = ("local", "openai")
 # A product photo bounded to `product_max_pixels` keeps at least 1/GRID_SLACK of that area

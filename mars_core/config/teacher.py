@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from mars_core.config.data import CATEGORY_PATTERN
 from mars_core.config.server import ServerConfig
 from mars_core.config.vlm import VLMConfig
-from mars_core.knob import check_knobs, knob
+from mars_core.infra.knob import check_knobs, knob
 
 TEACHER_KINDS = ("metadata", "vlm", "openai")
 # The metadata teacher's scores for a product that does not belong.

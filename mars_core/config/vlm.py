@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from mars_core.config.recipes import TinyVLMRecipe
-from mars_core.knob import knob
+from mars_core.infra.knob import knob
 
 # Also the embedder's (`mars_core.config.embedder`): every model loads with one of these.
 DTYPES = ("float32", "bfloat16", "float16")

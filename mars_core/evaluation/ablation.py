@@ -16,14 +16,14 @@ from tqdm import tqdm
 
 from mars_core.agent.ordering import FITS_BY_SIGLIP
 from mars_core.config import MarsConfig
-from mars_core.errors import UserInputError
 from mars_core.evaluation.agreement import PairSpec, ScoredPair, agreement_metrics, score_pairs
 from mars_core.evaluation.metrics import RankedRequest, all_metrics
 from mars_core.evaluation.requests import EvalRequest, EvalSet
-from mars_core.images import load_image
+from mars_core.funnel.stages import build_funnel
+from mars_core.infra.errors import UserInputError
 from mars_core.search.funnel import FunnelStep, SearchFunnel, SearchResult
 from mars_core.search.types import Candidate, SearchRequest, StageOutput, WrappedStage
-from mars_core.stages import build_funnel
+from mars_core.vision.images import load_image
 
 AGENT = "agent"
 

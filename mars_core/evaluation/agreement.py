@@ -20,10 +20,10 @@ from tqdm import tqdm
 from mars_core.agent.prompt import product_text
 from mars_core.agent.types import ProductView, Scorer
 from mars_core.catalogue.schema import CATALOGUE_FILE, GROUND_TRUTH_FILE
-from mars_core.errors import UserInputError
 from mars_core.evaluation.requests import TOP_GRADE, EvalSet
-from mars_core.images import load_image
+from mars_core.infra.errors import UserInputError
 from mars_core.teacher.schema import HELDOUT_LABELS_FILE
+from mars_core.vision.images import load_image
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,11 @@ from mars_core.evaluation.ablation import (
 from mars_core.evaluation.metrics import RankedRequest, metric_key, ranking_measures
 from mars_core.evaluation.reference import teacher_judge
 from mars_core.evaluation.requests import EvalRequest, EvalSet, category_query, teacher_grade
+from mars_core.funnel.stages import build_funnel
+from mars_core.infra.tracking import describe_version
 from mars_core.search.funnel import presented
 from mars_core.search.types import Candidate
-from mars_core.stages import build_funnel
 from mars_core.teacher.schema import LABELS_FILE
-from mars_core.tracking import describe_version
 
 # (order, siglip_blend) candidates, in tie-break order.
 ORDERINGS = ((FITS_BY_SIGLIP, 0.0), (AGENT, 0.0), (AGENT, 0.25), (AGENT, 0.5))

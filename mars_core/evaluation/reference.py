@@ -34,9 +34,9 @@ from mars_core.evaluation.ablation import (
 )
 from mars_core.evaluation.metrics import RankedRequest, all_metrics
 from mars_core.evaluation.requests import EvalRequest, EvalSet
+from mars_core.funnel.stages import build_funnel
 from mars_core.search.funnel import presented
 from mars_core.search.types import Candidate
-from mars_core.stages import build_funnel
 from mars_core.teacher.base import LabelRequest
 from mars_core.teacher.labelling import build_teacher
 

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 
 from mars_core.evaluation.ablation import ConfigurationResult
 from mars_core.evaluation.agreement import ScoredPair
-from mars_core.io import atomic_write_text
+from mars_core.infra.io import atomic_write_text
 
 TABLE_COLUMNS_FIRST = ("nDCG_at_10", "R_at_5", "R_at_20", "RR")
 

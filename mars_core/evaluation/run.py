@@ -28,7 +28,7 @@ from mars_core.evaluation.report import (
 from mars_core.evaluation.requests import EVAL_SET_FILE, build_eval_set
 from mars_core.evaluation.versions import order_candidate, tag_versions
 from mars_core.index.store import IndexSnapshot
-from mars_core.io import atomic_write_parquet
+from mars_core.infra.io import atomic_write_parquet
 
 EVAL_DIR = "eval"
 

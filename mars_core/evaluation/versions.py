@@ -17,8 +17,8 @@ from mars_core.agent.ordering import ORDER_TAG
 from mars_core.config import MarsConfig
 from mars_core.evaluation.ablation import ConfigurationResult
 from mars_core.evaluation.ordering import choose_ordering, record_ordering
+from mars_core.infra.tracking import describe_version, version_tags
 from mars_core.teacher.schema import LABELS_FILE
-from mars_core.tracking import describe_version, version_tags
 
 logger = logging.getLogger(__name__)
 STOPPED_BY_TIME_NOTE = "stopped by time"

@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mars_core.config import IndexConfig
-from mars_core.embedder import ImageEmbedder
 from mars_core.index.digest import record_files, table_digest
 from mars_core.index.lance import VectorTable, with_vectors
 from mars_core.index.lucene import write_lucene_index
@@ -25,6 +24,7 @@ from mars_core.index.plan import Plan
 from mars_core.index.shards import EmbedShards, Progress, embed_shards_of, store_shards
 from mars_core.index.store import LUCENE_DIR, IndexManifest, publish
 from mars_core.index.vectors import VECTORS_FILE, write_aligned_vectors
+from mars_core.vision.embedder import ImageEmbedder
 
 log = logging.getLogger(__name__)
 

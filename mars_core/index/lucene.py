@@ -30,9 +30,9 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from mars_core.errors import IndexNotBuiltError
-from mars_core.io import remove_stale_staging, staging_folder
-from mars_core.runtime import ensure_jvm
+from mars_core.infra.errors import IndexNotBuiltError
+from mars_core.infra.io import remove_stale_staging, staging_folder
+from mars_core.infra.runtime import ensure_jvm
 
 INDEX_DIR = "index"
 # A build is written into `<lucene folder>/.staging-<pid>-<random>`, then renamed into place;

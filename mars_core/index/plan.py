@@ -16,11 +16,11 @@ from mars_core.catalogue.changes import KeyChanges, diff_hashes, key_hashes
 from mars_core.catalogue.schema import CATALOGUE_SCHEMA, QUARANTINE_FILE
 from mars_core.catalogue.tables import read_table
 from mars_core.config import IndexConfig
-from mars_core.errors import RemovalGuardError, UserInputError
 from mars_core.index.lance import VectorTable, row_hashes
 from mars_core.index.lucene import read_products
 from mars_core.index.store import LUCENE_DIR, IndexManifest, read_manifest
 from mars_core.index.verify import LANCE, LANCE_VERSION, VerifyReport
+from mars_core.infra.errors import RemovalGuardError, UserInputError
 
 
 @dataclass(frozen=True)

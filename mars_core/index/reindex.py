@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mars_core.config import IndexConfig
-from mars_core.embedder import ImageEmbedder
 from mars_core.index.build import PlannedBuild, apply_plan, timed
 from mars_core.index.lance import VectorTable
 from mars_core.index.plan import check_removals, plan_changes, published_hashes, read_catalogue
@@ -44,6 +43,7 @@ from mars_core.index.store import (
 )
 from mars_core.index.verify import VECTORS, VerifyReport, verify_index
 from mars_core.index.vocabulary import CategoryVocabulary
+from mars_core.vision.embedder import ImageEmbedder
 
 
 @dataclass

@@ -16,7 +16,6 @@ from pathlib import Path
 import lancedb
 
 from mars_core.config import IndexConfig
-from mars_core.embedder import ImageEmbedder
 from mars_core.index.lance import PRODUCT_COLUMNS, VECTOR, VectorTable, with_vectors
 from mars_core.index.store import (
     BUILD_FILE,
@@ -30,6 +29,7 @@ from mars_core.index.store import (
     write_json_atomic,
 )
 from mars_core.index.verify import LANCE, MANIFEST, VerifyReport, disagreeing, verify_manifest
+from mars_core.vision.embedder import ImageEmbedder
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from mars_core.embedder import ImageEmbedder
-from mars_core.errors import UserInputError
 from mars_core.index.lance import VectorTable, with_vectors
+from mars_core.infra.errors import UserInputError
+from mars_core.vision.embedder import ImageEmbedder
 
 Progress = Callable[[int, int], None]  # (done, total)
 log = logging.getLogger(__name__)

@@ -37,9 +37,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 from uuid import uuid4
 
-from mars_core.errors import IndexDamagedError, IndexNotBuiltError
-from mars_core.io import atomic_write_text, fsync_path, fsync_tree
-from mars_core.runtime import process_alive
+from mars_core.infra.errors import IndexDamagedError, IndexNotBuiltError
+from mars_core.infra.io import atomic_write_text, fsync_path, fsync_tree
+from mars_core.infra.runtime import process_alive
 
 MANIFEST_FILE = "CURRENT.json"
 LUCENE_DIR = "lucene"
@@ -139,7 +139,7 @@ def parse_manifest(path: Path) -> IndexManifest:
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    """A reader sees the old file or the new one, never half (see mars_core.io)."""
+    """A reader sees the old file or the new one, never half (see mars_core.infra.io)."""
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True))
 
 

@@ -27,8 +27,6 @@ import numpy as np
 import pyarrow as pa
 
 from mars_core.config import IndexConfig
-from mars_core.embedder import ImageEmbedder
-from mars_core.errors import IndexDamagedError, one_line
 from mars_core.index.digest import file_digest, table_digest
 from mars_core.index.lance import VECTOR, vector_matrix
 from mars_core.index.lucene import INDEX_DIR, PRODUCTS_FILE, read_products
@@ -42,6 +40,8 @@ from mars_core.index.store import (
     lance_location,
     read_manifest,
 )
+from mars_core.infra.errors import IndexDamagedError, one_line
+from mars_core.vision.embedder import ImageEmbedder
 
 MANIFEST, LUCENE, LANCE_VERSION, LANCE, VECTORS = (
     "manifest",

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from mars_core.config import VocabularyConfig
-from mars_core.errors import EmptyQueryError
+from mars_core.infra.errors import EmptyQueryError
 
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 

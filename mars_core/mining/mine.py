@@ -36,12 +36,12 @@ from tqdm.auto import tqdm
 
 from mars_core.catalogue.schema import ROOMS_FILE, SPLITS_FILE
 from mars_core.config import IndexConfig, MiningConfig, VocabularyConfig
-from mars_core.embedder import Embedder
 from mars_core.index.lance import VectorIndex, sql_in, vector_matrix
 from mars_core.index.store import IndexSnapshot
-from mars_core.io import atomic_write_parquet
+from mars_core.infra.io import atomic_write_parquet
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE, PAIRS_SCHEMA, STRATA
 from mars_core.search.visual import VisualStage
+from mars_core.vision.embedder import Embedder
 
 SPLITS = ("train", "test")
 SORT_KEYS = [("room_id", "ascending"), ("category", "ascending"), ("rank", "ascending")]

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mars_core.config.recipes import TinyClipRecipe, TinyVLMRecipe
-from mars_core.io import remove_stale_staging, staging_folder
+from mars_core.infra.io import remove_stale_staging, staging_folder
 
 COMPLETE_MARKER = ".complete"
 BUILDER_VERSION = 1  # bump when the tiny builders change what a recipe produces

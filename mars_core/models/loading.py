@@ -16,7 +16,7 @@ import torch
 
 from mars_core.config import EmbedderConfig, TrainConfig, VLMConfig
 from mars_core.config.recipes import TinyClipRecipe, TinyVLMRecipe
-from mars_core.errors import ModelNotFoundError, UserInputError
+from mars_core.infra.errors import ModelNotFoundError, UserInputError
 from mars_core.models.cache import cached_build, recipe_hash
 from mars_core.models.tiny_clip import build_tiny_clip
 from mars_core.models.tiny_vlm import build_tiny_vlm

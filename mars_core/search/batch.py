@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from mars_core.errors import UserInputError
+from mars_core.infra.errors import UserInputError
 from mars_core.search.funnel import SearchResult
 
 REQUEST_FORMATS = (".csv", ".jsonl")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from mars_core.config import IndexConfig
-from mars_core.errors import EmptyQueryError
 from mars_core.index.lucene import LexicalHits, LuceneIndex
 from mars_core.index.store import IndexSnapshot
 from mars_core.index.vocabulary import CategoryVocabulary
+from mars_core.infra.errors import EmptyQueryError
 from mars_core.search.types import Candidate, CategoryLock, SearchRequest, StageOutput
 
 

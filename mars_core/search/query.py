@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 from mars_core.config import FunnelConfig
-from mars_core.errors import QueryTooLongError
 from mars_core.index.vocabulary import query_words
+from mars_core.infra.errors import QueryTooLongError
 
 # Every word counts, stop words included (BM25 drops them, the agent's prompt does not).
 _ANY_WORD = re.compile(r"\w+")

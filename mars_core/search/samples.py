@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from mars_core.catalogue.schema import ROOMS_FILE, SPLITS_FILE
 from mars_core.config import DemoRequest
-from mars_core.io import atomic_write_text
+from mars_core.infra.io import atomic_write_text
 
 
 def sample_requests(catalogue_dir: Path, wanted: list[DemoRequest]) -> list[dict[str, str]]:

@@ -18,12 +18,12 @@ import numpy as np
 import pyarrow as pa
 
 from mars_core.config import IndexConfig
-from mars_core.embedder import Embedder
-from mars_core.errors import IndexNotBuiltError
 from mars_core.index.lance import PRODUCT_COLUMNS, VectorIndex, sql_in, vector_matrix
 from mars_core.index.store import IndexSnapshot
 from mars_core.index.vectors import AlignedVectors
+from mars_core.infra.errors import IndexNotBuiltError
 from mars_core.search.types import Candidate, SearchRequest, StageOutput
+from mars_core.vision.embedder import Embedder
 
 
 def blend(room: np.ndarray, text: np.ndarray | None, text_weight: float) -> np.ndarray:

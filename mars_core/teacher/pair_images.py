@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PIL import Image
 
-from mars_core.images import load_image
 from mars_core.teacher.base import LabelRequest
+from mars_core.vision.images import load_image
 
 
 def pair_images(request: LabelRequest, max_pixels: int) -> list[Image.Image]:

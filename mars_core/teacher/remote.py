@@ -2,7 +2,7 @@
 or several replicas of one (`teacher.server.endpoint` + `teacher.server.replicas`).
 
 Images travel as base64 JPEG data URLs, downscaled to `teacher.max_pixels` first (the server
-would do it anyway; sending less is faster). The HTTP side is `mars_core.openai_client`: each
+would do it anyway; sending less is faster). The HTTP side is `mars_core.infra.http_client`: each
 request to the least busy server, at most `teacher.server.concurrency` in flight on any one,
 each waiting `teacher.server.timeout` seconds, a timeout, a dropped connection, a 429 or a 5xx
 re-sent up to `teacher.server.retries` times after `teacher.server.backoff` seconds doubled
@@ -17,8 +17,8 @@ from typing import Any
 
 from mars_core.agent.prompt import product_text, prompt_messages
 from mars_core.config import TeacherConfig
-from mars_core.errors import UserInputError
-from mars_core.openai_client import (
+from mars_core.infra.errors import UserInputError
+from mars_core.infra.http_client import (
     ChatClient,
     NoAnswerError,
     answer_content,

@@ -31,7 +31,7 @@ from mars_core.agent.prompt import (
 )
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
 from mars_core.catalogue.splits import validation_rooms
-from mars_core.errors import UserInputError
+from mars_core.infra.errors import UserInputError
 
 OK = "ok"
 

@@ -35,10 +35,10 @@ import torch
 
 from mars_core.agent.prompt import IMAGE_ORDER
 from mars_core.config import StudentConfig, TrainConfig
-from mars_core.images import load_image
-from mars_core.io import atomic_write_text
+from mars_core.infra.io import atomic_write_text
 from mars_core.models.loading import load_vlm
 from mars_core.training.data import SFTData, SFTExample
+from mars_core.vision.images import load_image
 
 # Module-name pattern of the language model's linears; LoRA never lands on the vision tower.
 LANGUAGE_MODEL = r"model\.language_model\..*"

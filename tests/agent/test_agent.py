@@ -13,10 +13,10 @@ from support.agent_views import ROOM, product_views
 from mars_core.agent.adapter import register_adapter, resolve_adapter
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.stage import AgentStage
-from mars_core.errors import AdapterNotFoundError
+from mars_core.infra.errors import AdapterNotFoundError
+from mars_core.infra.tracking import mlflow_run
 from mars_core.models.loading import load_vlm
 from mars_core.search.types import Candidate, SearchRequest
-from mars_core.tracking import mlflow_run
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.vision import VISION_GRID, bound_image, image_digest
 from mars_core.agent.visual_cache import VISUAL_TOKENS_SCHEMA, VisualCache
 from mars_core.agent.visual_cache_build import build_visual_cache
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
 from mars_core.config import StudentConfig
 from mars_core.config.student import GRID_SLACK
 

@@ -15,12 +15,12 @@ from mars_core.agent.remote import RemoteAgentScorer
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.stage import AgentStage, open_scorer
 from mars_core.agent.types import SCORE_PROBE
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
+from mars_core.app.serve.validation import status_of
 from mars_core.config.student import GRID_SLACK
-from mars_core.errors import ConfigError, ModelServerError
+from mars_core.funnel.stages import agent_notice
+from mars_core.infra.errors import ConfigError, ModelServerError
 from mars_core.search.types import Candidate, SearchRequest
-from mars_core.serve.validation import status_of
-from mars_core.stages import agent_notice
 
 PRODUCTS = 4
 # The products' bound: from the third product image on (28 px wider each) they are over it,

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from mars_core.compose import conf_dir, load_config
+from mars_core.app.compose import conf_dir, load_config
 from mars_core.config import GROUPS, EmbedderConfig, MarsConfig
-from mars_core.errors import ConfigError, UserInputError
+from mars_core.infra.errors import ConfigError, UserInputError
 from mars_core.models.loading import load_clip, load_vlm
 
 SUBGROUPS = ("index/vocabulary",)

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
 from mars_core.config import ServeConfig
-from mars_core.errors import ConfigError
-from mars_core.knob import check_knobs, knob
+from mars_core.infra.errors import ConfigError
+from mars_core.infra.knob import check_knobs, knob
 
 
 @dataclasses.dataclass

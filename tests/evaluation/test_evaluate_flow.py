@@ -10,8 +10,8 @@ from mlflow import MlflowClient
 
 from flows.evaluate import evaluate, main
 from mars_core.agent.adapter import register_adapter
+from mars_core.infra.tracking import mlflow_run
 from mars_core.models.loading import load_vlm
-from mars_core.tracking import mlflow_run
 
 MODEL = "mars-student-eval"
 RANKING_KEYS = {"nDCG_at_10", "R_at_5", "R_at_20", "RR"}

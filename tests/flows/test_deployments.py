@@ -185,7 +185,7 @@ def test_sft_has_a_deployment_on_the_gpu_pool_the_pipeline_hands_training_to():
     written = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
     on_gpu = [d for d in written if d["work_pool"]["name"] == GPU_POOL]
     assert [d["entrypoint"] for d in on_gpu] == ["flows/train.py:train"]
-    from mars_core.compose import load_config
+    from mars_core.app.compose import load_config
 
     cfg = load_config([f"pipeline.train_work_pool={GPU_POOL}"])
     assert cfg.pipeline.train_work_pool == GPU_POOL

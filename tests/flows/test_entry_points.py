@@ -43,8 +43,8 @@ def _one_error(run: subprocess.CompletedProcess) -> str:
 @pytest.mark.parametrize(
     ("module", "args", "status"),
     [
-        ("mars_core.commands.search", ["--help"], 0),
-        ("mars_core.commands.serve", ["--cfg", "job"], 0),
+        ("mars_core.app.commands.search", ["--help"], 0),
+        ("mars_core.app.commands.serve", ["--cfg", "job"], 0),
         ("flows.index", ["--help"], 0),
         ("flows.pipeline", ["funnel.k9=3"], 2),
     ],
@@ -94,10 +94,10 @@ def test_a_slow_first_start_is_tried_once_more():
 MISTAKE_IN_A_TASK = """
 from prefect import flow, task
 
-from mars_core.apps import APPS
-from mars_core.cli import run_app
-from mars_core.compose import load_config
-from mars_core.errors import UserInputError
+from mars_core.app.apps import APPS
+from mars_core.app.cli import run_app
+from mars_core.app.compose import load_config
+from mars_core.infra.errors import UserInputError
 from tasks.flow_process import prepare_flow_process
 
 

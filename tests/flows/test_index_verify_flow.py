@@ -66,7 +66,7 @@ def test_search_on_a_damaged_index_is_one_line_then_answers_after_the_repair(
     flow_args, tmp_path, prefect_harness, capsys
 ):
     from flows.index import main as index_main
-    from mars_core.commands.search import main as search_main
+    from mars_core.app.commands.search import main as search_main
 
     room = tmp_path / "room.png"
     Image.new("RGB", (32, 32), (120, 130, 140)).save(room)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mars_core.tracking import PID_TAG, STALE_TAG, ensure_experiment
+from mars_core.infra.tracking import PID_TAG, STALE_TAG, ensure_experiment
 from tasks.flow_process import dead_owner, owner_tag
 
 WAIT_S = 300  # a loaded, shared machine: generous, never asserted

@@ -153,7 +153,7 @@ def test_a_search_and_an_inference_flow_stay_on_this_machine(indexed, tmp_path):
     runs = {
         "search": [
             "-m",
-            "mars_core.commands.search",
+            "mars_core.app.commands.search",
             "--room",
             room,
             "--query",

@@ -61,7 +61,7 @@ def first(overrides, prefect_harness):
 
 @pytest.mark.slow
 def test_the_pipeline_writes_every_artifact_and_logs_every_step(first, overrides):
-    from mars_core.compose import load_config
+    from mars_core.app.compose import load_config
 
     cfg = load_config(overrides)
     out = Path(cfg.data.out_dir)
@@ -88,8 +88,8 @@ def test_the_pipeline_writes_every_artifact_and_logs_every_step(first, overrides
 def test_the_candidate_is_ordered_as_validation_chose_and_its_version_says_why(first, overrides):
     """The evaluation chose how agent and SigLIP combine on training's validation rooms (judged
     by the teacher), stored it with the version, and the version serves with it."""
-    from mars_core.compose import load_config
-    from mars_core.stages import build_funnel
+    from mars_core.app.compose import load_config
+    from mars_core.funnel.stages import build_funnel
 
     version = mlflow.MlflowClient().get_model_version(REGISTRY, str(first.candidate_version))
     assert version.tags["funnel.order"] in ("agent", "fits_by_siglip")
@@ -139,7 +139,7 @@ def test_any_abo_catalogue_runs_unchanged_and_is_judged_by_its_teacher(
     """A user's own ABO-format folder and class-folder room photos (here the small world's raw
     files, its truth left unread): the same pipeline, judged by the teacher's held-out labels."""
     from flows.pipeline import pipeline
-    from mars_core.compose import load_config
+    from mars_core.app.compose import load_config
 
     raw = Path(load_config(overrides).data.raw_dir)
     own = [

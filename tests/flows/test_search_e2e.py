@@ -11,11 +11,11 @@ import mlflow
 import pyarrow.parquet as pq
 import pytest
 
-from mars_core.commands.search import main as search_main
-from mars_core.compose import load_config
-from mars_core.images import load_image
+from mars_core.app.commands.search import main as search_main
+from mars_core.app.compose import load_config
+from mars_core.funnel.stages import UNTRAINED_NOTICE, build_funnel
 from mars_core.search.types import SearchRequest
-from mars_core.stages import UNTRAINED_NOTICE, build_funnel
+from mars_core.vision.images import load_image
 
 PRODUCT_FIELDS = {"key", "name", "category", "image_path"}
 
@@ -155,7 +155,7 @@ def test_two_batches_keep_both_results_and_zero_hits_are_said(
 
 
 def test_the_untrained_notice_goes_away_with_an_adapter_or_without_the_agent(cfg):
-    from mars_core.stages import agent_notice
+    from mars_core.funnel.stages import agent_notice
 
     assert agent_notice(cfg) == UNTRAINED_NOTICE
     trained = dataclasses.replace(cfg, student=dataclasses.replace(cfg.student, adapter="x"))

@@ -17,11 +17,11 @@ import pytest
 from PIL import Image
 from support.catalogue_factory import add_products, change_products, read_rows, remove_products
 
-from mars_core.errors import IndexNotBuiltError
 from mars_core.index.lucene import HIT_COLUMNS, PRODUCTS_FILE, read_products, write_products
 from mars_core.index.reindex import reindex
 from mars_core.index.store import MANIFEST_FILE, IndexSnapshot
 from mars_core.index.vectors import VECTORS_FILE, AlignedVectors
+from mars_core.infra.errors import IndexNotBuiltError
 from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
 from mars_core.search.visual import VisualStage

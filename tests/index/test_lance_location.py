@@ -11,11 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from mars_core.compose import load_config
-from mars_core.errors import ConfigError
+from mars_core.app.compose import load_config
 from mars_core.index.reindex import reindex
 from mars_core.index.store import LANCE_DIR, IndexSnapshot
 from mars_core.index.verify import verify_index
+from mars_core.infra.errors import ConfigError
 from mars_core.search.types import SearchRequest
 from mars_core.search.visual import VisualStage
 

@@ -22,20 +22,20 @@ from support.catalogue_factory import (
     remove_products,
 )
 
-from mars_core.embedder import Embedder
 from mars_core.index.lucene import HIT_COLUMNS
 from mars_core.index.reindex import reindex
 from mars_core.index.store import LANCE_DIR, LUCENE_DIR, IndexSnapshot, reindex_lock
 from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
 from mars_core.search.visual import VisualStage
+from mars_core.vision.embedder import Embedder
 
 ROOM = Image.new("RGB", (32, 32), (128, 128, 128))
 REINDEX_SCRIPT = """
 import sys
 from pathlib import Path
-from mars_core.compose import load_config
-from mars_core.embedder import Embedder
+from mars_core.app.compose import load_config
+from mars_core.vision.embedder import Embedder
 from mars_core.index.reindex import reindex
 cfg = load_config(sys.argv[2:])
 embedder = Embedder.from_config(

@@ -23,7 +23,7 @@ from PIL import Image
 from support.catalogue_factory import read_rows, remove_products
 
 from mars_core.catalogue.schema import QUARANTINE_FILE, QUARANTINE_SCHEMA
-from mars_core.errors import IndexDamagedError, RemovalGuardError
+from mars_core.funnel.stages import build_funnel
 from mars_core.index.digest import table_digest
 from mars_core.index.lance import VECTOR, vector_matrix
 from mars_core.index.lucene import PRODUCTS_FILE
@@ -31,10 +31,10 @@ from mars_core.index.reindex import reindex
 from mars_core.index.store import LANCE_DIR, LUCENE_DIR, MANIFEST_FILE, IndexSnapshot
 from mars_core.index.vectors import VECTORS_FILE
 from mars_core.index.verify import verify_index
+from mars_core.infra.errors import IndexDamagedError, RemovalGuardError
 from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
 from mars_core.search.visual import VisualStage
-from mars_core.stages import build_funnel
 
 
 def manifest_of(root: Path) -> dict:

@@ -87,7 +87,7 @@ def test_the_configured_vocabulary_covers_the_core_categories(vocabulary):
 def test_a_phrase_of_a_category_the_catalogue_lacks_falls_back_to_its_head_noun(vocabulary):
     """Real ABO files a patio chair under CHAIR: with no OUTDOOR_CHAIR products, "patio chair"
     locks to CHAIR instead of to an empty category."""
-    from mars_core.compose import load_config
+    from mars_core.app.compose import load_config
     from mars_core.index.vocabulary import CategoryVocabulary
 
     assert vocabulary.match("patio chair").category == "OUTDOOR_CHAIR"

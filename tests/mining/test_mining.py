@@ -10,14 +10,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from mars_core.app.compose import load_config
 from mars_core.catalogue.schema import CATALOGUE_FILE, GROUND_TRUTH_FILE, ROOMS_FILE, SPLITS_FILE
-from mars_core.compose import load_config
-from mars_core.embedder import Embedder
-from mars_core.errors import ConfigError
 from mars_core.index.lance import VectorIndex, vector_matrix
 from mars_core.index.store import IndexSnapshot
+from mars_core.infra.errors import ConfigError
 from mars_core.mining.mine import query_texts
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE, PAIRS_SCHEMA, STRATA
+from mars_core.vision.embedder import Embedder
 
 pytestmark = pytest.mark.slow  # every test here needs the indexed world and a flow run
 

@@ -19,7 +19,7 @@ def _room_and_product() -> list[Image.Image]:
 
 @pytest.mark.parametrize("role", ["student", "teacher"])
 def test_tiny_vlm_loads_through_auto_classes_and_runs(role, cfg, session_overrides, model_cache):
-    from mars_core.compose import load_config
+    from mars_core.app.compose import load_config
 
     part = (
         cfg.student

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from mars_core.agent.prompt import MAX_PRODUCT_CHARS, product_text, prompt_messages
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
 from mars_core.config import FunnelConfig
-from mars_core.errors import EmptyQueryError, QueryTooLongError
+from mars_core.infra.errors import EmptyQueryError, QueryTooLongError
 from mars_core.search.batch import RequestsFile, RequestSpec
 from mars_core.search.funnel import FunnelStep, SearchFunnel
 from mars_core.search.query import check_query
@@ -77,7 +77,7 @@ def test_the_product_text_in_the_prompt_is_capped():
 def test_the_command_line_refuses_a_huge_query_before_anything_loads(tmp_path, capsys):
     """No index exists under this config: the query's error comes first, so nothing
     (index, models) was touched before it."""
-    from mars_core.commands.search import main as search_main
+    from mars_core.app.commands.search import main as search_main
 
     with pytest.raises(SystemExit) as done:
         search_main(
@@ -96,7 +96,7 @@ def test_the_command_line_refuses_a_huge_query_before_anything_loads(tmp_path, c
 
 @pytest.mark.slow
 def test_a_batch_row_over_the_limit_is_refused_and_the_others_run(indexed, tmp_path):
-    from mars_core.search_service import search_requests
+    from mars_core.app.batch_search import search_requests
 
     rows = pq.read_table(indexed.out_dir / "rooms.parquet").to_pylist()
     room = Path(rows[0]["path"])
@@ -117,8 +117,8 @@ def test_a_batch_row_over_the_limit_is_refused_and_the_others_run(indexed, tmp_p
 
 
 def test_the_service_uses_the_same_limit(cfg):
-    from mars_core.serve.validation import UNPROCESSABLE, status_of
-    from mars_core.serve.validation import check_query as serve_check
+    from mars_core.app.serve.validation import UNPROCESSABLE, status_of
+    from mars_core.app.serve.validation import check_query as serve_check
 
     tight = dataclasses.replace(cfg.funnel, max_query_chars=10)
     with pytest.raises(QueryTooLongError) as refused:

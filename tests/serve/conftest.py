@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from live_service import UPLOAD_LIMIT, running_service
 
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 import uvicorn
 
+from mars_core.app.serve.app import create_app
 from mars_core.config import MarsConfig
-from mars_core.serve.app import create_app
 
 START_TIMEOUT_S = 120.0
 # The shared service's upload limit: over starlette's 1 MB multipart spool.

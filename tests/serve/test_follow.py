@@ -29,7 +29,7 @@ from support.catalogue_factory import (
 )
 
 from mars_core.agent.adapter import CHAMPION, register_adapter
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
 from mars_core.index.reindex import reindex
 from mars_core.index.store import (
     LUCENE_DIR,
@@ -39,8 +39,8 @@ from mars_core.index.store import (
     prune_lucene,
     write_json_atomic,
 )
+from mars_core.infra.tracking import mlflow_run
 from mars_core.models.loading import load_vlm
-from mars_core.tracking import mlflow_run
 
 FOLLOW_NOW = ["serve.reload_check_s=0", "serve.agent_batch_window_ms=0"]
 # Stage 1 keeps 4: a query naming the new word then only reaches new products.

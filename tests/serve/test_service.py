@@ -13,8 +13,8 @@ import pytest
 from live_service import running_service
 from PIL import Image
 
-from mars_core.compose import load_config
-from mars_core.serve.app import FORM_OVERHEAD_BYTES
+from mars_core.app.compose import load_config
+from mars_core.app.serve.app import FORM_OVERHEAD_BYTES
 
 MAX_UPLOAD = 200_000
 MAX_QUERY = 60
@@ -131,7 +131,7 @@ def test_concurrent_requests_are_all_answered(server, pool_photo):
 
 
 def test_mars_serve_refuses_a_bad_port_in_one_line(capsys):
-    from mars_core.commands.serve import main
+    from mars_core.app.commands.serve import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["serve.port=99999"])

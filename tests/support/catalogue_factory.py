@@ -23,7 +23,7 @@ from PIL import Image
 
 from mars_core.catalogue.changes import content_hash
 from mars_core.catalogue.schema import CATALOGUE_FILE, CATALOGUE_SCHEMA
-from mars_core.io import atomic_write_parquet
+from mars_core.infra.io import atomic_write_parquet
 
 DOMAIN = "amazon.com"
 IMAGE_SIZE = 32

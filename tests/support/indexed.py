@@ -18,9 +18,9 @@ import pytest
 
 from mars_core.catalogue.schema import CATALOGUE_FILE
 from mars_core.config import IndexConfig
-from mars_core.embedder import Embedder
 from mars_core.index.reindex import ReindexReport, reindex
 from mars_core.index.store import IndexSnapshot
+from mars_core.vision.embedder import Embedder
 
 WORLD_PRODUCTS = 300
 

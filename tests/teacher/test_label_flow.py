@@ -16,7 +16,7 @@ from pairs_factory import small_pairs
 from support.chat_server import ChatServer
 
 from flows.label import label, main
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE
 from mars_core.teacher.labelling import (
     SHARD_GLOB,

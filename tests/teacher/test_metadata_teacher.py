@@ -11,9 +11,9 @@ import pytest
 from scipy.stats import spearmanr
 
 import mars_core.teacher.metadata as metadata_module
+from mars_core.app.compose import load_config
 from mars_core.catalogue.schema import GROUND_TRUTH_FILE
-from mars_core.compose import load_config
-from mars_core.errors import ConfigError
+from mars_core.infra.errors import ConfigError
 from mars_core.teacher.labelling import consolidate, label_shard, plan_shards
 from mars_core.teacher.metadata import MetadataTeacher
 

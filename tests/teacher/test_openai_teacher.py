@@ -8,7 +8,7 @@ import pytest
 from pairs_factory import small_pairs
 from support.chat_server import ChatServer
 
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
 from mars_core.teacher.labelling import consolidate, label_shard, plan_shards
 
 PAIRS = 6

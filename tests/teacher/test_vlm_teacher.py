@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 from pairs_factory import small_pairs
 
-from mars_core.compose import load_config
+from mars_core.app.compose import load_config
 from mars_core.teacher.labelling import consolidate, label_shard, plan_shards
 
 PAIRS = 5

@@ -10,10 +10,10 @@ from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
 from mars_core.agent.types import SCORE_PROBE
 from mars_core.config import TrainConfig
-from mars_core.images import load_image
 from mars_core.models.loading import load_vlm
 from mars_core.teacher.schema import LABELS_FILE
 from mars_core.training.data import LabelsError, build_sft_data
+from mars_core.vision.images import load_image
 
 
 def test_examples_leave_failed_labels_out_and_split_by_room(sft_dir):

@@ -17,7 +17,7 @@ from flows.train import main, train
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.types import ProductView
 from mars_core.config import StudentConfig
-from mars_core.images import load_image
+from mars_core.vision.images import load_image
 
 pytestmark = pytest.mark.slow
 

@@ -33,9 +33,10 @@ from mars_core.agent.adapter import NO_ADAPTER, SERVE_CHAMPION, champion_pin
 from mars_core.agent.stage import AgentStage
 from mars_core.catalogue.schema import ROOMS_FILE
 from mars_core.config import MarsConfig
-from mars_core.errors import one_line
+from mars_core.funnel.stages import agent_notice, build_funnel, known_stages
 from mars_core.index.lucene import read_products
 from mars_core.index.store import MANIFEST_FILE, IndexSnapshot, ReaderLease, lease_build
+from mars_core.infra.errors import one_line
 from mars_core.search.funnel import FunnelStep, SearchFunnel
 from mars_core.search.types import (
     Candidate,
@@ -44,7 +45,6 @@ from mars_core.search.types import (
     WrappedStage,
     close_stage,
 )
-from mars_core.stages import agent_notice, build_funnel, known_stages
 
 log = logging.getLogger(__name__)
 AGENT = AgentStage.name

@@ -1,7 +1,7 @@
 """Every command's command line, in one place: flags, `--help`, `--cfg job`, one way to fail.
 
 A command is an `App` (its name, summary, extra arguments and an example; the table is
-`mars_core.apps`) plus a function of the parsed `Invocation`. `run_app` sets the process up
+`mars_core.app.apps`) plus a function of the parsed `Invocation`. `run_app` sets the process up
 (`setup_runtime`: offline, stores in the project, Java), parses, answers `--help` and `--cfg
 job|all`, sets how loud the libraries are (`-v`), validates the composed config, then runs the
 command; a mistake a user can fix (`UserInputError`) ends in one `error:` line and exit status
@@ -12,6 +12,7 @@ LanceDB): `--help` answers before any of them could load.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,10 +21,10 @@ from typing import Any, NoReturn, TextIO
 
 from omegaconf import OmegaConf
 
-from mars_core.compose import CONFIG_NAME, compose_to_yaml, conf_dir, load_config
+from mars_core.app.compose import CONFIG_NAME, compose_to_yaml, conf_dir, load_config
 from mars_core.config import GROUPS
-from mars_core.errors import ConfigError, UserInputError, printable
-from mars_core.runtime import configure_logging, exit_on_sigterm, setup_runtime
+from mars_core.infra.errors import ConfigError, UserInputError, printable
+from mars_core.infra.runtime import configure_logging, exit_on_sigterm, setup_runtime
 
 USAGE_ERROR = 2
 HELP_FLAGS = ("-h", "--help")
@@ -196,6 +197,15 @@ def user_errors_in_one_line(args: Sequence[str]) -> Iterator[None]:
         if "--debug" in args:
             raise
         fail(e)
+    except BrokenPipeError:
+        reader_went_away()
+
+
+def reader_went_away() -> NoReturn:
+    """The reader of stdout closed it (`mars-search --help | head`): stop quietly, as a Unix
+    tool does, instead of a traceback about a pipe nobody reads any more."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(1)
 
 
 class _PrintableWriter:

@@ -19,7 +19,7 @@ from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mars_core.config import ServeConfig
-from mars_core.errors import (
+from mars_core.infra.errors import (
     BadImageError,
     EmptyQueryError,
     ImageTooLargeError,
@@ -27,10 +27,10 @@ from mars_core.errors import (
     QueryTooLongError,
     UserInputError,
 )
-from mars_core.images import load_image_bytes
 
 # The service checks a query exactly as the command line and the funnel do.
 from mars_core.search.query import check_query as check_query
+from mars_core.vision.images import load_image_bytes
 
 BAD_REQUEST = 400
 NOT_FOUND = 404

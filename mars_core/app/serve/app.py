@@ -1,7 +1,7 @@
 """The FastAPI app: the funnel loaded at start-up and kept current, every mistake as JSON.
 
 `create_app(cfg)` returns an app whose start-up opens the published index build and the
-student (`mars_core.serve.follow`); its shutdown closes them. Between requests the service
+student (`mars_core.app.serve.follow`); its shutdown closes them. Between requests the service
 follows a re-index and a newly promoted champion (`serve.reload_check_s`,
 `serve.follow_champion`): each request is answered from one generation (build + student)
 and every response says which, in its `X-Mars-*` headers (and `/health` and `POST /search`
@@ -27,12 +27,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
-from mars_core.config import MarsConfig
-from mars_core.errors import UserInputError
-from mars_core.search.funnel import SearchResult
-from mars_core.search.types import Candidate, SearchRequest
-from mars_core.serve.follow import Follower, Generation
-from mars_core.serve.validation import (
+from mars_core.app.serve.follow import Follower, Generation
+from mars_core.app.serve.validation import (
     UNPROCESSABLE,
     BodyLimit,
     UnknownItemError,
@@ -41,6 +37,10 @@ from mars_core.serve.validation import (
     room_image,
     status_of,
 )
+from mars_core.config import MarsConfig
+from mars_core.infra.errors import UserInputError
+from mars_core.search.funnel import SearchResult
+from mars_core.search.types import Candidate, SearchRequest
 
 PAGE = Path(__file__).with_name("page.html")
 FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the small fields besides the photo

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mars_core.app.batch_search import SearchReport
 from mars_core.catalogue.schema import (
     CATALOGUE_FILE,
     GROUND_TRUTH_FILE,
@@ -19,14 +20,13 @@ from mars_core.catalogue.schema import (
     SPLITS_FILE,
 )
 from mars_core.config import MarsConfig
-from mars_core.errors import UserInputError
 from mars_core.evaluation.promotion import PromotionDecision
-from mars_core.fingerprint import fingerprint
 from mars_core.index.store import MANIFEST_FILE, IndexSnapshot
 from mars_core.index.verify import check_openable
+from mars_core.infra.errors import UserInputError
+from mars_core.infra.fingerprint import fingerprint
+from mars_core.infra.runtime import setup_runtime
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE
-from mars_core.runtime import setup_runtime
-from mars_core.search_service import SearchReport
 from mars_core.teacher.schema import HELDOUT_LABELS_FILE, LABELS_FILE
 
 INDEX_MANIFEST = "<index>"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from mars_core.agent.adapter import serving_adapter
 from mars_core.config import FunnelConfig, MarsConfig
-from mars_core.errors import ConfigError, UserInputError
 from mars_core.index.store import IndexSnapshot
+from mars_core.infra.errors import ConfigError, UserInputError
 from mars_core.search.funnel import FunnelStep, SearchFunnel
 from mars_core.search.types import Stage
 
@@ -136,8 +136,8 @@ def _open_bm25(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
 
 
 def _open_siglip(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
-    from mars_core.embedder import Embedder
     from mars_core.search.visual import VisualStage
+    from mars_core.vision.embedder import Embedder
 
     embedder = Embedder.from_config(
         cfg.embedder, Path(cfg.paths.models), max_image_pixels=cfg.data.max_image_pixels

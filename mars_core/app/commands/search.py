@@ -1,7 +1,7 @@
 """`search`: one room photo and one query from the command line, a ranked table and a page.
 
     mars-search --room photo.jpg --query "bed" [hydra overrides...]
-    python -m mars_core.commands.search --room photo.jpg --query "bed" 'funnel.stages=[bm25,siglip]'
+    python -m mars_core.app.commands.search --room photo.jpg --query bed [hydra overrides...]
 
 Runs the funnel in process (no Prefect engine: a person waits for it). Mistakes a user can
 fix (a file that is not an image, an empty query, an unknown adapter, a bad override) end
@@ -14,14 +14,14 @@ import re
 import sys
 from pathlib import Path
 
-from mars_core.apps import APPS
-from mars_core.cli import Invocation, run_app
-from mars_core.compose import load_config
-from mars_core.errors import UserInputError
-from mars_core.images import load_image
-from mars_core.report import result_table_text
+from mars_core.app.apps import APPS
+from mars_core.app.cli import Invocation, run_app
+from mars_core.app.compose import load_config
+from mars_core.app.results_page import result_table_text
+from mars_core.infra.errors import UserInputError
 from mars_core.search.batch import RequestsFile, RequestSpec
 from mars_core.search.query import check_query
+from mars_core.vision.images import load_image
 
 
 def report_name(room: Path, query: str) -> str:
@@ -32,8 +32,8 @@ def report_name(room: Path, query: str) -> str:
 
 def search(call: Invocation) -> None:
     """One search into a run folder of its own (`paths.reports/search/<timestamp>/`)."""
-    from mars_core.pipeline import require_search_inputs
-    from mars_core.search_service import run_folder, search_requests
+    from mars_core.app.batch_search import run_folder, search_requests
+    from mars_core.app.steps import require_search_inputs
 
     room, query = Path(call.options["room"]), call.options["query"]
     cfg = load_config(call.overrides)

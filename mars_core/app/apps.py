@@ -1,12 +1,12 @@
 """What each command is called, takes and says in `--help`: the flows (`python -m flows.<name>`)
-and the two commands without Prefect (`mars-search`, `mars-serve`, in `mars_core.commands`).
+and the two commands without Prefect (`mars-search`, `mars-serve`, in `mars_core.app.commands`).
 
 Light on purpose (no Prefect, no model): a flow module answers `--help`, `--cfg job` and config
-mistakes from this table before its own imports (`mars_core.cli.answer_early`), and each
+mistakes from this table before its own imports (`mars_core.app.cli.answer_early`), and each
 command's `main` runs through the same `App`.
 """
 
-from mars_core.cli import App, Argument
+from mars_core.app.cli import App, Argument
 
 APPS = {
     "ingest": App(

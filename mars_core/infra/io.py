@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mars_core.runtime import process_alive
+from mars_core.infra.runtime import process_alive
 
 FILE_MODE = 0o666  # before the umask, as open() creates files
 FOLDER_MODE = 0o777  # before the umask, as mkdir() creates folders

@@ -12,7 +12,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from mars_core.runtime import process_alive, setup_runtime
+from mars_core.infra.runtime import process_alive, setup_runtime
 
 OVERRIDES_TAG = "overrides"
 NO_OVERRIDES = "(none)"

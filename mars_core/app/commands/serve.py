@@ -1,29 +1,29 @@
 """`serve`: the search service and web page, one command.
 
     mars-serve [hydra overrides...]
-    python -m mars_core.commands.serve serve.port=8080
+    python -m mars_core.app.commands.serve serve.port=8080
 
 Checks the config, the catalogue and the index before anything loads (a mistake is one
 `error:` line, exit status 2), prints the URL to open, then runs uvicorn until Ctrl-C. The
 funnel loads when the server starts and follows newly published index builds and champions
-between requests (`mars_core/serve/follow.py`).
+between requests (`mars_core/app/serve/follow.py`).
 """
 
 from __future__ import annotations
 
 import sys
 
-from mars_core.apps import APPS
-from mars_core.cli import Invocation, run_app
-from mars_core.compose import load_config
+from mars_core.app.apps import APPS
+from mars_core.app.cli import Invocation, run_app
+from mars_core.app.compose import load_config
 
 
 def serve(call: Invocation) -> None:
     """Run the service for the composed config until interrupted."""
     import uvicorn
 
-    from mars_core.pipeline import require_search_inputs
-    from mars_core.serve.app import create_app
+    from mars_core.app.serve.app import create_app
+    from mars_core.app.steps import require_search_inputs
 
     cfg = load_config(call.overrides)
     require_search_inputs(cfg)

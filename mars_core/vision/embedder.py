@@ -18,10 +18,10 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from mars_core.config import EmbedderConfig
-from mars_core.errors import UserInputError
-from mars_core.images import load_image
+from mars_core.infra.errors import UserInputError
+from mars_core.infra.runtime import bar_disable
 from mars_core.models.loading import LOCAL_DIR, LoadedClip, load_clip
-from mars_core.runtime import bar_disable
+from mars_core.vision.images import load_image
 
 ImageInput = str | Path | Image.Image
 # Told (position in the input, error) for each image that cannot be loaded.

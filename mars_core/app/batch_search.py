@@ -13,12 +13,12 @@ from statistics import mean
 import numpy as np
 from tqdm import tqdm
 
+from mars_core.app.results_page import render_report
 from mars_core.config import MarsConfig
-from mars_core.errors import UserInputError, printable
-from mars_core.images import load_image
-from mars_core.io import atomic_write_parquet, atomic_write_text
-from mars_core.report import render_report
-from mars_core.runtime import bar_disable, is_verbose
+from mars_core.funnel.stages import agent_notice, build_funnel
+from mars_core.infra.errors import UserInputError, printable
+from mars_core.infra.io import atomic_write_parquet, atomic_write_text
+from mars_core.infra.runtime import bar_disable, is_verbose
 from mars_core.search.batch import (
     FailedRequest,
     RequestsFile,
@@ -29,7 +29,7 @@ from mars_core.search.batch import (
 from mars_core.search.funnel import SearchFunnel, SearchResult
 from mars_core.search.query import check_query
 from mars_core.search.types import SearchRequest
-from mars_core.stages import agent_notice, build_funnel
+from mars_core.vision.images import load_image
 
 BAR_MIN_REQUESTS = 10  # a batch this long shows a progress bar (shorter ones only with -v)
 RUN_FOLDER_ATTEMPTS = 100

@@ -21,9 +21,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mars_core.config import MarsConfig
 from mars_core.config.messages import config_error_message
-from mars_core.errors import ConfigError
-from mars_core.runtime import find_home
-from mars_core.stages import check_config_stages
+from mars_core.funnel.stages import check_config_stages
+from mars_core.infra.errors import ConfigError
+from mars_core.infra.runtime import find_home
 
 CONFIG_NAME = "config"
 SCHEMA_NAME = "mars_schema"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from mars_core.errors import UserInputError, printable
-from mars_core.images import load_image
+from mars_core.infra.errors import UserInputError, printable
 from mars_core.search.batch import FailedRequest
 from mars_core.search.funnel import SearchResult
+from mars_core.vision.images import load_image
 
 THUMBNAIL_PX = 224
 SCORES_NOTE = (

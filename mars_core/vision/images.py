@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mars_core.errors import (
+from mars_core.infra.errors import (
     BadImageError,
     ImageMissingError,
     ImageTooLargeError,
