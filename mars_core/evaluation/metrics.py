@@ -6,7 +6,8 @@ relevant answer, `ABSTAIN`, which a configuration returns first when it abstains
 not relevant anywhere else). So a funnel that lists beds for a pool photo scores 0 on that
 request, one that says nothing fits scores 1, and a wrong abstention on an answerable request
 pushes its real results down a rank. The same measures over answerable requests only, the
-usual reading, are logged as `answerable.<measure>`. The rest are ours, defined in the README:
+usual reading, are logged as `answerable.<measure>`. The rest are ours, defined in
+docs/evaluation.md:
 
 * `context_violation@k`: share of the top k presented as matches that are misfits for the room
   (judged grade 0); a request where MARS says nothing fits presents none;

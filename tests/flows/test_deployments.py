@@ -1,5 +1,5 @@
 """prefect.yaml deploys on a local Prefect server, and `reindex/nightly` runs through a process
-worker: the README's "Running as deployments" commands, as a user types them."""
+worker: the commands of docs/deployments.md ("Prefect deployments"), as a user types them."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class Server:
     env: dict[str, str]
 
     def prefect(self, *args: str) -> str:
-        """Run a `prefect` command from the checkout, as the README does; its output."""
+        """Run a `prefect` command from the checkout, as docs/deployments.md does; its output."""
         done = subprocess.run(
             [str(PREFECT), *args], cwd=REPO, env=self.env, capture_output=True, text=True
         )
