@@ -18,6 +18,7 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from mars_core.index.lance import VectorTable, with_vectors
+from mars_core.infra.batching import batched
 from mars_core.infra.errors import UserInputError
 from mars_core.vision.embedder import ImageEmbedder
 
@@ -56,7 +57,7 @@ def shard_of(table: pa.Table, rows: list[int]) -> EmbedShard:
 
 def embed_shards_of(catalogue: pa.Table, rows: list[int], shard_rows: int) -> list[EmbedShard]:
     """`rows` cut into shards of `shard_rows`, in catalogue order."""
-    return [shard_of(catalogue, rows[i : i + shard_rows]) for i in range(0, len(rows), shard_rows)]
+    return [shard_of(catalogue, part) for part in batched(rows, shard_rows)]
 
 
 def embed_shard(shard: EmbedShard, embedder: ImageEmbedder) -> ShardVectors:

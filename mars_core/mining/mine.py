@@ -38,6 +38,7 @@ from mars_core.catalogue.schema import ROOMS_FILE, SPLITS_FILE
 from mars_core.config import IndexConfig, MiningConfig, VocabularyConfig
 from mars_core.index.lance import VectorIndex, sql_in, vector_matrix
 from mars_core.index.store import IndexSnapshot
+from mars_core.infra.batching import batched
 from mars_core.infra.io import atomic_write_parquet
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE, PAIRS_SCHEMA, STRATA
 from mars_core.search.visual import VisualStage
@@ -157,9 +158,9 @@ def plan_shards(out_dir: Path, cfg: MiningConfig) -> MiningPlan:
     splits = SPLITS if cfg.write_heldout else SPLITS[:1]
     size = cfg.rooms_per_shard
     shards = [
-        RoomShard(split, number, tuple(rooms[split][start : start + size]))
+        RoomShard(split, number, tuple(part))
         for split in splits
-        for number, start in enumerate(range(0, len(rooms[split]), size))
+        for number, part in enumerate(batched(rooms[split], size))
     ]
     return MiningPlan(shards, skipped)
 
