@@ -48,6 +48,7 @@ from mars_core.index.lance import ROW_HASH, VECTOR, table_schema
 from mars_core.index.lucene import INDEX_DIR, PRODUCTS_FILE, write_lucene_index
 from mars_core.index.store import LANCE_DIR, LUCENE_DIR, IndexManifest, IndexSnapshot, publish
 from mars_core.index.vectors import VECTORS_FILE, write_aligned_vectors
+from mars_core.infra.batching import batched
 from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
 from mars_core.search.visual import VisualStage
@@ -151,20 +152,19 @@ def vector_chunk(start: int, n: int, dim: int, seed: int) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def starts(n: int) -> range:
-    return range(0, n, CHUNK)
-
-
 def build_index(root: Path, n: int, dim: int, cfg: IndexConfig, seed: int = 0) -> dict:
     """A published index of `n` generated products; returns build seconds and sizes on disk."""
     start = time.perf_counter()
-    catalogue = pa.concat_tables(catalogue_chunk(s, min(CHUNK, n - s), seed) for s in starts(n))
+    parts = batched(range(n), CHUNK)
+    catalogue = pa.concat_tables(catalogue_chunk(part.start, len(part), seed) for part in parts)
     seconds = {"catalogue": time.perf_counter() - start}
 
     def chunks() -> Iterator[tuple[pa.Table, np.ndarray]]:
-        for s in starts(n):
-            rows = catalogue.slice(s, CHUNK)
-            yield rows, vector_chunk(s, rows.num_rows, dim, seed)
+        for part in batched(range(n), CHUNK):
+            yield (
+                catalogue.slice(part.start, len(part)),
+                vector_chunk(part.start, len(part), dim, seed),
+            )
 
     def aligned(keys: list[str], folder: Path) -> None:
         batches = ((rows["key"].to_pylist(), vectors) for rows, vectors in chunks())

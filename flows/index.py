@@ -113,7 +113,7 @@ def _run(call: Invocation) -> None:
     if report.skipped:
         print(f"  skipped {len(report.skipped)} products whose image could not be loaded:")
         for entry in report.skipped:
-            print(f"    {entry['key']}: {entry['reason']}")
+            print(f"    {entry}")
     print(f"  lucene {report.lucene} ({report.lucene_bytes} bytes)")
     if report.unlockable_categories:
         print(f"  no vocabulary word locks: {', '.join(report.unlockable_categories)}")

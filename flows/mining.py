@@ -92,7 +92,7 @@ def _run(call: Invocation) -> None:
     if report.short:
         print(f"  {report.short} room x category requests got fewer pairs than configured")
     for entry in report.skipped:
-        print(f"  skipped room {entry['room_id']}: {entry['reason']}")
+        print(f"  skipped room {entry}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,9 +12,10 @@ from PIL import Image
 
 from mars_core.app.results_page import render_report
 from mars_core.infra.io import atomic_write_parquet
+from mars_core.infra.skipped import Skipped
 from mars_core.search.batch import FailedRequest, RequestsFileError, read_requests, results_table
 from mars_core.search.funnel import NOTHING_FITS, SearchResult
-from mars_core.search.types import Candidate, CategoryLock, SearchRequest, SkippedProduct
+from mars_core.search.types import Candidate, CategoryLock, SearchRequest
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def result(tmp_path) -> SearchResult:
         stages_run=["bm25", "siglip", "agent"],
         timings={"bm25": 0.002, "siglip": 0.01, "agent": 0.2},
         lock=CategoryLock("BED"),
-        skipped=[SkippedProduct("B0GONE@amazon.com", "BadImageError", "no file at gone.jpg")],
+        skipped=[Skipped("B0GONE@amazon.com", "BadImageError", "no file at gone.jpg")],
         nothing_fits=True,
     )
 

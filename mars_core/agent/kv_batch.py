@@ -38,6 +38,7 @@ from mars_core.agent.room_prefix import (
     scored_key,
 )
 from mars_core.agent.types import SCORE_PROBE
+from mars_core.infra.batching import batched
 
 
 def answer_batches(
@@ -48,10 +49,10 @@ def answer_batches(
     scored = [_kept_pass(row) for row in rows]
     continued = [i for i, found in enumerate(scored) if found is not None]
     fresh = [i for i, found in enumerate(scored) if found is None]
-    for chunk in chunks(continued, batch_size):
+    for chunk in batched(continued, batch_size):
         found = [scored[i] for i in chunk]
         yield chunk, ContinuedBatch.build(agent, [rows[i] for i in chunk], found)
-    for chunk in chunks(fresh, batch_size):
+    for chunk in batched(fresh, batch_size):
         yield chunk, PrefixBatch.build(agent, [rows[i] for i in chunk], padding_side="left")
 
 
@@ -342,9 +343,3 @@ def score_positions(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     the token before the `0.` of `SCORE_PROBE` and its final `.`."""
     last = inputs["attention_mask"].sum(-1) - 1
     return torch.stack([last - 2, last], dim=1)
-
-
-def chunks(items: list, size: int) -> Iterator[list]:
-    """Consecutive slices of `size` items (the last may be shorter)."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -34,13 +34,14 @@ from PIL import Image
 from mars_core.agent.adapter import apply_adapter, is_whole_model, resolve_adapter, serving_adapter
 from mars_core.agent.batching import AgentBatcher
 from mars_core.agent.expected_score import expected_scores, score_token_ids
-from mars_core.agent.kv_batch import PrefixBatch, answer_batches, chunks, score_positions
+from mars_core.agent.kv_batch import PrefixBatch, answer_batches, score_positions
 from mars_core.agent.prompt import answer_openings, prompt_messages, try_parse_answer
 from mars_core.agent.room_prefix import RoomPrefixes, Row, inner_model
 from mars_core.agent.types import SCORE_PROBE, GeneratedAnswer, Job, ProductView, Scorer
 from mars_core.agent.vision import bound_product_image, vision_fingerprint, vision_inputs
 from mars_core.agent.visual_cache import VisualCache
 from mars_core.config import StudentConfig
+from mars_core.infra.batching import batched
 from mars_core.models.loading import load_vlm
 
 
@@ -183,7 +184,7 @@ class AgentScorer:
         products = self.bounded(products)
         texts = [self.prompt_text(query, p.text) + SCORE_PROBE for p in products]
         scores: list[float] = []
-        for chunk in chunks(list(zip(texts, products, strict=True)), self.batch_size):
+        for chunk in batched(list(zip(texts, products, strict=True)), self.batch_size):
             scores += self._read_scores(self._forward_full(room, chunk))
         return scores
 
@@ -196,7 +197,7 @@ class AgentScorer:
         for row in rows:
             row.prefix.scored.clear()  # only the latest scores' rows are kept for answers
         scores: list[list[float]] = [[] for _ in jobs]
-        for chunk in chunks(rows, self.batch_size):
+        for chunk in batched(rows, self.batch_size):
             batch = PrefixBatch.build(self, chunk, padding_side="right")
             for row, score in zip(chunk, self._read_scores(batch.score_logits(self)), strict=True):
                 scores[row.job].append(score)
@@ -269,7 +270,7 @@ class AgentScorer:
         products = self.bounded(products)
         openings = answer_openings(scores, len(products))
         answers: list[GeneratedAnswer] = []
-        for chunk in chunks(list(zip(products, openings, strict=True)), self.batch_size):
+        for chunk in batched(list(zip(products, openings, strict=True)), self.batch_size):
             texts = [self.prompt_text(query, p.text) + opening for p, opening in chunk]
             views = [p for p, _ in chunk]
             new_tokens = self._generate_full(room, texts, views, budget, min_new_tokens)

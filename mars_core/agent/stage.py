@@ -15,7 +15,8 @@ from mars_core.agent.types import ProductView, Scorer
 from mars_core.agent.visual_cache import VISUAL_TOKENS_DIR
 from mars_core.config import FunnelConfig, MarsConfig, StudentConfig
 from mars_core.infra.errors import UserInputError
-from mars_core.search.types import Candidate, SearchRequest, SkippedProduct, StageOutput
+from mars_core.infra.skipped import Skipped
+from mars_core.search.types import Candidate, SearchRequest, StageOutput
 from mars_core.vision.images import load_image
 
 
@@ -112,13 +113,13 @@ class AgentStage:
 
     def _load_products(
         self, candidates: list[Candidate]
-    ) -> tuple[list[ProductView], list[Candidate], list[SkippedProduct]]:
+    ) -> tuple[list[ProductView], list[Candidate], list[Skipped]]:
         views, kept, skipped = [], [], []
         for candidate in candidates:
             try:
                 image = load_image(candidate.product["image_path"], self.max_image_pixels)
             except UserInputError as e:
-                skipped.append(SkippedProduct(candidate.key, type(e).__name__, str(e)))
+                skipped.append(Skipped.because(candidate.key, e))
                 continue
             views.append(ProductView(image=image, text=product_text(candidate.product)))
             kept.append(candidate)

@@ -16,6 +16,7 @@ from mars_core.agent.vision import image_digest
 from mars_core.agent.visual_cache import VisualCache
 from mars_core.config import StudentConfig
 from mars_core.infra.errors import UserInputError
+from mars_core.infra.skipped import Skipped
 from mars_core.vision.images import load_image
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class VisualCacheReport:
     computed: int  # new entries this run
     entries: int  # entries in the file now
     bytes_per_product: float
-    skipped: list[dict[str, str]]  # {"key", "reason"} for images that could not be loaded
+    skipped: list[Skipped]  # images that could not be loaded
 
 
 def build_visual_cache(
@@ -50,7 +51,7 @@ def build_visual_cache(
     """
     cache = VisualCache.load(folder, scorer.vision_fingerprint)
     pending: dict[str, Image.Image] = {}
-    skipped: list[dict[str, str]] = []
+    skipped: list[Skipped] = []
     seen: set[str] = set()
     computed = 0
 
@@ -62,7 +63,7 @@ def build_visual_cache(
 
     for key, image in tqdm(images, total=total, desc="product visual tokens", unit="image"):
         if isinstance(image, Exception):
-            skipped.append({"key": key, "reason": f"{type(image).__name__}: {image}"})
+            skipped.append(Skipped.because(key, image))
             continue
         bounded = scorer.bound_product_image(image)
         digest = image_digest(bounded)

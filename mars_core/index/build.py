@@ -24,6 +24,7 @@ from mars_core.index.plan import Plan
 from mars_core.index.shards import EmbedShards, Progress, embed_shards_of, store_shards
 from mars_core.index.store import LUCENE_DIR, IndexManifest, publish
 from mars_core.index.vectors import VECTORS_FILE, write_aligned_vectors
+from mars_core.infra.skipped import Skipped
 from mars_core.vision.embedder import ImageEmbedder
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def new_manifest(build: PlannedBuild, built: pa.Table, lucene: str) -> IndexMani
     )
 
 
-def apply_plan(build: PlannedBuild) -> tuple[int, list[dict[str, str]], IndexManifest]:
+def apply_plan(build: PlannedBuild) -> tuple[int, list[Skipped], IndexManifest]:
     """Write vectors, build a fresh Lucene folder, then publish both in one manifest swap.
 
     Products whose image could not be loaded are dropped from both: from the vector table
@@ -115,12 +116,12 @@ def apply_plan(build: PlannedBuild) -> tuple[int, list[dict[str, str]], IndexMan
     with timed(seconds, "embed"):
         shards = embed_shards_of(catalogue, plan.to_embed, cfg.upsert_rows)
         embedded, skipped = store_shards(table, catalogue, shards, build.embed, build.progress)
-    skipped_keys = [entry["key"] for entry in skipped]
+    skipped_keys = [entry.key for entry in skipped]
     built = without_keys(catalogue, skipped_keys)
     if built.num_rows == 0:
         raise ValueError(
             f"no product image of {build.catalogue_path} could be loaded "
-            f"(first: {skipped[0]['reason']}); nothing to publish, the previous index stays"
+            f"(first: {skipped[0]}); nothing to publish, the previous index stays"
         )
     with timed(seconds, "refresh"):
         refresh_rows(table, catalogue, plan.to_refresh)

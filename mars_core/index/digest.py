@@ -9,6 +9,7 @@ from typing import Any
 
 from mars_core.index.lance import ROW_HASH, VECTOR, vector_matrix
 from mars_core.index.store import BUILD_FILE
+from mars_core.infra.batching import batched
 
 DIGEST_ROWS = 4096  # rows read per step when digesting a table version
 
@@ -32,9 +33,8 @@ def table_digest(table: Any) -> str:
     """A digest of every row's key, row hash and vector, in table order."""
     digest = hashlib.blake2b(digest_size=16)
     n = table.count_rows()
-    for start in range(0, n, DIGEST_ROWS):
-        offsets = list(range(start, min(n, start + DIGEST_ROWS)))
-        rows = table.take_offsets(offsets).select(["key", ROW_HASH, VECTOR]).to_arrow()
+    for offsets in batched(range(n), DIGEST_ROWS):
+        rows = table.take_offsets(list(offsets)).select(["key", ROW_HASH, VECTOR]).to_arrow()
         digest.update("\n".join(rows["key"].to_pylist()).encode())
         digest.update("\n".join(rows[ROW_HASH].to_pylist()).encode())
         digest.update(vector_matrix(rows).tobytes())

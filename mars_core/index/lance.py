@@ -25,6 +25,7 @@ from lancedb.index import Bitmap, BTree, IvfPq
 
 from mars_core.catalogue.schema import CATALOGUE_SCHEMA
 from mars_core.config import IndexConfig
+from mars_core.infra.batching import batched
 
 VECTOR = "vector"
 ROW_HASH = "row_hash"
@@ -120,11 +121,11 @@ class VectorTable:
         """The stored vectors of `keys`, in that order (all must exist)."""
         parts = [
             self.table.search()
-            .where(sql_in("key", keys[start : start + IN_LIST_CHUNK]))
+            .where(sql_in("key", part))
             .select(["key", VECTOR])
             .limit(IN_LIST_CHUNK)
             .to_arrow()
-            for start in range(0, len(keys), IN_LIST_CHUNK)
+            for part in batched(keys, IN_LIST_CHUNK)
         ]
         rows = pa.concat_tables(parts)
         position = {key: i for i, key in enumerate(rows["key"].to_pylist())}
@@ -138,8 +139,8 @@ class VectorTable:
             yield rows["key"].to_pylist(), vector_matrix(rows)
 
     def delete(self, keys: Sequence[str]) -> None:
-        for start in range(0, len(keys), IN_LIST_CHUNK):
-            self.table.delete(sql_in("key", keys[start : start + IN_LIST_CHUNK]))
+        for part in batched(keys, IN_LIST_CHUNK):
+            self.table.delete(sql_in("key", part))
 
     def indexed_columns(self) -> set[str]:
         return {column for ix in self.table.list_indices() for column in ix.columns}

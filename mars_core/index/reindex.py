@@ -43,6 +43,7 @@ from mars_core.index.store import (
 )
 from mars_core.index.verify import VECTORS, VerifyReport, verify_index
 from mars_core.index.vocabulary import CategoryVocabulary
+from mars_core.infra.skipped import Skipped
 from mars_core.vision.embedder import ImageEmbedder
 
 
@@ -66,8 +67,8 @@ class ReindexReport:
     lucene_bytes: int = 0
     lance_bytes: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
-    # {"key", "reason"} of each product whose image could not be loaded: in neither index
-    skipped: list[dict[str, str]] = field(default_factory=list)
+    # each product whose image could not be loaded: in neither index
+    skipped: list[Skipped] = field(default_factory=list)
     repair: RepairReport = field(default_factory=RepairReport)  # what verify found and fixed
 
     def changes(self) -> dict[str, int]:

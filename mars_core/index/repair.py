@@ -29,6 +29,7 @@ from mars_core.index.store import (
     write_json_atomic,
 )
 from mars_core.index.verify import LANCE, MANIFEST, VerifyReport, disagreeing, verify_manifest
+from mars_core.infra.batching import batched
 from mars_core.vision.embedder import ImageEmbedder
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,8 @@ def replace_disagreeing_vectors(
     pinned.checkout(table.version)
     n = pinned.count_rows()
     replaced = 0
-    for start in range(0, n, cfg.upsert_rows):
-        offsets = list(range(start, min(n, start + cfg.upsert_rows)))
-        rows = pinned.take_offsets(offsets).select([*PRODUCT_COLUMNS, VECTOR]).to_arrow()
+    for offsets in batched(range(n), cfg.upsert_rows):
+        rows = pinned.take_offsets(list(offsets)).select([*PRODUCT_COLUMNS, VECTOR]).to_arrow()
         far, fresh, _ = disagreeing(rows, embedder, cfg.verify_tolerance)
         if far:
             table.upsert(with_vectors(rows.take(far), fresh))

@@ -18,7 +18,9 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from mars_core.index.lance import VectorTable, with_vectors
+from mars_core.infra.batching import batched
 from mars_core.infra.errors import UserInputError
+from mars_core.infra.skipped import Skipped
 from mars_core.vision.embedder import ImageEmbedder
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -40,7 +42,7 @@ class ShardVectors:
 
     rows: list[int]  # the shard's rows of `vectors`, in order (its rows less the skipped)
     vectors: np.ndarray  # (len(rows), dim) float32 unit vectors
-    skipped: list[dict[str, str]]  # {"key", "reason"}
+    skipped: list[Skipped]
 
 
 # Embeds the shards, possibly on other workers; yields their results in shard order, each as
@@ -56,18 +58,18 @@ def shard_of(table: pa.Table, rows: list[int]) -> EmbedShard:
 
 def embed_shards_of(catalogue: pa.Table, rows: list[int], shard_rows: int) -> list[EmbedShard]:
     """`rows` cut into shards of `shard_rows`, in catalogue order."""
-    return [shard_of(catalogue, rows[i : i + shard_rows]) for i in range(0, len(rows), shard_rows)]
+    return [shard_of(catalogue, part) for part in batched(rows, shard_rows)]
 
 
 def embed_shard(shard: EmbedShard, embedder: ImageEmbedder) -> ShardVectors:
     """The shard's vectors; an image that cannot be loaded is skipped with its reason (it
     gets no row, so a later run tries it again)."""
-    skipped: list[dict[str, str]] = []
+    skipped: list[Skipped] = []
     bad: set[int] = set()
 
     def skip(position: int, error: UserInputError) -> None:
         bad.add(position)
-        skipped.append({"key": shard.keys[position], "reason": str(error)})
+        skipped.append(Skipped.because(shard.keys[position], error))
 
     batches = list(embedder.iter_images(shard.paths, progress=False, on_bad=skip))
     rows = [row for position, row in enumerate(shard.rows) if position not in bad]
@@ -91,7 +93,7 @@ def store_shards(
     shards: list[EmbedShard],
     embed: EmbedShards,
     progress: Progress | None = None,
-) -> tuple[int, list[dict[str, str]]]:
+) -> tuple[int, list[Skipped]]:
     """Embed the shards and upsert each one's vectors as it arrives, one commit a shard.
 
     Returns how many were embedded and the products skipped. A crash loses at most the
@@ -106,7 +108,7 @@ def store_shards(
             if result.rows:
                 table.upsert(with_vectors(catalogue.take(result.rows), result.vectors))
             for entry in result.skipped:
-                log.warning("skipping product %s: %s", entry["key"], entry["reason"])
+                log.warning("skipping product %s", entry)
             done += len(result.rows)
             skipped.extend(result.skipped)
             bar.update(len(shard.rows))

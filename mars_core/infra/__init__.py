@@ -1,2 +1,3 @@
-"""Infrastructure: runtime set-up, errors, file I/O, knobs, fingerprints, MLflow tracking and
-the HTTP client. It imports nothing else of mars_core."""
+"""Infrastructure: runtime set-up, errors, file I/O, knobs, fingerprints, MLflow tracking, the
+HTTP client, and the shared conventions `batched()` and `Skipped`. It imports nothing else of
+mars_core."""

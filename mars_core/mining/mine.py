@@ -38,7 +38,9 @@ from mars_core.catalogue.schema import ROOMS_FILE, SPLITS_FILE
 from mars_core.config import IndexConfig, MiningConfig, VocabularyConfig
 from mars_core.index.lance import VectorIndex, sql_in, vector_matrix
 from mars_core.index.store import IndexSnapshot
+from mars_core.infra.batching import batched
 from mars_core.infra.io import atomic_write_parquet
+from mars_core.infra.skipped import Skipped
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE, PAIRS_SCHEMA, STRATA
 from mars_core.search.visual import VisualStage
 from mars_core.vision.embedder import Embedder
@@ -67,7 +69,7 @@ class RoomShard:
 @dataclass(frozen=True)
 class MiningPlan:
     shards: list[RoomShard]
-    skipped: list[dict]  # rooms without a split: {"room_id", "reason"}
+    skipped: list[Skipped]  # rooms without a split
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class ShardResult:
     rows: list[dict]
     rooms: int  # rooms mined
     short: int  # (room, category) requests with products but fewer than the configured pairs
-    skipped: list[dict] = field(default_factory=list)  # {"room_id", "reason"}
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 @dataclass
@@ -104,7 +106,7 @@ class MiningReport:
     categories: dict[str, int]  # training pairs per vocabulary category (0: no products)
     heldout_strata: dict[str, int]
     short: int  # requests that got fewer pairs than configured (small categories)
-    skipped: list[dict]  # rooms that could not be mined: {"room_id", "reason"}
+    skipped: list[Skipped]  # rooms that could not be mined
 
     def metrics(self) -> dict[str, float]:
         """Flat numbers for MLflow: totals, the stratum mix and pairs per category."""
@@ -128,7 +130,7 @@ def query_texts(vocabulary: VocabularyConfig) -> dict[str, str]:
     return {category: terms[0] for category, terms in sorted(vocabulary.categories.items())}
 
 
-def split_rooms(out_dir: Path) -> tuple[dict[str, list[MiningRoom]], list[dict]]:
+def split_rooms(out_dir: Path) -> tuple[dict[str, list[MiningRoom]], list[Skipped]]:
     """Rooms by split (sorted by id), and the rooms without a split, each with its reason."""
     rooms = pq.read_table(out_dir / ROOMS_FILE, columns=["room_id", "room_type", "path"])
     splits = split_ids(out_dir, "room")
@@ -137,7 +139,7 @@ def split_rooms(out_dir: Path) -> tuple[dict[str, list[MiningRoom]], list[dict]]
     for row in sorted(rooms.to_pylist(), key=lambda r: r["room_id"]):
         split = splits.get(row["room_id"])
         if split is None:
-            missing.append({"room_id": row["room_id"], "reason": "not in splits.parquet"})
+            missing.append(Skipped(row["room_id"], "not in splits.parquet"))
             continue
         by_split[split].append(MiningRoom(row["room_id"], row["room_type"], row["path"], split))
     return by_split, missing
@@ -157,9 +159,9 @@ def plan_shards(out_dir: Path, cfg: MiningConfig) -> MiningPlan:
     splits = SPLITS if cfg.write_heldout else SPLITS[:1]
     size = cfg.rooms_per_shard
     shards = [
-        RoomShard(split, number, tuple(rooms[split][start : start + size]))
+        RoomShard(split, number, tuple(part))
         for split in splits
-        for number, start in enumerate(range(0, len(rooms[split]), size))
+        for number, part in enumerate(batched(rooms[split], size))
     ]
     return MiningPlan(shards, skipped)
 
@@ -268,19 +270,19 @@ def pair_row(
 
 def embed_rooms(
     rooms: Sequence[MiningRoom], embedder: Embedder
-) -> tuple[list[tuple[MiningRoom, np.ndarray]], list[dict]]:
+) -> tuple[list[tuple[MiningRoom, np.ndarray]], list[Skipped]]:
     """(room, unit vector) of every loadable photo; the others with their reason."""
-    bad: dict[int, str] = {}
+    bad: dict[int, Exception] = {}
     vectors = list(
         embedder.iter_images(
             [room.path for room in rooms],
             progress=False,
-            on_bad=lambda position, error: bad.__setitem__(position, str(error)),
+            on_bad=bad.__setitem__,
         )
     )
     ok = [room for i, room in enumerate(rooms) if i not in bad]
     stacked = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), np.float32)
-    skipped = [{"room_id": rooms[i].room_id, "reason": reason} for i, reason in sorted(bad.items())]
+    skipped = [Skipped.because(rooms[i].room_id, error) for i, error in sorted(bad.items())]
     return list(zip(ok, stacked, strict=True)), skipped
 
 

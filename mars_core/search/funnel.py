@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mars_core.config import FunnelConfig
+from mars_core.infra.skipped import Skipped
 from mars_core.search.query import check_query
 from mars_core.search.types import (
     Candidate,
     CategoryLock,
     SearchRequest,
-    SkippedProduct,
     Stage,
     close_stage,
 )
@@ -39,7 +39,7 @@ class SearchResult:
     stages_run: list[str]
     timings: dict[str, float]  # stage name -> seconds
     lock: CategoryLock | None = None  # None: no stage run picks a category
-    skipped: list[SkippedProduct] = field(default_factory=list)  # by every stage, in order
+    skipped: list[Skipped] = field(default_factory=list)  # by every stage, in order
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage name -> details
     ranked_by: str | None = None  # the model behind the agent's ranking, when it ran
     nothing_fits: bool = False

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 from PIL import Image
 
+from mars_core.infra.skipped import Skipped
+
 
 @dataclass
 class SearchRequest:
@@ -48,15 +50,6 @@ class CategoryLock:
         return self.category is not None
 
 
-@dataclass(frozen=True)
-class SkippedProduct:
-    """A candidate a stage left out because it could not judge it, never silently."""
-
-    key: str
-    reason: str  # the error's type, e.g. "BadImageError"
-    detail: str  # its message: which file, what is wrong
-
-
 @dataclass
 class StageOutput:
     """A stage's ranked candidates plus what the result must say about the run.
@@ -67,7 +60,7 @@ class StageOutput:
 
     candidates: list[Candidate]
     lock: CategoryLock | None = None  # set by the stage that picks the category
-    skipped: list[SkippedProduct] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # candidates it could not judge
     details: dict[str, Any] = field(default_factory=dict)
     ranked_by: str | None = None  # the model behind a learned ranking (student + adapter)
 

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from mars_core.agent.prompt import PROMPT_VERSION
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
 from mars_core.config import TeacherConfig
+from mars_core.infra.batching import batched
 from mars_core.infra.errors import UserInputError
 from mars_core.infra.io import atomic_write_parquet
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE, PAIRS_SCHEMA
@@ -145,15 +146,16 @@ def label_shard(
     requests = _requests(todo, catalogue_dir)
     teacher = teacher_for(cfg, cache_dir, max_image_pixels)
     progress = tqdm(total=len(todo), desc=f"label shard {shard}", unit="pair", leave=False)
-    for start in range(0, len(todo), cfg.batch_size):
-        batch = requests[start : start + cfg.batch_size]
+    for pair_rows, batch in zip(
+        batched(todo, cfg.batch_size), batched(requests, cfg.batch_size), strict=True
+    ):
         labels = [r if isinstance(r, Label) else None for r in batch]
         asked = [r for r in batch if isinstance(r, LabelRequest)]
         answers = iter(teacher.label(asked))
         labels = [label or next(answers) for label in labels]
-        rows = [_label_row(pair, label, cfg.name) for pair, label in zip(
-            todo[start : start + cfg.batch_size], labels, strict=True
-        )]  # fmt: skip
+        rows = [
+            _label_row(pair, label, cfg.name) for pair, label in zip(pair_rows, labels, strict=True)
+        ]
         name = f"part-{shard:05d}-{uuid.uuid4().hex[:12]}.parquet"
         atomic_write_parquet(folder / name, pa.Table.from_pylist(rows, schema=LABELS_SCHEMA))
         for row in rows:

@@ -16,6 +16,7 @@ from PIL import Image
 
 from mars_core.agent.prompt import product_text, prompt_messages
 from mars_core.config import TeacherConfig
+from mars_core.infra.batching import batched
 from mars_core.infra.errors import UserInputError
 from mars_core.models.loading import load_vlm
 from mars_core.teacher.base import Label, LabelRequest, Teacher, label_with_retries
@@ -47,8 +48,8 @@ class VLMTeacher(Teacher):
 
         def ask(indices: list[int], attempt: int) -> list[str]:
             answers: list[str] = []
-            for start in range(0, len(indices), self.cfg.batch_size):
-                chunk = [loadable[i] for i in indices[start : start + self.cfg.batch_size]]
+            for part in batched(indices, self.cfg.batch_size):
+                chunk = [loadable[i] for i in part]
                 answers += self.generate(
                     [t for _, t, _ in chunk], [im for *_, im in chunk], attempt
                 )

@@ -18,6 +18,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from mars_core.config import EmbedderConfig
+from mars_core.infra.batching import batched
 from mars_core.infra.errors import UserInputError
 from mars_core.infra.runtime import bar_disable
 from mars_core.models.loading import LOCAL_DIR, LoadedClip, load_clip
@@ -125,9 +126,8 @@ class Embedder:
             total=len(images), desc=f"embed images ({self.name})", disable=bar_disable(not progress)
         )
         with bar, torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                batch = images[start : start + self.batch_size]
-                pixels = self._preprocess(batch, start, on_bad)
+            for number, batch in enumerate(batched(images, self.batch_size)):
+                pixels = self._preprocess(batch, number * self.batch_size, on_bad)
                 bar.update(len(batch))
                 if pixels:
                     stacked = torch.stack(pixels).to(self.loaded.device, self.loaded.dtype)
@@ -158,8 +158,8 @@ class Embedder:
             total=len(texts), desc=f"embed texts ({self.name})", disable=bar_disable(not progress)
         )
         with bar:
-            for start in range(0, len(texts), self.batch_size):
-                batch = list(texts[start : start + self.batch_size])
+            for part in batched(texts, self.batch_size):
+                batch = list(part)
                 chunks.append(self._encode_texts(batch))
                 bar.update(len(batch))
         return self._stack(chunks)

@@ -19,6 +19,7 @@ from mars_core.agent.visual_cache_build import build_visual_cache
 from mars_core.app.compose import load_config
 from mars_core.config import StudentConfig
 from mars_core.config.student import GRID_SLACK
+from mars_core.infra.skipped import Skipped
 
 PRODUCT_PIXELS = 56 * 56 * 2
 # Images 28 px wider each: from the third on, products are over the bound (PRODUCT_PIXELS).
@@ -182,7 +183,7 @@ def test_scores_and_answers_with_cached_visual_tokens_match_the_tower(scorer, tm
     images = [(f"p{i}", p.image) for i, p in enumerate(products[:3])] + [("p9", broken)]
     report = build_visual_cache(scorer, images, tmp_path)
     assert (report.computed, report.entries, report.images) == (3, 3, 3)
-    assert report.skipped == [{"key": "p9", "reason": "OSError: cannot read p9.jpg"}]
+    assert report.skipped == [Skipped("p9", "OSError", "cannot read p9.jpg")]
     assert report.bytes_per_product > 0
     assert pq.read_schema(report.path).equals(VISUAL_TOKENS_SCHEMA)
     # A second build computes nothing new.

@@ -180,8 +180,8 @@ def test_a_product_whose_image_cannot_be_loaded_is_skipped_not_fatal(
     report = reindex(own_world.catalogue, dataclasses.replace(cfg, upsert_rows=2), small_batches)
 
     assert report.published and report.embedded == 4
-    assert [entry["key"] for entry in report.skipped] == [changed[-1]]
-    assert broken.name in report.skipped[0]["reason"]
+    assert [entry.key for entry in report.skipped] == [changed[-1]]
+    assert report.skipped[0].reason == "BadImageError" and broken.name in report.skipped[0].detail
     assert report.metrics()["skipped"] == 1
     assert report.rows == len(rows) - 2  # one removed, one skipped
     # The new build replaced the old one, without the broken product in either index.
