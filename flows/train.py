@@ -55,11 +55,7 @@ def train(overrides: list[str] | None = None) -> dict:
     cfg = validate(list(overrides or []))
     with mlflow_run(cfg.mlflow.experiment, "train", cfg, overrides) as run:
         data = build_examples_task(
-            str(labels_file(cfg)),
-            cfg.data.out_dir,
-            cfg.train.val_fraction,
-            cfg.train.seed,
-            cfg.train.max_val_examples,
+            str(labels_file(cfg)), cfg.data.out_dir, cfg.train, cfg.teacher.fit_threshold
         )
         mlflow.log_params({"dataset.hash": data.dataset_hash} | _prefixed(data.sizes()))
         students = Path(cfg.paths.artifacts) / "students"

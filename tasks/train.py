@@ -14,15 +14,18 @@ from tasks.progress import PrefectProgress
 
 @task(name="build-sft-examples")
 def build_examples_task(
-    labels_file: str, catalogue_dir: str, val_fraction: float, seed: int, max_val_examples: int
+    labels_file: str, catalogue_dir: str, train: TrainConfig, fit_threshold: float
 ) -> SFTData:
-    """SFT examples from the `ok` labels, split by room into train and validation."""
+    """SFT examples from the `ok` labels, split by room into train and validation, the
+    training side's grades balanced as `train.grade_balance` says."""
     data = build_sft_data(
         Path(labels_file),
         Path(catalogue_dir),
-        val_fraction=val_fraction,
-        seed=seed,
-        max_val_examples=max_val_examples,
+        val_fraction=train.val_fraction,
+        seed=train.seed,
+        fit_threshold=fit_threshold,
+        grade_balance=train.grade_balance,
+        max_val_examples=train.max_val_examples,
     )
     get_run_logger().info("SFT examples: %s", data.sizes())
     return data

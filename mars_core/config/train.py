@@ -24,6 +24,13 @@ class TrainConfig:
     learning_rate: float = knob(1e-3, "peak learning rate (cosine schedule with warm-up)", gt=0)
     warmup_ratio: float = knob(0.05, "share of steps spent warming up", ge=0, lt=1)
     weight_decay: float = knob(0.1, "AdamW weight decay", ge=0)
+    grade_balance: float = knob(
+        0.0,
+        "within each room type x category, repeat the rarer teacher grade (fit or misfit) up "
+        "to this share of the commoner one's count (0 = as mined, 1 = equal)",
+        ge=0,
+        le=1,
+    )
     max_steps: int = knob(1000, "most optimiser steps (the schedule's length)", ge=1)
     batch_size: int = knob(16, "samples per device step", ge=1)
     grad_accum: int = knob(

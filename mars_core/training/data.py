@@ -32,6 +32,7 @@ from mars_core.agent.prompt import (
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
 from mars_core.catalogue.splits import validation_rooms
 from mars_core.infra.errors import UserInputError
+from mars_core.training.balance import balance_grades
 
 OK = "ok"
 
@@ -46,6 +47,9 @@ class SFTExample:
 
     pair_id: str
     room_id: str
+    room_type: str
+    category: str
+    fits: bool  # the teacher's score at or over teacher.fit_threshold
     prompt: list[dict[str, Any]]
     completion: list[dict[str, Any]]
     images: list[str]  # room photo, product image (IMAGE_ORDER)
@@ -85,21 +89,26 @@ def build_sft_data(
     *,
     val_fraction: float,
     seed: int,
+    fit_threshold: float,
+    grade_balance: float,
     max_val_examples: int = 0,
 ) -> SFTData:
     """Examples from `labels_file` joined with the rooms and catalogue in `catalogue_dir`;
-    validation keeps a seeded sample of at most `max_val_examples` (0 = all): each check
-    costs a pass over it, time the budget would rather spend on training steps."""
+    the training rooms' examples with each room type x category's grades balanced
+    (`training.balance`, `grade_balance`); validation keeps a seeded sample of at most
+    `max_val_examples` (0 = all) as labelled: each check costs a pass over it, time the
+    budget would rather spend on training steps."""
     labels = _read(labels_file, "labels (run `python -m flows.label` first)")
     rooms = {r["room_id"]: r for r in _read(catalogue_dir / ROOMS_FILE, "rooms")}
     products = {p["key"]: p for p in _read(catalogue_dir / CATALOGUE_FILE, "catalogue")}
     ok = [label for label in labels if label["status"] == OK]
     if not ok:
         raise LabelsError(f"{labels_file}: no label has status {OK!r}; nothing to train on")
-    examples = [_example(label, rooms, products) for label in ok]
+    examples = [_example(label, rooms, products, fit_threshold) for label in ok]
     val_rooms = validation_rooms(sorted({e.room_id for e in examples}), val_fraction, seed)
+    train = [e for e in examples if e.room_id not in val_rooms]
     return SFTData(
-        train=[e for e in examples if e.room_id not in val_rooms],
+        train=balance_grades(train, grade_balance, seed),
         val=_sample([e for e in examples if e.room_id in val_rooms], max_val_examples, seed),
         failed_labels=len(labels) - len(ok),
         dataset_hash=dataset_hash(examples),
@@ -122,7 +131,9 @@ def dataset_hash(examples: list[SFTExample]) -> str:
     return digest.hexdigest()
 
 
-def _example(label: dict, rooms: dict[str, dict], products: dict[str, dict]) -> SFTExample:
+def _example(
+    label: dict, rooms: dict[str, dict], products: dict[str, dict], fit_threshold: float
+) -> SFTExample:
     room, product = rooms.get(label["room_id"]), products.get(label["key"])
     if room is None or product is None:
         missing = "room " + label["room_id"] if room is None else "product " + label["key"]
@@ -134,6 +145,9 @@ def _example(label: dict, rooms: dict[str, dict], products: dict[str, dict]) -> 
     return SFTExample(
         pair_id=label["pair_id"],
         room_id=label["room_id"],
+        room_type=room["room_type"],
+        category=product["category"],
+        fits=label["score"] >= fit_threshold,
         prompt=prompt_messages(label["query"], product_text(product)),
         completion=[answer_message(label["score"], label["rationale"])],
         images=[images[part] for part in IMAGE_ORDER],

@@ -19,7 +19,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def data(sft_dir):
-    return build_sft_data(sft_dir / LABELS_FILE, sft_dir, val_fraction=0.25, seed=0)
+    return build_sft_data(
+        sft_dir / LABELS_FILE,
+        sft_dir,
+        val_fraction=0.25,
+        seed=0,
+        fit_threshold=0.5,
+        grade_balance=0.0,
+    )
 
 
 def _train(cfg, model_cache, data, tmp_path, **knobs):
