@@ -13,10 +13,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support.sft import build_examples
 
 from mars_core.agent.prompt import PROMPT_VERSION, answer_text
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
 from mars_core.teacher.schema import LABELS_FILE, LABELS_SCHEMA
+from mars_core.training.data import SFTData
 
 
 def make_labels(out_dir: Path, *, rooms: int, per_room: int, failed: int = 0) -> Path:
@@ -65,3 +67,9 @@ def sft_dir(world, tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(world.out_dir / name, out / name)
     make_labels(out, rooms=8, per_room=4, failed=2)
     return out
+
+
+@pytest.fixture(scope="session")
+def sft_data(sft_dir: Path) -> SFTData:
+    """`sft_dir`'s labels as SFT examples, as mined (no balancing)."""
+    return build_examples(sft_dir / LABELS_FILE, sft_dir)

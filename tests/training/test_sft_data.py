@@ -6,25 +6,19 @@ import dataclasses
 
 import pytest
 import torch
+from support.sft import build_examples
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
 from mars_core.agent.types import SCORE_PROBE
 from mars_core.config import TrainConfig
 from mars_core.models.loading import load_vlm
 from mars_core.teacher.schema import LABELS_FILE
-from mars_core.training.data import LabelsError, build_sft_data
+from mars_core.training.data import LabelsError
 from mars_core.vision.images import load_image
 
 
 def test_examples_leave_failed_labels_out_and_split_by_room(sft_dir):
-    data = build_sft_data(
-        sft_dir / LABELS_FILE,
-        sft_dir,
-        val_fraction=0.25,
-        seed=0,
-        fit_threshold=0.5,
-        grade_balance=0.0,
-    )
+    data = build_examples(sft_dir / LABELS_FILE, sft_dir)
     assert data.failed_labels == 2
     assert len(data.train) + len(data.val) == 8 * 4 - 2
     assert {e.room_id for e in data.train}.isdisjoint({e.room_id for e in data.val})
@@ -32,14 +26,7 @@ def test_examples_leave_failed_labels_out_and_split_by_room(sft_dir):
     example = data.train[0]
     assert example.images[0].endswith(".jpg") or "rooms" in example.images[0]
     assert example.completion[0]["content"][0]["text"].startswith('{"score": 0.')
-    again = build_sft_data(
-        sft_dir / LABELS_FILE,
-        sft_dir,
-        val_fraction=0.25,
-        seed=0,
-        fit_threshold=0.5,
-        grade_balance=0.0,
-    )
+    again = build_examples(sft_dir / LABELS_FILE, sft_dir)
     assert again.dataset_hash == data.dataset_hash
 
 
@@ -54,36 +41,15 @@ def test_a_label_naming_an_unknown_room_is_a_clear_error(sft_dir, tmp_path):
     labels[-1]["room_id"] = "Nowhere/none.jpg"
     pq.write_table(pq.read_table(sft_dir / LABELS_FILE).from_pylist(labels), tmp_path / "l.pq")
     with pytest.raises(LabelsError, match=r"Nowhere/none\.jpg"):
-        build_sft_data(
-            tmp_path / "l.pq",
-            tmp_path,
-            val_fraction=0.25,
-            seed=0,
-            fit_threshold=0.5,
-            grade_balance=0.0,
-        )
+        build_examples(tmp_path / "l.pq", tmp_path)
     with pytest.raises(LabelsError, match="does not exist"):
-        build_sft_data(
-            tmp_path / "missing.parquet",
-            tmp_path,
-            val_fraction=0.25,
-            seed=0,
-            fit_threshold=0.5,
-            grade_balance=0.0,
-        )
+        build_examples(tmp_path / "missing.parquet", tmp_path)
 
 
 def test_the_score_digits_the_fast_path_reads_are_trained_tokens(cfg, model_cache, sft_dir):
     """trl tokenizes prompt and completion apart; the agent tokenizes prompt + `{"score": 0.`
     at once. Both must give the same tokens, and the loss must cover the score's digits."""
-    data = build_sft_data(
-        sft_dir / LABELS_FILE,
-        sft_dir,
-        val_fraction=0.25,
-        seed=0,
-        fit_threshold=0.5,
-        grade_balance=0.0,
-    )
+    data = build_examples(sft_dir / LABELS_FILE, sft_dir)
     processor = load_vlm(cfg.student, model_cache).processor
     example = data.train[0]
     row = example.row() | {"images": [load_image(p, 10**8) for p in example.images]}
@@ -117,22 +83,8 @@ def test_contradicting_train_knobs_are_rejected_naming_what_to_change(change, me
 
 
 def test_balancing_repeats_training_examples_and_leaves_validation_as_labelled(sft_dir):
-    plain = build_sft_data(
-        sft_dir / LABELS_FILE,
-        sft_dir,
-        val_fraction=0.25,
-        seed=0,
-        fit_threshold=0.5,
-        grade_balance=0.0,
-    )
-    balanced = build_sft_data(
-        sft_dir / LABELS_FILE,
-        sft_dir,
-        val_fraction=0.25,
-        seed=0,
-        fit_threshold=0.5,
-        grade_balance=1.0,
-    )
+    plain = build_examples(sft_dir / LABELS_FILE, sft_dir)
+    balanced = build_examples(sft_dir / LABELS_FILE, sft_dir, balance=1.0)
     assert balanced.val == plain.val
     assert balanced.train[: len(plain.train)] == plain.train
     cells = {}

@@ -10,23 +10,14 @@ import bitsandbytes as bnb
 import pytest
 
 from mars_core.config import TrainConfig
-from mars_core.teacher.schema import LABELS_FILE
-from mars_core.training.data import build_sft_data
 from mars_core.training.trainer import prepare_model, train_student
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def data(sft_dir):
-    return build_sft_data(
-        sft_dir / LABELS_FILE,
-        sft_dir,
-        val_fraction=0.25,
-        seed=0,
-        fit_threshold=0.5,
-        grade_balance=0.0,
-    )
+def data(sft_data):
+    return sft_data
 
 
 def _train(cfg, model_cache, data, tmp_path, **knobs):

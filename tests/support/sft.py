@@ -1,0 +1,15 @@
+"""SFT examples as the train flow builds them, at a split the tests' small label files hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mars_core.training.data import SFTData, build_sft_data
+
+
+def build_examples(labels: Path, folder: Path, balance: float = 0.0) -> SFTData:
+    """`labels` joined with `folder`'s tables: a quarter of the rooms for validation, fit at
+    0.5, the training side's grades balanced by `balance` (`train.grade_balance`)."""
+    return build_sft_data(
+        labels, folder, val_fraction=0.25, seed=0, fit_threshold=0.5, grade_balance=balance
+    )
