@@ -1,0 +1,100 @@
+"""Where does a trained student's funnel sit for each fit threshold and ordering?
+
+    python -m bench.operating_points --registry learning-seed0 [--thresholds 0.5 0.6 ...]
+        [hydra overrides...]
+
+Searches the held-out set once with the registry's candidate student (stage 3 keeps stage 2's
+k2 candidates with their agent and SigLIP scores), then lists each (ordering,
+`funnel.min_fit_score`) pair's headline numbers, judged as the evaluation judges them (the
+generated world's ground truth where it has one): context violation@5, abstention on no-fit
+and answerable requests, nDCG@10 overall and on answerable requests. The agent runs once per
+registry, so a threshold sweep costs one evaluation's searches, not one per threshold. It
+shows whether a target is out of a threshold's reach (no threshold meets violation and
+abstention at once), which only a better student fixes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from mars_core.infra.runtime import setup_runtime
+
+COLUMNS = {
+    "violation@5": "context_violation_at_5",
+    "abstain no-fit": "abstain_nofit",
+    "abstain answerable": "abstain_answerable",
+    "nDCG@10": "nDCG_at_10",
+    "answerable nDCG@10": "answerable.nDCG_at_10",
+}
+
+
+def scored_requests(overrides: list[str]) -> tuple[object, list]:
+    """The held-out requests with the candidate student's scores on stage 2's candidates."""
+    from mars_core.agent.adapter import CANDIDATE, registry_uri
+    from mars_core.agent.ordering import AGENT
+    from mars_core.app.compose import load_config
+    from mars_core.evaluation.ablation import (
+        Configuration,
+        configured,
+        narrow_to_test_split,
+        searched,
+    )
+    from mars_core.evaluation.requests import build_eval_set
+    from mars_core.funnel.stages import build_funnel
+
+    cfg = load_config(overrides)
+    eval_set = build_eval_set(Path(cfg.data.out_dir), cfg.eval, cfg.index.vocabulary, seed=cfg.seed)
+    run = Configuration(["bm25", "siglip", "agent"], registry_uri(cfg.student.registry, CANDIDATE))
+    run_cfg = configured(cfg, run)
+    funnel_cfg = dataclasses.replace(
+        run_cfg.funnel, k3=cfg.funnel.k2, order=AGENT, siglip_blend=0.0, rationale_top_n=0
+    )
+    with build_funnel(dataclasses.replace(run_cfg, funnel=funnel_cfg)) as funnel:
+        narrow_to_test_split(funnel, eval_set.test_keys, cfg.eval.overfetch)
+        found = [(r, res.results) for r, res in searched(funnel, eval_set, cfg, "scoring", [])]
+    return cfg, found
+
+
+def operating_point(cfg, found: list, order: str, threshold: float) -> dict[str, float]:
+    """The metrics of one (ordering, threshold) over the already scored requests."""
+    from mars_core.agent.ordering import Ordering
+    from mars_core.evaluation.ablation import ranked_request
+    from mars_core.evaluation.metrics import all_metrics
+    from mars_core.search.funnel import presented
+
+    ordering = Ordering(order, 0.0, threshold, "bench")
+    ranked = []
+    for request, candidates in found:
+        agent = {c.key: c.scores["agent"] for c in candidates}
+        visual = {c.key: c.scores["siglip"] for c in candidates}
+        key = ordering.final(agent, visual)
+        top = sorted(candidates, key=lambda c: key[c.key], reverse=True)[: cfg.funnel.k3]
+        shown, nothing_fits = presented(top, [agent[c.key] for c in top], threshold)
+        ranked.append(ranked_request(request, shown, nothing_fits))
+    return all_metrics(ranked, cfg.eval.measures, cfg.eval.ks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--registry", required=True, help="registered model (its candidate)")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.55, 0.6, 0.65, 0.7])
+    parser.add_argument("overrides", nargs="*", help="hydra overrides (e.g. train.seed=1)")
+    args = parser.parse_args()
+    setup_runtime()
+    from mars_core.agent.ordering import AGENT, FITS_BY_SIGLIP
+
+    cfg, found = scored_requests([*args.overrides, f"student.registry={args.registry}"])
+    print(f"\n{args.registry}: {len(found)} held-out requests\n")
+    print("| order | min_fit_score | " + " | ".join(COLUMNS) + " |")
+    print("|---|---:|" + "---:|" * len(COLUMNS))
+    for order in (FITS_BY_SIGLIP, AGENT):
+        for threshold in args.thresholds:
+            metrics = operating_point(cfg, found, order, threshold)
+            cells = " | ".join(f"{metrics[key]:.3f}" for key in COLUMNS.values())
+            print(f"| {order} | {threshold:.2f} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()
