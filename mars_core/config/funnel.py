@@ -26,6 +26,23 @@ class FunnelConfig:
         "the agent presents products scored at or over this as matches; when none is, it says "
         "nothing fits and lists the closest options",
     )
+    alternatives: int = knob(
+        3,
+        "when nothing fits, offer up to this many other categories that do fit the room (each "
+        "with its best product, the agent's score and reason); 0 offers none",
+        ge=0,
+    )
+    alternative_pool: int = knob(
+        8,
+        "categories the agent is asked about, one product each, for alternatives and for a "
+        "room with no query: those whose best product stage 2 finds closest to the room photo",
+        ge=1,
+    )
+    per_category: int = knob(
+        2,
+        "a room with no query: the agent judges and shows this many products per category",
+        ge=1,
+    )
     order: str = knob(
         "auto",
         "how the agent stage orders its list: agent (its score, blended by siglip_blend), "

@@ -25,6 +25,7 @@ from mars_core.catalogue.schema import (
     SPLITS_FILE,
 )
 from mars_core.config import EvalConfig, VocabularyConfig
+from mars_core.funnel.beyond import category_query
 from mars_core.infra.errors import UserInputError
 from mars_core.teacher.schema import HELDOUT_LABELS_FILE
 
@@ -91,12 +92,6 @@ class EvalSet:
             for key, grade in sorted(r.grades.items())
         ]
         return pa.Table.from_pylist(rows, schema=EVAL_SET_SCHEMA)
-
-
-def category_query(category: str, vocabulary: VocabularyConfig) -> str:
-    """What a person types for a category: its first vocabulary word, else its own name."""
-    words = vocabulary.categories.get(category)
-    return words[0] if words else category.lower().replace("_", " ")
 
 
 def teacher_grade(score: float, fit_threshold: float) -> int:
