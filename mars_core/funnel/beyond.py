@@ -84,11 +84,11 @@ class BeyondTheQuery:
             Alternative(str(candidate.product.get("category")), query, candidate)
             for query, candidate in fits
         ]
-        result.timings["alternatives"] = time.perf_counter() - started
         result.details["alternatives"] = {
             "categories_asked": len(pool),
             "scored": sum(AGENT in c.scores for _, found in asks for c in found),
             "offered": len(fits),
+            "seconds": time.perf_counter() - started,  # stage 2's search and the agent's
         }
 
     def search_room(self, request: SearchRequest) -> SearchResult:
