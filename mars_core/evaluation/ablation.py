@@ -179,7 +179,7 @@ def beyond_metrics(
     funnel: SearchFunnel, eval_set: EvalSet, cfg: MarsConfig, offered: list[tuple[str, list[str]]]
 ) -> dict[str, float]:
     """The alternatives' precision, then a room-only search of every held-out room."""
-    rooms = room_truths(eval_set.requests)
+    rooms = room_truths(eval_set.judged or eval_set.requests)
     searches = room_only_searches(funnel, eval_set, cfg.data.max_image_pixels)
     return alternatives_metrics(offered, rooms) | room_only_metrics(list(searches), cfg.eval.ks)
 

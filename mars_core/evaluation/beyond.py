@@ -43,7 +43,7 @@ class RoomOnlyResult:
 
 
 def room_truths(requests: list[EvalRequest]) -> dict[str, RoomTruth]:
-    """Each room of the set with the fit of every category asked there and its grades."""
+    """Each room of `requests` with the fit of every category judged there and its grades."""
     fits: dict[str, dict[str, bool]] = defaultdict(dict)
     grades: dict[str, dict[str, int]] = defaultdict(dict)
     paths: dict[str, str] = {}
@@ -88,12 +88,17 @@ def room_only_metrics(results: list[RoomOnlyResult], ks: list[int]) -> dict[str,
                 if key in grades
             ]
             fitting = [category for key, category in top if grades[key] > 0]
-            precision.append(len(fitting) / len(top) if top else 0.0)
-            categories.append(len(set(fitting)))
-        metrics[f"room_only.precision_at_{k}"] = sum(precision) / len(precision)
-        metrics[f"room_only.fitting_categories_at_{k}"] = sum(categories) / len(categories)
+            if top or not result.keys:  # a list of unjudged products says nothing
+                precision.append(len(fitting) / len(top) if top else 0.0)
+                categories.append(len(set(fitting)))
+        metrics[f"room_only.precision_at_{k}"] = _mean(precision)
+        metrics[f"room_only.fitting_categories_at_{k}"] = _mean(categories)
     metrics["room_only.all_categories_fit"] = sum(map(all_categories_fit, results)) / len(results)
     return metrics
+
+
+def _mean(values: list[float] | list[int]) -> float:
+    return float(sum(values) / len(values)) if values else 0.0
 
 
 def all_categories_fit(result: RoomOnlyResult) -> bool:
@@ -106,9 +111,12 @@ def all_categories_fit(result: RoomOnlyResult) -> bool:
 def room_only_searches(
     funnel: SearchFunnel, eval_set: EvalSet, max_image_pixels: int
 ) -> Iterator[RoomOnlyResult]:
-    """Each held-out room searched with no query (a room a user error stops is passed over:
-    its requests already count it as failed)."""
-    for room in room_truths(eval_set.requests).values():
+    """Each room of the set's requests searched with no query, judged by all that is known of
+    it (a room a user error stops is passed over: its requests already count it as failed)."""
+    asked = {request.room_id for request in eval_set.requests}
+    for room in room_truths(eval_set.judged or eval_set.requests).values():
+        if room.room_id not in asked:
+            continue
         try:
             image = load_image(room.room_path, max_image_pixels)
             result = funnel.search(SearchRequest(image, "", room.room_id))

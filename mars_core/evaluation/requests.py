@@ -76,6 +76,8 @@ class EvalSet:
     requests: list[EvalRequest]
     test_keys: frozenset[str]
     source: str  # "ground_truth" or "teacher"
+    # every judged request before `eval.max_queries` sampled them: what is known of each room
+    judged: list[EvalRequest] = field(default_factory=list)
 
     def table(self) -> pa.Table:
         rows = [
@@ -141,10 +143,11 @@ def build_eval_set(
         for category in sorted(set(category_of.values()))
         if source == "ground_truth" or (room_id, category) in grades
     ]
+    judged = requests
     if cfg.max_queries and len(requests) > cfg.max_queries:
         chosen = sorted(random.Random(seed).sample(range(len(requests)), cfg.max_queries))
         requests = [requests[i] for i in chosen]
-    return EvalSet(requests, frozenset(category_of), source)
+    return EvalSet(requests, frozenset(category_of), source, judged)
 
 
 def _truth_grades(path: Path, category_of: dict[str, str]) -> dict[tuple[str, str], dict[str, int]]:

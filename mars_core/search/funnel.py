@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mars_core.config import FunnelConfig
-from mars_core.infra.errors import UserInputError
+from mars_core.infra.errors import EmptyQueryError
 from mars_core.search.query import check_query
 from mars_core.search.types import (
     Candidate,
@@ -34,7 +34,7 @@ class Alternative:
     candidate: Candidate
 
 
-class NoQueryError(UserInputError):
+class NoQueryError(EmptyQueryError):
     """A search with no query on a funnel that cannot search a room on its own."""
 
 
