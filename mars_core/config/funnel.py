@@ -34,8 +34,10 @@ class FunnelConfig:
     )
     alternative_pool: int = knob(
         8,
-        "categories the agent is asked about, one product each, for alternatives and for a "
-        "room with no query: those whose best product stage 2 finds closest to the room photo",
+        "categories the agent is asked about for alternatives (one product each) and for a room "
+        "with no query (per_category each): those whose best product is closest to the room "
+        "photo among its k1 x alternative_pool nearest products (stage 2; the first cut, k1 "
+        "per category asked, whatever the catalogue's size)",
         ge=1,
     )
     per_category: int = knob(
