@@ -108,17 +108,22 @@ def test_bad_lines_are_named_and_the_good_ones_kept(tmp_path):
         '{"room": "a.png", "query": "bed"}',
         "{not json}",
         '["a.png", "bed"]',
-        '{"room": "a.png"}',
+        '{"query": "bed"}',
     ]
     (tmp_path / "r.jsonl").write_text("\n".join(lines))
     parsed = read_requests(tmp_path / "r.jsonl")
     assert [s.line for s in parsed.specs] == [1]  # requests are numbered from 1, as in the file
     reasons = dict(parsed.bad_lines)
     assert reasons[2].startswith("not JSON") and "not a JSON object" in reasons[3]
-    assert reasons[4] == "lacks query"
+    assert reasons[4] == "lacks room"
+
+
+def test_a_row_without_a_query_asks_what_fits_the_room(tmp_path):
     (tmp_path / "r.csv").write_text("room,query\na.png,\nb.png,lamp\n")
+    (tmp_path / "r.jsonl").write_text('{"room": "a.png"}\n')
     parsed = read_requests(tmp_path / "r.csv")
-    assert parsed.bad_lines == [(1, "lacks query")] and parsed.specs[0].query == "lamp"
+    assert parsed.bad_lines == [] and [s.query for s in parsed.specs] == ["", "lamp"]
+    assert [s.query for s in read_requests(tmp_path / "r.jsonl").specs] == [""]
 
 
 @pytest.mark.parametrize(

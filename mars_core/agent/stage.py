@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
+
 from mars_core.agent.adapter import describe_adapter, registry_version
 from mars_core.agent.ordering import Ordering, resolve_ordering
 from mars_core.agent.prompt import PROMPT_VERSION, product_text
@@ -87,6 +89,29 @@ class AgentStage:
             ranked_by=f"{self.student}; {self.ordering.describe()}",
         )
 
+    def judge(self, room: Image.Image, asks: list[tuple[str, list[Candidate]]]) -> list[Skipped]:
+        """Score the candidates of several queries on one room (a category each, asked by its
+        words) in one batched pass where the scorer merges queries (`score_many`); each
+        candidate gets its `agent` score. Candidates whose image cannot be loaded are left
+        unscored and returned, with the reason."""
+        loaded = [(query, *self._load_products(candidates)) for query, candidates in asks]
+        jobs = [(room, query, views) for query, views, _, _ in loaded]
+        many = getattr(self._runner(), "score_many", None) if len(jobs) > 1 else None
+        scores = many(jobs) if many else [self._runner().score(*job) for job in jobs]
+        for (_, _, kept, _), job_scores in zip(loaded, scores, strict=True):
+            for candidate, score in zip(kept, job_scores, strict=True):
+                candidate.scores[self.name] = score
+        return [skipped for *_, missed in loaded for skipped in missed]
+
+    def explain(self, room: Image.Image, asks: list[tuple[str, list[Candidate]]]) -> int:
+        """Rationales for scored candidates of several queries on one room, decoded in merged
+        batches where the scorer merges queries (`generate_many`); returns how many came back
+        malformed."""
+        loaded = [(query, *self._load_products(candidates)) for query, candidates in asks]
+        return self._explain_views(
+            room, [(query, list(zip(kept, views, strict=True))) for query, views, kept, _ in loaded]
+        )
+
     def batch_across_requests(self, window_s: float) -> None:
         """From now on score and explain through the scorer as a service whose requests
         arrive concurrently uses it (`Scorer.for_concurrent_requests`: the in-process model
@@ -130,17 +155,29 @@ class AgentStage:
     ) -> int:
         """Generate the top N's rationales after their known scores; return how many came
         back malformed."""
-        if not top:
+        return self._explain_views(request.room, [(request.query, top)])
+
+    def _explain_views(
+        self, room: Image.Image, asks: list[tuple[str, list[tuple[Candidate, ProductView]]]]
+    ) -> int:
+        """Each query's candidates' rationales, opened with their known scores."""
+        asks = [(query, pairs) for query, pairs in asks if pairs]
+        if not asks:
             return 0
-        answers = self._runner().generate(
-            request.room,
-            request.query,
-            [view for _, view in top],
-            scores=[candidate.scores[self.name] for candidate, _ in top],
-        )
-        for (candidate, _), generated in zip(top, answers, strict=True):
-            candidate.rationale = generated.answer.rationale if generated.answer else None
-        return sum(generated.answer is None for generated in answers)
+        runner = self._runner()
+        jobs = [(room, query, [view for _, view in pairs]) for query, pairs in asks]
+        known = [[candidate.scores[self.name] for candidate, _ in pairs] for _, pairs in asks]
+        many = getattr(runner, "generate_many", None) if len(jobs) > 1 else None
+        if many is not None:
+            answers = many(jobs, runner.max_new_tokens, scores=known)
+        else:
+            answers = [runner.generate(*job, scores=s) for job, s in zip(jobs, known, strict=True)]
+        malformed = 0
+        for (_, pairs), generated in zip(asks, answers, strict=True):
+            for (candidate, _), answer in zip(pairs, generated, strict=True):
+                candidate.rationale = answer.answer.rationale if answer.answer else None
+                malformed += answer.answer is None
+        return malformed
 
 
 def open_scorer(cfg: StudentConfig, cache_dir: Path, visual_tokens: Path | None = None) -> Scorer:

@@ -81,7 +81,13 @@ APPS = {
         "mars-search --room photo.jpg --query bed 'funnel.stages=[bm25,siglip]'",
         (
             Argument("--room", "room photo (JPEG, PNG, ...)", "PATH", required=True),
-            Argument("--query", 'what to look for, e.g. "bed"', "TEXT", required=True),
+            Argument(
+                "--query",
+                'what to look for, e.g. "bed"; left out, what fits the room: the categories '
+                "whose products look closest to the photo (funnel.alternative_pool; the room's "
+                "funnel.k1 nearest products overall), funnel.per_category products each",
+                "TEXT",
+            ),
         ),
     ),
     "serve": App(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import shlex
 from html import escape
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from PIL import Image
 from mars_core.infra.errors import UserInputError, printable
 from mars_core.search.batch import FailedRequest
 from mars_core.search.funnel import SearchResult
+from mars_core.search.types import Candidate
 from mars_core.vision.images import load_image
 
 THUMBNAIL_PX = 224
@@ -37,6 +39,8 @@ padding-top:1rem} .notice{background:#fff4d6;border:1px solid #e6c36a;padding:.6
 .room img{max-width:320px;border-radius:6px} table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #eee;padding:.5rem;text-align:left;vertical-align:top}
 td img{width:112px;border-radius:4px} .score{font-variant-numeric:tabular-nums}
+.instead{display:flex;gap:1rem;flex-wrap:wrap} .instead figure{margin:0;width:180px}
+.instead img{width:112px;border-radius:4px} tr.group th{background:#f3f3f3}
 """
 
 
@@ -62,27 +66,65 @@ def _fmt(value: float | None) -> str:
 
 
 def _lock_line(result: SearchResult) -> str:
+    if result.room_only:
+        return "<b>no query</b>: the categories that fit the room, best first"
     if result.locked:
         return f"category locked to <b>{escape(str(result.lock.category))}</b>"
     return "<b>unlocked</b>: no known category in the query, all categories searched"
 
 
 def _result_rows(result: SearchResult, stage_names: list[str], max_pixels: int) -> str:
-    rows = []
-    for rank, candidate in enumerate(result.results, start=1):
-        product = candidate.product
-        scores = "".join(
-            f'<td class="score">{_fmt(candidate.scores.get(s))}</td>' for s in stage_names
-        )
-        rows.append(
-            f"<tr><td>{rank}</td>"
-            f'<td><img src="{image_data_uri(product["image_path"], max_pixels)}" alt=""></td>'
-            f"<td><b>{escape(str(product.get('name', '')))}</b><br>"
-            f'<span class="meta">{escape(str(product.get("category", "")))} · '
-            f"{escape(candidate.key)}</span></td>{scores}"
-            f"<td>{escape(candidate.rationale or '')}</td></tr>"
-        )
+    """The ranked products; for a room with no query, under a heading row per category."""
+    rows, rank = [], 0
+    groups = result.groups() if result.room_only else [("", result.results)]
+    for category, candidates in groups:
+        if category:
+            span = len(stage_names) + 4
+            rows.append(f'<tr class="group"><th colspan="{span}">{escape(category)}</th></tr>')
+        for candidate in candidates:
+            rank += 1
+            rows.append(_product_row(rank, candidate, stage_names, max_pixels))
     return "\n".join(rows)
+
+
+def _product_row(rank: int, candidate: Candidate, stage_names: list[str], max_pixels: int) -> str:
+    product = candidate.product
+    scores = "".join(f'<td class="score">{_fmt(candidate.scores.get(s))}</td>' for s in stage_names)
+    return (
+        f"<tr><td>{rank}</td>"
+        f'<td><img src="{image_data_uri(product["image_path"], max_pixels)}" alt=""></td>'
+        f"<td><b>{escape(str(product.get('name', '')))}</b><br>"
+        f'<span class="meta">{escape(str(product.get("category", "")))} · '
+        f"{escape(candidate.key)}</span></td>{scores}"
+        f"<td>{escape(candidate.rationale or '')}</td></tr>"
+    )
+
+
+def _try_instead(result: SearchResult, max_pixels: int) -> str:
+    """The categories that fit when nothing asked for does: a picture of each one's best
+    product, the agent's score and reason, and the search that finds more of it."""
+    if not result.alternatives:
+        return ""
+    figures = []
+    for alternative in result.alternatives:
+        candidate = alternative.candidate
+        image = image_data_uri(candidate.product["image_path"], max_pixels)
+        room, query = shlex.quote(result.request.room_id), shlex.quote(alternative.query)
+        search = f"mars-search --room {room} --query {query}"
+        figures.append(
+            f'<figure class="alternative"><img src="{image}" alt="">'
+            f"<figcaption><b>{escape(alternative.category)}</b> · agent "
+            f"{_fmt(candidate.scores.get('agent'))}<br>{escape(candidate.rationale or '')}<br>"
+            f'<code class="search-link" title="search it">{escape(search)}</code>'
+            "</figcaption></figure>"
+        )
+    return f'<p><b>Try instead:</b></p><div class="instead">{"".join(figures)}</div>'
+
+
+def _heading(result: SearchResult) -> str:
+    if result.room_only:
+        return f"What fits room {escape(result.request.room_id)}"
+    return f"“{escape(result.request.query)}” for room {escape(result.request.room_id)}"
 
 
 def _ranked_by(result: SearchResult) -> str:
@@ -101,11 +143,11 @@ def render_result(result: SearchResult, *, max_pixels: int) -> str:
     )
     room = result.request
     return f"""
-<h2>“{escape(room.query)}” for room {escape(room.room_id)}</h2>
+<h2>{_heading(result)}</h2>
 <div class="room"><img src="{image_data_uri(room.room, max_pixels)}" alt="room photo"></div>
 <p class="meta">{_lock_line(result)} · stages: {escape(" → ".join(stage_names))} ·
 {escape(timings)}{_ranked_by(result)}</p>
-{nofit}{skipped}
+{nofit}{_try_instead(result, max_pixels)}{skipped}
 <table><tr><th>#</th><th></th><th>product</th>{header}<th>rationale</th></tr>
 {_result_rows(result, stage_names, max_pixels)}
 </table>"""
@@ -151,10 +193,24 @@ def result_table_text(result: SearchResult) -> str:
     if result.message:
         lines.append(result.message)
     lines.append(f"{'#':>2}  {'product':48}  " + "  ".join(f"{s:>7}" for s in stages))
-    for rank, candidate in enumerate(result.results, start=1):
-        name = str(candidate.product.get("name", ""))[:48]
-        scores = "  ".join(f"{_fmt(candidate.scores.get(s)):>7}" for s in stages)
-        lines.append(f"{rank:>2}  {name:48}  {scores}")
-        if candidate.rationale:
-            lines.append(f"    {candidate.rationale}")
+    groups = result.groups() if result.room_only else [("", result.results)]
+    rank = 0
+    for category, candidates in groups:
+        if category:
+            lines.append(f"-- {category}")
+        for candidate in candidates:
+            rank += 1
+            lines += _text_row(rank, candidate, stages)
+    if result.alternatives:
+        lines.append("try instead:")
+        for number, alternative in enumerate(result.alternatives, start=1):
+            lines.append(f"-- {alternative.category} (search: {alternative.query!r})")
+            lines += _text_row(number, alternative.candidate, stages)
     return printable("\n".join(lines))
+
+
+def _text_row(rank: int, candidate: Candidate, stages: list[str]) -> list[str]:
+    name = str(candidate.product.get("name", ""))[:48]
+    scores = "  ".join(f"{_fmt(candidate.scores.get(s)):>7}" for s in stages)
+    line = f"{rank:>2}  {name:48}  {scores}"
+    return [line, f"    {candidate.rationale}"] if candidate.rationale else [line]

@@ -26,6 +26,25 @@ class FunnelConfig:
         "the agent presents products scored at or over this as matches; when none is, it says "
         "nothing fits and lists the closest options",
     )
+    alternatives: int = knob(
+        3,
+        "when nothing fits, offer up to this many other categories that do fit the room (each "
+        "with its best product, the agent's score and reason); 0 offers none",
+        ge=0,
+    )
+    alternative_pool: int = knob(
+        8,
+        "categories the agent is asked about for alternatives (one product each) and for a room "
+        "with no query (per_category each): those whose best product is closest to the room "
+        "photo among its k1 x alternative_pool nearest products (stage 2; the first cut, k1 "
+        "per category asked, whatever the catalogue's size)",
+        ge=1,
+    )
+    per_category: int = knob(
+        2,
+        "a room with no query: the agent judges and shows this many products per category",
+        ge=1,
+    )
     order: str = knob(
         "auto",
         "how the agent stage orders its list: agent (its score, blended by siglip_blend), "

@@ -17,8 +17,15 @@ from tqdm import tqdm
 from mars_core.agent.ordering import FITS_BY_SIGLIP
 from mars_core.config import MarsConfig
 from mars_core.evaluation.agreement import PairSpec, ScoredPair, agreement_metrics, score_pairs
+from mars_core.evaluation.beyond import (
+    alternatives_metrics,
+    room_only_metrics,
+    room_only_searches,
+    room_truths,
+)
 from mars_core.evaluation.metrics import RankedRequest, all_metrics
 from mars_core.evaluation.requests import EvalRequest, EvalSet
+from mars_core.funnel.beyond import BeyondTheQuery
 from mars_core.funnel.stages import build_funnel
 from mars_core.infra.errors import UserInputError
 from mars_core.search.funnel import FunnelStep, SearchFunnel, SearchResult
@@ -113,10 +120,15 @@ def run_configuration(
     run_cfg = configured(cfg, configuration)
     ranked: list[RankedRequest] = []
     failed: list[tuple[str, str]] = []
+    offered: list[tuple[str, list[str]]] = []  # (room, categories offered instead)
+    beyond: dict[str, float] = {}
     with build_funnel(run_cfg) as funnel:
         narrow_to_test_split(funnel, eval_set.test_keys, cfg.eval.overfetch)
         for request, result in searched(funnel, eval_set, cfg, configuration.name, failed):
             ranked.append(ranked_request(request, result.results, result.nothing_fits))
+            offered.append((request.room_id, [a.category for a in result.alternatives]))
+        if funnel.beyond is not None:
+            beyond = beyond_metrics(funnel, eval_set, cfg, offered)
         agent = _agent_stage(funnel)
         pairs = (
             score_pairs(agent.scorer, pair_specs, cfg.data.max_image_pixels)
@@ -125,7 +137,7 @@ def run_configuration(
         )
     metrics = all_metrics(ranked, cfg.eval.measures, cfg.eval.ks)
     metrics["failed_requests"] = float(len(failed))
-    metrics |= agreement_metrics(pairs, cfg.eval.fit_threshold)
+    metrics |= agreement_metrics(pairs, cfg.eval.fit_threshold) | beyond
     if agent is not None:
         metrics["siglip_blend"] = agent.ordering.siglip_blend
         metrics["order_fits_by_siglip"] = float(agent.ordering.order == FITS_BY_SIGLIP)
@@ -163,9 +175,21 @@ def searched(
         yield request, result
 
 
+def beyond_metrics(
+    funnel: SearchFunnel, eval_set: EvalSet, cfg: MarsConfig, offered: list[tuple[str, list[str]]]
+) -> dict[str, float]:
+    """The alternatives' precision, then a room-only search of every held-out room."""
+    rooms = room_truths(eval_set.judged or eval_set.requests)
+    searches = room_only_searches(funnel, eval_set, cfg.data.max_image_pixels)
+    return alternatives_metrics(offered, rooms) | room_only_metrics(list(searches), cfg.eval.ks)
+
+
 def narrow_to_test_split(funnel: SearchFunnel, keep: frozenset[str], overfetch: int) -> None:
+    """Stage 1, and the categories asked about beyond the query, keep held-out products."""
     first = funnel.steps[0]
     funnel.steps[0] = FunnelStep(HeldOutOnly(first.stage, keep, overfetch), first.k)
+    if isinstance(funnel.beyond, BeyondTheQuery):
+        funnel.beyond.keep, funnel.beyond.overfetch = keep, overfetch
 
 
 def _agent_stage(funnel: SearchFunnel):

@@ -25,6 +25,7 @@ from mars_core.catalogue.schema import (
     SPLITS_FILE,
 )
 from mars_core.config import EvalConfig, VocabularyConfig
+from mars_core.funnel.beyond import category_query
 from mars_core.infra.errors import UserInputError
 from mars_core.teacher.schema import HELDOUT_LABELS_FILE
 
@@ -75,6 +76,8 @@ class EvalSet:
     requests: list[EvalRequest]
     test_keys: frozenset[str]
     source: str  # "ground_truth" or "teacher"
+    # every judged request before `eval.max_queries` sampled them: what is known of each room
+    judged: list[EvalRequest] = field(default_factory=list)
 
     def table(self) -> pa.Table:
         rows = [
@@ -91,12 +94,6 @@ class EvalSet:
             for key, grade in sorted(r.grades.items())
         ]
         return pa.Table.from_pylist(rows, schema=EVAL_SET_SCHEMA)
-
-
-def category_query(category: str, vocabulary: VocabularyConfig) -> str:
-    """What a person types for a category: its first vocabulary word, else its own name."""
-    words = vocabulary.categories.get(category)
-    return words[0] if words else category.lower().replace("_", " ")
 
 
 def teacher_grade(score: float, fit_threshold: float) -> int:
@@ -146,10 +143,11 @@ def build_eval_set(
         for category in sorted(set(category_of.values()))
         if source == "ground_truth" or (room_id, category) in grades
     ]
+    judged = requests
     if cfg.max_queries and len(requests) > cfg.max_queries:
         chosen = sorted(random.Random(seed).sample(range(len(requests)), cfg.max_queries))
         requests = [requests[i] for i in chosen]
-    return EvalSet(requests, frozenset(category_of), source)
+    return EvalSet(requests, frozenset(category_of), source, judged)
 
 
 def _truth_grades(path: Path, category_of: dict[str, str]) -> dict[tuple[str, str], dict[str, int]]:

@@ -12,15 +12,17 @@ their models.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from mars_core.agent.adapter import serving_adapter
 from mars_core.config import FunnelConfig, MarsConfig
+from mars_core.funnel.beyond import BeyondTheQuery
 from mars_core.index.store import IndexSnapshot
 from mars_core.infra.errors import ConfigError, UserInputError
 from mars_core.search.funnel import FunnelStep, SearchFunnel
-from mars_core.search.types import Stage
+from mars_core.search.types import Stage, WrappedStage
 
 # The index part each index-backed stage reads.
 INDEX_PARTS = {"bm25": "the Lucene build", "siglip": "the LanceDB table"}
@@ -103,7 +105,21 @@ def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunn
         final_k=cfg.funnel.k3,
         min_fit_score=cfg.funnel.min_fit_score,
         query_limits=cfg.funnel,
+        beyond=beyond_the_query(cfg, steps),
     )
+
+
+def beyond_the_query(cfg: MarsConfig, steps: list[FunnelStep]) -> BeyondTheQuery | None:
+    """Alternatives and room-only search over the funnel's own stage 2 and agent (seen
+    through a service's lock, when it wraps stage 2 in one); None when either is switched off:
+    nothing then judges a category the query did not name."""
+    stages = {step.stage.name: step.stage for step in steps if step.stage is not None}
+    visual, agent = stages.get("siglip"), stages.get("agent")
+    if visual is None or agent is None:
+        return None
+    lock = getattr(visual, "lock", None) or nullcontext()
+    visual = visual.stage if isinstance(visual, WrappedStage) else visual
+    return BeyondTheQuery(visual, agent, cfg.funnel, cfg.index.vocabulary, lock)
 
 
 def open_stage(spec: StageSpec, cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from mars_core.infra.errors import UserInputError
 from mars_core.search.funnel import SearchResult
+from mars_core.search.types import Candidate
 
 REQUEST_FORMATS = (".csv", ".jsonl")
 TEXT_FIELDS = ("room", "query", "room_id")  # every field a request row may have; all text
@@ -37,6 +38,8 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("seconds_siglip", pa.float32()),
         pa.field("seconds_agent", pa.float32()),
         pa.field("ranked_by", pa.string()),  # student + adapter version behind the agent's order
+        # a category offered instead when nothing fits (its best product; rank among them)
+        pa.field("alternative", pa.bool_(), nullable=False),
     ]
 )
 
@@ -74,7 +77,8 @@ class RequestsFileError(UserInputError):
 
 
 def read_requests(path: Path, roots: Sequence[str | Path] = ()) -> RequestsFile:
-    """Read `room,query[,room_id]` rows from a .csv (with header) or .jsonl file.
+    """Read `room,query[,room_id]` rows from a .csv (with header) or .jsonl file; a row with
+    no query (or an empty one) asks what fits the room.
 
     Room paths resolve inside the file's folder or one of `roots` (`funnel.request_roots`);
     a path that leads elsewhere (`../`, an absolute path, a symlink out) is refused. A bad
@@ -105,7 +109,7 @@ def read_requests(path: Path, roots: Sequence[str | Path] = ()) -> RequestsFile:
             RequestSpec(
                 line=line,
                 room=room,
-                query=str(row["query"]),
+                query=str(row.get("query") or ""),
                 room_id=str(row.get("room_id") or room.stem),
             )
         )
@@ -142,8 +146,7 @@ def _row_problem(row: dict | str) -> str | None:
     ]
     if wrong:
         return "; ".join(wrong)
-    missing = [f for f in ("room", "query") if not (row.get(f) or "").strip()]
-    return f"lacks {', '.join(missing)}" if missing else None
+    return None if (row.get("room") or "").strip() else "lacks room"
 
 
 def allowed_folders(requests: Path, roots: Sequence[str | Path]) -> list[Path]:
@@ -168,27 +171,37 @@ def outside_reason(room: str) -> str:
 
 
 def results_table(results: list[tuple[int, SearchResult]]) -> pa.Table:
-    """One row per (request, ranked product), with every stage's score and time."""
+    """One row per (request, ranked product), with every stage's score and time; then, for a
+    request where nothing fits, one row per category offered instead (`alternative`)."""
     rows = []
     for line, result in results:
-        for rank, candidate in enumerate(result.results, start=1):
-            product = candidate.product
-            rows.append(
-                {
-                    "request": line,
-                    "room_id": result.request.room_id,
-                    "query": result.request.query,
-                    "rank": rank,
-                    "key": candidate.key,
-                    "name": product.get("name"),
-                    "category": product.get("category"),
-                    "image_path": product.get("image_path"),
-                    **{s: candidate.scores.get(s) for s in ("bm25", "siglip", "agent")},
-                    "rationale": candidate.rationale,
-                    "category_locked": result.locked,
-                    "nothing_fits": result.nothing_fits,
-                    **{f"seconds_{s}": result.timings.get(s) for s in ("bm25", "siglip", "agent")},
-                    "ranked_by": result.ranked_by,
-                }
-            )
+        offered = [alternative.candidate for alternative in result.alternatives]
+        for alternative, listed in ((False, result.results), (True, offered)):
+            rows += [
+                _result_row(line, result, rank, candidate, alternative=alternative)
+                for rank, candidate in enumerate(listed, start=1)
+            ]
     return pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA)
+
+
+def _result_row(
+    line: int, result: SearchResult, rank: int, candidate: Candidate, *, alternative: bool
+) -> dict:
+    product = candidate.product
+    return {
+        "request": line,
+        "room_id": result.request.room_id,
+        "query": result.request.query,
+        "rank": rank,
+        "key": candidate.key,
+        "name": product.get("name"),
+        "category": product.get("category"),
+        "image_path": product.get("image_path"),
+        **{s: candidate.scores.get(s) for s in ("bm25", "siglip", "agent")},
+        "rationale": candidate.rationale,
+        "category_locked": result.locked,
+        "nothing_fits": result.nothing_fits,
+        **{f"seconds_{s}": result.timings.get(s) for s in ("bm25", "siglip", "agent")},
+        "ranked_by": result.ranked_by,
+        "alternative": alternative,
+    }

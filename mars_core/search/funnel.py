@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from mars_core.config import FunnelConfig
+from mars_core.infra.errors import EmptyQueryError
 from mars_core.infra.skipped import Skipped
 from mars_core.search.query import check_query
 from mars_core.search.types import (
@@ -20,6 +21,21 @@ from mars_core.search.types import (
 NOTHING_FITS = "Nothing in the catalogue fits this room; closest options:"
 NO_PRODUCTS = "The catalogue has no products of category {category}."
 NO_MATCH = "no products matched {query!r}; all categories searched"
+NOTHING_FITS_ROOM = "Nothing in the catalogue fits this room; closest options by category:"
+
+
+@dataclass
+class Alternative:
+    """A category that fits the room when the asked one does not: its best product (with the
+    agent's score and reason) and the words to search it by."""
+
+    category: str
+    query: str
+    candidate: Candidate
+
+
+class NoQueryError(EmptyQueryError):
+    """A search with no query on a funnel that cannot search a room on its own."""
 
 
 @dataclass
@@ -43,6 +59,20 @@ class SearchResult:
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage name -> details
     ranked_by: str | None = None  # the model behind the agent's ranking, when it ran
     nothing_fits: bool = False
+    # when nothing fits: other categories that do, best first (`funnel.alternatives`)
+    alternatives: list[Alternative] = field(default_factory=list)
+
+    @property
+    def room_only(self) -> bool:
+        """True for a room with no query: results are grouped by category."""
+        return not self.request.query.strip()
+
+    def groups(self) -> list[tuple[str, list[Candidate]]]:
+        """The results by category, in the order their categories first appear."""
+        grouped: dict[str, list[Candidate]] = {}
+        for candidate in self.results:
+            grouped.setdefault(str(candidate.product.get("category")), []).append(candidate)
+        return list(grouped.items())
 
     @property
     def locked(self) -> bool:
@@ -52,11 +82,26 @@ class SearchResult:
     @property
     def message(self) -> str | None:
         """What to tell the user before the list, when the list is not a list of matches."""
+        if self.room_only:
+            return NOTHING_FITS_ROOM if self.nothing_fits else None
         if not self.results and self.locked:
             return NO_PRODUCTS.format(category=self.lock.category)
         if not self.results:
             return NO_MATCH.format(query=self.request.query)
         return NOTHING_FITS if self.nothing_fits else None
+
+
+class BeyondQuery(Protocol):
+    """What the funnel asks beyond the query's own category (`mars_core.funnel.beyond`): the
+    categories that fit when nothing asked for does, and a search of a room with no query."""
+
+    def alternatives(self, result: SearchResult) -> None:
+        """Fill `result.alternatives` (and the time it took) for a result where nothing fits."""
+        ...
+
+    def search_room(self, request: SearchRequest) -> SearchResult:
+        """The best fitting products of a room with no query, grouped by category."""
+        ...
 
 
 class SearchFunnel:
@@ -73,6 +118,7 @@ class SearchFunnel:
         final_k: int,
         min_fit_score: float,
         query_limits: FunnelConfig | None = None,
+        beyond: BeyondQuery | None = None,
     ) -> None:
         if not steps or steps[0].stage is None:
             raise ValueError("the funnel needs its first stage (BM25) enabled: it picks candidates")
@@ -80,6 +126,7 @@ class SearchFunnel:
         self.query_limits = query_limits or FunnelConfig()
         self.final_k = final_k
         self.min_fit_score = min_fit_score
+        self.beyond = beyond
 
     def __enter__(self) -> SearchFunnel:
         return self
@@ -93,8 +140,16 @@ class SearchFunnel:
             close_stage(step.stage)
 
     def search(self, request: SearchRequest) -> SearchResult:
-        """Run the stages in order; a query over the limits is refused before the first."""
-        check_query(request.query, self.query_limits)
+        """Run the stages in order; a query over the limits is refused before the first. A
+        room with no query is searched across categories (`BeyondQuery.search_room`); when
+        nothing fits a query, the categories that do are offered (`result.alternatives`)."""
+        if not check_query(request.query, self.query_limits):
+            if self.beyond is None:
+                raise NoQueryError(
+                    "a search with no query needs stages siglip and agent (funnel.stages): "
+                    "they pick the categories that fit the room photo; name a product instead"
+                )
+            return self.beyond.search_room(request)
         candidates: list[Candidate] | None = None
         result = SearchResult(request=request, results=[], stages_run=[], timings={})
         for step in self.steps:
@@ -116,6 +171,8 @@ class SearchFunnel:
             result.results, result.nothing_fits = presented(
                 result.results, fit_scores, self.min_fit_score
             )
+        if result.nothing_fits and self.beyond is not None:
+            self.beyond.alternatives(result)
         return result
 
 

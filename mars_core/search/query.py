@@ -19,7 +19,10 @@ _ANY_WORD = re.compile(r"\w+")
 
 
 def check_query(query: str, limits: FunnelConfig) -> str:
-    """The query, when it has words in it and is within both limits; raises otherwise."""
+    """The query, when it has words in it and is within both limits; raises otherwise. An
+    empty or blank query is a room with no query: it comes back as ""."""
+    if isinstance(query, str) and not query.strip():
+        return ""
     if isinstance(query, str) and len(query) > limits.max_query_chars:
         raise QueryTooLongError(
             f"the query is {len(query):,} characters, over the limit of "

@@ -13,9 +13,11 @@ The nearest-neighbour search, with no candidates, uses LanceDB's ANN index.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
+from PIL import Image
 
 from mars_core.config import IndexConfig
 from mars_core.index.lance import PRODUCT_COLUMNS, VectorIndex, sql_in, vector_matrix
@@ -88,11 +90,15 @@ class VisualStage:
         vectors = AlignedVectors(snapshot.lucene_path, manifest.vectors)
         return cls(index, vectors, embedder, text_weight=text_weight)
 
+    def room_vector(self, room: Image.Image) -> np.ndarray:
+        """The room photo's embedding alone (a search beyond the query's words)."""
+        return self.embedder.embed_images([room], progress=False)[0]
+
     def query_vector(self, request: SearchRequest) -> np.ndarray:
         """The room photo's embedding, blended with the query text's when weighted."""
-        room = self.embedder.embed_images([request.room], progress=False)[0]
+        room = self.room_vector(request.room)
         text = None
-        if self.text_weight > 0.0:
+        if self.text_weight > 0.0 and request.query.strip():
             text = self.embedder.embed_texts([request.query])[0]
         return blend(room, text, self.text_weight)
 
@@ -127,10 +133,18 @@ class VisualStage:
         return [self._scored(candidates[i], float(scores[i])) for i in order]
 
     def nearest(
-        self, vector: np.ndarray, k: int, *, category: str | None = None
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        category: str | None = None,
+        exclude: Sequence[str] = (),
     ) -> list[Candidate]:
-        """The `k` products closest to `vector` (ANN once indexed), in `category` if given."""
+        """The `k` products closest to `vector` (ANN once indexed), in `category` if given,
+        of no category in `exclude`."""
         where = None if category is None else sql_in("category", [category])
+        if exclude:
+            where = " AND ".join(filter(None, [where, f"NOT {sql_in('category', exclude)}"]))
         rows = self.index.nearest(vector, k, where=where)
         # A blended vector is not unit length: score by the dot product, not by 1 - distance
         # (the order is the same, cosine distance ignores the query's length).

@@ -86,7 +86,7 @@ def test_search_cli_prints_a_table_and_writes_the_page(indexed, pool_room, capsy
     [
         ("README.md", "bed", [], "is not an image"),
         ("missing.jpg", "bed", [], "missing.jpg"),
-        (None, "   ", [], "query '   ' is empty"),
+        (None, "the", [], "no searchable words"),
         (None, "bed", ["student.adapter=/no/such/adapter"], "adapter '/no/such/adapter'"),
         (None, "bed", ["funnel.k1=lots"], "bad configuration"),
         (None, "bed", ["data.max_image_pixels=100"], "pixels"),

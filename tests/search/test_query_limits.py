@@ -18,7 +18,7 @@ from mars_core.app.compose import load_config
 from mars_core.config import FunnelConfig
 from mars_core.infra.errors import EmptyQueryError, QueryTooLongError
 from mars_core.search.batch import RequestsFile, RequestSpec
-from mars_core.search.funnel import FunnelStep, SearchFunnel
+from mars_core.search.funnel import FunnelStep, NoQueryError, SearchFunnel
 from mars_core.search.query import check_query
 from mars_core.search.types import SearchRequest, StageOutput
 
@@ -37,8 +37,9 @@ def test_stop_words_count_toward_the_word_limit():
     with pytest.raises(QueryTooLongError, match=r"funnel\.max_query_words"):
         check_query(query, LIMITS)
     assert check_query("a bed for the guest room", LIMITS) == "a bed for the guest room"
+    assert check_query("   ", LIMITS) == check_query("", LIMITS) == ""  # a room with no query
     with pytest.raises(EmptyQueryError):
-        check_query("   ", LIMITS)
+        check_query(None, LIMITS)
 
 
 class CountingStage:
@@ -63,6 +64,9 @@ def test_the_funnel_refuses_before_its_first_stage():
         funnel.search(SearchRequest(room=Image.new("RGB", (8, 8)), query=HUGE))
     assert stage.calls == 0
     funnel.search(SearchRequest(room=Image.new("RGB", (8, 8)), query="bed"))
+    assert stage.calls == 1
+    with pytest.raises(NoQueryError, match="needs stages siglip and agent"):
+        funnel.search(SearchRequest(room=Image.new("RGB", (8, 8)), query=" "))
     assert stage.calls == 1
 
 

@@ -1,6 +1,7 @@
 """`search`: one room photo and one query from the command line, a ranked table and a page.
 
     mars-search --room photo.jpg --query "bed" [hydra overrides...]
+    mars-search --room photo.jpg [hydra overrides...]     # no query: what fits the room
     python -m mars_core.app.commands.search --room photo.jpg --query bed [hydra overrides...]
 
 Runs the funnel in process (no Prefect engine: a person waits for it). Mistakes a user can
@@ -26,7 +27,9 @@ from mars_core.vision.images import load_image
 
 def report_name(room: Path, query: str) -> str:
     """A file name for the page: `search-<room>-<query words>`."""
-    words = "-".join(re.findall(r"[a-z0-9]+", query.lower()))[:40] or "query"
+    words = "-".join(re.findall(r"[a-z0-9]+", query.lower()))[:40] or (
+        "query" if query.strip() else "what-fits"
+    )
     return f"search-{room.stem}-{words}"
 
 
@@ -35,7 +38,7 @@ def search(call: Invocation) -> None:
     from mars_core.app.batch_search import run_folder, search_requests
     from mars_core.app.steps import require_search_inputs
 
-    room, query = Path(call.options["room"]), call.options["query"]
+    room, query = Path(call.options["room"]), call.options["query"] or ""
     cfg = load_config(call.overrides)
     # Check what the user typed before the models load: a typo should cost no wait.
     check_query(query, cfg.funnel)

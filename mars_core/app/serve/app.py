@@ -79,9 +79,16 @@ def result_json(result: SearchResult, k: int, notice: str | None) -> dict[str, A
         "message": result.message,
         "notice": notice,
         "skipped": [vars(skipped) for skipped in result.skipped],
+        "room_only": result.room_only,
         "products": [
             product_json(rank, candidate)
-            for rank, candidate in enumerate(result.results[:k], start=1)
+            for rank, candidate in enumerate(
+                result.results if result.room_only else result.results[:k], start=1
+            )
+        ],
+        "alternatives": [
+            {"category": a.category, "query": a.query, **product_json(rank, a.candidate)}
+            for rank, a in enumerate(result.alternatives, start=1)
         ],
     }
 
@@ -216,10 +223,14 @@ def _add_routes(app: FastAPI, cfg: MarsConfig) -> None:
     def search(
         request: Request,
         room: Annotated[UploadFile, File(description="room photo: JPEG, PNG, WebP, ...")],
-        query: Annotated[str, Form(description='what to look for, e.g. "bed"')] = "",
+        query: Annotated[
+            str, Form(description='what to look for, e.g. "bed"; empty: what fits the room')
+        ] = "",
         k: Annotated[int | None, Form(description="products to return (1 to funnel.k3)")] = None,
     ) -> dict[str, Any]:
-        """Rank catalogue products for a room photo and a query."""
+        """Rank catalogue products for a room photo and a query; with no query, the products
+        that fit the room, grouped by category (`room_only`). When nothing fits a query,
+        `alternatives` holds the categories that do."""
         generation: Generation = request.state.generation
         check_query(query, cfg.funnel)
         wanted = check_k(k, cfg.funnel.k3)

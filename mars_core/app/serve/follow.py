@@ -33,7 +33,7 @@ from mars_core.agent.adapter import NO_ADAPTER, SERVE_CHAMPION, champion_pin
 from mars_core.agent.stage import AgentStage
 from mars_core.catalogue.schema import ROOMS_FILE
 from mars_core.config import MarsConfig
-from mars_core.funnel.stages import agent_notice, build_funnel, known_stages
+from mars_core.funnel.stages import agent_notice, beyond_the_query, build_funnel, known_stages
 from mars_core.index.lucene import read_products
 from mars_core.index.store import MANIFEST_FILE, IndexSnapshot, ReaderLease, lease_build
 from mars_core.infra.errors import one_line
@@ -332,7 +332,11 @@ class Follower:
         ]
         sizes = self.cfg.funnel
         funnel = SearchFunnel(
-            steps, final_k=sizes.k3, min_fit_score=sizes.min_fit_score, query_limits=sizes
+            steps,
+            final_k=sizes.k3,
+            min_fit_score=sizes.min_fit_score,
+            query_limits=sizes,
+            beyond=beyond_the_query(self.cfg, steps),
         )
         return Generation(index, student, read_rooms(self.cfg), funnel)
 
