@@ -1,7 +1,9 @@
 """Where does a trained student's funnel sit for each fit threshold and ordering?
 
-    python -m bench.operating_points --registry learning-seed0 [--thresholds 0.5 0.6 ...]
-        [hydra overrides...]
+    python -m bench.operating_points --registry learning-seed0 [hydra overrides...]
+        [--thresholds 0.5 0.6 ...]
+
+(the thresholds last: they take every number that follows)
 
 Searches the held-out set once with the registry's candidate student (stage 3 keeps stage 2's
 k2 candidates with their agent and SigLIP scores), then lists each (ordering,
