@@ -48,7 +48,8 @@ def test_the_tree_keeps_its_layers(tmp_path):
     ("module", "statement", "broken", "named"),
     [
         # The index (a lower layer) reaching for the search report (a higher one).
-        ("mars_core/index/lance.py", "import mars_core.app.results_page", "mars_core layers",
+        ("mars_core/index/lance.py", "import mars_core.app.results_page",
+         "mars_core: app > domain > config > infra",
          "mars_core.index.lance -> mars_core.app.results_page"),
         # The library reaching for a flow.
         ("mars_core/infra/io.py", "import flows.ingest", "flows > tasks > mars_core",
