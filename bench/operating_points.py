@@ -62,19 +62,11 @@ def scored_requests(overrides: list[str]) -> tuple[object, list]:
 def operating_point(cfg, found: list, order: str, threshold: float) -> dict[str, float]:
     """The metrics of one (ordering, threshold) over the already scored requests."""
     from mars_core.agent.ordering import Ordering
-    from mars_core.evaluation.ablation import ranked_request
     from mars_core.evaluation.metrics import all_metrics
-    from mars_core.search.funnel import presented
+    from mars_core.evaluation.ordering import ranked_by_ordering
 
     ordering = Ordering(order, 0.0, threshold, "bench")
-    ranked = []
-    for request, candidates in found:
-        agent = {c.key: c.scores["agent"] for c in candidates}
-        visual = {c.key: c.scores["siglip"] for c in candidates}
-        key = ordering.final(agent, visual)
-        top = sorted(candidates, key=lambda c: key[c.key], reverse=True)[: cfg.funnel.k3]
-        shown, nothing_fits = presented(top, [agent[c.key] for c in top], threshold)
-        ranked.append(ranked_request(request, shown, nothing_fits))
+    ranked = [ranked_by_ordering(r, found_, ordering, cfg.funnel.k3) for r, found_ in found]
     return all_metrics(ranked, cfg.eval.measures, cfg.eval.ks)
 
 

@@ -100,7 +100,7 @@ def choose_ordering(cfg: MarsConfig, adapter: str) -> tuple[Ordering, dict[str, 
     values = {}
     for order, blend in ORDERINGS:
         ordering = Ordering(order, blend, cfg.funnel.min_fit_score, "validation")
-        ranked = [_ranked(request, found, ordering, cfg.funnel.k3) for request, found in judged]
+        ranked = [ranked_by_ordering(r, found, ordering, cfg.funnel.k3) for r, found in judged]
         values[ordering] = ranking_measures(ranked, [MEASURE])[MEASURE]
     best = max(values, key=lambda o: values[o])  # the first of equals: tie-break order
     return best, {_slug(o): v for o, v in values.items()}
@@ -119,7 +119,7 @@ def _slug(ordering: Ordering) -> str:
     return f"{ordering.order}{blend}"
 
 
-def _ranked(
+def ranked_by_ordering(
     request: EvalRequest, candidates: list[Candidate], ordering: Ordering, k: int
 ) -> RankedRequest:
     """The list `ordering` makes of a request's scored candidates, as the funnel shows it."""
