@@ -29,12 +29,17 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-logo
 
+# Test files run in parallel, a file's tests on one worker (they share its module fixtures):
+# one worker per core, at most 4 (each holds its own tiny models and world, ~2.5 GB).
+WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+PARALLEL := -n $(WORKERS) --dist loadfile
+
 test: lint
 	@if [ -z "$(OFFLINE)" ]; then echo "note: cannot cut the network here (unshare -n); tests run with it"; fi
-	$(OFFLINE) $(PY) -m pytest $(PYTEST_ARGS)
+	$(OFFLINE) $(PY) -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 test-fast: lint
-	$(OFFLINE) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(OFFLINE) $(PY) -m pytest $(PARALLEL) -m "not slow" $(PYTEST_ARGS)
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -106,7 +106,9 @@ class AgentStage:
     def explain(self, room: Image.Image, asks: list[tuple[str, list[Candidate]]]) -> int:
         """Rationales for scored candidates of several queries on one room, decoded in merged
         batches where the scorer merges queries (`generate_many`); returns how many came back
-        malformed."""
+        malformed. With `funnel.rationale_top_n` = 0 nothing is explained, here either."""
+        if not self.rationale_top_n:
+            return 0
         loaded = [(query, *self._load_products(candidates)) for query, candidates in asks]
         return self._explain_views(
             room, [(query, list(zip(kept, views, strict=True))) for query, views, kept, _ in loaded]

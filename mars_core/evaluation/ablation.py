@@ -102,10 +102,13 @@ class HeldOutOnly(WrappedStage):
 
 
 def configured(cfg: MarsConfig, configuration: Configuration) -> MarsConfig:
-    """The config a configuration runs under: its stages and its adapter."""
+    """The config a configuration runs under: its stages and its adapter, without rationales
+    (no metric reads them, and decoding them cost more than the ranking they explain)."""
     return dataclasses.replace(
         cfg,
-        funnel=dataclasses.replace(cfg.funnel, stages=list(configuration.stages)),
+        funnel=dataclasses.replace(
+            cfg.funnel, stages=list(configuration.stages), rationale_top_n=0
+        ),
         student=dataclasses.replace(cfg.student, adapter=configuration.adapter),
     )
 

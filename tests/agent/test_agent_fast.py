@@ -237,6 +237,7 @@ def test_the_batcher_merges_concurrent_requests_and_answers_each(scorer):
         assert batcher.largest_merge == len(jobs)
         for (room, query, products), got in zip(jobs, scores, strict=True):
             assert got == pytest.approx(scorer.score(room, query, products), abs=1e-5)
+        batcher.window_s = 0.05  # a lone request below a full batch waits out the window
         answers = batcher.generate(
             ROOM, "a bed", product_views(2, width_step=WIDE), max_new_tokens=4
         )

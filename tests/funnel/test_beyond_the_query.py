@@ -121,6 +121,15 @@ def test_alternatives_cost_one_candidate_per_category_within_the_pool(funnel, ro
     assert set(result.timings) == {"bm25", "siglip", "agent"} and details["seconds"] > 0
 
 
+def test_no_rationales_asked_means_none_for_alternatives_either(indexed, judged, rooms, cfg):
+    """`funnel.rationale_top_n=0` (as the evaluation runs: no metric reads a reason) decodes
+    no reason for the offered categories either."""
+    with build_funnel(load_config([*indexed.overrides, "funnel.rationale_top_n=0"])) as funnel:
+        result = search(funnel, rooms, "pool", "bed", cfg)
+    assert result.nothing_fits and result.alternatives
+    assert all(a.candidate.rationale is None for a in result.alternatives)
+
+
 def test_the_real_student_is_asked_one_batched_pass_over_the_pool(indexed, pool_room, cfg):
     """With the session's tiny student (random weights), a funnel whose bar nothing reaches
     (`min_fit_score=1.0`): every category of the pool goes through the real agent, one
