@@ -97,32 +97,37 @@ class VerifyReport:
 
 
 def check_lucene(root: Path, manifest: IndexManifest, *, checksums: bool) -> list[Finding]:
-    """The build folder holds the recorded files, unchanged, and products.arrow its rows."""
+    """The build folder holds the recorded files, unchanged, and products.arrow its rows.
+    Paths are named relative to `root`, which the damage message names first: a long index
+    path then cannot push the build's own name out of a shortened quote."""
     build = root / LUCENE_DIR / manifest.lucene
+    shown = Path(LUCENE_DIR) / manifest.lucene
     if not build.is_dir():
-        return [Finding(LUCENE, f"build folder {build} is missing")]
+        return [Finding(LUCENE, f"build folder {shown} is missing")]
     missing = [name for name in (INDEX_DIR, PRODUCTS_FILE) if not (build / name).exists()]
-    findings = [Finding(LUCENE, f"{build / name} is missing") for name in missing]
+    findings = [Finding(LUCENE, f"{shown / name} is missing") for name in missing]
     for name, (size, digest) in manifest.lucene_files.items():
         path = build / name
         if Path(name).parts[0] in missing:
             continue
         if not path.is_file():
-            findings.append(Finding(LUCENE, f"{path} is missing"))
+            findings.append(Finding(LUCENE, f"{shown / name} is missing"))
             continue
         actual = path.stat().st_size
         if actual != size:
-            findings.append(Finding(LUCENE, f"{path} has {actual} bytes, {size} at publish"))
+            findings.append(
+                Finding(LUCENE, f"{shown / name} has {actual} bytes, {size} at publish")
+            )
         elif checksums and file_digest(path) != digest:
-            findings.append(Finding(LUCENE, f"{path} differs from its checksum at publish"))
+            findings.append(Finding(LUCENE, f"{shown / name} differs from its checksum at publish"))
     if (build / PRODUCTS_FILE).is_file() and not findings:
         try:
             rows = read_products(build).num_rows
         except (OSError, pa.ArrowException) as e:
-            return [Finding(LUCENE, f"{build / PRODUCTS_FILE} cannot be read ({one_line(e)})")]
+            return [Finding(LUCENE, f"{shown / PRODUCTS_FILE} cannot be read ({one_line(e)})")]
         if rows != manifest.rows:
             findings.append(
-                Finding(LUCENE, f"{build / PRODUCTS_FILE} has {rows} rows, {manifest.rows} built")
+                Finding(LUCENE, f"{shown / PRODUCTS_FILE} has {rows} rows, {manifest.rows} built")
             )
     return findings
 
