@@ -10,7 +10,9 @@ which is what stage 2 measured. So `funnel.order` chooses:
 * `fits_by_siglip`: the candidates the agent scores at or over `funnel.min_fit_score` first,
   in stage 2's order, then the rest by the agent's score (shown only when nothing fits);
 * `auto` (default): what the evaluation chose for the serving student version on validation
-  rooms and recorded as its version tags (`evaluation/ordering.py`), else `agent`.
+  rooms and recorded as its version tags (`evaluation/ordering.py`), else `agent`. The fit bar
+  comes with it: a student's scores are its own scale, so the version's chosen
+  `funnel.min_fit_score` serves with it (the config's value where the version has none).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from mars_core.infra.tracking import version_tags
 AGENT, FITS_BY_SIGLIP, AUTO = "agent", "fits_by_siglip", "auto"
 ORDERS = (AGENT, FITS_BY_SIGLIP)
 # Version tags a chosen ordering is recorded under (as the funnel knobs they set).
-ORDER_TAG, BLEND_TAG = "funnel.order", "funnel.siglip_blend"
+ORDER_TAG, BLEND_TAG, FIT_TAG = "funnel.order", "funnel.siglip_blend", "funnel.min_fit_score"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Ordering:
             what = f"agent score blended with SigLIP ({self.siglip_blend:g})"
         else:
             what = "agent score"
-        return f"{what}, chosen by {self.chosen_by}"
+        return f"{what}, fits from {self.min_fit_score:g}, chosen by {self.chosen_by}"
 
     def final(self, agent: dict[str, float], visual: dict[str, float]) -> dict[str, float]:
         """A sort key per candidate key, higher first. Without every candidate's stage-2
@@ -64,14 +66,16 @@ class Ordering:
 
 def resolve_ordering(funnel: FunnelConfig, version: tuple[str, int] | None) -> Ordering:
     """`funnel.order`, or with `auto` what `version` (registry name and number) was chosen
-    with; a version without that tag, or no version, orders by `agent`."""
+    with (its order, blend and fit bar); a version without that tag, or no version, orders by
+    `agent`."""
     if funnel.order != AUTO:
         return Ordering(funnel.order, funnel.siglip_blend, funnel.min_fit_score)
     tags = version_tags(*version) if version is not None else {}
     if tags.get(ORDER_TAG) in ORDERS:
         blend = float(tags.get(BLEND_TAG, funnel.siglip_blend))
+        fit = float(tags.get(FIT_TAG, funnel.min_fit_score))
         chosen = f"validation (v{version[1]})" if version is not None else "validation"
-        return Ordering(tags[ORDER_TAG], blend, funnel.min_fit_score, chosen)
+        return Ordering(tags[ORDER_TAG], blend, fit, chosen)
     return Ordering(AGENT, funnel.siglip_blend, funnel.min_fit_score)
 
 

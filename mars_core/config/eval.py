@@ -26,6 +26,18 @@ class EvalConfig:
     fit_threshold: float = knob(
         0.5, "a teacher or student score from here on means 'fits'", gt=0, lt=1
     )
+    min_fit_scores: list[float] = knob(
+        [0.5, 0.55, 0.6, 0.65, 0.7],
+        "fit bars (funnel.min_fit_score) a candidate student version is chosen with on "
+        "validation rooms, together with its ordering",
+    )
+    max_violation: float = knob(
+        0.05,
+        "the chosen ordering and fit bar keep context violation@5 on validation rooms at or "
+        "under this (the best nDCG@10 among those that do; the lowest violation if none does)",
+        ge=0,
+        le=1,
+    )
     max_pairs: int = knob(64, "held-out pairs scored for student vs teacher (0 = skip)", ge=0)
     reliability_bins: int = knob(10, "bins of the reliability diagram (student vs teacher)", ge=2)
     promote: bool = knob(True, "promote the candidate alias to champion when it wins")
@@ -51,6 +63,11 @@ class EvalConfig:
             raise ValueError("eval.ablations is empty; list stage lists such as [[bm25]]")
         if min(self.ks, default=0) < 1:
             raise ValueError(f"eval.ks {self.ks} must list one or more cut-offs, each >= 1")
+        if not self.min_fit_scores or not all(0 < v < 1 for v in self.min_fit_scores):
+            raise ValueError(
+                f"eval.min_fit_scores {self.min_fit_scores} must list one or more fit bars, "
+                "each in (0, 1)"
+            )
         if self.primary_metric not in self.measures:
             raise ValueError(
                 f"eval.primary_metric {self.primary_metric!r} must be one of eval.measures "

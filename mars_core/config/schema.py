@@ -78,13 +78,16 @@ class MarsConfig:
     def _check_misfits_abstain(self) -> None:
         """A teacher misfit label must read as "nothing fits" to the funnel too, or a student
         trained on it would present the very products its teacher called misfits."""
+        bars = {"funnel.min_fit_score": self.funnel.min_fit_score}
+        bars["min(eval.min_fit_scores)"] = min(self.eval.min_fit_scores)
         for name in MISFIT_SCORES:
             score = getattr(self.teacher, name)
-            if score >= self.funnel.min_fit_score:
-                raise ValueError(
-                    f"teacher.{name} ({score}) must be < funnel.min_fit_score "
-                    f"({self.funnel.min_fit_score}): it labels a product that does not belong"
-                )
+            for knob_name, bar in bars.items():
+                if score >= bar:
+                    raise ValueError(
+                        f"teacher.{name} ({score}) must be < {knob_name} ({bar}): it labels "
+                        "a product that does not belong"
+                    )
 
 
 GROUPS = ("data", "embedder", "teacher", "student", "train", "index", "eval", "funnel", "mining")

@@ -1,14 +1,18 @@
-"""Choose, on validation rooms, how the candidate student's agent and SigLIP combine.
+"""Choose, on validation rooms, the candidate student's operating point: how its agent and
+SigLIP combine, and the score from which it calls a product a fit.
 
 The rooms are training's own validation rooms (`catalogue.splits.validation_rooms` over the
 labelled rooms, `train.val_fraction`, `train.seed`), searched over train-split products only,
 so the test split stays unseen. A ground truth is never read: every candidate is judged by the
 teacher (as `evaluation/reference.py` asks it), graded as held-out labels are. The agent scores
-each request once; every ordering of `ORDERINGS` is then applied to those same scores, and the
-best abstention-aware nDCG@10 wins. A tie goes to the earlier one: `fits_by_siglip` first,
-since a teacher that judges fit alone (the metadata teacher) cannot tell orders within fits
-apart, while stage 2 measured the visual similarity the teacher never judged. The choice is
-recorded as the version's tags (`funnel.order`, `funnel.siglip_blend`), which the funnel reads
+each request once; every ordering of `ORDERINGS` at every fit bar of `eval.min_fit_scores` is
+then applied to those same scores. The winner has the best abstention-aware nDCG@10 among the
+points whose context violation@5 is within `eval.max_violation` (a student's scores are its own
+scale: one seed's 0.5 is another's 0.65), or the lowest violation where none is. A tie goes to
+the earlier one: `fits_by_siglip` first, since a teacher that judges fit alone (the metadata
+teacher) cannot tell orders within fits apart, while stage 2 measured the visual similarity
+the teacher never judged; then the lower bar. The choice is recorded as the version's tags
+(`funnel.order`, `funnel.siglip_blend`, `funnel.min_fit_score`), which the funnel reads
 whenever that version serves with `funnel.order=auto`.
 """
 
@@ -19,7 +23,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from mars_core.agent.ordering import AGENT, BLEND_TAG, FITS_BY_SIGLIP, ORDER_TAG, Ordering
+from mars_core.agent.ordering import (
+    AGENT,
+    BLEND_TAG,
+    FIT_TAG,
+    FITS_BY_SIGLIP,
+    ORDER_TAG,
+    Ordering,
+)
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE, SPLITS_FILE
 from mars_core.catalogue.splits import validation_rooms
 from mars_core.config import MarsConfig
@@ -30,7 +41,12 @@ from mars_core.evaluation.ablation import (
     ranked_request,
     searched,
 )
-from mars_core.evaluation.metrics import RankedRequest, metric_key, ranking_measures
+from mars_core.evaluation.metrics import (
+    RankedRequest,
+    context_violation,
+    metric_key,
+    ranking_measures,
+)
 from mars_core.evaluation.reference import teacher_judge
 from mars_core.evaluation.requests import EvalRequest, EvalSet, category_query, teacher_grade
 from mars_core.funnel.stages import build_funnel
@@ -42,6 +58,8 @@ from mars_core.teacher.schema import LABELS_FILE
 # (order, siglip_blend) candidates, in tie-break order.
 ORDERINGS = ((FITS_BY_SIGLIP, 0.0), (AGENT, 0.0), (AGENT, 0.25), (AGENT, 0.5))
 MEASURE = "nDCG@10"
+VIOLATION_K = 5  # the violation the bound is on: context violation@5, as the targets say
+VIOLATION = f"context_violation_at_{VIOLATION_K}"
 
 
 def validation_set(cfg: MarsConfig) -> EvalSet:
@@ -71,17 +89,17 @@ def validation_set(cfg: MarsConfig) -> EvalSet:
     return EvalSet(requests, frozenset(train), "teacher")
 
 
-def choose_ordering(cfg: MarsConfig, adapter: str) -> tuple[Ordering, dict[str, float]]:
-    """The best ordering of `ORDERINGS` for `adapter` on validation rooms, and each one's
-    nDCG@10 there (keyed by a tag-safe name)."""
+def choose_ordering(
+    cfg: MarsConfig, adapter: str
+) -> tuple[Ordering, dict[Ordering, dict[str, float]]]:
+    """The best operating point for `adapter` on validation rooms, and what each candidate
+    point measured there (nDCG@10 and violation@5)."""
     val_set = validation_set(cfg)
     run = Configuration(["bm25", "siglip", "agent"], adapter)
     run_cfg = configured(cfg, run)
     run_cfg = dataclasses.replace(
         run_cfg,
-        funnel=dataclasses.replace(
-            run_cfg.funnel, k3=cfg.funnel.k2, order=AGENT, siglip_blend=0.0, rationale_top_n=0
-        ),
+        funnel=dataclasses.replace(run_cfg.funnel, k3=cfg.funnel.k2, order=AGENT, siglip_blend=0.0),
     )
     judge, close = teacher_judge(cfg)
     judged: list[tuple[EvalRequest, list[Candidate]]] = []
@@ -97,26 +115,45 @@ def choose_ordering(cfg: MarsConfig, adapter: str) -> tuple[Ordering, dict[str, 
                 judged.append((dataclasses.replace(request, grades=grades), found.results))
     finally:
         close()
-    values = {}
+    points = {}
     for order, blend in ORDERINGS:
-        ordering = Ordering(order, blend, cfg.funnel.min_fit_score, "validation")
-        ranked = [ranked_by_ordering(r, found, ordering, cfg.funnel.k3) for r, found in judged]
-        values[ordering] = ranking_measures(ranked, [MEASURE])[MEASURE]
-    best = max(values, key=lambda o: values[o])  # the first of equals: tie-break order
-    return best, {_slug(o): v for o, v in values.items()}
+        for bar in cfg.eval.min_fit_scores:
+            ordering = Ordering(order, blend, bar, "validation")
+            ranked = [ranked_by_ordering(r, found, ordering, cfg.funnel.k3) for r, found in judged]
+            points[ordering] = {
+                MEASURE: ranking_measures(ranked, [MEASURE])[MEASURE],
+                VIOLATION: context_violation(ranked, VIOLATION_K),
+            }
+    return best_point(points, cfg.eval.max_violation), points
 
 
-def record_ordering(model: str, version: int, ordering: Ordering, values: dict[str, float]) -> None:
-    """The choice as the version's tags, with what each candidate ordering scored."""
+def best_point(points: dict[Ordering, dict[str, float]], max_violation: float) -> Ordering:
+    """The best nDCG@10 among the points within the violation bound (the first of equals: the
+    points come in tie-break order); where none is, the lowest violation, then nDCG@10."""
+    within = [point for point, m in points.items() if m[VIOLATION] <= max_violation]
+    if within:
+        return max(within, key=lambda point: points[point][MEASURE])
+    return min(points, key=lambda point: (points[point][VIOLATION], -points[point][MEASURE]))
+
+
+def record_ordering(
+    model: str, version: int, ordering: Ordering, points: dict[Ordering, dict[str, float]]
+) -> None:
+    """The choice as the version's tags, with what each candidate point measured."""
     tags = {ORDER_TAG: ordering.order, BLEND_TAG: ordering.siglip_blend}
-    tags |= {f"validation.{metric_key(MEASURE)}.{name}": f"{v:.4f}" for name, v in values.items()}
+    tags[FIT_TAG] = ordering.min_fit_score
+    tags |= {
+        f"validation.{metric_key(name)}.{_slug(point)}": f"{value:.4f}"
+        for point, measured in points.items()
+        for name, value in measured.items()
+    }
     describe_version(model, version, tags=tags)
 
 
 def _slug(ordering: Ordering) -> str:
-    """A tag-safe name of an ordering: `fits_by_siglip`, `agent`, `agent_blend_0.25`."""
+    """A tag-safe name of a point: `fits_by_siglip_fit_0.5`, `agent_blend_0.25_fit_0.65`."""
     blend = f"_blend_{ordering.siglip_blend:g}" if ordering.siglip_blend else ""
-    return f"{ordering.order}{blend}"
+    return f"{ordering.order}{blend}_fit_{ordering.min_fit_score:g}"
 
 
 def ranked_by_ordering(

@@ -11,13 +11,14 @@ their models.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from mars_core.agent.adapter import serving_adapter
-from mars_core.config import FunnelConfig, MarsConfig
+from mars_core.config import FunnelConfig, MarsConfig, VocabularyConfig
 from mars_core.funnel.beyond import BeyondTheQuery
 from mars_core.index.store import IndexSnapshot
 from mars_core.infra.errors import ConfigError, UserInputError
@@ -100,26 +101,40 @@ def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunn
                    spec.size(cfg.funnel))
         for spec in _REGISTRY.values()
     ]  # fmt: skip
+    return funnel_of(cfg, steps)
+
+
+def funnel_of(cfg: MarsConfig, steps: list[FunnelStep]) -> SearchFunnel:
+    """The funnel of opened `steps`. Fits are presented at the agent's own bar: under
+    `funnel.order=auto` the serving student version's chosen `min_fit_score`
+    (`agent/ordering.py`), for the query's list and for what fits instead alike."""
+    stages = {step.stage.name: step.stage for step in steps if step.stage is not None}
+    agent = stages.get("agent")
+    ordering = getattr(agent.stage if isinstance(agent, WrappedStage) else agent, "ordering", None)
+    sizes = cfg.funnel
+    if ordering is not None:
+        sizes = dataclasses.replace(sizes, min_fit_score=ordering.min_fit_score)
     return SearchFunnel(
         steps,
-        final_k=cfg.funnel.k3,
-        min_fit_score=cfg.funnel.min_fit_score,
-        query_limits=cfg.funnel,
-        beyond=beyond_the_query(cfg, steps),
+        final_k=sizes.k3,
+        min_fit_score=sizes.min_fit_score,
+        query_limits=sizes,
+        beyond=beyond_the_query(stages, sizes, cfg.index.vocabulary),
     )
 
 
-def beyond_the_query(cfg: MarsConfig, steps: list[FunnelStep]) -> BeyondTheQuery | None:
+def beyond_the_query(
+    stages: dict[str, Stage], sizes: FunnelConfig, vocabulary: VocabularyConfig
+) -> BeyondTheQuery | None:
     """Alternatives and room-only search over the funnel's own stage 2 and agent (seen
     through a service's lock, when it wraps stage 2 in one); None when either is switched off:
     nothing then judges a category the query did not name."""
-    stages = {step.stage.name: step.stage for step in steps if step.stage is not None}
     visual, agent = stages.get("siglip"), stages.get("agent")
     if visual is None or agent is None:
         return None
     lock = getattr(visual, "lock", None) or nullcontext()
     visual = visual.stage if isinstance(visual, WrappedStage) else visual
-    return BeyondTheQuery(visual, agent, cfg.funnel, cfg.index.vocabulary, lock)
+    return BeyondTheQuery(visual, agent, sizes, vocabulary, lock)
 
 
 def open_stage(spec: StageSpec, cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:

@@ -35,4 +35,4 @@ def test_an_explicit_order_wins_and_auto_without_a_version_is_the_agent():
     assert resolve_ordering(explicit, ("any-model", 1)).order == FITS_BY_SIGLIP
     auto = resolve_ordering(FunnelConfig(), None)
     assert (auto.order, auto.chosen_by) == (AGENT, "funnel.order")
-    assert auto.describe() == "agent score, chosen by funnel.order"
+    assert auto.describe() == "agent score, fits from 0.5, chosen by funnel.order"

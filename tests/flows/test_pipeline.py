@@ -93,8 +93,9 @@ def test_the_candidate_is_ordered_as_validation_chose_and_its_version_says_why(f
 
     version = mlflow.MlflowClient().get_model_version(REGISTRY, str(first.candidate_version))
     assert version.tags["funnel.order"] in ("agent", "fits_by_siglip")
-    assert "validation.nDCG_at_10.fits_by_siglip" in version.tags
-    assert "validation.nDCG_at_10.agent_blend_0.25" in version.tags
+    assert "validation.nDCG_at_10.fits_by_siglip_fit_0.5" in version.tags
+    assert "validation.context_violation_at_5.agent_blend_0.25_fit_0.7" in version.tags
+    bar = float(version.tags["funnel.min_fit_score"])
     assert version.tags["eval.judged_by"] == "ground_truth" and "eval.nDCG_at_10" in version.tags
     assert version.description and "stopped by steps" in version.description
     served = [*overrides, f"student.adapter=models:/{REGISTRY}/{first.candidate_version}"]
@@ -102,6 +103,8 @@ def test_the_candidate_is_ordered_as_validation_chose_and_its_version_says_why(f
         agent = funnel.steps[-1].stage
         assert agent.ordering.order == version.tags["funnel.order"]
         assert agent.ordering.chosen_by == f"validation (v{first.candidate_version})"
+        assert agent.ordering.min_fit_score == funnel.min_fit_score == bar
+        assert funnel.beyond.funnel.min_fit_score == bar
     with build_funnel(load_config([*served, "funnel.order=agent"])) as funnel:
         overridden = funnel.steps[-1].stage.ordering
         assert (overridden.order, overridden.chosen_by) == ("agent", "funnel.order")

@@ -33,7 +33,7 @@ from mars_core.agent.adapter import NO_ADAPTER, SERVE_CHAMPION, champion_pin
 from mars_core.agent.stage import AgentStage
 from mars_core.catalogue.schema import ROOMS_FILE
 from mars_core.config import MarsConfig
-from mars_core.funnel.stages import agent_notice, beyond_the_query, build_funnel, known_stages
+from mars_core.funnel.stages import agent_notice, build_funnel, funnel_of, known_stages
 from mars_core.index.lucene import read_products
 from mars_core.index.store import MANIFEST_FILE, IndexSnapshot, ReaderLease, lease_build
 from mars_core.infra.errors import one_line
@@ -330,15 +330,7 @@ class Follower:
             FunnelStep(student.stage, step.k) if name == AGENT else step
             for name, step in zip(known_stages(), index.steps, strict=True)
         ]
-        sizes = self.cfg.funnel
-        funnel = SearchFunnel(
-            steps,
-            final_k=sizes.k3,
-            min_fit_score=sizes.min_fit_score,
-            query_limits=sizes,
-            beyond=beyond_the_query(self.cfg, steps),
-        )
-        return Generation(index, student, read_rooms(self.cfg), funnel)
+        return Generation(index, student, read_rooms(self.cfg), funnel_of(self.cfg, steps))
 
     # ---- swapping --------------------------------------------------------------------------------
 

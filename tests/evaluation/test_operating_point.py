@@ -1,0 +1,57 @@
+"""The operating point a candidate student is chosen with on validation rooms: the best
+nDCG@10 within the violation bound, else the lowest violation."""
+
+from __future__ import annotations
+
+import pytest
+
+from mars_core.agent.ordering import AGENT, FITS_BY_SIGLIP, Ordering
+from mars_core.evaluation.ordering import MEASURE, VIOLATION, best_point
+
+
+def point(order: str, bar: float) -> Ordering:
+    return Ordering(order, 0.0, bar, "validation")
+
+
+def measured(ndcg: float, violation: float) -> dict[str, float]:
+    return {MEASURE: ndcg, VIOLATION: violation}
+
+
+def test_the_best_ndcg_within_the_bound_wins_over_a_better_one_outside_it():
+    points = {
+        point(FITS_BY_SIGLIP, 0.5): measured(0.90, 0.08),
+        point(FITS_BY_SIGLIP, 0.6): measured(0.85, 0.04),
+        point(AGENT, 0.6): measured(0.86, 0.05),
+        point(AGENT, 0.7): measured(0.80, 0.01),
+    }
+    assert best_point(points, max_violation=0.05) == point(AGENT, 0.6)
+
+
+def test_equals_go_to_the_earlier_point():
+    points = {point(FITS_BY_SIGLIP, 0.5): measured(0.8, 0.0), point(AGENT, 0.5): measured(0.8, 0)}
+    assert best_point(points, max_violation=0.05) == point(FITS_BY_SIGLIP, 0.5)
+
+
+def test_with_none_within_the_bound_the_lowest_violation_wins():
+    points = {
+        point(AGENT, 0.5): measured(0.9, 0.20),
+        point(AGENT, 0.6): measured(0.7, 0.10),
+        point(AGENT, 0.7): measured(0.8, 0.10),
+    }
+    assert best_point(points, max_violation=0.05) == point(AGENT, 0.7)
+
+
+@pytest.mark.parametrize("bars", [[], [0.0, 0.5], [0.5, 1.0]])
+def test_fit_bars_outside_0_1_are_refused(bars):
+    from mars_core.config import EvalConfig
+
+    with pytest.raises(ValueError, match=r"eval\.min_fit_scores"):
+        EvalConfig(min_fit_scores=bars)
+
+
+def test_a_teacher_misfit_score_over_a_candidate_bar_is_refused():
+    from mars_core.app.compose import load_config
+    from mars_core.infra.errors import ConfigError
+
+    with pytest.raises((ValueError, ConfigError), match=r"min\(eval.min_fit_scores\)"):
+        load_config(["eval.min_fit_scores=[0.05,0.5]"])
