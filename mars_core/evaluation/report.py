@@ -17,11 +17,16 @@ from mars_core.evaluation.agreement import ScoredPair
 from mars_core.infra.io import atomic_write_text
 
 TABLE_COLUMNS_FIRST = ("nDCG_at_10", "R_at_5", "R_at_20", "RR")
+# What a funnel offers beyond the query (evaluation/beyond.py): a table of their own, one row
+# per metric, one column per configuration that measured them (those with the agent).
+BEYOND_PREFIXES = ("alternatives_", "room_only.")
+BEYOND_TITLE = "Beyond the query"
 
 
 def table_columns(results: list[ConfigurationResult]) -> list[str]:
-    """Ranking measures first, then ours, then student-vs-reference, in a stable order."""
-    keys = {key for r in results for key in r.metrics}
+    """Ranking measures first, then ours, then student-vs-reference, in a stable order (the
+    metrics beyond the query have their own table)."""
+    keys = {key for r in results for key in r.metrics if not key.startswith(BEYOND_PREFIXES)}
     first = [k for k in TABLE_COLUMNS_FIRST if k in keys]
     return first + sorted(keys - set(first))
 
@@ -30,14 +35,15 @@ def markdown_table(results: list[ConfigurationResult], columns: list[str] | None
     """One row per configuration, one column per metric (blank where it does not apply);
     every metric unless `columns` names the ones to show."""
     columns = columns or table_columns(results)
-    lines = [
-        "| configuration | " + " | ".join(columns) + " |",
-        "|---|" + "---:|" * len(columns),
-    ]
-    for result in results:
-        cells = [_cell(result.metrics.get(column)) for column in columns]
-        lines.append(f"| {_name(result)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return _markdown(["configuration", *columns], _rows(results, columns))
+
+
+def beyond_table(results: list[ConfigurationResult]) -> tuple[list[str], list[list[str]]]:
+    """The metrics beyond the query, one row each, by configuration; no rows when none ran."""
+    measured = [r for r in results if any(k.startswith(BEYOND_PREFIXES) for k in r.metrics)]
+    keys = sorted({k for r in measured for k in r.metrics if k.startswith(BEYOND_PREFIXES)})
+    rows = [[key, *(_cell(r.metrics.get(key)) for r in measured)] for key in keys]
+    return ["metric", *(_name(r) for r in measured)], rows
 
 
 def judged_by(source: str, teacher: str, requests: int) -> str:
@@ -51,21 +57,22 @@ def judged_by(source: str, teacher: str, requests: int) -> str:
 
 
 def write_table(results: list[ConfigurationResult], title: str, path: Path) -> Path:
-    return atomic_write_text(path, f"# {title}\n\n{markdown_table(results)}")
+    text = f"# {title}\n\n{markdown_table(results)}"
+    header, rows = beyond_table(results)
+    if rows:
+        text += f"\n## {BEYOND_TITLE}\n\n{_markdown(header, rows)}"
+    return atomic_write_text(path, text)
 
 
 def write_page(
     results: list[ConfigurationResult], title: str, files: dict[str, Path], path: Path
 ) -> Path:
-    """The table as HTML under its title, then the plots beside it (same folder)."""
+    """The tables as HTML under its title, then the plots beside them (same folder)."""
     columns = table_columns(results)
-    head = "".join(f"<th>{escape(c)}</th>" for c in ["configuration", *columns])
-    rows = "".join(
-        f"<tr><td>{escape(_name(r))}</td>"
-        + "".join(f"<td>{_cell(r.metrics.get(c))}</td>" for c in columns)
-        + "</tr>"
-        for r in results
-    )
+    tables = _html(["configuration", *columns], _rows(results, columns))
+    header, rows = beyond_table(results)
+    if rows:
+        tables += f"<h2>{BEYOND_TITLE}</h2>{_html(header, rows)}"
     plots = "".join(
         f'<p><img src="{escape(files[name].name)}" alt="{name}"></p>'
         for name in ("metrics_plot", "reliability_plot")
@@ -77,7 +84,7 @@ def write_page(
 td,th{{border:1px solid #ccc;padding:.25em .5em;text-align:right}}td:first-child{{text-align:left}}
 </style></head>
 <body><h1>{escape(title)}</h1>
-<table><tr>{head}</tr>{rows}</table>{plots}</body></html>
+{tables}{plots}</body></html>
 """
     return atomic_write_text(path, page)
 
@@ -123,6 +130,21 @@ def reliability_curve(pairs: list[ScoredPair], bins: int) -> tuple[list[float], 
         totals.setdefault(min(int(pair.fast * bins), bins - 1), []).append(pair.reference)
     ordered = sorted(totals)
     return [(b + 0.5) / bins for b in ordered], [sum(totals[b]) / len(totals[b]) for b in ordered]
+
+
+def _rows(results: list[ConfigurationResult], columns: list[str]) -> list[list[str]]:
+    return [[_name(r), *(_cell(r.metrics.get(c)) for c in columns)] for r in results]
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def _html(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _name(result: ConfigurationResult) -> str:

@@ -120,3 +120,19 @@ def test_a_missing_index_is_one_line_naming_the_command(session_overrides, tmp_p
     assert exited.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "python -m flows.index" in err
+
+
+@pytest.mark.slow
+def test_the_metrics_beyond_the_query_have_a_table_of_their_own(evaluated):
+    """One row per metric beyond the query, one column per configuration with the agent; the
+    ablation table itself keeps them out of its columns."""
+    table = Path(evaluated.files["table"]).read_text()
+    main, beyond = table.split("## Beyond the query\n\n")
+    assert not any(key in main for key in BEYOND_KEYS)
+    header, _, *rows = beyond.strip().splitlines()
+    agents = [r.configuration.name for r in evaluated.results if r.configuration.has_agent]
+    assert header == "| metric | " + " | ".join(agents) + " |"
+    names = {row.split(" | ")[0].removeprefix("| ") for row in rows}
+    assert names >= BEYOND_KEYS
+    assert all(name.startswith(("alternatives_", "room_only.")) for name in names)
+    assert "<h2>Beyond the query</h2>" in Path(evaluated.files["page"]).read_text()
