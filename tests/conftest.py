@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 pytest_plugins = ["support.indexed"]
 
 # The test session's MLflow store, Prefect home and artifacts live in a throw-away home,
-# never in the developer's checkout.
+# never in the developer's checkout, one home per pytest worker (`make test` runs several):
+# a store named by the environment (a developer's, or the parent pytest process's, which the
+# workers inherit) is not shared, or two workers would migrate one MLflow database at once.
 os.environ["MARS_HOME"] = tempfile.mkdtemp(prefix="mars-tests-")
+for inherited in ("MLFLOW_TRACKING_URI", "PREFECT_HOME"):
+    os.environ.pop(inherited, None)
 setup_runtime()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from mars_core.infra.runtime import OFFLINE_ENV, bar_disable, setup_runtime
 
@@ -89,3 +90,11 @@ def test_progress_bars_are_off_when_stderr_is_not_a_terminal():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and out.stderr == "", out.stderr[-2000:]
     assert bar_disable(True) is True
+
+
+def test_the_test_session_keeps_its_stores_in_its_own_home():
+    """Each pytest worker's MLflow store and Prefect home are under its own `MARS_HOME`, not
+    inherited from the process that started it (tests/conftest.py)."""
+    home = Path(os.environ["MARS_HOME"]).resolve()
+    assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    assert Path(os.environ["PREFECT_HOME"]) == home / ".prefect"
