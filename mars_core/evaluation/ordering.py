@@ -48,8 +48,9 @@ from mars_core.evaluation.metrics import (
     ranking_measures,
 )
 from mars_core.evaluation.reference import teacher_judge
-from mars_core.evaluation.requests import EvalRequest, EvalSet, category_query, teacher_grade
+from mars_core.evaluation.requests import EvalRequest, EvalSet, teacher_grade
 from mars_core.funnel.stages import build_funnel
+from mars_core.index.vocabulary import category_query
 from mars_core.infra.tracking import describe_version
 from mars_core.search.funnel import presented
 from mars_core.search.types import Candidate

@@ -25,7 +25,7 @@ from mars_core.catalogue.schema import (
     SPLITS_FILE,
 )
 from mars_core.config import EvalConfig, VocabularyConfig
-from mars_core.funnel.beyond import category_query
+from mars_core.index.vocabulary import category_query
 from mars_core.infra.errors import UserInputError
 from mars_core.teacher.schema import HELDOUT_LABELS_FILE
 

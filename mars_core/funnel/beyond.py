@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from mars_core.config import FunnelConfig, VocabularyConfig
+from mars_core.index.vocabulary import category_query
 from mars_core.search.funnel import Alternative, SearchResult
 from mars_core.search.types import Candidate, CategoryLock, SearchRequest
 
@@ -35,12 +36,6 @@ if TYPE_CHECKING:  # imported by their stages' factories: naming stages loads ne
 
 ROOM_ONLY_REASON = "no query: the categories closest to the room photo were searched"
 AGENT = "agent"
-
-
-def category_query(category: str, vocabulary: VocabularyConfig) -> str:
-    """The words a user asks for `category` by: its first vocabulary phrase, else its name."""
-    terms = vocabulary.categories.get(category)
-    return terms[0] if terms else category.replace("_", " ").lower()
 
 
 @dataclass

@@ -27,6 +27,13 @@ class CategoryMatch:
     words: tuple[str, ...]  # the query's words, lower-cased
 
 
+def category_query(category: str, vocabulary: VocabularyConfig) -> str:
+    """The words a user asks for `category` by (mining's queries, the evaluation's requests,
+    the categories asked about beyond the query): its first vocabulary phrase, else its name."""
+    terms = vocabulary.categories.get(category)
+    return terms[0] if terms else category.replace("_", " ").lower()
+
+
 def query_words(query: str) -> tuple[str, ...]:
     """Lower-cased words of a query; raises on an empty or whitespace-only query."""
     if not isinstance(query, str) or not query.strip():

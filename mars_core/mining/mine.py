@@ -38,6 +38,7 @@ from mars_core.catalogue.schema import ROOMS_FILE, SPLITS_FILE
 from mars_core.config import IndexConfig, MiningConfig, VocabularyConfig
 from mars_core.index.lance import VectorIndex, sql_in, vector_matrix
 from mars_core.index.store import IndexSnapshot
+from mars_core.index.vocabulary import category_query
 from mars_core.infra.batching import batched
 from mars_core.infra.io import atomic_write_parquet
 from mars_core.infra.skipped import Skipped
@@ -126,8 +127,10 @@ class MiningReport:
 
 
 def query_texts(vocabulary: VocabularyConfig) -> dict[str, str]:
-    """category -> the text a user would ask it by: its first vocabulary word or phrase."""
-    return {category: terms[0] for category, terms in sorted(vocabulary.categories.items())}
+    """category -> the text a user would ask it by (`category_query`)."""
+    return {
+        category: category_query(category, vocabulary) for category in sorted(vocabulary.categories)
+    }
 
 
 def split_rooms(out_dir: Path) -> tuple[dict[str, list[MiningRoom]], list[Skipped]]:
