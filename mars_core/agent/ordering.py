@@ -1,14 +1,16 @@
-"""How the agent stage orders its list: the student's score, or the student's fit decision with
-stage 2's visual similarity ordering the fits.
+"""How the agent stage orders its list: the student's fit decision first, then within the fits
+its score, stage 2's visual similarity, or a blend of both.
 
 A student distilled from a teacher that judges fit (the metadata teacher scores every product
 that belongs alike) learns fit and little about which fitting product suits the room best,
-which is what stage 2 measured. So `funnel.order` chooses:
+which is what stage 2 measured. Every ordering puts the candidates the agent scores at or over
+`funnel.min_fit_score` first and the rest after them by the agent's score (shown only when
+nothing fits), so an ordering never turns a fit into a misfit's place or out of the list: which
+requests abstain depends on the fit bar alone. Within the fits `funnel.order` chooses:
 
 * `agent`: the agent's score, blended with the stage-2 similarity by `funnel.siglip_blend`
   (min-max scaled within the request);
-* `fits_by_siglip`: the candidates the agent scores at or over `funnel.min_fit_score` first,
-  in stage 2's order, then the rest by the agent's score (shown only when nothing fits);
+* `fits_by_siglip`: stage 2's order (a blend of weight 1);
 * `auto` (default): what the evaluation chose for the serving student version on validation
   rooms and recorded as its version tags (`evaluation/ordering.py`), else `agent`. The fit bar
   comes with it: a student's scores are its own scale, so the version's chosen
@@ -41,7 +43,7 @@ class Ordering:
         if self.order == FITS_BY_SIGLIP:
             what = "fits (agent) ordered by SigLIP"
         elif self.siglip_blend:
-            what = f"agent score blended with SigLIP ({self.siglip_blend:g})"
+            what = f"fits (agent) by agent score blended with SigLIP ({self.siglip_blend:g})"
         else:
             what = "agent score"
         return f"{what}, fits from {self.min_fit_score:g}, chosen by {self.chosen_by}"
@@ -49,19 +51,15 @@ class Ordering:
     def final(self, agent: dict[str, float], visual: dict[str, float]) -> dict[str, float]:
         """A sort key per candidate key, higher first. Without every candidate's stage-2
         similarity (stage 2 switched off) the agent's score alone orders."""
-        if len(visual) != len(agent) or not agent:
-            return agent
+        w = 1.0 if self.order == FITS_BY_SIGLIP else self.siglip_blend
+        if len(visual) != len(agent) or not agent or w == 0.0:
+            return agent  # the agent's own order already puts its fits first
         scaled = _min_max(visual)
-        if self.order == FITS_BY_SIGLIP:
-            # Fits in [1, 2] by similarity, above misfits in [0, min_fit) by agent score.
-            return {
-                key: 1.0 + scaled[key] if score >= self.min_fit_score else score
-                for key, score in agent.items()
-            }
-        w = self.siglip_blend
-        if w == 0.0:
-            return agent
-        return {key: (1 - w) * agent[key] + w * scaled[key] for key in agent}
+        # Fits in [1, 2] by the blend, above misfits in [0, min_fit) by the agent's score.
+        return {
+            key: 1.0 + (1 - w) * score + w * scaled[key] if score >= self.min_fit_score else score
+            for key, score in agent.items()
+        }
 
 
 def resolve_ordering(funnel: FunnelConfig, version: tuple[str, int] | None) -> Ordering:

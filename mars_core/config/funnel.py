@@ -54,8 +54,8 @@ class FunnelConfig:
     )
     siglip_blend: float = knob(
         0.0,
-        "order=agent: weight of the stage-2 similarity (min-max scaled) in the agent stage's "
-        "final order",
+        "order=agent: weight of the stage-2 similarity (min-max scaled) in the order of the "
+        "agent's fits (they come first whatever the weight)",
         ge=0,
         le=1,
     )

@@ -144,6 +144,7 @@ def run_configuration(
     if agent is not None:
         metrics["siglip_blend"] = agent.ordering.siglip_blend
         metrics["order_fits_by_siglip"] = float(agent.ordering.order == FITS_BY_SIGLIP)
+        metrics["min_fit_score"] = agent.ordering.min_fit_score
     return ConfigurationResult(configuration, metrics, ranked, pairs, failed)
 
 

@@ -20,9 +20,11 @@ def test_fits_come_first_in_stage_2s_order_then_the_rest_by_the_agent():
     assert order(Ordering(FITS_BY_SIGLIP, 0.0, 0.5)) == ["b", "a", "d", "c"]
 
 
-def test_the_agent_orders_alone_or_blended():
+def test_the_agent_orders_alone_or_blended_within_its_fits():
+    """A blend reorders the fits (a, b) only: c, the most similar, stays a misfit below them."""
     assert order(Ordering(AGENT, 0.0, 0.5)) == ["a", "b", "d", "c"]
-    assert order(Ordering(AGENT, 1.0, 0.5)) == ["c", "b", "d", "a"]
+    assert order(Ordering(AGENT, 0.9, 0.5)) == ["b", "a", "d", "c"]
+    assert order(Ordering(AGENT, 1.0, 0.5)) == order(Ordering(FITS_BY_SIGLIP, 0.0, 0.5))
 
 
 def test_without_stage_2_scores_the_agent_orders():

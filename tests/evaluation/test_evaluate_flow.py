@@ -20,7 +20,7 @@ OUR_KEYS = {
     "abstain_nofit", "abstain_answerable",
 }  # fmt: skip
 AGENT_KEYS = {"student_spearman", "student_mae", "student_fit_agreement"}
-AGENT_KEYS |= {"fast_vs_generated_spearman", "siglip_blend"}
+AGENT_KEYS |= {"fast_vs_generated_spearman", "siglip_blend", "min_fit_score"}
 BEYOND_KEYS = {
     "alternatives_precision", "alternatives_offered", "room_only.precision_at_10",
     "room_only.fitting_categories_at_10", "room_only.all_categories_fit",
