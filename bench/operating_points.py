@@ -18,7 +18,6 @@ abstention at once), which only a better student fixes.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from mars_core.infra.runtime import setup_runtime
@@ -35,26 +34,15 @@ COLUMNS = {
 def scored_requests(overrides: list[str]) -> tuple[object, list]:
     """The held-out requests with the candidate student's scores on stage 2's candidates."""
     from mars_core.agent.adapter import CANDIDATE, registry_uri
-    from mars_core.agent.ordering import AGENT
     from mars_core.app.compose import load_config
-    from mars_core.evaluation.ablation import (
-        Configuration,
-        configured,
-        narrow_to_test_split,
-        searched,
-    )
+    from mars_core.evaluation.ablation import searched
+    from mars_core.evaluation.ordering import scoring_funnel
     from mars_core.evaluation.requests import build_eval_set
-    from mars_core.funnel.stages import build_funnel
 
     cfg = load_config(overrides)
     eval_set = build_eval_set(Path(cfg.data.out_dir), cfg.eval, cfg.index.vocabulary, seed=cfg.seed)
-    run = Configuration(["bm25", "siglip", "agent"], registry_uri(cfg.student.registry, CANDIDATE))
-    run_cfg = configured(cfg, run)
-    funnel_cfg = dataclasses.replace(
-        run_cfg.funnel, k3=cfg.funnel.k2, order=AGENT, siglip_blend=0.0, rationale_top_n=0
-    )
-    with build_funnel(dataclasses.replace(run_cfg, funnel=funnel_cfg)) as funnel:
-        narrow_to_test_split(funnel, eval_set.test_keys, cfg.eval.overfetch)
+    adapter = registry_uri(cfg.student.registry, CANDIDATE)
+    with scoring_funnel(cfg, adapter, eval_set.test_keys) as funnel:
         found = [(r, res.results) for r, res in searched(funnel, eval_set, cfg, "scoring", [])]
     return cfg, found
 

@@ -19,6 +19,8 @@ whenever that version serves with `funnel.order=auto`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -52,7 +54,7 @@ from mars_core.evaluation.requests import EvalRequest, EvalSet, teacher_grade
 from mars_core.funnel.stages import build_funnel
 from mars_core.index.vocabulary import category_query
 from mars_core.infra.tracking import describe_version
-from mars_core.search.funnel import presented
+from mars_core.search.funnel import SearchFunnel, presented
 from mars_core.search.types import Candidate
 from mars_core.teacher.schema import LABELS_FILE
 
@@ -96,17 +98,10 @@ def choose_ordering(
     """The best operating point for `adapter` on validation rooms, and what each candidate
     point measured there (nDCG@10 and violation@5)."""
     val_set = validation_set(cfg)
-    run = Configuration(["bm25", "siglip", "agent"], adapter)
-    run_cfg = configured(cfg, run)
-    run_cfg = dataclasses.replace(
-        run_cfg,
-        funnel=dataclasses.replace(run_cfg.funnel, k3=cfg.funnel.k2, order=AGENT, siglip_blend=0.0),
-    )
     judge, close = teacher_judge(cfg)
     judged: list[tuple[EvalRequest, list[Candidate]]] = []
     try:
-        with build_funnel(run_cfg) as funnel:
-            narrow_to_test_split(funnel, val_set.test_keys, cfg.eval.overfetch)
+        with scoring_funnel(cfg, adapter, val_set.test_keys) as funnel:
             for request, found in searched(funnel, val_set, cfg, "validation orderings", []):
                 scores = judge(request, found.results) if found.results else []
                 grades = {
@@ -126,6 +121,22 @@ def choose_ordering(
                 VIOLATION: context_violation(ranked, VIOLATION_K),
             }
     return best_point(points, cfg.eval.max_violation), points
+
+
+@contextmanager
+def scoring_funnel(cfg: MarsConfig, adapter: str, keys: frozenset[str]) -> Iterator[SearchFunnel]:
+    """The funnel of one scoring pass that every operating point is then applied to: stage 3
+    keeps all of stage 2's candidates (over `keys` only) with their agent and SigLIP scores
+    and presents every one (no fit bar, so no alternatives either): each point cuts its own."""
+    run_cfg = configured(cfg, Configuration(["bm25", "siglip", "agent"], adapter))
+    run_cfg = dataclasses.replace(
+        run_cfg,
+        funnel=dataclasses.replace(run_cfg.funnel, k3=cfg.funnel.k2, order=AGENT, siglip_blend=0.0),
+    )
+    with build_funnel(run_cfg) as funnel:
+        narrow_to_test_split(funnel, keys, cfg.eval.overfetch)
+        funnel.min_fit_score, funnel.beyond = 0.0, None
+        yield funnel
 
 
 def best_point(points: dict[Ordering, dict[str, float]], max_violation: float) -> Ordering:
