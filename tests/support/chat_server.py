@@ -64,11 +64,20 @@ class ChatServer(LocalServer):
                 with state.lock:
                     state.in_flight += 1
                     state.most_in_flight = max(state.most_in_flight, state.in_flight)
+                self.answering = True
                 try:
                     self._answer()
                 finally:
-                    with state.lock:
+                    self._done()
+
+            def _done(self) -> None:
+                """Stops counting this request as in flight, once. `_send` calls it before
+                the body goes out: a client that has the whole answer may send its next
+                request before this thread would reach `finally`."""
+                with state.lock:
+                    if self.answering:
                         state.in_flight -= 1
+                        self.answering = False
 
             def _answer(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -109,6 +118,7 @@ class ChatServer(LocalServer):
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                self._done()
                 self.wfile.write(data)
 
         return Handler
