@@ -16,12 +16,14 @@ from tasks.progress import PrefectProgress
 def build_examples_task(
     labels_file: str, catalogue_dir: str, train: TrainConfig, fit_threshold: float
 ) -> SFTData:
-    """SFT examples from the `ok` labels, split by room into train and validation, the
+    """SFT examples from the `ok` labels, split by room and product into train and
+    validation, the
     training side's grades balanced as `train.grade_balance` says."""
     data = build_sft_data(
         Path(labels_file),
         Path(catalogue_dir),
         val_fraction=train.val_fraction,
+        val_product_fraction=train.val_product_fraction,
         seed=train.seed,
         fit_threshold=fit_threshold,
         grade_balance=train.grade_balance,

@@ -131,10 +131,9 @@ def write_splits(out_dir: Path, test_fraction: float, seed: int) -> SplitsReport
     return SplitsReport({f"{kind}.{side}": n for (kind, side), n in sorted(Counter(kinds).items())})
 
 
-def validation_rooms(room_ids: list[str], fraction: float, seed: int) -> set[str]:
+def _validation_rooms(room_ids: list[str], fraction: float, seed: int) -> set[str]:
     """A seeded, order-independent choice of about `fraction` of the rooms (at least one, and
-    at least one left for training): SFT validates on them, and the evaluation chooses the
-    agent's ordering on them."""
+    at least one left for training)."""
     if len(room_ids) < 2:
         raise UserInputError(
             f"labels cover {len(room_ids)} room(s); a validation split by room needs at least 2"
@@ -142,3 +141,43 @@ def validation_rooms(room_ids: list[str], fraction: float, seed: int) -> set[str
     ordered = sorted(room_ids, key=lambda r: hashlib.sha256(f"{seed}:{r}".encode()).hexdigest())
     n_val = min(max(round(len(ordered) * fraction), 1), len(ordered) - 1)
     return set(ordered[:n_val])
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """What SFT holds out of its training side: rooms and products it never trains on.
+
+    SFT validates on them, and the evaluation chooses the student's operating point on the
+    held-out rooms searched over the held-out products only: a student is surer of products
+    it trained on (with other rooms), so a fit bar chosen on them is too high for unseen ones.
+    """
+
+    rooms: frozenset[str]
+    products: frozenset[str]
+
+    def holds(self, room_id: str, key: str) -> bool:
+        """Whether a (room, product) pair is on the validation side (either is held out)."""
+        return room_id in self.rooms or key in self.products
+
+
+def validation_split(
+    pairs: Iterable[tuple[str, str]],
+    catalogue: pa.Table,
+    room_fraction: float,
+    product_fraction: float,
+    seed: int,
+) -> ValidationSplit:
+    """The validation side of labelled (room_id, key) `pairs`: about `room_fraction` of their
+    rooms, and about `product_fraction` of their products' image groups in each category (at
+    least one group where a category has two), seeded and order-independent."""
+    pairs = list(pairs)
+    groups = product_groups(catalogue)
+    columns = (catalogue["key"].to_pylist(), catalogue["category"].to_pylist())
+    categories = dict(zip(*columns, strict=True))
+    members = [(key, groups[key], categories[key]) for key in sorted({k for _, k in pairs})]
+    side = assign(members, product_fraction, seed)
+    rooms = sorted({room for room, _ in pairs})
+    return ValidationSplit(
+        rooms=frozenset(_validation_rooms(rooms, room_fraction, seed)),
+        products=frozenset(key for key, group, _ in members if side[group] == "test"),
+    )

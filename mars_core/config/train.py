@@ -40,6 +40,14 @@ class TrainConfig:
     val_fraction: float = knob(
         0.15, "share of training rooms held out for validation (by room)", gt=0, lt=1
     )
+    val_product_fraction: float = knob(
+        0.2,
+        "share of each category's training products held out for validation (by image "
+        "group): never trained on, so the fit bar chosen on validation is one for unseen "
+        "products",
+        gt=0,
+        lt=1,
+    )
     max_val_examples: int = knob(
         256, "validation examples scored per check, a seeded sample of those rooms' (0 = all)"
     )

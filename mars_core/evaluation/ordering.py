@@ -1,11 +1,12 @@
 """Choose, on validation rooms, the candidate student's operating point: how its agent and
 SigLIP combine, and the score from which it calls a product a fit.
 
-The rooms are training's own validation rooms (`catalogue.splits.validation_rooms` over the
-labelled rooms, `train.val_fraction`, `train.seed`), searched over train-split products only,
-so the test split stays unseen. A ground truth is never read: every candidate is judged by the
-teacher (as `evaluation/reference.py` asks it), graded as held-out labels are. The agent scores
-each request once; every ordering of `ORDERINGS` at every fit bar of `eval.min_fit_scores` is
+The requests are SFT's own validation rooms searched over its validation products only
+(`catalogue.splits.validation_split`: `train.val_fraction`, `train.val_product_fraction`,
+`train.seed`), pairs the student never trained on, while the test split stays unseen. A
+ground truth is never read: every candidate is judged by the teacher (as
+`evaluation/reference.py` asks it), graded as held-out labels are. The agent scores each
+request once; every ordering of `ORDERINGS` at every fit bar of `eval.min_fit_scores` is
 then applied to those same scores. The winner has the best abstention-aware nDCG@10 among the
 points whose context violation@5 is within `eval.max_violation` (a student's scores are its own
 scale: one seed's 0.5 is another's 0.65), or the lowest violation where none is. A tie goes to
@@ -33,8 +34,8 @@ from mars_core.agent.ordering import (
     ORDER_TAG,
     Ordering,
 )
-from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE, SPLITS_FILE
-from mars_core.catalogue.splits import validation_rooms
+from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
+from mars_core.catalogue.splits import validation_split
 from mars_core.config import MarsConfig
 from mars_core.evaluation.ablation import (
     Configuration,
@@ -66,18 +67,23 @@ VIOLATION = f"context_violation_at_{VIOLATION_K}"
 
 
 def validation_set(cfg: MarsConfig) -> EvalSet:
-    """Validation rooms x the categories of train-split products, ungraded (judged later)."""
+    """SFT's validation rooms x the categories of its validation products, searched over
+    those products only, ungraded (judged later)."""
     data_dir = Path(cfg.data.out_dir)
-    labels = pq.read_table(data_dir / LABELS_FILE, columns=["room_id", "status"]).to_pylist()
-    labelled = sorted({row["room_id"] for row in labels if row["status"] == "ok"})
-    rooms_val = validation_rooms(labelled, cfg.train.val_fraction, cfg.train.seed)
-    splits = pq.read_table(data_dir / SPLITS_FILE).to_pylist()
-    train = {row["id"] for row in splits if row["kind"] == "product" and row["split"] == "train"}
-    catalogue = pq.read_table(data_dir / CATALOGUE_FILE, columns=["key", "category"]).to_pylist()
-    categories = sorted({row["category"] for row in catalogue if row["key"] in train})
-    rooms = [
-        r for r in pq.read_table(data_dir / ROOMS_FILE).to_pylist() if r["room_id"] in rooms_val
-    ]
+    labels = pq.read_table(data_dir / LABELS_FILE, columns=["room_id", "key", "status"])
+    catalogue = pq.read_table(data_dir / CATALOGUE_FILE)
+    held_out = validation_split(
+        ((row["room_id"], row["key"]) for row in labels.to_pylist() if row["status"] == "ok"),
+        catalogue,
+        cfg.train.val_fraction,
+        cfg.train.val_product_fraction,
+        cfg.train.seed,
+    )
+    columns = (catalogue["key"].to_pylist(), catalogue["category"].to_pylist())
+    pairs = zip(*columns, strict=True)
+    categories = sorted({category for key, category in pairs if key in held_out.products})
+    rooms = pq.read_table(data_dir / ROOMS_FILE).to_pylist()
+    rooms = [room for room in rooms if room["room_id"] in held_out.rooms]
     requests = [
         EvalRequest(
             room_id=room["room_id"],
@@ -89,7 +95,7 @@ def validation_set(cfg: MarsConfig) -> EvalSet:
         for room in sorted(rooms, key=lambda r: r["room_id"])
         for category in categories
     ]
-    return EvalSet(requests, frozenset(train), "teacher")
+    return EvalSet(requests, held_out.products, "teacher")
 
 
 def choose_ordering(

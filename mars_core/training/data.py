@@ -7,8 +7,10 @@ paths in `IMAGE_ORDER`. Labels whose teacher answer failed are left out and coun
 products are joined by `room_id` and `key` from the ingest tables; a label naming a room or
 product that is not there is a clear error, not a silent drop.
 
-The validation split holds out whole rooms, so the validation loss measures what matters at
-search time: rooms the student has not seen.
+The validation split holds out whole rooms and whole products (`catalogue.splits.
+validation_split`): a pair is trained on only when neither its room nor its product is held
+out, so the validation loss measures what matters at search time: rooms and products the
+student has not seen.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mars_core.agent.prompt import (
@@ -30,7 +33,7 @@ from mars_core.agent.prompt import (
     prompt_messages,
 )
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
-from mars_core.catalogue.splits import validation_rooms
+from mars_core.catalogue.splits import validation_split
 from mars_core.infra.errors import UserInputError
 from mars_core.training.balance import balance_grades
 
@@ -47,6 +50,7 @@ class SFTExample:
 
     pair_id: str
     room_id: str
+    key: str  # the product's
     room_type: str
     category: str
     fits: bool  # the teacher's score at or over teacher.fit_threshold
@@ -66,11 +70,13 @@ class SFTExample:
 
 @dataclass(frozen=True)
 class SFTData:
-    """Train and validation examples (split by room), and what they were built from."""
+    """Train and validation examples (split by room and product), and what they were built
+    from."""
 
     train: list[SFTExample]
     val: list[SFTExample]
     failed_labels: int  # status != ok, left out
+    held_out_products: int  # products on the validation side only
     dataset_hash: str  # sha256 of the examples (prompt version, text, image files)
 
     def sizes(self) -> dict[str, int]:
@@ -79,6 +85,7 @@ class SFTData:
             "val_examples": len(self.val),
             "train_rooms": len({e.room_id for e in self.train}),
             "val_rooms": len({e.room_id for e in self.val}),
+            "held_out_products": self.held_out_products,
             "failed_labels": self.failed_labels,
         }
 
@@ -88,29 +95,41 @@ def build_sft_data(
     catalogue_dir: Path,
     *,
     val_fraction: float,
+    val_product_fraction: float,
     seed: int,
     fit_threshold: float,
     grade_balance: float,
     max_val_examples: int = 0,
 ) -> SFTData:
     """Examples from `labels_file` joined with the rooms and catalogue in `catalogue_dir`;
-    the training rooms' examples with each room type x category's grades balanced
+    the pairs of neither a validation room (`val_fraction`) nor a validation product
+    (`val_product_fraction`) are trained on, each room type x category's grades balanced
     (`training.balance`, `grade_balance`); validation keeps a seeded sample of at most
-    `max_val_examples` (0 = all) as labelled: each check costs a pass over it, time the
-    budget would rather spend on training steps."""
+    `max_val_examples` (0 = all) of the others as labelled: each check costs a pass over it,
+    time the budget would rather spend on training steps."""
     labels = _read(labels_file, "labels (run `python -m flows.label` first)")
     rooms = {r["room_id"]: r for r in _read(catalogue_dir / ROOMS_FILE, "rooms")}
-    products = {p["key"]: p for p in _read(catalogue_dir / CATALOGUE_FILE, "catalogue")}
+    catalogue = _read_table(catalogue_dir / CATALOGUE_FILE, "catalogue")
+    products = {p["key"]: p for p in catalogue.to_pylist()}
     ok = [label for label in labels if label["status"] == OK]
     if not ok:
         raise LabelsError(f"{labels_file}: no label has status {OK!r}; nothing to train on")
     examples = [_example(label, rooms, products, fit_threshold) for label in ok]
-    val_rooms = validation_rooms(sorted({e.room_id for e in examples}), val_fraction, seed)
-    train = [e for e in examples if e.room_id not in val_rooms]
+    held_out = validation_split(
+        ((label["room_id"], label["key"]) for label in ok),
+        catalogue,
+        val_fraction,
+        val_product_fraction,
+        seed,
+    )
+    on_val = [held_out.holds(label["room_id"], label["key"]) for label in ok]
+    train = [e for e, val in zip(examples, on_val, strict=True) if not val]
+    val = [e for e, val in zip(examples, on_val, strict=True) if val]
     return SFTData(
         train=balance_grades(train, grade_balance, seed),
-        val=_sample([e for e in examples if e.room_id in val_rooms], max_val_examples, seed),
+        val=_sample(val, max_val_examples, seed),
         failed_labels=len(labels) - len(ok),
+        held_out_products=len(held_out.products),
         dataset_hash=dataset_hash(examples),
     )
 
@@ -145,6 +164,7 @@ def _example(
     return SFTExample(
         pair_id=label["pair_id"],
         room_id=label["room_id"],
+        key=label["key"],
         room_type=room["room_type"],
         category=product["category"],
         fits=label["score"] >= fit_threshold,
@@ -155,6 +175,10 @@ def _example(
 
 
 def _read(path: Path, what: str) -> list[dict]:
+    return _read_table(path, what).to_pylist()
+
+
+def _read_table(path: Path, what: str) -> pa.Table:
     if not Path(path).is_file():
         raise LabelsError(f"{what}: {path} does not exist")
-    return pq.read_table(path).to_pylist()
+    return pq.read_table(path)

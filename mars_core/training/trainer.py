@@ -9,8 +9,8 @@
 
 The loss covers completion tokens only (the answer, from `{"score": ` on, so the digits the
 agent's fast path reads are trained); `max_length=None`, so no image token is ever cut.
-Validation loss on held-out rooms is computed every `train.eval_steps`; training stops at
-`train.max_steps` or after `train.patience` validations without improvement, and the best
+Validation loss on held-out rooms and products is computed every `train.eval_steps`; training
+stops at `train.max_steps` or after `train.patience` validations without improvement, and the best
 checkpoint is what is saved. Both are counted in steps, so the same seed and data give the same
 model on a quiet machine or a busy one; `train.time_budget_s` is only a safety net, and a run
 it stops is a loud warning and says so (`stopped_by` = `time`), since how far it got then
@@ -251,7 +251,7 @@ def model_card(
         f"* data: {sizes}; dataset sha256 {data.dataset_hash[:16]}\n"
         f"* training: {result.steps} steps, stopped by {result.stopped_by}, lr "
         f"{train.learning_rate}, batch {train.batch_size} x {train.grad_accum}\n"
-        f"* best validation loss (held-out rooms): {best}\n\n"
+        f"* best validation loss (held-out rooms and products): {best}\n\n"
         "Load it with `student.adapter=<this folder>` or "
         "`student.adapter=models:/mars-student@candidate`.\n"
     )

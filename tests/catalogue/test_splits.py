@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mars_core.catalogue.schema import CATALOGUE_FILE, SPLITS_FILE, SPLITS_SCHEMA
-from mars_core.catalogue.splits import UnionFind, make_splits
+from mars_core.catalogue.splits import UnionFind, make_splits, validation_split
 
 
 def test_no_room_and_no_product_image_on_both_sides(world):
@@ -83,3 +83,24 @@ def test_union_find_joins_chains():
     groups.union("b", "d")
     assert len({groups.find(x) for x in "abcd"}) == 1
     assert groups.find("e") == "e"
+
+
+def test_validation_holds_out_rooms_and_image_groups_of_every_category(world):
+    catalogue = pq.read_table(world.out_dir / CATALOGUE_FILE)
+    products = catalogue.to_pylist()
+    rooms = pq.read_table(world.out_dir / "rooms.parquet")["room_id"].to_pylist()
+    pairs = [(room, product["key"]) for room in rooms[:20] for product in products]
+    held_out = validation_split(pairs, catalogue, 0.25, 0.2, seed=0)
+    assert len(held_out.rooms) == 5
+    categories = {p["category"] for p in products}
+    assert {p["category"] for p in products if p["key"] in held_out.products} == categories
+    assert 0.1 <= len(held_out.products) / len(products) <= 0.3
+    twins = [p for p in products if p["domain"] == "amazon.co.uk"]
+    for twin in twins:  # same images: held out together or not at all
+        other = f"{twin['item_id']}@amazon.com"
+        assert (twin["key"] in held_out.products) == (other in held_out.products)
+    assert held_out.holds(next(iter(held_out.rooms)), products[0]["key"])
+    kept = next(p["key"] for p in products if p["key"] not in held_out.products)
+    assert not held_out.holds(next(r for r in rooms if r not in held_out.rooms), kept)
+    assert validation_split(reversed(pairs), catalogue, 0.25, 0.2, seed=0) == held_out
+    assert validation_split(pairs, catalogue, 0.25, 0.2, seed=1) != held_out

@@ -1,15 +1,19 @@
-"""SFT examples: the one prompt, failed labels out, split by room, score digits trained."""
+"""SFT examples: the one prompt, failed labels out, rooms and products held out, score digits
+trained."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 from support.sft import build_examples
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
 from mars_core.agent.types import SCORE_PROBE
+from mars_core.catalogue.schema import CATALOGUE_FILE
+from mars_core.catalogue.splits import validation_split
 from mars_core.config import TrainConfig
 from mars_core.models.loading import load_vlm
 from mars_core.teacher.schema import LABELS_FILE
@@ -17,12 +21,22 @@ from mars_core.training.data import LabelsError
 from mars_core.vision.images import load_image
 
 
-def test_examples_leave_failed_labels_out_and_split_by_room(sft_dir):
+def test_examples_leave_failed_labels_out_and_train_on_no_held_out_room_or_product(sft_dir):
     data = build_examples(sft_dir / LABELS_FILE, sft_dir)
     assert data.failed_labels == 2
     assert len(data.train) + len(data.val) == 8 * 4 - 2
-    assert {e.room_id for e in data.train}.isdisjoint({e.room_id for e in data.val})
-    assert data.sizes()["val_rooms"] == 2
+    labels = pq.read_table(sft_dir / LABELS_FILE).to_pylist()
+    held_out = validation_split(
+        [(row["room_id"], row["key"]) for row in labels if row["status"] == "ok"],
+        pq.read_table(sft_dir / CATALOGUE_FILE),
+        0.25,
+        0.2,
+        seed=0,
+    )
+    assert len(held_out.rooms) == 2
+    assert not any(held_out.holds(e.room_id, e.key) for e in data.train)
+    assert all(held_out.holds(e.room_id, e.key) for e in data.val)
+    assert data.sizes()["held_out_products"] == len(held_out.products)
     example = data.train[0]
     assert example.images[0].endswith(".jpg") or "rooms" in example.images[0]
     assert example.completion[0]["content"][0]["text"].startswith('{"score": 0.')
