@@ -176,8 +176,11 @@ def validation_split(
     categories = dict(zip(*columns, strict=True))
     members = [(key, groups[key], categories[key]) for key in sorted({k for _, k in pairs})]
     side = assign(members, product_fraction, seed)
+    products = frozenset(key for key, group, _ in members if side[group] == "test")
+    if not products:
+        raise UserInputError(
+            f"labels cover no category with two products of different images ({len(members)} "
+            "product(s)); a validation split by product needs one"
+        )
     rooms = sorted({room for room, _ in pairs})
-    return ValidationSplit(
-        rooms=frozenset(_validation_rooms(rooms, room_fraction, seed)),
-        products=frozenset(key for key, group, _ in members if side[group] == "test"),
-    )
+    return ValidationSplit(frozenset(_validation_rooms(rooms, room_fraction, seed)), products)

@@ -6,9 +6,11 @@ from collections import defaultdict
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from mars_core.catalogue.schema import CATALOGUE_FILE, SPLITS_FILE, SPLITS_SCHEMA
 from mars_core.catalogue.splits import UnionFind, make_splits, validation_split
+from mars_core.infra.errors import UserInputError
 
 
 def test_no_room_and_no_product_image_on_both_sides(world):
@@ -104,3 +106,9 @@ def test_validation_holds_out_rooms_and_image_groups_of_every_category(world):
     assert not held_out.holds(next(r for r in rooms if r not in held_out.rooms), kept)
     assert validation_split(reversed(pairs), catalogue, 0.25, 0.2, seed=0) == held_out
     assert validation_split(pairs, catalogue, 0.25, 0.2, seed=1) != held_out
+    one_each = {}
+    for product in products:
+        one_each.setdefault(product["category"], product["key"])
+    lonely = [(room, key) for room in rooms[:4] for key in one_each.values()]
+    with pytest.raises(UserInputError, match="no category with two products"):
+        validation_split(lonely, catalogue, 0.25, 0.2, seed=0)
