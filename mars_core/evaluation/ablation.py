@@ -119,7 +119,9 @@ def run_configuration(
     configuration: Configuration,
     pair_specs: list[PairSpec],
 ) -> ConfigurationResult:
-    """Search every request with this configuration's funnel and measure it."""
+    """Search every request with this configuration's funnel and measure it; what it offers
+    beyond the query is measured for trained students only (the base student abstains on
+    nearly every request, and its alternatives cost more than the rest of its row)."""
     run_cfg = configured(cfg, configuration)
     ranked: list[RankedRequest] = []
     failed: list[tuple[str, str]] = []
@@ -127,6 +129,8 @@ def run_configuration(
     beyond: dict[str, float] = {}
     with build_funnel(run_cfg) as funnel:
         narrow_to_test_split(funnel, eval_set.test_keys, cfg.eval.overfetch)
+        if configuration.has_agent and configuration.adapter is None:
+            funnel.beyond = None  # an untrained student, asked on nearly every request
         for request, result in searched(funnel, eval_set, cfg, configuration.name, failed):
             ranked.append(ranked_request(request, result.results, result.nothing_fits))
             offered.append((request.room_id, [a.category for a in result.alternatives]))

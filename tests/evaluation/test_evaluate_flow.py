@@ -78,7 +78,9 @@ def test_an_ablation_makes_one_nested_run_per_configuration_with_every_metric(ev
         keys = {c.removeprefix("metrics.") for c in run.index if run[c] == run[c]}
         assert keys >= RANKING_KEYS | OUR_KEYS
         if "agent" in run["tags.mlflow.runName"]:
-            assert keys >= AGENT_KEYS | BEYOND_KEYS
+            assert keys >= AGENT_KEYS
+            trained = not run["tags.mlflow.runName"].endswith("@base")
+            assert (keys >= BEYOND_KEYS) == trained and keys.isdisjoint(BEYOND_KEYS) != trained
     assert evaluated.source == "ground_truth" and evaluated.requests == 8
     artifacts = {a.path for a in MlflowClient().list_artifacts(parent.iloc[0]["run_id"])}
     assert {"ablation.md", "metrics.png", "reliability.png", "promotion.json"} <= artifacts
@@ -124,13 +126,14 @@ def test_a_missing_index_is_one_line_naming_the_command(session_overrides, tmp_p
 
 @pytest.mark.slow
 def test_the_metrics_beyond_the_query_have_a_table_of_their_own(evaluated):
-    """One row per metric beyond the query, one column per configuration with the agent; the
-    ablation table itself keeps them out of its columns."""
+    """One row per metric beyond the query, one column per configuration with a trained
+    agent; the ablation table itself keeps them out of its columns."""
     table = Path(evaluated.files["table"]).read_text()
     main, beyond = table.split("## Beyond the query\n\n")
     assert not any(key in main for key in BEYOND_KEYS)
     header, _, *rows = beyond.strip().splitlines()
-    agents = [r.configuration.name for r in evaluated.results if r.configuration.has_agent]
+    agents = [r.configuration.name for r in evaluated.results if r.configuration.adapter]
+    assert agents == ["bm25+siglip+agent@candidate"]
     assert header == "| metric | " + " | ".join(agents) + " |"
     names = {row.split(" | ")[0].removeprefix("| ") for row in rows}
     assert names >= BEYOND_KEYS
