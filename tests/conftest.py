@@ -28,6 +28,10 @@ os.environ["MARS_HOME"] = tempfile.mkdtemp(prefix="mars-tests-")
 for inherited in ("MLFLOW_TRACKING_URI", "PREFECT_HOME"):
     os.environ.pop(inherited, None)
 setup_runtime()
+# `make test` runs one pytest worker per core: each worker, and each flow it starts, computes
+# on one thread (torch's default is one per core, which only makes the workers contend).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -38,6 +38,14 @@ class EvalConfig:
         ge=0,
         le=1,
     )
+    ndcg_tolerance: float = knob(
+        0.01,
+        "operating points within the violation bound whose validation nDCG@10 is within this "
+        "of the best count as equal, and the lowest violation among them wins: a few hundred "
+        "validation requests cannot tell them apart, and a lower violation holds on new rooms",
+        ge=0,
+        le=1,
+    )
     max_pairs: int = knob(64, "held-out pairs scored for student vs teacher (0 = skip)", ge=0)
     reliability_bins: int = knob(10, "bins of the reliability diagram (student vs teacher)", ge=2)
     promote: bool = knob(True, "promote the candidate alias to champion when it wins")

@@ -7,10 +7,11 @@ The requests are SFT's own validation rooms searched over its validation product
 ground truth is never read: every candidate is judged by the teacher (as
 `evaluation/reference.py` asks it), graded as held-out labels are. The agent scores each
 request once; every ordering of `ORDERINGS` at every fit bar of `eval.min_fit_scores` is
-then applied to those same scores. The winner has the best abstention-aware nDCG@10 among the
-points whose context violation@5 is within `eval.max_violation` (a student's scores are its own
-scale: one seed's 0.5 is another's 0.65), or the lowest violation where none is. A tie goes to
-the earlier one: `fits_by_siglip` first, since a teacher that judges fit alone (the metadata
+then applied to those same scores. Among the points whose context violation@5 is within
+`eval.max_violation` (a student's scores are its own scale: one seed's 0.5 is another's 0.65),
+those within `eval.ndcg_tolerance` of the best abstention-aware nDCG@10 are equals and the
+lowest violation among them wins; where none is within the bound, the lowest violation. A tie
+goes to the earlier one: `fits_by_siglip` first, since a teacher that judges fit alone (the metadata
 teacher) cannot tell orders within fits apart, while stage 2 measured the visual similarity
 the teacher never judged; then the lower bar. The choice is recorded as the version's tags
 (`funnel.order`, `funnel.siglip_blend`, `funnel.min_fit_score`), which the funnel reads
@@ -126,7 +127,7 @@ def choose_ordering(
                 MEASURE: ranking_measures(ranked, [MEASURE])[MEASURE],
                 VIOLATION: context_violation(ranked, VIOLATION_K),
             }
-    return best_point(points, cfg.eval.max_violation), points
+    return best_point(points, cfg.eval.max_violation, cfg.eval.ndcg_tolerance), points
 
 
 @contextmanager
@@ -145,12 +146,18 @@ def scoring_funnel(cfg: MarsConfig, adapter: str, keys: frozenset[str]) -> Itera
         yield funnel
 
 
-def best_point(points: dict[Ordering, dict[str, float]], max_violation: float) -> Ordering:
-    """The best nDCG@10 among the points within the violation bound (the first of equals: the
-    points come in tie-break order); where none is, the lowest violation, then nDCG@10."""
+def best_point(
+    points: dict[Ordering, dict[str, float]], max_violation: float, tolerance: float
+) -> Ordering:
+    """Among the points within the violation bound, those within `tolerance` of the best
+    nDCG@10 are equals, and the lowest violation among them wins (the first of equals: the
+    points come in tie-break order); where none is within the bound, the lowest violation,
+    then nDCG@10."""
     within = [point for point, m in points.items() if m[VIOLATION] <= max_violation]
     if within:
-        return max(within, key=lambda point: points[point][MEASURE])
+        best = max(points[point][MEASURE] for point in within)
+        equals = [point for point in within if points[point][MEASURE] >= best - tolerance]
+        return min(equals, key=lambda point: points[point][VIOLATION])
     return min(points, key=lambda point: (points[point][VIOLATION], -points[point][MEASURE]))
 
 

@@ -41,6 +41,7 @@ def overrides(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> li
         "train.eval_steps=3",
         "train.batch_size=8",
         "eval.max_pairs=8",
+        "eval.max_queries=24",  # of 91: each agent row asks the agent about every candidate
         "funnel.rationale_top_n=1",
     ]
 
