@@ -17,8 +17,7 @@ def build_examples_task(
     labels_file: str, catalogue_dir: str, train: TrainConfig, fit_threshold: float
 ) -> SFTData:
     """SFT examples from the `ok` labels, split by room and product into train and
-    validation, the
-    training side's grades balanced as `train.grade_balance` says."""
+    validation, the training side's grades balanced as `train.grade_balance` says."""
     data = build_sft_data(
         Path(labels_file),
         Path(catalogue_dir),

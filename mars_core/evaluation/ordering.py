@@ -11,11 +11,11 @@ then applied to those same scores. Among the points whose context violation@5 is
 `eval.max_violation` (a student's scores are its own scale: one seed's 0.5 is another's 0.65),
 those within `eval.ndcg_tolerance` of the best abstention-aware nDCG@10 are equals and the
 lowest violation among them wins; where none is within the bound, the lowest violation. A tie
-goes to the earlier one: `fits_by_siglip` first, since a teacher that judges fit alone (the metadata
-teacher) cannot tell orders within fits apart, while stage 2 measured the visual similarity
-the teacher never judged; then the lower bar. The choice is recorded as the version's tags
-(`funnel.order`, `funnel.siglip_blend`, `funnel.min_fit_score`), which the funnel reads
-whenever that version serves with `funnel.order=auto`.
+goes to the earlier one: `fits_by_siglip` first, since a teacher that judges fit alone (the
+metadata teacher) cannot tell orders within fits apart, while stage 2 measured the visual
+similarity the teacher never judged; then the lower bar. The choice is recorded as the
+version's tags (`funnel.order`, `funnel.siglip_blend`, `funnel.min_fit_score`), which the
+funnel reads whenever that version serves with `funnel.order=auto`.
 """
 
 from __future__ import annotations

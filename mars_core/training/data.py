@@ -7,10 +7,10 @@ paths in `IMAGE_ORDER`. Labels whose teacher answer failed are left out and coun
 products are joined by `room_id` and `key` from the ingest tables; a label naming a room or
 product that is not there is a clear error, not a silent drop.
 
-The validation split holds out whole rooms and whole products (`catalogue.splits.
-validation_split`): a pair is trained on only when neither its room nor its product is held
-out, so the validation loss measures what matters at search time: rooms and products the
-student has not seen.
+The validation split holds out whole rooms and whole products
+(`catalogue.splits.validation_split`): a pair is trained on only when neither its room nor its
+product is held out, so the validation loss measures what matters at search time: rooms and
+products the student has not seen.
 """
 
 from __future__ import annotations
@@ -122,9 +122,8 @@ def build_sft_data(
         val_product_fraction,
         seed,
     )
-    on_val = [held_out.holds(label["room_id"], label["key"]) for label in ok]
-    train = [e for e, val in zip(examples, on_val, strict=True) if not val]
-    val = [e for e, val in zip(examples, on_val, strict=True) if val]
+    train = [e for e in examples if not held_out.holds(e.room_id, e.key)]
+    val = [e for e in examples if held_out.holds(e.room_id, e.key)]
     return SFTData(
         train=balance_grades(train, grade_balance, seed),
         val=_sample(val, max_val_examples, seed),

@@ -10,12 +10,12 @@
 The loss covers completion tokens only (the answer, from `{"score": ` on, so the digits the
 agent's fast path reads are trained); `max_length=None`, so no image token is ever cut.
 Validation loss on held-out rooms and products is computed every `train.eval_steps`; training
-stops at `train.max_steps` or after `train.patience` validations without improvement, and the best
-checkpoint is what is saved. Both are counted in steps, so the same seed and data give the same
-model on a quiet machine or a busy one; `train.time_budget_s` is only a safety net, and a run
-it stops is a loud warning and says so (`stopped_by` = `time`), since how far it got then
-depends on the machine's load. Checkpoints live in a work folder
-named by the run's inputs, so a re-run after a crash (even SIGKILL) resumes from the last one.
+stops at `train.max_steps` or after `train.patience` validations without improvement, and the
+best checkpoint is what is saved. Both are counted in steps, so the same seed and data give the
+same model on a quiet machine or a busy one; `train.time_budget_s` is only a safety net, and a
+run it stops is a loud warning and says so (`stopped_by` = `time`), since how far it got then
+depends on the machine's load. Checkpoints live in a work folder named by the run's inputs,
+so a re-run after a crash (even SIGKILL) resumes from the last one.
 """
 
 from __future__ import annotations
