@@ -53,8 +53,18 @@ class Server:
         assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
+    def call(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        """One API request, re-sent while the server answers 503 (busy: its SQLite database is
+        locked by a worker's writes), as Prefect's own client re-sends it."""
+        for wait_s in (0.5, 1, 2, 4, 8):
+            response = httpx.request(method, f"{self.api}{path}", **kwargs)
+            if response.status_code != 503:
+                return response
+            time.sleep(wait_s)
+        return response
+
     def get(self, path: str) -> dict:
-        response = httpx.get(f"{self.api}{path}")
+        response = self.call("GET", path)
         response.raise_for_status()
         return response.json()
 
@@ -135,7 +145,7 @@ def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
     server.prefect("deploy", "--all")
 
     written = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
-    deployed = httpx.post(f"{server.api}/deployments/filter", json={}).json()
+    deployed = server.call("POST", "/deployments/filter", json={}).json()
     assert len(deployed) == len(written)
     assert {d["entrypoint"].rsplit(":", 1)[1] for d in written} == FLOW_FUNCTIONS
     nightly = server.get("/deployments/name/reindex/nightly")
@@ -155,7 +165,7 @@ def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
     run_id = re.search(r"UUID: ([0-9a-f-]{36})", printed).group(1)
     assert server.get(f"/flow_runs/{run_id}")["parameters"] == {"overrides": indexed.overrides}
     # One re-index through the worker is enough: the one the pipeline's hand-over starts.
-    assert httpx.delete(f"{server.api}/flow_runs/{run_id}").status_code == 204
+    assert server.call("DELETE", f"/flow_runs/{run_id}").status_code == 204
 
     worker_log = tmp_path / "worker.log"
     worker = start(["worker", "start", "--pool", POOL], server.env, worker_log)
