@@ -31,7 +31,7 @@ class TrainConfig:
         ge=0,
         le=1,
     )
-    max_steps: int = knob(1000, "most optimiser steps (the schedule's length)", ge=1)
+    max_steps: int = knob(1500, "most optimiser steps (the schedule's length)", ge=1)
     batch_size: int = knob(16, "samples per device step", ge=1)
     grad_accum: int = knob(
         1, "gradient accumulation steps (effective batch = batch_size x this)", ge=1
@@ -59,7 +59,7 @@ class TrainConfig:
         3600.0,
         "safety net: stop (and keep the best checkpoint) after this wall time, a loud warning "
         "and MLflow tag stopped_by=time, since the model then depends on the machine's load; "
-        "0 = none. The tiny recipe's steps take ~6 min quiet, ~25 min on two busy cores",
+        "0 = none. The tiny recipe's steps take ~9 min quiet, ~37 min on two busy cores",
         ge=0,
     )
     keep_checkpoints: int = knob(
