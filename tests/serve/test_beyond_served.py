@@ -1,7 +1,7 @@
 """Beyond the query through the service: `alternatives` in the JSON API and a "Try instead" row
 on the page (headless Chromium, with a search link per category), and a room with no query
-(an empty query) grouped by category. The agent is the ground-truth judge
-(tests/support/fit_judge.py): the session's tiny student cannot say what fits."""
+(an empty query) grouped by category. The agent is the trained tiny student of
+tests/support/trained_student.py, asked about a room it never saw."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from live_service import running_service
 from support.cdp import find_chromium, headless_page
-from support.fit_judge import GroundTruthJudge
+from support.trained_student import student_overrides, unseen
 
 from mars_core.app.compose import load_config
 
@@ -25,17 +25,14 @@ CHROMIUM = find_chromium()
 
 @pytest.fixture(scope="module")
 def pool_room(indexed) -> Path:
-    rows = pq.read_table(indexed.out_dir / "rooms.parquet").to_pylist()
+    rows = unseen(pq.read_table(indexed.out_dir / "rooms.parquet").to_pylist())
     return Path(next(r["path"] for r in rows if r["room_type"] == "pool"))
 
 
 @pytest.fixture(scope="module")
-def judged_service(indexed, cfg) -> Iterator[str]:
-    judge = GroundTruthJudge(indexed.out_dir, cfg.data.max_image_pixels)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("mars_core.agent.stage.open_scorer", lambda *args, **kwargs: judge)
-        with running_service(load_config(indexed.overrides)) as url:
-            yield url
+def trained_service(indexed) -> Iterator[str]:
+    with running_service(load_config(student_overrides(indexed.overrides))) as url:
+        yield url
 
 
 def post(url: str, photo: Path, query: str | None) -> dict:
@@ -46,8 +43,8 @@ def post(url: str, photo: Path, query: str | None) -> dict:
     return answer.json()
 
 
-def test_the_api_offers_alternatives_when_nothing_fits(judged_service, pool_room, cfg):
-    body = post(judged_service, pool_room, "bed")
+def test_the_api_offers_alternatives_when_nothing_fits(trained_service, pool_room, cfg):
+    body = post(trained_service, pool_room, "bed")
     assert body["nothing_fits"] and not body["room_only"]
     offered = body["alternatives"]
     assert 1 <= len(offered) <= cfg.funnel.alternatives
@@ -55,12 +52,12 @@ def test_the_api_offers_alternatives_when_nothing_fits(judged_service, pool_room
         assert alternative["category"] != "BED" and alternative["query"]
         assert alternative["scores"]["agent"] >= cfg.funnel.min_fit_score
         assert alternative["rationale"] and alternative["image_url"].startswith("/products/")
-        assert httpx.get(judged_service + alternative["image_url"]).status_code == 200
+        assert httpx.get(trained_service + alternative["image_url"]).status_code == 200
 
 
 @pytest.mark.parametrize("query", [None, "", "   "])
-def test_the_api_searches_a_room_with_no_query(judged_service, pool_room, cfg, query):
-    body = post(judged_service, pool_room, query)
+def test_the_api_searches_a_room_with_no_query(trained_service, pool_room, cfg, query):
+    body = post(trained_service, pool_room, query)
     assert body["room_only"] and body["category"] is None and body["alternatives"] == []
     assert body["stages_run"] == ["siglip", "agent"] == list(body["timings_ms"])
     categories = [p["category"] for p in body["products"]]
@@ -94,8 +91,8 @@ def run_search(page, query: str) -> dict:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium")
-def test_the_page_shows_try_instead_and_a_room_with_no_query(judged_service, pool_room, tmp_path):
-    with headless_page(CHROMIUM, tmp_path / "chromium", f"{judged_service}/") as page:
+def test_the_page_shows_try_instead_and_a_room_with_no_query(trained_service, pool_room, tmp_path):
+    with headless_page(CHROMIUM, tmp_path / "chromium", f"{trained_service}/") as page:
         page.set_files("#photo", [pool_room])
         page.wait_for("document.getElementById('preview').style.display === 'block'", 30)
         shown = run_search(page, "bed")
