@@ -7,9 +7,9 @@ test suite's budget, so the tests load one that `make demo` (or `python -m bench
 trained: this copies the registry's version (by default make demo's champion, under the
 MARS_HOME it ran with) into tests/fixtures/trained_student/ and writes
 tests/fixtures/trained_student.json beside it: where it came from, its prompt version, the
-ordering and fit bar it was registered with, and the sha256 of every room photo of the world's
-test split. The tests ask it only about those rooms (the tests' world draws its rooms from the
-same generator; the others were training rooms). Re-run after a change to the prompt, the
+ordering and fit bar it was registered with, and the room ids of the world's test split. The
+tests ask it only about those rooms (the tests' world draws its rooms from the same
+generator; the others were training rooms). Re-run after a change to the prompt, the
 tiny student's recipe or the generated world; the tests name this command when the prompt
 moved on.
 """
@@ -17,7 +17,6 @@ moved on.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -29,21 +28,16 @@ FOLDER, MANIFEST = FIXTURES / "trained_student", FIXTURES / "trained_student.jso
 SERVED_WITH = ("funnel.order", "funnel.siglip_blend", "funnel.min_fit_score")
 
 
-def photo_digest(path: str | Path) -> str:
-    """What names a room photo across worlds: the sha256 of its file."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def held_out_rooms(out_dir: Path) -> list[str]:
-    """The sha256 of each test-split room photo of the world at `out_dir`."""
+    """The room ids of the test split of the world at `out_dir`: the generator names a room
+    the same (`Pool/pool_001.jpg`) in a world of any size, so they name the same photos in
+    the tests' smaller world."""
     import pyarrow.parquet as pq
 
-    from mars_core.catalogue.schema import ROOMS_FILE, SPLITS_FILE
+    from mars_core.catalogue.schema import SPLITS_FILE
 
     splits = pq.read_table(out_dir / SPLITS_FILE).to_pylist()
-    test = {row["id"] for row in splits if row["kind"] == "room" and row["split"] == "test"}
-    rooms = pq.read_table(out_dir / ROOMS_FILE, columns=["room_id", "path"]).to_pylist()
-    return sorted(photo_digest(row["path"]) for row in rooms if row["room_id"] in test)
+    return sorted(row["id"] for row in splits if row["kind"] == "room" and row["split"] == "test")
 
 
 def main() -> None:
@@ -71,11 +65,11 @@ def main() -> None:
         f"stopped by {tags.get('stopped_by')}, data sha256 {tags.get('dataset_hash')}",
         "prompt_version": PROMPT_VERSION,
         "served_with": {key: tags[key] for key in SERVED_WITH if key in tags},
-        "held_out_room_sha256": held_out_rooms(Path(cfg.data.out_dir)),
+        "held_out_rooms": held_out_rooms(Path(cfg.data.out_dir)),
         "refresh": "python -m bench.trained_student_fixture",
     }
     MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
-    print(f"{uri} -> {FOLDER}: {len(manifest['held_out_room_sha256'])} held-out room photos")
+    print(f"{uri} -> {FOLDER}: {len(manifest['held_out_rooms'])} held-out rooms")
 
 
 if __name__ == "__main__":

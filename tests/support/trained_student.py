@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from bench.trained_student_fixture import FOLDER, MANIFEST, photo_digest
+from bench.trained_student_fixture import FOLDER, MANIFEST
 
 SERVED = json.loads(MANIFEST.read_text())
 
@@ -22,6 +22,6 @@ def student_overrides(overrides: list[str]) -> list[str]:
 
 
 def unseen(rooms: list[dict]) -> list[dict]:
-    """The rooms (rows of rooms.parquet) whose photo the student was never trained on."""
-    held_out = set(SERVED["held_out_room_sha256"])
-    return [room for room in rooms if photo_digest(room["path"]) in held_out]
+    """The rooms (rows of rooms.parquet) the student was never trained on."""
+    held_out = set(SERVED["held_out_rooms"])
+    return [room for room in rooms if room["room_id"] in held_out]
