@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from mars_core.infra.runtime import setup_runtime
@@ -54,7 +55,9 @@ def main() -> None:
     cfg = load_config([])
     found = registry_version(f"models:/{args.registry}@{args.alias}")
     if found is None:
-        raise SystemExit(f"error: no {args.registry}@{args.alias} in the registry; run make demo")
+        missing = f"{args.registry}@{args.alias}"
+        print(f"error: no {missing} in the registry; run make demo first", file=sys.stderr)
+        raise SystemExit(2)
     uri = version_uri(*found)
     tags = version_tags(*found)
     shutil.rmtree(FOLDER, ignore_errors=True)
