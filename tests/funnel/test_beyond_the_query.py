@@ -40,7 +40,7 @@ def test_the_trained_student_was_trained_on_the_prompt_it_is_asked_with():
 @pytest.fixture(scope="module")
 def unseen_rooms(indexed) -> list[dict]:
     """The world's rooms the trained student never saw (a dozen or more: the fixture's
-    manifest names the held-out photos of make demo's world, which this one's come from)."""
+    manifest names the held-out rooms of make demo's world, which this one's come from)."""
     rooms = unseen(pq.read_table(indexed.out_dir / ROOMS_FILE).to_pylist())
     assert len(rooms) >= 10, "re-run python -m bench.trained_student_fixture"
     return rooms
@@ -70,12 +70,16 @@ def trained(indexed) -> list[str]:
     return student_overrides(indexed.overrides)
 
 
+def agent_of(funnel: SearchFunnel):
+    return next(s.stage for s in funnel.steps if s.stage and s.stage.name == AGENT)
+
+
 class Counted:
     """The products of each `score_many` call of a funnel's agent, per category asked."""
 
     def __init__(self, funnel: SearchFunnel) -> None:
         self.calls: list[list[tuple[str, int]]] = []
-        scorer = next(s.stage for s in funnel.steps if s.stage and s.stage.name == AGENT).scorer
+        scorer = agent_of(funnel).scorer
         score_many = scorer.score_many
 
         def counted(jobs):
@@ -134,8 +138,7 @@ def test_nothing_fits_offers_categories_that_fit_the_room(
 
 def funnel_bar(funnel: SearchFunnel) -> float:
     """The fit bar the funnel's agent serves with."""
-    agent = next(s.stage for s in funnel.steps if s.stage and s.stage.name == AGENT)
-    return agent.ordering.min_fit_score
+    return agent_of(funnel).ordering.min_fit_score
 
 
 def test_alternatives_cost_one_candidate_per_category_within_the_pool(trained, unseen_rooms, cfg):
