@@ -33,11 +33,11 @@ COLUMNS = {
 
 def scored_requests(overrides: list[str]) -> tuple[object, list]:
     """The held-out requests with the candidate student's scores on stage 2's candidates."""
-    from mars_core.agent.adapter import CANDIDATE, registry_uri
     from mars_core.app.compose import load_config
     from mars_core.evaluation.ablation import searched
     from mars_core.evaluation.ordering import scoring_funnel
     from mars_core.evaluation.requests import build_eval_set
+    from mars_core.infra.registry import CANDIDATE, registry_uri
 
     cfg = load_config(overrides)
     eval_set = build_eval_set(Path(cfg.data.out_dir), cfg.eval, cfg.index.vocabulary, seed=cfg.seed)

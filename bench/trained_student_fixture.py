@@ -47,10 +47,10 @@ def main() -> None:
     parser.add_argument("--alias", default="champion", help="which version of it")
     args = parser.parse_args()
     setup_runtime()
-    from mars_core.agent.adapter import registry_version, resolve_adapter, version_uri
+    from mars_core.agent.adapter import resolve_adapter
     from mars_core.agent.prompt import PROMPT_VERSION
     from mars_core.app.compose import load_config
-    from mars_core.infra.tracking import version_tags
+    from mars_core.infra.registry import registry_version, version_tags, version_uri
 
     cfg = load_config([])
     found = registry_version(f"models:/{args.registry}@{args.alias}")

@@ -3,9 +3,11 @@
     python -m flows.evaluate [hydra overrides...]
     python -m flows.evaluate 'eval.adapters=[models:/mars-student@candidate]'
 
-One MLflow run "evaluate" with a nested run per configuration (every metric, so the MLflow UI
-compares adapters side by side), the markdown table and plots as artifacts, and the promotion
-decision with its numbers.
+One MLflow run "evaluate" with the markdown table and plots as artifacts and the promotion
+decision with its numbers. A student from the registry gets its held-out metrics (`test.*`,
+`eval.adapter_metrics`) on the run that trained it, beside its params, curves and validation
+metrics, so the MLflow UI compares students run by run; every other configuration (the
+stages without the agent, the reference rows, a student from a folder) is a nested run.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from prefect import flow
 
 from mars_core.app.compose import load_config
 from mars_core.app.steps import require_inputs
+from mars_core.evaluation.assess import HELD_OUT, run_metrics
 from mars_core.evaluation.promotion import promote
 from mars_core.evaluation.report import markdown_table
 from mars_core.evaluation.run import EvaluationReport
-from mars_core.infra.tracking import mlflow_run
+from mars_core.evaluation.versions import trained_by
+from mars_core.infra.tracking import log_to_run, mlflow_run
 from tasks.evaluate import evaluate_configurations
 from tasks.flow_process import prepare_flow_process
 
@@ -40,6 +44,11 @@ def evaluate(overrides: list[str] | None = None) -> EvaluationReport:
         judged_by = {"judged_by": report.source}
         mlflow.set_tags(judged_by)
         for result in report.results:
+            student_run = trained_by(result)
+            if student_run is not None:
+                held_out = run_metrics(HELD_OUT, result.metrics, cfg.eval.adapter_metrics)
+                log_to_run(student_run, held_out, {f"{HELD_OUT}.judged_by": report.source})
+                continue
             with mlflow_run(cfg.mlflow.experiment, result.configuration.name):
                 mlflow.set_tags(judged_by)
                 mlflow.log_params(

@@ -16,9 +16,10 @@ from prefect.deployments import run_deployment
 from mars_core.infra.errors import UserInputError
 
 
-def run_on_pool(flow_name: str, pool: str, overrides: list[str]) -> FlowRun:
+def run_on_pool(flow_name: str, pool: str, overrides: list[str], **parameters: object) -> FlowRun:
     """Run `flow_name` as its deployment on work pool `pool` (a worker there picks it up, e.g.
-    on a GPU machine) and wait for it; an error naming the run when it does not complete."""
+    on a GPU machine) with `overrides` and any other of its `parameters`, and wait for it; an
+    error naming the run when it does not complete."""
     with get_client(sync_client=True) as client:
         deployments = client.read_deployments(
             flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
@@ -30,7 +31,7 @@ def run_on_pool(flow_name: str, pool: str, overrides: list[str]) -> FlowRun:
             f"deploy (`prefect work-pool create {pool} --type process`, `prefect deploy --all`)"
         )
     name = f"{flow_name}/{deployments[0].name}"
-    run = run_deployment(name, parameters={"overrides": overrides}, timeout=None)
+    run = run_deployment(name, parameters={"overrides": overrides, **parameters}, timeout=None)
     if run.state is None or not run.state.is_completed():
         state = run.state.name if run.state else "unknown"
         raise RuntimeError(

@@ -1,11 +1,17 @@
-"""SFT flow: the teacher's labels -> a trained student, logged to MLflow and registered.
+"""SFT flow: the teacher's labels -> a trained student, registered and measured on its own run.
 
-`python -m flows.train train.learning_rate=1e-4 train.lora_r=8` builds SFT examples from
-`labels.parquet` (beside the catalogue), trains with `train.*` (full, lora or qlora), saves the
-model folder under `${paths.artifacts}/students/<mlflow run id>/`, logs config, dataset hash
-and sizes, loss curves and learning rate, and registers the folder as a new version of
-`mars-student` with the alias `candidate` (the evaluation decides `champion`). A re-run after
-an interruption resumes from the last checkpoint.
+    python -m flows.train train.learning_rate=1e-4 train.lora_r=8
+    python -m flows.train -m train.learning_rate=5e-4,1e-3 train.seed=0,1      # a sweep
+    python -m flows.train -m hparams_search=optuna                            # sampled trials
+
+`train` builds SFT examples from `labels.parquet` (beside the catalogue), trains with `train.*`
+(full, lora or qlora), saves the model folder under `${paths.artifacts}/students/<run id>/`,
+registers it as an MLflow model (a new version of `mars-student`), chooses its operating point
+on validation rooms and measures it there (`val.*`) and on the held-out rooms (`test.*`): one
+MLflow run holds its params, curves and metrics. A re-run after an interruption resumes from
+the last checkpoint. `train_sweep` runs Hydra's sweeper over `train` (one child flow run and
+one child MLflow run per job) and points `candidate` at the best job on validation; the
+evaluation moves `champion` only when the candidate wins on held-out rooms.
 """
 
 from __future__ import annotations
@@ -15,47 +21,84 @@ from mars_core.app.cli import Invocation, answer_early, run_app
 
 answer_early(__name__, APPS["train"])  # the program: answers --help before the imports below
 
-from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
 from prefect import flow
+from prefect.states import State
 
-from mars_core.agent.adapter import CANDIDATE, register_adapter, registry_uri
-from mars_core.app.compose import load_config
-from mars_core.app.steps import require_inputs
+from flows.runners import run_on_pool
+from mars_core.app.compose import load_config, parameter_overrides
+from mars_core.app.steps import StudentReport, require_inputs
+from mars_core.app.sweep import (
+    JobFailed,
+    SweepJob,
+    SweepReport,
+    best_job,
+    check_sweep,
+    run_sweep,
+    split_overrides,
+)
 from mars_core.config import MarsConfig
-from mars_core.infra.errors import UserInputError
-from mars_core.infra.tracking import describe_version, mlflow_run
+from mars_core.evaluation.assess import HELD_OUT, VALIDATION, run_metrics
+from mars_core.infra.errors import one_line
+from mars_core.infra.registry import CANDIDATE, version_uri
+from mars_core.infra.tracking import mlflow_run
 from mars_core.teacher.schema import LABELS_FILE
 from mars_core.training.trainer import TrainResult, registry_entry
+from tasks.evaluate import held_out_task, validate_student_task
 from tasks.flow_process import prepare_flow_process
-from tasks.train import build_examples_task, train_student_task
+from tasks.train import (
+    build_examples_task,
+    register_student_task,
+    set_alias_task,
+    train_student_task,
+)
 
-
-def labels_file(cfg: MarsConfig) -> Path:
-    return Path(cfg.data.out_dir) / LABELS_FILE
+GRID_ARTIFACT = "validation_grid.md"
+SWEEP_ARTIFACT = "sweep.md"
 
 
 def validate(overrides: list[str]) -> MarsConfig:
     """Config and inputs checked before the flow starts: one error line, not a traceback."""
     cfg = load_config(overrides)
     require_inputs(cfg, "train")
-    if cfg.student.load_in_4bit and cfg.train.method != "qlora":
-        raise UserInputError(
-            f"student.load_in_4bit=true but train.method={cfg.train.method}: only qlora trains "
-            "over a 4-bit base; set train.method=qlora or student.load_in_4bit=false"
-        )
+    cfg.check_trainable()
     return cfg
 
 
 @flow(name="train")
-def train(overrides: list[str] | None = None) -> dict:
-    """Build examples, train, log and register the student; returns a summary."""
-    cfg = validate(list(overrides or []))
+def train(
+    experiment: str | None = None,
+    max_steps: int | None = None,
+    learning_rate: float | None = None,
+    seed: int | None = None,
+    overrides: list[str] | None = None,
+    candidate: bool = True,
+) -> StudentReport:
+    """Train one student on the teacher's labels, register it and measure it on its run.
+
+    Args:
+        experiment: a profile of conf/experiment (`full`: the real models on a GPU); empty:
+            the offline tiny profile.
+        max_steps: training steps (train.max_steps).
+        learning_rate: peak learning rate (train.learning_rate).
+        seed: training seed (train.seed).
+        overrides: any other Hydra overrides, as on the command line (`train.lora_r=8`).
+        candidate: point the registry alias `candidate` at the new version (a sweep points
+            it at its best job instead).
+    """
+    named = parameter_overrides(experiment, max_steps=max_steps, learning_rate=learning_rate,
+                                seed=seed)  # fmt: skip
+    overrides = [*named, *(overrides or [])]
+    cfg = validate(overrides)
+    registry = cfg.student.registry
     with mlflow_run(cfg.mlflow.experiment, "train", cfg, overrides) as run:
         data = build_examples_task(
-            str(labels_file(cfg)), cfg.data.out_dir, cfg.train, cfg.teacher.fit_threshold
+            str(Path(cfg.data.out_dir) / LABELS_FILE),
+            cfg.data.out_dir,
+            cfg.train,
+            cfg.teacher.fit_threshold,
         )
         mlflow.log_params({"dataset.hash": data.dataset_hash} | _prefixed(data.sizes()))
         students = Path(cfg.paths.artifacts) / "students"
@@ -69,25 +112,113 @@ def train(overrides: list[str] | None = None) -> dict:
             cfg.data.max_image_pixels,
         )
         _log_result(result)
-        version = register_adapter(
-            Path(result.folder),
-            name=cfg.student.registry,
-            alias=CANDIDATE,
-            artifact_path="student",
-        )
         description, tags = registry_entry(
             result, data, cfg.train, data_name=cfg.data.name, teacher=cfg.teacher.name
         )
-        describe_version(cfg.student.registry, version, description=description, tags=tags)
-    return (
-        asdict(result)
-        | {
-            "run_id": run.info.run_id,
-            "version": version,
-            "model_uri": registry_uri(cfg.student.registry, CANDIDATE),
-        }
-        | {"sizes": data.sizes()}
+        version = register_student_task(
+            result.folder, cfg.student, cfg.data.max_image_pixels, registry, description, tags
+        )
+        choice = validate_student_task(cfg, registry, version)
+        held_out = held_out_task(cfg, version_uri(registry, version))
+        metrics = run_metrics(VALIDATION, choice.metrics, cfg.eval.adapter_metrics)
+        metrics |= run_metrics(HELD_OUT, held_out.metrics, cfg.eval.adapter_metrics)
+        mlflow.log_metrics(metrics)
+        mlflow.log_text(choice.grid_table(), GRID_ARTIFACT)
+        mlflow.set_tags(
+            {"ordering": choice.ordering.describe(), "test.judged_by": held_out.judged_by}
+        )
+        if candidate:
+            set_alias_task(registry, CANDIDATE, version)
+    return StudentReport(
+        training=result,
+        sizes=data.sizes(),
+        run_id=run.info.run_id,
+        version=version,
+        model_uri=version_uri(registry, version),
+        ordering=choice.ordering.describe(),
+        metrics=metrics,
+        judged_by=held_out.judged_by,
+        candidate=candidate,
     )
+
+
+@flow(name="train-sweep")
+def train_sweep(
+    sweep: list[str],
+    experiment: str | None = None,
+    max_steps: int | None = None,
+    learning_rate: float | None = None,
+    seed: int | None = None,
+    overrides: list[str] | None = None,
+) -> SweepReport:
+    """Train one student per job of a Hydra sweep; the best on validation becomes candidate.
+
+    Args:
+        sweep: the swept overrides, as after `-m` on the command line:
+            `["train.learning_rate=5e-4,1e-3", "train.seed=0,1"]` (every combination), or
+            `["hparams_search=optuna"]` / `["hydra/sweeper=optuna", ...]` (sampled trials).
+        experiment: a profile of conf/experiment (`full`: the real models on a GPU).
+        max_steps: training steps of every job (train.max_steps).
+        learning_rate: learning rate of every job, unless swept (train.learning_rate).
+        seed: training seed of every job, unless swept (train.seed).
+        overrides: any other Hydra overrides shared by every job.
+    """
+    named = parameter_overrides(experiment, max_steps=max_steps, learning_rate=learning_rate,
+                                seed=seed)  # fmt: skip
+    arguments = [*named, *(overrides or []), *sweep]
+    check_sweep(arguments)
+    cfg = load_config(split_overrides(arguments)[0])
+    jobs: list[SweepJob] = []
+    with mlflow_run(cfg.mlflow.experiment, "sweep", cfg, arguments) as parent:
+
+        def job(number: int, job_overrides: list[str]) -> float:
+            outcome = _sweep_job(cfg, number, job_overrides)
+            jobs.append(outcome)
+            if outcome.failed:
+                raise JobFailed(outcome.error)
+            return outcome.metrics[cfg.sweep.objective]
+
+        folder = run_sweep(arguments, job)
+        best = best_job(jobs, cfg.sweep.objective, cfg.sweep.direction)
+        if best is not None and best.version is not None:
+            set_alias_task(cfg.student.registry, CANDIDATE, best.version)
+        report = SweepReport(
+            jobs=jobs,
+            objective=cfg.sweep.objective,
+            direction=cfg.sweep.direction,
+            registry=cfg.student.registry,
+            folder=str(folder),
+            run_id=parent.info.run_id,
+            columns=_columns(cfg),
+            best=best,
+        )
+        mlflow.log_text(report.table(), SWEEP_ARTIFACT)
+        mlflow.log_metrics({"jobs": len(jobs), "failed_jobs": sum(j.failed for j in jobs)})
+    return report
+
+
+def _sweep_job(cfg: MarsConfig, number: int, overrides: list[str]) -> SweepJob:
+    """One job: the train flow as a child run here, or on `sweep.work_pool` (a worker there
+    trains it); a failure is the job's outcome, not the sweep's end."""
+    if cfg.sweep.work_pool:
+        pooled = run_on_pool("train", cfg.sweep.work_pool, overrides, candidate=False)
+        state: State = pooled.state
+    else:
+        state = train(overrides=overrides, candidate=False, return_state=True)
+    if not state.is_completed():
+        error = state.result(raise_on_failure=False)
+        return SweepJob(number, overrides, error=one_line(error) or state.name)
+    report: StudentReport = state.result()
+    if cfg.sweep.objective not in report.metrics:
+        error = f"its run measured no {cfg.sweep.objective}"
+        return SweepJob(number, overrides, report.version, report.run_id, report.metrics, error)
+    return SweepJob(number, overrides, report.version, report.run_id, report.metrics)
+
+
+def _columns(cfg: MarsConfig) -> list[str]:
+    """The sweep table's metrics beside the objective: the headline ones on held-out rooms."""
+    shown = [m for m in cfg.eval.headline if m in cfg.eval.adapter_metrics]
+    return [f"{HELD_OUT}.{m}" for m in shown]
 
 
 def _prefixed(sizes: dict[str, int]) -> dict[str, int]:
@@ -110,19 +241,18 @@ def _log_result(result: TrainResult) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m flows.train [hydra overrides...]`"""
+    """`python -m flows.train [-m] [hydra overrides...]`"""
     run_app(APPS["train"], argv, _run)
 
 
 def _run(call: Invocation) -> None:
+    if call.multirun:
+        shared, swept = split_overrides(call.overrides)
+        prepare_flow_process(validate(shared), debug=call.debug)
+        print(train_sweep(swept, overrides=shared).summary())
+        return
     prepare_flow_process(validate(call.overrides), debug=call.debug)
-    summary = train(call.overrides)
-    print(f"\nstudent trained: {summary['steps']} steps, stopped by {summary['stopped_by']}")
-    if summary["stopped_by"] == "time":
-        print("  WARNING: stopped by train.time_budget_s: this model depends on the machine's load")
-    print(f"  best validation loss {summary['best_val_loss']}")
-    print(f"  folder {summary['folder']}")
-    print(f"  registered {summary['model_uri']} (version {summary['version']})")
+    print(train(overrides=call.overrides).summary())
 
 
 if __name__ == "__main__":

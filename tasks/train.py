@@ -1,4 +1,5 @@
-"""SFT tasks: labelled pairs -> SFT examples; examples -> a trained student folder."""
+"""SFT tasks: labelled pairs -> SFT examples; examples -> a trained student folder; the folder
+-> a registered MLflow model version; an alias moved to a version."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
+from mars_core.agent.mlflow_model import log_student
 from mars_core.config import StudentConfig, TrainConfig
+from mars_core.infra.registry import describe_version, set_alias
 from mars_core.training.data import SFTData, build_sft_data
 from mars_core.training.trainer import TrainResult, checkpoint_dir, train_student
 from tasks.progress import PrefectProgress
@@ -65,3 +68,25 @@ def train_student_task(
         result.resumed_from,
     )
     return result
+
+
+@task(name="register-student", retries=2, retry_delay_seconds=[2, 10])
+def register_student_task(
+    folder: str,
+    student: StudentConfig,
+    max_image_pixels: int,
+    registry: str,
+    description: str,
+    tags: dict[str, str],
+) -> int:
+    """The student folder as an MLflow model of the active run, registered as a new version
+    of `registry` with its description and tags; the version number."""
+    version = log_student(Path(folder), student, max_image_pixels=max_image_pixels, name=registry)
+    describe_version(registry, version, description=description, tags=tags)
+    return version
+
+
+@task(name="set-alias", retries=2, retry_delay_seconds=[2, 10])
+def set_alias_task(registry: str, alias: str, version: int) -> None:
+    """Point `alias` (`candidate`) at `version`."""
+    set_alias(registry, alias, version)

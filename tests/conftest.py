@@ -112,3 +112,26 @@ def world(cfg, session_overrides: list[str]) -> World:
 def indexed(world, built) -> World:
     """The world with its catalogue indexed where the session's config looks (`index.dir`)."""
     return world
+
+
+@pytest.fixture(scope="session")
+def labelled(indexed, tmp_path_factory: pytest.TempPathFactory) -> World:
+    """The indexed world in a private catalogue folder with made-up teacher labels
+    (`support.labels`), everything the train flow reads: a student trains, registers and is
+    measured on validation and on held-out rooms. Flows find it with `labelled.overrides`."""
+    import shutil
+
+    from support.labels import make_labels
+
+    from mars_core.catalogue.schema import (
+        CATALOGUE_FILE,
+        GROUND_TRUTH_FILE,
+        ROOMS_FILE,
+        SPLITS_FILE,
+    )
+
+    out = tmp_path_factory.mktemp("labelled")
+    for name in (CATALOGUE_FILE, ROOMS_FILE, SPLITS_FILE, GROUND_TRUTH_FILE):
+        shutil.copy(indexed.out_dir / name, out / name)
+    make_labels(out, rooms=8, per_room=4)
+    return World(indexed.raw_dir, out, indexed.data, [*indexed.overrides, f"data.out_dir={out}"])

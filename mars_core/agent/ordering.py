@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mars_core.config import FunnelConfig
-from mars_core.infra.tracking import version_tags
+from mars_core.infra.registry import version_tags
 
 AGENT, FITS_BY_SIGLIP, AUTO = "agent", "fits_by_siglip", "auto"
 ORDERS = (AGENT, FITS_BY_SIGLIP)

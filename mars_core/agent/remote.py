@@ -53,7 +53,7 @@ class RemoteAgentScorer:
     def __init__(self, cfg: StudentConfig) -> None:
         self.cfg = cfg
         self.endpoint = str(cfg.server.endpoint)
-        # What ranks results, as pages and tables say it (`describe_adapter` quotes it).
+        # What ranks results, as pages and tables say it (`describe_registered` quotes it).
         self.adapter = f"{cfg.served_model} served at {self.endpoint}"
         self.client = ChatClient.for_servers(cfg.server, thread_name="agent")
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from PIL import Image
 
-from mars_core.agent.adapter import describe_adapter, registry_version
 from mars_core.agent.ordering import Ordering, resolve_ordering
 from mars_core.agent.prompt import PROMPT_VERSION, product_text
 from mars_core.agent.remote import RemoteAgentScorer
@@ -17,6 +16,7 @@ from mars_core.agent.types import ProductView, Scorer
 from mars_core.agent.visual_cache import VISUAL_TOKENS_DIR
 from mars_core.config import FunnelConfig, MarsConfig, StudentConfig
 from mars_core.infra.errors import UserInputError
+from mars_core.infra.registry import describe_registered, registry_version
 from mars_core.infra.skipped import Skipped
 from mars_core.search.types import Candidate, SearchRequest, StageOutput
 from mars_core.vision.images import load_image
@@ -49,7 +49,7 @@ class AgentStage:
         scorer = open_scorer(cfg.student, models, Path(cfg.index.dir) / VISUAL_TOKENS_DIR)
         ordering = resolve_ordering(cfg.funnel, registry_version(scorer.adapter))
         return cls(
-            student=f"{cfg.student.name} student, {describe_adapter(scorer.adapter)}",
+            student=f"{cfg.student.name} student, {describe_registered(scorer.adapter)}",
             scorer=scorer,
             rationale_top_n=cfg.funnel.rationale_top_n,
             max_image_pixels=cfg.data.max_image_pixels,

@@ -46,7 +46,7 @@ class Scorer(Protocol):
 
     @property
     def adapter(self) -> str | None:
-        """What ranks results, as pages and tables say it (`adapter.describe_adapter`)."""
+        """What ranks results, as pages and tables say it (`infra.registry.describe_registered`)."""
         ...
 
     def score(self, room: Image.Image, query: str, products: Sequence[ProductView]) -> list[float]:

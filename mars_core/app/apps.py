@@ -54,8 +54,11 @@ APPS = {
     ),
     "train": App(
         "python -m flows.train",
-        "Fine-tune the student on the teacher's labels; register it as mars-student@candidate.",
-        "python -m flows.train train.learning_rate=1e-4",
+        "Fine-tune the student on the teacher's labels, register it as an MLflow model "
+        "(mars-student@candidate) and log its validation and held-out metrics on its run; "
+        "-m trains one per job of a sweep and makes the best on validation the candidate.",
+        "python -m flows.train -m train.learning_rate=5e-4,1e-3 train.seed=0,1",
+        sweeps=True,
     ),
     "evaluate": App(
         "python -m flows.evaluate",
@@ -99,7 +102,8 @@ APPS = {
     "pipeline": App(
         "python -m flows.pipeline",
         "The whole DAG: ingest, index, mining, label, train, evaluate, sample searches; "
-        "unchanged steps are skipped.",
+        "unchanged steps are skipped; -m sweeps the train step (train.*, student.*).",
         "python -m flows.pipeline train.learning_rate=1e-4",
+        sweeps=True,
     ),
 }

@@ -22,6 +22,7 @@ from typing import Any, NoReturn, TextIO
 from omegaconf import OmegaConf
 
 from mars_core.app.compose import CONFIG_NAME, compose_to_yaml, conf_dir, load_config
+from mars_core.app.sweep import MULTIRUN_FLAGS, check_sweep, split_overrides
 from mars_core.config import GROUPS
 from mars_core.infra.errors import ConfigError, UserInputError, printable
 from mars_core.infra.runtime import configure_logging, exit_on_sigterm, setup_runtime
@@ -29,6 +30,12 @@ from mars_core.infra.runtime import configure_logging, exit_on_sigterm, setup_ru
 USAGE_ERROR = 2
 HELP_FLAGS = ("-h", "--help")
 CFG_PARTS = ("job", "all")
+COMMON_USAGE = "[-h] [--cfg job|all] [--debug] [-v]"
+SWEEP_FLAG = (
+    "-m, --multirun",
+    "sweep: one job per combination of swept values (a=1,2 b=choice(x,y) c=range(1,4)), or "
+    "hydra/sweeper=optuna for sampled trials; the best on validation becomes @candidate",
+)
 COMMON_FLAGS = (
     ("-h, --help", "show this help and exit"),
     ("--cfg job", "print the composed, resolved config (YAML) and exit; needs no other argument"),
@@ -58,6 +65,7 @@ class App:
     summary: str
     example: str
     arguments: tuple[Argument, ...] = ()
+    sweeps: bool = False  # takes -m/--multirun: one job per combination of swept values
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class Invocation:
     options: dict[str, Any] = field(default_factory=dict)
     debug: bool = False
     verbose: bool = False
+    multirun: bool = False
 
 
 class UsageError(UserInputError):
@@ -88,6 +97,8 @@ def _parser(app: App, *, config_only: bool) -> _Parser:
     parser.add_argument("--cfg", choices=CFG_PARTS)
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
+    if app.sweeps:
+        parser.add_argument(*MULTIRUN_FLAGS, dest="multirun", action="store_true")
     for argument in app.arguments:
         if argument.flag:
             parser.add_argument(argument.name, action="store_true")
@@ -112,7 +123,7 @@ def group_options() -> dict[str, tuple[list[str], str]]:
     for entry in OmegaConf.load(root / f"{CONFIG_NAME}.yaml").get("defaults", []):
         if isinstance(entry, Mapping):
             defaults |= {str(k): str(v) for k, v in entry.items()}
-    groups = [*GROUPS, "experiment"]
+    groups = [*GROUPS, "experiment", "hparams_search"]
     return {
         group: (sorted(p.stem for p in (root / group).glob("*.yaml")), defaults.get(group, ""))
         for group in groups
@@ -127,10 +138,13 @@ def help_text(app: App) -> str:
         + (f" {a.metavar}" if a.metavar and a.name.startswith("-") else "")
         for a in app.arguments
     )
-    usage = " ".join(filter(None, [app.prog, "[-h] [--cfg job|all] [--debug] [-v]", own]))
+    flags = "[-h] [-m] [--cfg job|all] [--debug] [-v]" if app.sweeps else COMMON_USAGE
+    usage = " ".join(filter(None, [app.prog, flags, own]))
     lines = [f"usage: {usage} [KEY=VALUE ...]"]
     lines += ["", app.summary, "", "flags:"]
-    rows = [(f"{a.name} {a.metavar}".strip(), a.help) for a in app.arguments] + list(COMMON_FLAGS)
+    rows = [(f"{a.name} {a.metavar}".strip(), a.help) for a in app.arguments]
+    rows += [SWEEP_FLAG] if app.sweeps else []
+    rows += list(COMMON_FLAGS)
     width = max(len(name) for name, _ in rows)
     lines += [f"  {name.ljust(width)}  {text}" for name, text in rows]
     lines += ["", "config groups (pick one option with GROUP=OPTION, e.g. data=abo):"]
@@ -160,8 +174,11 @@ def parse(app: App, argv: Sequence[str]) -> Invocation | None:
     config_only = any(token == "--cfg" or token.startswith("--cfg=") for token in argv)
     args = _parser(app, config_only=config_only).parse_intermixed_args(list(argv))
     configure_logging(verbose=args.verbose)
+    multirun = bool(getattr(args, "multirun", False))
     if args.cfg:
-        print(compose_to_yaml([t for t in args.overrides if is_override(t)], args.cfg), end="")
+        overrides = [t for t in args.overrides if is_override(t)]
+        shared = split_overrides(overrides)[0] if multirun else overrides
+        print(compose_to_yaml(shared, args.cfg), end="")
         return None
     own = {a.name.lstrip("-").replace("-", "_") for a in app.arguments}
     invocation = Invocation(
@@ -169,8 +186,12 @@ def parse(app: App, argv: Sequence[str]) -> Invocation | None:
         options={name: getattr(args, name) for name in own},
         debug=args.debug,
         verbose=args.verbose,
+        multirun=multirun,
     )
-    load_config(invocation.overrides)
+    if multirun:
+        check_sweep(invocation.overrides)
+    else:
+        load_config(invocation.overrides)
     return invocation
 
 

@@ -10,11 +10,14 @@ turn on httpx INFO logs for every Prefect API call.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -27,6 +30,12 @@ from mars_core.infra.runtime import find_home
 
 CONFIG_NAME = "config"
 SCHEMA_NAME = "mars_schema"
+# A flow's named parameters (what a deployment's run form shows) and the key each one sets.
+PARAMETER_KEYS = {
+    "max_steps": "train.max_steps",
+    "learning_rate": "train.learning_rate",
+    "seed": "train.seed",
+}
 
 
 def conf_dir() -> Path:
@@ -40,16 +49,27 @@ def conf_dir() -> Path:
     raise FileNotFoundError("MARS config folder not found: install the package or run from a clone")
 
 
-def _register() -> None:
+def register_schema() -> None:
     """The `mars_home` resolver, and the schema with every default in the ConfigStore."""
     if not OmegaConf.has_resolver("mars_home"):
         OmegaConf.register_new_resolver("mars_home", lambda: str(find_home()))
     ConfigStore.instance().store(name=SCHEMA_NAME, node=MarsConfig)
 
 
-def _compose(overrides: list[str] | None, *, with_hydra: bool = False) -> DictConfig:
-    _register()
+@contextmanager
+def hydra_initialized() -> Iterator[None]:
+    """Hydra initialised on the project's conf/, unless it already is: a sweep's jobs compose
+    their configs inside the sweep's own Hydra."""
+    register_schema()
+    if GlobalHydra.instance().is_initialized():
+        yield
+        return
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        yield
+
+
+def _compose(overrides: list[str] | None, *, with_hydra: bool = False) -> DictConfig:
+    with hydra_initialized():
         return compose(CONFIG_NAME, list(overrides or []), return_hydra_config=with_hydra)
 
 
@@ -74,6 +94,16 @@ def load_config(overrides: list[str] | None = None) -> MarsConfig:
         return check_config_stages(OmegaConf.to_object(OmegaConf.merge(schema, composed)))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise ConfigError(config_error_message(e)) from e
+
+
+def parameter_overrides(experiment: str | None = None, **named: float | None) -> list[str]:
+    """A flow's named parameters as the overrides a command line would give (`None`: not
+    given); they come first, so the flow's free `overrides` can still change anything."""
+    unknown = set(named) - set(PARAMETER_KEYS)
+    if unknown:
+        raise ValueError(f"no config key for the parameters {sorted(unknown)}")
+    given = [f"experiment={experiment}"] if experiment else []
+    return given + [f"{PARAMETER_KEYS[k]}={v}" for k, v in named.items() if v is not None]
 
 
 def compose_to_yaml(overrides: list[str] | None = None, part: str = "job") -> str:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mars_core.app.batch_search import SearchReport
+from mars_core.app.sweep import SweepReport
 from mars_core.catalogue.schema import (
     CATALOGUE_FILE,
     GROUND_TRUTH_FILE,
@@ -25,11 +27,18 @@ from mars_core.index.store import MANIFEST_FILE, IndexSnapshot
 from mars_core.index.verify import check_openable
 from mars_core.infra.errors import UserInputError
 from mars_core.infra.fingerprint import fingerprint
+from mars_core.infra.registry import CANDIDATE
 from mars_core.infra.runtime import setup_runtime
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE
 from mars_core.teacher.schema import HELDOUT_LABELS_FILE, LABELS_FILE
 
+if TYPE_CHECKING:  # the trainer imports torch; a report only carries its result
+    from mars_core.training.trainer import TrainResult
+
 INDEX_MANIFEST = "<index>"
+# Sections every step reads (the global seed feeds the world, mining and training alike).
+SHARED_SECTIONS = ("seed", "paths", "experiment")
+STOPPED_BY_TIME = "stopped by train.time_budget_s: this model depends on the machine's load"
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,19 @@ STEPS: dict[str, StepInputs] = {
         # the flow labels one pairs file (`--pairs`), checked where it is read
         optional=(PAIRS_FILE, HELDOUT_PAIRS_FILE),
     ),
+    # trains, then measures the student on validation (teacher) and held-out rooms
     "train": StepInputs(
-        files=(LABELS_FILE, CATALOGUE_FILE, ROOMS_FILE), groups=("train", "student")
+        files=(
+            LABELS_FILE,
+            CATALOGUE_FILE,
+            ROOMS_FILE,
+            SPLITS_FILE,
+            INDEX_MANIFEST,
+            GROUND_TRUTH_FILE,
+            HELDOUT_LABELS_FILE,
+        ),
+        groups=("train", "student", "teacher", "eval", "funnel", "embedder"),
+        one_of=(GROUND_TRUTH_FILE, HELDOUT_LABELS_FILE),
     ),
     "evaluate": StepInputs(
         files=(GROUND_TRUTH_FILE, HELDOUT_LABELS_FILE, SPLITS_FILE, INDEX_MANIFEST),
@@ -112,6 +132,68 @@ def _artifact(cfg: MarsConfig, name: str) -> Path:
     return Path(cfg.data.out_dir) / name
 
 
+@dataclass(frozen=True)
+class TrainStep:
+    """What the pipeline's train step hands on: the candidate's version, and the sweep's
+    report when the step swept."""
+
+    version: int | None
+    sweep: SweepReport | None = None
+
+
+def check_pipeline_sweep(keys: list[str]) -> None:
+    """A pipeline sweeps its train step only: every job shares the steps before it, so a
+    swept key those steps read would give each job another world. Names the key and step."""
+    before = list(STEPS)[: list(STEPS).index("train")]
+    for key in keys:
+        section = key.lstrip("+~").split(".")[0].split("/")[0]
+        readers = [step for step in before if section in STEPS[step].groups]
+        if readers or section in SHARED_SECTIONS:
+            reader = readers[0] if readers else "every step"
+            raise UserInputError(
+                f"cannot sweep {key} in the pipeline: {reader} reads it, and a pipeline sweep "
+                "shares every step before train; sweep train.* or student.* there, or run "
+                "the steps once per value"
+            )
+
+
+@dataclass
+class StudentReport:
+    """One trained student: its training, its registry version and run, and what it measured
+    there (`val.*` on validation, judged by the teacher; `test.*` on held-out rooms)."""
+
+    training: TrainResult
+    sizes: dict[str, int]
+    run_id: str
+    version: int
+    model_uri: str  # models:/<name>/<version>
+    ordering: str  # the operating point chosen on validation, in words
+    metrics: dict[str, float]
+    judged_by: str  # who judged the test.* metrics: ground_truth or teacher
+    candidate: bool  # whether this run pointed `candidate` at the version
+
+    def summary(self) -> str:
+        """What `python -m flows.train` ends with."""
+        trained = self.training
+        lines = [
+            "",
+            f"student trained: {trained.steps} steps, stopped by {trained.stopped_by}",
+        ]
+        if trained.stopped_by == "time":
+            lines.append(f"  WARNING: {STOPPED_BY_TIME}")
+        alias = f" as @{CANDIDATE}" if self.candidate else ""
+        lines += [
+            f"  best validation loss {trained.best_val_loss}",
+            f"  folder {trained.folder}",
+            f"  registered {self.model_uri}{alias} (MLflow run {self.run_id})",
+            f"  operating point: {self.ordering}",
+            f"  metrics (val.*: teacher-judged validation; test.*: held-out rooms, judged by "
+            f"{self.judged_by}):",
+            *(f"    {name} {value:.3f}" for name, value in sorted(self.metrics.items())),
+        ]
+        return "\n".join(lines)
+
+
 @dataclass
 class PipelineReport:
     """What a person looks at after a run: the evaluation table, the promotion, the page."""
@@ -123,14 +205,17 @@ class PipelineReport:
     decision: PromotionDecision | None
     eval_files: dict[str, str]
     searches: SearchReport
+    sweep: SweepReport | None = None  # the train step's, when it swept
 
     def summary(self) -> str:
         """The lines the command ends with; the page to open comes last."""
         promotion = self.decision.reason if self.decision else "promotion off (eval.promote)"
         champion = f"v{self.champion_version}" if self.champion_version else "none"
         mlflow_ui = f"mlflow ui --backend-store-uri {setup_runtime().mlflow_uri}"
+        swept = [] if self.sweep is None else ["", "train step sweep:", "", self.sweep.table()]
         return "\n".join(
             [
+                *swept,
                 "",
                 f"MARS pipeline done. {self.judged_by}:",
                 "",

@@ -28,6 +28,7 @@ from mars_core.config.schema import (
 from mars_core.config.serve import ServeConfig
 from mars_core.config.server import ServerConfig
 from mars_core.config.student import StudentConfig
+from mars_core.config.sweep import SweepConfig
 from mars_core.config.teacher import TeacherConfig
 from mars_core.config.train import TrainConfig
 from mars_core.config.vlm import VLMConfig
@@ -49,6 +50,7 @@ __all__ = [
     "ServeConfig",
     "ServerConfig",
     "StudentConfig",
+    "SweepConfig",
     "TeacherConfig",
     "TrainConfig",
     "VLMConfig",

@@ -51,6 +51,19 @@ class EvalConfig:
     promote: bool = knob(True, "promote the candidate alias to champion when it wins")
     primary_metric: str = knob("nDCG@10", "the measure promotion compares (one of measures)")
     promotion_margin: float = knob(0.01, "the candidate must beat the baseline by this much", ge=0)
+    adapter_metrics: list[str] = knob(
+        [
+            "nDCG_at_10",
+            "answerable.nDCG_at_10",
+            "context_violation_at_5",
+            "abstain_nofit",
+            "abstain_answerable",
+            "alternatives_precision",
+            "room_only.precision_at_10",
+        ],
+        "metrics each trained student logs on its own MLflow run, on validation (val.<name>) "
+        "and on the held-out rooms (test.<name>), so the compare view lines students up",
+    )
     headline: list[str] = knob(
         [
             "nDCG_at_10",

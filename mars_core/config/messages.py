@@ -17,6 +17,8 @@ from mars_core.config import MarsConfig
 INTERNAL_LINES = ("full_key:", "reference_type=", "object_type=", "See https://", "To append")
 OVERRIDE_KEY = re.compile(r"Could not override '([^']+)'")
 CLOSE_KEYS = 3
+# Hydra's message for an override whose value the schema refuses; the reason is in its cause.
+MERGE_FAILED = "Error merging override"
 
 
 def schema_keys(schema: type = MarsConfig, prefix: str = "") -> list[str]:
@@ -96,10 +98,46 @@ def key_hint(key: str) -> str:
 
 
 def config_error_message(error: BaseException) -> str:
-    """One line: Hydra's or OmegaConf's message (options kept), the key, the closest keys."""
+    """One line: Hydra's or OmegaConf's message (options kept), the reason it buries in its
+    cause (a value of the wrong type), the key and what it takes, or the closest keys."""
     text = _joined(_lines(error)) or type(error).__name__
+    if text.startswith(MERGE_FAILED):
+        text = f"{text}: {_root_reason(error)}"
     key = _key(error)
     if key is None:
         return text
     located = (text if key in text else f"{text} (at {key})").rstrip(".")
-    return located + key_hint(key.lstrip("+~"))
+    hint = key_hint(key.lstrip("+~"))
+    expected = expected_type(key.lstrip("+~"))
+    return located + (hint or (f"; {key} takes {expected}" if expected else ""))
+
+
+def _root_reason(error: BaseException) -> str:
+    """The first line of the innermost cause: why the value did not merge."""
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return (_lines(root) or [type(root).__name__])[0].rstrip(".")
+
+
+def expected_type(key: str, schema: type = MarsConfig) -> str:
+    """The schema's type of a dotted key, as a reader writes it (`int`, `list[str]`, `float |
+    None`); empty when the schema has no such key."""
+    hint: object = schema
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(hint):
+            return ""
+        hints = typing.get_type_hints(hint)
+        if part not in hints:
+            return ""
+        hint = hints[part]
+    return _type_name(hint)
+
+
+def _type_name(hint: object) -> str:
+    if dataclasses.is_dataclass(hint):
+        return f"a section ({hint.__name__})"
+    name = getattr(hint, "__name__", None)
+    if name and not typing.get_args(hint):
+        return name
+    return str(hint).replace("typing.", "").replace("NoneType", "None")

@@ -11,8 +11,10 @@ from mars_core.config.mining import MiningConfig
 from mars_core.config.pipeline import PipelineConfig
 from mars_core.config.serve import ServeConfig
 from mars_core.config.student import StudentConfig
+from mars_core.config.sweep import SweepConfig
 from mars_core.config.teacher import MISFIT_SCORES, TeacherConfig
 from mars_core.config.train import TrainConfig
+from mars_core.infra.errors import UserInputError
 from mars_core.infra.knob import knob
 
 
@@ -70,10 +72,20 @@ class MarsConfig:
     demo: DemoConfig = knob(DemoConfig(), "the main job's sample searches")
     pipeline: PipelineConfig = knob(PipelineConfig(), "the pipeline flow")
     serve: ServeConfig = knob(ServeConfig(), "the search service (mars-serve)")
+    sweep: SweepConfig = knob(SweepConfig(), "sweeps of the train flow (-m)")
     seed: int = knob(0, "global seed")
 
     def __post_init__(self) -> None:
         self._check_misfits_abstain()
+
+    def check_trainable(self) -> None:
+        """What training needs beyond a valid config (serving a 4-bit base is fine with any
+        `train.method`; training over one is not)."""
+        if self.student.load_in_4bit and self.train.method != "qlora":
+            raise UserInputError(
+                f"student.load_in_4bit=true but train.method={self.train.method}: only qlora "
+                "trains over a 4-bit base; set train.method=qlora or student.load_in_4bit=false"
+            )
 
     def _check_misfits_abstain(self) -> None:
         """A teacher misfit label must read as "nothing fits" to the funnel too, or a student

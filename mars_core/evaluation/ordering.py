@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -47,21 +48,23 @@ from mars_core.evaluation.ablation import (
 )
 from mars_core.evaluation.metrics import (
     RankedRequest,
+    all_metrics,
     context_violation,
-    metric_key,
     ranking_measures,
 )
 from mars_core.evaluation.reference import teacher_judge
 from mars_core.evaluation.requests import EvalRequest, EvalSet, teacher_grade
 from mars_core.funnel.stages import build_funnel
 from mars_core.index.vocabulary import category_query
-from mars_core.infra.tracking import describe_version
+from mars_core.infra.registry import describe_version
 from mars_core.search.funnel import SearchFunnel, presented
 from mars_core.search.types import Candidate
 from mars_core.teacher.schema import LABELS_FILE
 
 # (order, siglip_blend) candidates, in tie-break order.
 ORDERINGS = ((FITS_BY_SIGLIP, 0.0), (AGENT, 0.0), (AGENT, 0.25), (AGENT, 0.5))
+# The funnel a student serves in: every stage, the agent last.
+STUDENT_FUNNEL = ("bm25", "siglip", AGENT)
 MEASURE = "nDCG@10"
 VIOLATION_K = 5  # the violation the bound is on: context violation@5, as the targets say
 VIOLATION = f"context_violation_at_{VIOLATION_K}"
@@ -99,11 +102,54 @@ def validation_set(cfg: MarsConfig) -> EvalSet:
     return EvalSet(requests, held_out.products, "teacher")
 
 
-def choose_ordering(
-    cfg: MarsConfig, adapter: str
-) -> tuple[Ordering, dict[Ordering, dict[str, float]]]:
-    """The best operating point for `adapter` on validation rooms, and what each candidate
-    point measured there (nDCG@10 and violation@5)."""
+@dataclass(frozen=True)
+class ValidationChoice:
+    """The operating point chosen on validation, what every point measured there (nDCG@10
+    and violation@5: the grid, an artifact of the student's run), and every metric of the
+    chosen point (the student's validation metrics)."""
+
+    ordering: Ordering
+    points: dict[Ordering, dict[str, float]]
+    metrics: dict[str, float]
+
+    def grid_table(self) -> str:
+        """The grid as a markdown table, the chosen point marked."""
+        lines = [
+            f"| ordering | fit bar | {MEASURE} | {VIOLATION} | chosen |",
+            "|---|---:|---:|---:|:-:|",
+        ]
+        for point, measured in self.points.items():
+            mark = "yes" if point == self.ordering else ""
+            lines.append(
+                f"| {_order_name(point)} | {point.min_fit_score:g} | {measured[MEASURE]:.4f} | "
+                f"{measured[VIOLATION]:.4f} | {mark} |"
+            )
+        return "\n".join(lines) + "\n"
+
+
+def choose_ordering(cfg: MarsConfig, adapter: str) -> ValidationChoice:
+    """The best operating point for `adapter` on validation rooms, what each candidate point
+    measured there and every metric of the chosen one."""
+    judged = _judged_validation(cfg, adapter)
+    points, ranked = {}, {}
+    for order, blend in ORDERINGS:
+        for bar in cfg.eval.min_fit_scores:
+            ordering = Ordering(order, blend, bar, "validation")
+            ranked[ordering] = [
+                ranked_by_ordering(r, found, ordering, cfg.funnel.k3) for r, found in judged
+            ]
+            points[ordering] = {
+                MEASURE: ranking_measures(ranked[ordering], [MEASURE])[MEASURE],
+                VIOLATION: context_violation(ranked[ordering], VIOLATION_K),
+            }
+    best = best_point(points, cfg.eval.max_violation, cfg.eval.ndcg_tolerance)
+    metrics = all_metrics(ranked[best], cfg.eval.measures, cfg.eval.ks)
+    return ValidationChoice(best, points, metrics)
+
+
+def _judged_validation(cfg: MarsConfig, adapter: str) -> list[tuple[EvalRequest, list[Candidate]]]:
+    """Every validation request scored once by the student, its candidates graded by the
+    teacher."""
     val_set = validation_set(cfg)
     judge, close = teacher_judge(cfg)
     judged: list[tuple[EvalRequest, list[Candidate]]] = []
@@ -118,16 +164,7 @@ def choose_ordering(
                 judged.append((dataclasses.replace(request, grades=grades), found.results))
     finally:
         close()
-    points = {}
-    for order, blend in ORDERINGS:
-        for bar in cfg.eval.min_fit_scores:
-            ordering = Ordering(order, blend, bar, "validation")
-            ranked = [ranked_by_ordering(r, found, ordering, cfg.funnel.k3) for r, found in judged]
-            points[ordering] = {
-                MEASURE: ranking_measures(ranked, [MEASURE])[MEASURE],
-                VIOLATION: context_violation(ranked, VIOLATION_K),
-            }
-    return best_point(points, cfg.eval.max_violation, cfg.eval.ndcg_tolerance), points
+    return judged
 
 
 @contextmanager
@@ -135,7 +172,7 @@ def scoring_funnel(cfg: MarsConfig, adapter: str, keys: frozenset[str]) -> Itera
     """The funnel of one scoring pass that every operating point is then applied to: stage 3
     keeps all of stage 2's candidates (over `keys` only) with their agent and SigLIP scores
     and presents every one (no fit bar, so no alternatives either): each point cuts its own."""
-    run_cfg = configured(cfg, Configuration(["bm25", "siglip", "agent"], adapter))
+    run_cfg = configured(cfg, Configuration(list(STUDENT_FUNNEL), adapter))
     run_cfg = dataclasses.replace(
         run_cfg,
         funnel=dataclasses.replace(run_cfg.funnel, k3=cfg.funnel.k2, order=AGENT, siglip_blend=0.0),
@@ -161,24 +198,17 @@ def best_point(
     return min(points, key=lambda point: (points[point][VIOLATION], -points[point][MEASURE]))
 
 
-def record_ordering(
-    model: str, version: int, ordering: Ordering, points: dict[Ordering, dict[str, float]]
-) -> None:
-    """The choice as the version's tags, with what each candidate point measured."""
+def record_ordering(model: str, version: int, ordering: Ordering) -> None:
+    """The choice as the version's tags, which the funnel reads when it serves the version
+    (the grid it was chosen from is an artifact of the student's run)."""
     tags = {ORDER_TAG: ordering.order, BLEND_TAG: ordering.siglip_blend}
-    tags[FIT_TAG] = ordering.min_fit_score
-    tags |= {
-        f"validation.{metric_key(name)}.{_slug(point)}": f"{value:.4f}"
-        for point, measured in points.items()
-        for name, value in measured.items()
-    }
-    describe_version(model, version, tags=tags)
+    describe_version(model, version, tags=tags | {FIT_TAG: ordering.min_fit_score})
 
 
-def _slug(ordering: Ordering) -> str:
-    """A tag-safe name of a point: `fits_by_siglip_fit_0.5`, `agent_blend_0.25_fit_0.65`."""
-    blend = f"_blend_{ordering.siglip_blend:g}" if ordering.siglip_blend else ""
-    return f"{ordering.order}{blend}_fit_{ordering.min_fit_score:g}"
+def _order_name(ordering: Ordering) -> str:
+    """`fits_by_siglip`, `agent`, `agent blend 0.25`."""
+    blend = f" blend {ordering.siglip_blend:g}" if ordering.siglip_blend else ""
+    return f"{ordering.order}{blend}"
 
 
 def ranked_by_ordering(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mars_core.agent.adapter import CANDIDATE, CHAMPION, registry_uri
 from mars_core.evaluation.ablation import ConfigurationResult
 from mars_core.evaluation.metrics import metric_key
+from mars_core.infra.registry import CANDIDATE, CHAMPION, registry_uri
 
 
 @dataclass(frozen=True)

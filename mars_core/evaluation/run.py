@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mars_core.agent.adapter import CANDIDATE, CHAMPION, alias_version, registry_uri
 from mars_core.agent.ordering import AUTO
 from mars_core.config import MarsConfig
 from mars_core.evaluation.ablation import (
@@ -26,9 +25,10 @@ from mars_core.evaluation.report import (
     write_table,
 )
 from mars_core.evaluation.requests import EVAL_SET_FILE, build_eval_set
-from mars_core.evaluation.versions import order_candidate, tag_versions
+from mars_core.evaluation.versions import mark_stopped_by_time, order_candidate
 from mars_core.index.store import IndexSnapshot
 from mars_core.infra.io import atomic_write_parquet
+from mars_core.infra.registry import CANDIDATE, CHAMPION, alias_version, registry_uri
 
 EVAL_DIR = "eval"
 
@@ -76,7 +76,7 @@ def evaluate(cfg: MarsConfig) -> EvaluationReport:
     report = EvaluationReport(
         results, eval_set.source, reference, len(eval_set.requests), cfg.teacher.name
     )
-    tag_versions(results, cfg.eval.headline, eval_set.source)
+    mark_stopped_by_time(results)
     report.files = _write_files(cfg, report, eval_set.table(), out_dir)
     if cfg.eval.promote:
         report.decision = decide(

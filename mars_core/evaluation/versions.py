@@ -1,10 +1,9 @@
-"""What the registry says about the evaluated student versions, and what they say back.
+"""What the registry says about the evaluated student versions, and where their numbers go.
 
 Before the configurations run, a candidate version without a chosen ordering gets one
-(`evaluation/ordering.py`), so it is measured as it will serve. After them, every evaluated
-version gets its headline metrics as version tags (`eval.<metric>`, with `eval.judged_by`), so
-the MLflow registry page shows why the champion is the champion, and a version that training
-stopped by the clock is marked in the table.
+(`evaluation/ordering.py`), so it is measured as it will serve. After them, a version that
+training stopped by the clock is marked in the table, and each version's run (the run that
+trained it) is found, so its held-out metrics join its params and curves there.
 """
 
 from __future__ import annotations
@@ -12,12 +11,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mars_core.agent.adapter import registry_version
 from mars_core.agent.ordering import ORDER_TAG
 from mars_core.config import MarsConfig
 from mars_core.evaluation.ablation import ConfigurationResult
 from mars_core.evaluation.ordering import choose_ordering, record_ordering
-from mars_core.infra.tracking import describe_version, version_tags
+from mars_core.infra.registry import registry_version, version_run_id, version_tags
 from mars_core.teacher.schema import LABELS_FILE
 
 logger = logging.getLogger(__name__)
@@ -33,17 +31,21 @@ def order_candidate(cfg: MarsConfig, adapter: str) -> None:
     if not (Path(cfg.data.out_dir) / LABELS_FILE).is_file():
         logger.warning("no %s: the agent's ordering is not chosen on validation", LABELS_FILE)
         return
-    ordering, values = choose_ordering(cfg, adapter)
-    record_ordering(*version, ordering, values)
+    record_ordering(*version, choose_ordering(cfg, adapter).ordering)
 
 
-def tag_versions(results: list[ConfigurationResult], headline: list[str], judged_by: str) -> None:
-    """Each registry version's headline metrics as its tags; mark one stopped by time."""
+def mark_stopped_by_time(results: list[ConfigurationResult]) -> None:
+    """A note beside each student that training stopped by the clock (machine-dependent)."""
     for result in results:
         version = registry_version(result.configuration.adapter)
-        if version is None or not result.configuration.has_agent:
-            continue
-        if version_tags(*version).get("stopped_by") == "time":
+        if version is not None and version_tags(*version).get("stopped_by") == "time":
             result.note = STOPPED_BY_TIME_NOTE
-        metrics = {f"eval.{m}": f"{result.metrics[m]:.3f}" for m in headline if m in result.metrics}
-        describe_version(*version, tags=metrics | {"eval.judged_by": judged_by})
+
+
+def trained_by(result: ConfigurationResult) -> str | None:
+    """The MLflow run that trained the student a configuration ran with (none for a folder or
+    the base student)."""
+    version = registry_version(result.configuration.adapter)
+    if version is None or not result.configuration.has_agent:
+        return None
+    return version_run_id(*version)

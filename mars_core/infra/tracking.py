@@ -92,23 +92,11 @@ def mlflow_run(
         yield run
 
 
-def version_tags(name: str, version: int) -> dict[str, str]:
-    """A registered model version's tags; none when the registry has no such version."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return dict(MlflowClient().get_model_version(name, str(version)).tags)
-    except MlflowException:
-        return {}
-
-
-def describe_version(
-    name: str, version: int, *, description: str | None = None, tags: Mapping[str, Any]
-) -> None:
-    """Say on the registry page what a model version is (a one-line description) and how it
-    did (tags), so the versions compare at a glance."""
+def log_to_run(run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
+    """Metrics and tags onto an existing run (a student's, measured again later): the newest
+    value of a metric is the one the UI shows, its history keeps the earlier ones."""
     client = MlflowClient()
-    if description is not None:
-        client.update_model_version(name, str(version), description=description)
+    for name, value in metrics.items():
+        client.log_metric(run_id, name, value)
     for key, value in tags.items():
-        client.set_model_version_tag(name, str(version), key, str(value))
+        client.set_tag(run_id, key, value)

@@ -9,12 +9,12 @@ import mlflow
 import pytest
 import torch
 from support.agent_views import ROOM, product_views
+from support.registry import register_plain_folder, register_student
 
-from mars_core.agent.adapter import register_adapter, resolve_adapter
+from mars_core.agent.adapter import resolve_adapter
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.stage import AgentStage
 from mars_core.infra.errors import AdapterNotFoundError
-from mars_core.infra.tracking import mlflow_run
 from mars_core.models.loading import load_vlm
 from mars_core.search.types import Candidate, SearchRequest
 
@@ -120,15 +120,23 @@ def test_lora_adapter_folder_round_trip(cfg, model_cache, base_scores, tmp_path)
     assert with_zero == pytest.approx(base_scores, abs=1e-6)
 
 
-def test_lora_adapter_from_the_mlflow_registry(cfg, model_cache, base_scores, tmp_path):
+@pytest.mark.parametrize("as_mlflow_model", [True, False], ids=["mlflow-model", "plain-folder"])
+def test_lora_adapter_from_the_mlflow_registry(
+    cfg, model_cache, base_scores, tmp_path, as_mlflow_model
+):
+    """A version registered as an MLflow model (the train flow's way) and one registered as a
+    plain folder (before it) both resolve to the adapter and score as the folder does."""
     folder = _save_lora(cfg, model_cache, tmp_path / "adapter", random_b=True)
-    with mlflow_run("mars-tests", "adapter-registry"):
-        version = register_adapter(folder, name="mars-student-test", alias="champion")
-    resolved = resolve_adapter("models:/mars-student-test@champion")
+    name = f"mars-student-test-{'model' if as_mlflow_model else 'folder'}"
+    if as_mlflow_model:
+        version = register_student(folder, cfg, name, alias="champion")
+    else:
+        version = register_plain_folder(folder, name, alias="champion")
+    resolved = resolve_adapter(f"models:/{name}@champion")
     assert (resolved / "adapter_config.json").is_file()
-    assert resolved.resolve() != folder.resolve()  # the run's artifact copy, not the source
-    assert resolve_adapter(f"models:/mars-student-test/{version}") == resolved
-    from_registry = _scores_with_adapter(cfg, model_cache, "models:/mars-student-test@champion")
+    assert resolved.resolve() != folder.resolve()  # the registry's copy, not the source
+    assert resolve_adapter(f"models:/{name}/{version}") == resolved
+    from_registry = _scores_with_adapter(cfg, model_cache, f"models:/{name}@champion")
     from_folder = _scores_with_adapter(cfg, model_cache, str(folder))
     assert from_registry == pytest.approx(from_folder, abs=1e-6)
     assert from_registry != pytest.approx(base_scores, abs=1e-4)

@@ -7,10 +7,9 @@ from pathlib import Path
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from support.registry import register_student
 
 from flows.evaluate import evaluate, main
-from mars_core.agent.adapter import register_adapter
-from mars_core.infra.tracking import mlflow_run
 from mars_core.models.loading import load_vlm
 
 MODEL = "mars-student-eval"
@@ -40,8 +39,7 @@ def candidate(cfg, model_cache, tmp_path_factory) -> int:
         r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
     )
     get_peft_model(base, lora).save_pretrained(folder)
-    with mlflow_run("mars-tests", "sft-stand-in"):
-        return register_adapter(folder, name=MODEL, alias="candidate")
+    return register_student(folder, cfg, MODEL, alias="candidate")
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +62,16 @@ def _runs(parent_id: str):
 
 
 @pytest.mark.slow
-def test_an_ablation_makes_one_nested_run_per_configuration_with_every_metric(evaluated):
+def test_an_ablation_makes_one_nested_run_per_configuration_with_every_metric(
+    evaluated, candidate, cfg
+):
+    """Every configuration is a nested run, except the registered student's: its held-out
+    metrics join the run that trained it."""
     parent = mlflow.search_runs(experiment_names=["mars"], filter_string="run_name = 'evaluate'")
     children = _runs(parent.iloc[0]["run_id"])
     names = set(children["tags.mlflow.runName"])
     assert names == {
-        "bm25", "bm25+siglip", "bm25+siglip+agent@base", "bm25+siglip+agent@candidate",
+        "bm25", "bm25+siglip", "bm25+siglip+agent@base",
         "teacher:tiny on bm25+siglip", "fit known on bm25+siglip",
     }  # fmt: skip
     assert set(children["tags.judged_by"]) == {"ground_truth"}
@@ -81,6 +83,10 @@ def test_an_ablation_makes_one_nested_run_per_configuration_with_every_metric(ev
             assert keys >= AGENT_KEYS
             trained = not run["tags.mlflow.runName"].endswith("@base")
             assert (keys >= BEYOND_KEYS) == trained and keys.isdisjoint(BEYOND_KEYS) != trained
+    student = mlflow.get_run(MlflowClient().get_model_version(MODEL, str(candidate)).run_id)
+    held_out = {k for k in student.data.metrics if k.startswith("test.")}
+    assert held_out == {f"test.{m}" for m in cfg.eval.adapter_metrics}
+    assert student.data.tags["test.judged_by"] == "ground_truth"
     assert evaluated.source == "ground_truth" and evaluated.requests == 8
     artifacts = {a.path for a in MlflowClient().list_artifacts(parent.iloc[0]["run_id"])}
     assert {"ablation.md", "metrics.png", "reliability.png", "promotion.json"} <= artifacts

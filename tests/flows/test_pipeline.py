@@ -12,9 +12,9 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from mars_core.agent.adapter import CANDIDATE, CHAMPION, alias_version
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE, SPLITS_FILE
 from mars_core.index.store import MANIFEST_FILE
+from mars_core.infra.registry import CANDIDATE, CHAMPION, alias_version
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE
 from mars_core.teacher.schema import HELDOUT_LABELS_FILE, LABELS_FILE
 
@@ -92,13 +92,19 @@ def test_the_candidate_is_ordered_as_validation_chose_and_its_version_says_why(f
     from mars_core.app.compose import load_config
     from mars_core.funnel.stages import build_funnel
 
-    version = mlflow.MlflowClient().get_model_version(REGISTRY, str(first.candidate_version))
+    client = mlflow.MlflowClient()
+    version = client.get_model_version(REGISTRY, str(first.candidate_version))
     assert version.tags["funnel.order"] in ("agent", "fits_by_siglip")
-    assert "validation.nDCG_at_10.fits_by_siglip_fit_0.5" in version.tags
-    assert "validation.context_violation_at_5.agent_blend_0.25_fit_0.7" in version.tags
     bar = float(version.tags["funnel.min_fit_score"])
-    assert version.tags["eval.judged_by"] == "ground_truth" and "eval.nDCG_at_10" in version.tags
-    assert version.description and "stopped by steps" in version.description
+    assert len(version.tags) <= 12 and version.description
+    assert "stopped by steps" in version.description
+    # One run per student: its validation and held-out metrics beside its curves, the grid
+    # it was chosen on an artifact.
+    run = mlflow.get_run(version.run_id)
+    assert {"val.nDCG_at_10", "test.nDCG_at_10", "train_loss"} <= set(run.data.metrics)
+    assert run.data.tags["test.judged_by"] == "ground_truth"
+    grid = mlflow.artifacts.load_text(f"runs:/{version.run_id}/validation_grid.md")
+    assert "fits_by_siglip" in grid and "agent blend 0.25" in grid
     served = [*overrides, f"student.adapter=models:/{REGISTRY}/{first.candidate_version}"]
     with build_funnel(load_config(served)) as funnel:
         agent = funnel.steps[-1].stage

@@ -43,9 +43,9 @@ def test_missing_labels_is_one_error_line_naming_the_label_flow(
 
 
 def test_sigkill_then_rerun_resumes_and_the_candidate_changes_the_agent(
-    sft_dir, session_overrides, prefect_harness, cfg, model_cache
+    labelled, prefect_harness, cfg, model_cache
 ):
-    overrides = [*session_overrides, f"data.out_dir={sft_dir}", *KNOBS]
+    overrides = [*labelled.overrides, *KNOBS]
     checkpoints = Path(cfg.paths.artifacts) / "students" / "checkpoints"
     env = os.environ | {"PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
@@ -66,35 +66,36 @@ def test_sigkill_then_rerun_resumes_and_the_candidate_changes_the_agent(
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
 
-    summary = train(overrides)
-    assert summary["resumed_from"] is not None
-    assert Path(summary["resumed_from"]).name.startswith("checkpoint-")
-    assert int(Path(summary["resumed_from"]).name.split("-")[1]) >= 4
-    assert summary["steps"] == 12
-    assert summary["train_loss"][0][0] > 4  # the loss curve starts after the checkpoint
-    folder = Path(summary["folder"])
+    summary = train(overrides=overrides)
+    trained = summary.training
+    assert trained.resumed_from is not None
+    assert Path(trained.resumed_from).name.startswith("checkpoint-")
+    assert int(Path(trained.resumed_from).name.split("-")[1]) >= 4
+    assert trained.steps == 12
+    assert trained.train_loss[0][0] > 4  # the loss curve starts after the checkpoint
+    folder = Path(trained.folder)
     assert (folder / "config.json").is_file() and (folder / "README.md").is_file()
-    assert folder.parent.name == "students" and folder.name == summary["run_id"]
+    assert folder.parent.name == "students" and folder.name == summary.run_id
 
     import mlflow
 
-    run = mlflow.get_run(summary["run_id"])
+    run = mlflow.get_run(summary.run_id)
     assert "val_loss" in run.data.metrics and "dataset.hash" in run.data.params
-    # Steps end it, not the clock: the budget (an hour by default) is a safety net.
-    assert summary["stopped_by"] == run.data.tags["stopped_by"] == "steps"
-    version = mlflow.MlflowClient().get_model_version(cfg.student.registry, summary["version"])
+    # Steps end it, not the clock: the budget (two hours by default) is a safety net.
+    assert trained.stopped_by == run.data.tags["stopped_by"] == "steps"
+    version = mlflow.MlflowClient().get_model_version(cfg.student.registry, summary.version)
     assert version.tags["stopped_by"] == "steps" and version.tags["steps"] == "12"
     assert version.tags["seed"] == "0" and version.tags["teacher"] == cfg.teacher.name
     assert "12 of 12 steps, stopped by steps" in version.description
     assert f"teacher {cfg.teacher.name}" in version.description
-    history = mlflow.MlflowClient().get_metric_history(summary["run_id"], "train_loss")
+    history = mlflow.MlflowClient().get_metric_history(summary.run_id, "train_loss")
     assert len(history) >= 2
     assert sft_progress() == 100.0  # the Prefect UI followed the steps
 
     untrained = _scores(cfg.student, model_cache, cfg)
-    candidate = StudentConfig(**{**vars(cfg.student), "adapter": summary["model_uri"]})
-    trained = _scores(candidate, model_cache, cfg)
-    assert max(abs(a - b) for a, b in zip(untrained, trained, strict=True)) > 1e-3
+    candidate = StudentConfig(**{**vars(cfg.student), "adapter": summary.model_uri})
+    after = _scores(candidate, model_cache, cfg)
+    assert max(abs(a - b) for a, b in zip(untrained, after, strict=True)) > 1e-3
 
 
 def _scores(student: StudentConfig, model_cache: Path, cfg) -> list[float]:
