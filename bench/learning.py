@@ -46,10 +46,10 @@ def run_seed(seed: int, overrides: list[str]) -> tuple[dict, dict, float]:
 
     seeded = [*overrides, f"train.seed={seed}", f"student.registry=learning-seed{seed}"]
     started = time.monotonic()
-    summary = train(seeded)
+    summary = train(overrides=seeded)
     report = evaluate(seeded)
     rows = {r.configuration.name: r.metrics for r in report.results}
-    print(f"seed {seed}: {summary['steps']} steps, stopped by {summary['stopped_by']}")
+    print(f"seed {seed}: {summary.training.steps} steps, stopped by {summary.training.stopped_by}")
     return rows[FUNNEL], rows[STAGE2], time.monotonic() - started
 
 

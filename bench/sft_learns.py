@@ -148,12 +148,12 @@ def main() -> None:
     print(f"labels: {labels.num_rows} pairs ({fitting} fit)")
 
     started = time.monotonic()
-    summary = train(overrides)
+    summary = train(overrides=overrides)
     wall = time.monotonic() - started
     print(
-        f"train flow: {wall:.0f} s wall, {summary['steps']} steps, stopped by "
-        f"{summary['stopped_by']}, best val loss {summary['best_val_loss']}, "
-        f"sizes {summary['sizes']}"
+        f"train flow: {wall:.0f} s wall, {summary.training.steps} steps, stopped by "
+        f"{summary.training.stopped_by}, best val loss {summary.training.best_val_loss}, "
+        f"sizes {summary.sizes}"
     )
     student_cfg = load_config(
         [*overrides, f"student.adapter={registry_uri(cfg.student.registry, CANDIDATE)}"]

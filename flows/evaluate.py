@@ -17,7 +17,6 @@ from mars_core.app.cli import Invocation, answer_early, run_app
 
 answer_early(__name__, APPS["evaluate"])  # the program: answers --help before the imports below
 
-import json
 from dataclasses import asdict
 
 import mlflow
@@ -27,7 +26,6 @@ from mars_core.app.compose import load_config
 from mars_core.app.steps import require_inputs
 from mars_core.evaluation.assess import HELD_OUT, run_metrics
 from mars_core.evaluation.promotion import promote
-from mars_core.evaluation.report import markdown_table
 from mars_core.evaluation.run import EvaluationReport
 from mars_core.evaluation.versions import trained_by
 from mars_core.infra.tracking import log_to_run, mlflow_run
@@ -81,13 +79,7 @@ def _run(call: Invocation) -> None:
     cfg = load_config(call.overrides)
     require_inputs(cfg, "evaluate")
     prepare_flow_process(cfg, debug=call.debug)
-    report = evaluate(call.overrides)
-    print(f"\n{report.judged_by}\n")
-    print(markdown_table(report.results, cfg.eval.headline))
-    if report.decision is not None:
-        print(f"promotion: {json.dumps(asdict(report.decision))}")
-    print(f"table and plots: {', '.join(report.files.values())}")
-    print(f"open in a browser: {report.files['page']}")
+    print(evaluate(call.overrides).summary(cfg.eval.headline))
 
 
 if __name__ == "__main__":

@@ -21,21 +21,26 @@ from mars_core.app.cli import Invocation, answer_early, run_app
 
 answer_early(__name__, APPS["train"])  # the program: answers --help before the imports below
 
+import math
 from pathlib import Path
 
 import mlflow
 from prefect import flow
-from prefect.states import State
+from prefect.client.schemas.objects import FlowRun
+from prefect.runtime import flow_run as prefect_flow_run
 
-from flows.runners import run_on_pool
+from flows.runners import submit_to_pool, wait_for
 from mars_core.app.compose import load_config, parameter_overrides
 from mars_core.app.steps import StudentReport, require_inputs
 from mars_core.app.sweep import (
+    FLOW_RUN_TAG,
     JobFailed,
     SweepJob,
     SweepReport,
     best_job,
     check_sweep,
+    job_trained_elsewhere,
+    jobs_of,
     run_sweep,
     split_overrides,
 )
@@ -75,6 +80,7 @@ def train(
     seed: int | None = None,
     overrides: list[str] | None = None,
     candidate: bool = True,
+    sweep_run: str | None = None,
 ) -> StudentReport:
     """Train one student on the teacher's labels, register it and measure it on its run.
 
@@ -87,13 +93,18 @@ def train(
         overrides: any other Hydra overrides, as on the command line (`train.lora_r=8`).
         candidate: point the registry alias `candidate` at the new version (a sweep points
             it at its best job instead).
+        sweep_run: the MLflow run of the sweep this job belongs to (set by a sweep whose jobs
+            run on a work pool): this run becomes its child.
     """
     named = parameter_overrides(experiment, max_steps=max_steps, learning_rate=learning_rate,
                                 seed=seed)  # fmt: skip
     overrides = [*named, *(overrides or [])]
     cfg = validate(overrides)
     registry = cfg.student.registry
-    with mlflow_run(cfg.mlflow.experiment, "train", cfg, overrides) as run:
+    tags = {FLOW_RUN_TAG: str(prefect_flow_run.id)}
+    with mlflow_run(
+        cfg.mlflow.experiment, "train", cfg, overrides, parent_run_id=sweep_run, tags=tags
+    ) as run:
         data = build_examples_task(
             str(Path(cfg.data.out_dir) / LABELS_FILE),
             cfg.data.out_dir,
@@ -168,17 +179,29 @@ def train_sweep(
     arguments = [*named, *(overrides or []), *sweep]
     check_sweep(arguments)
     cfg = load_config(split_overrides(arguments)[0])
+    # Jobs on a pool all go out at once where the sweeper enumerates them (Optuna waits for
+    # each trial's value before it samples the next).
+    parallel = bool(cfg.sweep.work_pool) and jobs_of(arguments) is not None
     jobs: list[SweepJob] = []
+    pending: list[tuple[int, list[str], FlowRun]] = []
     with mlflow_run(cfg.mlflow.experiment, "sweep", cfg, arguments) as parent:
 
         def job(number: int, job_overrides: list[str]) -> float:
-            outcome = _sweep_job(cfg, number, job_overrides)
+            if parallel:
+                run = submit_to_pool(
+                    "train", cfg.sweep.work_pool, _on_pool(job_overrides, parent.info.run_id)
+                )
+                pending.append((number, job_overrides, run))
+                return math.nan  # the basic sweeper reads no value
+            outcome = _sweep_job(cfg, number, job_overrides, parent.info.run_id)
             jobs.append(outcome)
             if outcome.failed:
                 raise JobFailed(outcome.error)
             return outcome.metrics[cfg.sweep.objective]
 
         folder = run_sweep(arguments, job)
+        ended = wait_for([run for *_, run in pending])
+        jobs += [_pooled(cfg, n, o, run) for (n, o, _), run in zip(pending, ended, strict=True)]
         best = best_job(jobs, cfg.sweep.objective, cfg.sweep.direction)
         if best is not None and best.version is not None:
             set_alias_task(cfg.student.registry, CANDIDATE, best.version)
@@ -197,22 +220,35 @@ def train_sweep(
     return report
 
 
-def _sweep_job(cfg: MarsConfig, number: int, overrides: list[str]) -> SweepJob:
-    """One job: the train flow as a child run here, or on `sweep.work_pool` (a worker there
-    trains it); a failure is the job's outcome, not the sweep's end."""
+def _sweep_job(cfg: MarsConfig, number: int, overrides: list[str], parent: str) -> SweepJob:
+    """One job, waited for: the train flow as a child run here, or on `sweep.work_pool`; a
+    failure is the job's outcome, not the sweep's end."""
     if cfg.sweep.work_pool:
-        pooled = run_on_pool("train", cfg.sweep.work_pool, overrides, candidate=False)
-        state: State = pooled.state
-    else:
-        state = train(overrides=overrides, candidate=False, return_state=True)
+        [run] = wait_for(
+            [submit_to_pool("train", cfg.sweep.work_pool, _on_pool(overrides, parent))]
+        )
+        return _pooled(cfg, number, overrides, run)
+    state = train(overrides=overrides, candidate=False, return_state=True)
     if not state.is_completed():
         error = state.result(raise_on_failure=False)
         return SweepJob(number, overrides, error=one_line(error) or state.name)
     report: StudentReport = state.result()
-    if cfg.sweep.objective not in report.metrics:
-        error = f"its run measured no {cfg.sweep.objective}"
-        return SweepJob(number, overrides, report.version, report.run_id, report.metrics, error)
-    return SweepJob(number, overrides, report.version, report.run_id, report.metrics)
+    job = SweepJob(number, overrides, report.version, report.run_id, report.metrics)
+    return job.measured(cfg.sweep.objective)
+
+
+def _on_pool(overrides: list[str], parent: str) -> dict[str, object]:
+    """A job's parameters as a run of the train flow's deployment, a child of MLflow run
+    `parent` (the sweep's)."""
+    return {"overrides": overrides, "candidate": False, "sweep_run": parent}
+
+
+def _pooled(cfg: MarsConfig, number: int, overrides: list[str], run: FlowRun) -> SweepJob:
+    ended = run.state.name if run.state else "unknown"
+    job = job_trained_elsewhere(
+        number, overrides, cfg.mlflow.experiment, cfg.student.registry, str(run.id), ended
+    )
+    return job.measured(cfg.sweep.objective)
 
 
 def _columns(cfg: MarsConfig) -> list[str]:

@@ -15,6 +15,7 @@ each job did comes back from the caller (`SweepJob`), never from Hydra's return 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +32,12 @@ from omegaconf.errors import OmegaConfBaseException
 from mars_core.app.compose import CONFIG_NAME, hydra_initialized, load_config
 from mars_core.config.messages import config_error_message
 from mars_core.infra.errors import ConfigError, UserInputError
+from mars_core.infra.registry import version_of_run
+from mars_core.infra.tracking import run_tagged
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
+# The tag of a student's run that names the Prefect flow run that trained it.
+FLOW_RUN_TAG = "prefect.flow_run_id"
 OPTUNA = "hydra/sweeper=optuna"
 # What a sweep asks of Optuna chosen on the command line, where it says nothing else (as
 # conf/hparams_search/optuna.yaml does): Optuna's own defaults stop the study at the first
@@ -62,6 +67,24 @@ class SweepJob:
     @property
     def failed(self) -> bool:
         return bool(self.error)
+
+    def measured(self, objective: str) -> SweepJob:
+        """This job, failed if it did not measure the objective."""
+        if self.failed or objective in self.metrics:
+            return self
+        return dataclasses.replace(self, error=f"its run measured no {objective}")
+
+
+def job_trained_elsewhere(
+    number: int, overrides: list[str], experiment: str, registry: str, flow_run: str, ended: str
+) -> SweepJob:
+    """A job a pool's worker trained, read back from the MLflow run its train flow run
+    (`flow_run`, which ended in state `ended`) tagged with its id."""
+    run = run_tagged(experiment, FLOW_RUN_TAG, flow_run)
+    if run is None or ended != "Completed":
+        return SweepJob(number, overrides, error=f"flow run {flow_run} ended {ended}")
+    version = version_of_run(registry, run.info.run_id)
+    return SweepJob(number, overrides, version, run.info.run_id, dict(run.data.metrics))
 
 
 def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:

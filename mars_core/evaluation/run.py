@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from mars_core.evaluation.promotion import PromotionDecision, decide
 from mars_core.evaluation.reference import add_ceiling_gaps, reference_rows
 from mars_core.evaluation.report import (
     judged_by,
+    markdown_table,
     plot_metrics,
     plot_reliability,
     write_page,
@@ -49,6 +52,15 @@ class EvaluationReport:
     def judged_by(self) -> str:
         """Who judged the numbers, in words: every table, page and summary starts with it."""
         return judged_by(self.source, self.teacher, self.requests)
+
+    def summary(self, headline: list[str]) -> str:
+        """What `python -m flows.evaluate` ends with; the page to open comes last."""
+        lines = ["", self.judged_by, "", markdown_table(self.results, headline)]
+        if self.decision is not None:
+            lines.append(f"promotion: {json.dumps(dataclasses.asdict(self.decision))}")
+        lines.append(f"table and plots: {', '.join(self.files.values())}")
+        lines.append(f"open in a browser: {self.files['page']}")
+        return "\n".join(lines)
 
 
 def check_inputs(cfg: MarsConfig) -> None:

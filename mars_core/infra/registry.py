@@ -95,6 +95,14 @@ def version_run_id(model: str, version: int) -> str | None:
     return MlflowClient().get_model_version(model, str(version)).run_id
 
 
+def version_of_run(name: str, run_id: str) -> int | None:
+    """The version of `name` that run `run_id` registered, if any."""
+    from mlflow import MlflowClient
+
+    found = MlflowClient().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return int(found[0].version) if found else None
+
+
 def version_tags(name: str, version: int) -> dict[str, str]:
     """A registered model version's tags; none when the registry has no such version."""
     from mlflow import MlflowClient

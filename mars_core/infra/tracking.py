@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -22,6 +24,7 @@ PID_TAG = "mars.pid"
 HOST_TAG = "mars.host"
 STALE_TAG = "mars.stale"
 STALE_SWEEP_LIMIT = 1000  # RUNNING runs looked at per sweep
+STORE_LOCK = ".store.lock"  # beside the store: held while a process first touches it
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -37,14 +40,31 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def ensure_experiment(name: str) -> str:
-    """The experiment id, creating it with artifacts under mlruns/artifacts if new."""
+    """The experiment id, creating it with artifacts under mlruns/artifacts if new.
+
+    A new store is created (and its schema migrated) by the first process that touches it;
+    several flows a worker starts at once would each migrate it and break one another, so
+    the first touch holds a lock beside the store."""
     runtime = setup_runtime()
     mlflow.set_tracking_uri(runtime.mlflow_uri)
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = (runtime.mlflow_artifacts / name).as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    with _store_lock(runtime.mlflow_artifacts.parent / STORE_LOCK):
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = (runtime.mlflow_artifacts / name).as_uri()
+        return mlflow.create_experiment(name, artifact_location=location)
+
+
+@contextmanager
+def _store_lock(path: Path) -> Iterator[None]:
+    """One process at a time (blocking) past this point, on this machine."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def fail_stale_runs(experiment_id: str) -> list[str]:
@@ -69,18 +89,29 @@ def fail_stale_runs(experiment_id: str) -> list[str]:
 
 @contextmanager
 def mlflow_run(
-    experiment: str, run_name: str, config: Any = None, overrides: list[str] | None = None
+    experiment: str,
+    run_name: str,
+    config: Any = None,
+    overrides: list[str] | None = None,
+    *,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> Iterator[Any]:
-    """Start a run (nested under an active one); log the config's fields as params, the whole
-    composed config as `config.yaml` and the command line's Hydra overrides as the tag
-    `overrides`, so two runs can be compared by what was asked, not only by every value.
-    Runs a killed process left RUNNING are marked failed first (`fail_stale_runs`)."""
+    """Start a run (nested under an active one, or under `parent_run_id`: a run of another
+    process, such as a sweep's); log the config's fields as params, the whole composed config
+    as `config.yaml` and the command line's Hydra overrides as the tag `overrides`, so two
+    runs can be compared by what was asked, not only by every value. Runs a killed process
+    left RUNNING are marked failed first (`fail_stale_runs`)."""
     experiment_id = ensure_experiment(experiment)
     fail_stale_runs(experiment_id)
     nested = mlflow.active_run() is not None
-    owner = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    owner = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), **(tags or {})}
     with mlflow.start_run(
-        experiment_id=experiment_id, run_name=run_name, nested=nested, tags=owner
+        experiment_id=experiment_id,
+        run_name=run_name,
+        nested=nested,
+        parent_run_id=None if nested else parent_run_id,
+        tags=owner,
     ) as run:
         if overrides is not None:
             mlflow.set_tag(OVERRIDES_TAG, " ".join(overrides) or NO_OVERRIDES)
@@ -100,3 +131,12 @@ def log_to_run(run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str
         client.log_metric(run_id, name, value)
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
+
+
+def run_tagged(experiment: str, tag: str, value: str) -> Any | None:
+    """The run of `experiment` whose tag `tag` is `value` (the newest), or None."""
+    experiment_id = ensure_experiment(experiment)
+    runs = MlflowClient().search_runs(
+        [experiment_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=1
+    )
+    return runs[0] if runs else None

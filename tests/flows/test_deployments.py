@@ -1,5 +1,6 @@
-"""prefect.yaml deploys on a local Prefect server, and `reindex/nightly` runs through a process
-worker: the commands of docs/deployments.md ("Prefect deployments"), as a user types them."""
+"""prefect.yaml deploys on a local Prefect server, `reindex/nightly` runs through a process
+worker, and a sweep deployment run with typed parameters trains its jobs as runs on the work
+pool: the commands of docs/deployments.md ("Prefect deployments"), as a user types them."""
 
 from __future__ import annotations
 
@@ -33,9 +34,13 @@ FLOW_FUNCTIONS = {
     "mining",
     "label",
     "train",
+    "train_sweep",
     "evaluate",
     "inference",
 }
+# A sweep of two tiny students trained by the worker: each job a train/manual run on the pool.
+SWEEP_KNOBS = ["train.eval_steps=2", "train.batch_size=4", "eval.max_queries=4"]
+SWEEP_S = 420
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ def nightly_in_file() -> dict:
 
 @pytest.mark.slow
 def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
-    server, indexed, tmp_path
+    server, indexed, labelled, tmp_path
 ):
     server.prefect("work-pool", "create", POOL, "--type", "process")
     server.prefect("work-pool", "create", GPU_POOL, "--type", "process")
@@ -154,6 +159,16 @@ def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
     in_file = nightly_in_file()["schedules"][0]
     assert schedule["schedule"]["cron"] == in_file["cron"]
     assert schedule["schedule"]["timezone"] == in_file["timezone"]
+
+    check_typed_parameters(server)
+    on_pool = [*labelled.overrides, *SWEEP_KNOBS, f"sweep.work_pool={POOL}"]
+    sweep_run = server.prefect(
+        "deployment", "run", "train-sweep/manual",
+        "--param", 'sweep=["train.seed=0,1"]',
+        "--param", "max_steps=2",
+        "--param", f"overrides={json.dumps(on_pool)}",
+    )  # fmt: skip
+    sweep_id = re.search(r"UUID: ([0-9a-f-]{36})", sweep_run).group(1)
 
     printed = server.prefect(
         "deployment",
@@ -171,13 +186,70 @@ def test_every_flow_deploys_and_the_nightly_reindex_runs_through_a_worker(
     worker = start(["worker", "start", "--pool", POOL], server.env, worker_log)
     try:
         handed_over = run_on_pool_in_subprocess(server, "reindex", POOL, indexed.overrides)
+        swept = wait_for_run(server, sweep_id, SWEEP_S)
     finally:
         stop(worker)
     assert handed_over.returncode == 0, handed_over.stderr + worker_log.read_text()
     assert handed_over.stdout.split()[-1] == "COMPLETED"
+    assert swept["state_type"] == "COMPLETED", worker_log.read_text()[-3000:]
+    check_the_sweep_trained_on_the_pool(server, sweep_id)
 
     nowhere = run_on_pool_in_subprocess(server, "train", "no-such-pool", [])
     assert "no deployment of the train flow on work pool 'no-such-pool'" in nowhere.stderr
+
+
+def check_typed_parameters(server: Server) -> None:
+    """The run forms of train and train-sweep have a typed field per named parameter."""
+    train = server.get("/deployments/name/train/manual")["parameter_openapi_schema"]
+    fields = train["properties"]
+    assert {"experiment", "max_steps", "learning_rate", "seed", "overrides"} <= set(fields)
+    assert _types(fields["max_steps"]) == {"integer", "null"}
+    assert _types(fields["learning_rate"]) == {"number", "null"}
+    assert _types(fields["overrides"]) >= {"array"}
+    assert "training steps" in fields["max_steps"]["description"]
+    sweep = server.get("/deployments/name/train-sweep/manual")["parameter_openapi_schema"]
+    assert "sweep" in sweep["required"] and _types(sweep["properties"]["sweep"]) == {"array"}
+
+
+def _types(field: dict) -> set[str]:
+    return {option.get("type") for option in field.get("anyOf", [field])}
+
+
+def wait_for_run(server: Server, run_id: str, timeout_s: float) -> dict:
+    """The flow run once it has ended."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run = server.get(f"/flow_runs/{run_id}")
+        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return run
+        time.sleep(2)
+    raise AssertionError(f"flow run {run_id} not over in {timeout_s} s")
+
+
+def check_the_sweep_trained_on_the_pool(server: Server, sweep_id: str) -> None:
+    """Both jobs were train/manual runs on the pool, children of the sweep's flow run, each
+    trained with the typed `max_steps` and logged as a child of the sweep's MLflow run."""
+    import mlflow
+
+    runs = server.call("POST", "/flow_runs/filter", json={}).json()
+    jobs = [
+        r
+        for r in runs
+        if r["parent_task_run_id"]
+        and server.get(f"/task_runs/{r['parent_task_run_id']}")["flow_run_id"] == sweep_id
+    ]
+    assert len(jobs) == 2 and {r["state_type"] for r in jobs} == {"COMPLETED"}
+    assert {r["work_pool_name"] for r in jobs} == {POOL}
+    parent_runs = {r["parameters"]["sweep_run"] for r in jobs}
+    assert len(parent_runs) == 1
+    children = mlflow.search_runs(
+        experiment_names=["mars"],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_runs.pop()}'",
+    )
+    assert len(children) == 2
+    assert set(children["params.train.max_steps"]) == {"2"}
+    assert set(children["params.train.seed"]) == {"0", "1"}
+    assert all(children["metrics.val.nDCG_at_10"] == children["metrics.val.nDCG_at_10"])
 
 
 def test_sft_has_a_deployment_on_the_gpu_pool_the_pipeline_hands_training_to():

@@ -57,7 +57,7 @@ def step_runs() -> list[str]:
 def first(overrides, prefect_harness):
     from flows.pipeline import pipeline
 
-    return pipeline(overrides)
+    return pipeline(overrides=overrides)
 
 
 @pytest.mark.slow
@@ -101,7 +101,7 @@ def test_the_candidate_is_ordered_as_validation_chose_and_its_version_says_why(f
     # One run per student: its validation and held-out metrics beside its curves, the grid
     # it was chosen on an artifact.
     run = mlflow.get_run(version.run_id)
-    assert {"val.nDCG_at_10", "test.nDCG_at_10", "train_loss"} <= set(run.data.metrics)
+    assert {"val.nDCG_at_10", "test.nDCG_at_10", "val_loss"} <= set(run.data.metrics)
     assert run.data.tags["test.judged_by"] == "ground_truth"
     grid = mlflow.artifacts.load_text(f"runs:/{version.run_id}/validation_grid.md")
     assert "fits_by_siglip" in grid and "agent blend 0.25" in grid
@@ -124,22 +124,27 @@ def test_a_second_run_does_no_work(first, overrides):
     from flows.pipeline import pipeline
 
     before = sorted(step_runs())
-    again = pipeline(overrides)
+    again = pipeline(overrides=overrides)
     assert sorted(step_runs()) == before
     assert again.candidate_version == first.candidate_version
 
 
 @pytest.mark.slow
-def test_a_train_knob_re_runs_train_evaluate_and_searches_only(first, overrides):
+def test_a_sweep_of_a_train_knob_re_runs_train_per_job_evaluate_and_searches_only(first, overrides):
+    """`python -m flows.pipeline -m train.learning_rate=...`: the steps before train are
+    shared, each job trains a student, the best on validation is the evaluated candidate."""
     from flows.pipeline import pipeline
 
     before = step_runs()
-    changed = pipeline([*overrides, "train.learning_rate=5e-4"])
+    changed = pipeline(overrides=overrides, sweep=["train.learning_rate=5e-4,2e-3"])
     new = sorted(step_runs())
     for name in before:
         new.remove(name)
-    assert new == ["evaluate", "inference", "train"]
-    assert changed.candidate_version == first.candidate_version + 1
+    assert new == ["evaluate", "inference", "train", "train"]
+    versions = sorted(job.version for job in changed.sweep.jobs)
+    assert versions == [first.candidate_version + 1, first.candidate_version + 2]
+    assert changed.candidate_version == changed.sweep.best.version
+    assert changed.sweep.table() in changed.summary()
 
 
 @pytest.mark.slow
@@ -162,7 +167,7 @@ def test_any_abo_catalogue_runs_unchanged_and_is_judged_by_its_teacher(
         "++data.room_class_map.Pool=pool",
         "++data.room_class_map.Patio=patio",
     ]
-    report = pipeline(own)
+    report = pipeline(overrides=own)
     cfg = load_config(own)
     assert (
         cfg.data.truth_file == "" and not (Path(cfg.data.out_dir) / "ground_truth.parquet").exists()
