@@ -135,8 +135,9 @@ def pipeline(
         sweep: swept overrides of the train step, as after `-m` on the command line
             (`["train.learning_rate=5e-4,1e-3"]`); empty: one student.
     """
-    named = parameter_overrides(experiment, max_steps=max_steps, learning_rate=learning_rate,
-                                seed=seed)  # fmt: skip
+    named = parameter_overrides(
+        experiment, max_steps=max_steps, learning_rate=learning_rate, seed=seed
+    )
     overrides = [*named, *(overrides or [])]
     sweep = list(sweep or [])
     if sweep:

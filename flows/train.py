@@ -41,6 +41,7 @@ from mars_core.app.sweep import (
     check_sweep,
     job_trained_elsewhere,
     jobs_of,
+    name_job_runs,
     run_sweep,
     split_overrides,
 )
@@ -96,14 +97,15 @@ def train(
         sweep_run: the MLflow run of the sweep this job belongs to (set by a sweep whose jobs
             run on a work pool): this run becomes its child.
     """
-    named = parameter_overrides(experiment, max_steps=max_steps, learning_rate=learning_rate,
-                                seed=seed)  # fmt: skip
+    named = parameter_overrides(
+        experiment, max_steps=max_steps, learning_rate=learning_rate, seed=seed
+    )
     overrides = [*named, *(overrides or [])]
     cfg = validate(overrides)
     registry = cfg.student.registry
-    tags = {FLOW_RUN_TAG: str(prefect_flow_run.id)}
+    flow_run = {FLOW_RUN_TAG: str(prefect_flow_run.id)}
     with mlflow_run(
-        cfg.mlflow.experiment, "train", cfg, overrides, parent_run_id=sweep_run, tags=tags
+        cfg.mlflow.experiment, "train", cfg, overrides, parent_run_id=sweep_run, tags=flow_run
     ) as run:
         data = build_examples_task(
             str(Path(cfg.data.out_dir) / LABELS_FILE),
@@ -174,8 +176,9 @@ def train_sweep(
         seed: training seed of every job, unless swept (train.seed).
         overrides: any other Hydra overrides shared by every job.
     """
-    named = parameter_overrides(experiment, max_steps=max_steps, learning_rate=learning_rate,
-                                seed=seed)  # fmt: skip
+    named = parameter_overrides(
+        experiment, max_steps=max_steps, learning_rate=learning_rate, seed=seed
+    )
     arguments = [*named, *(overrides or []), *sweep]
     check_sweep(arguments)
     cfg = load_config(split_overrides(arguments)[0])
@@ -202,6 +205,7 @@ def train_sweep(
         folder = run_sweep(arguments, job)
         ended = wait_for([run for *_, run in pending])
         jobs += [_pooled(cfg, n, o, run) for (n, o, _), run in zip(pending, ended, strict=True)]
+        name_job_runs(jobs)
         best = best_job(jobs, cfg.sweep.objective, cfg.sweep.direction)
         if best is not None and best.version is not None:
             set_alias_task(cfg.student.registry, CANDIDATE, best.version)

@@ -33,7 +33,7 @@ from mars_core.app.compose import CONFIG_NAME, hydra_initialized, load_config
 from mars_core.config.messages import config_error_message
 from mars_core.infra.errors import ConfigError, UserInputError
 from mars_core.infra.registry import version_of_run
-from mars_core.infra.tracking import run_tagged
+from mars_core.infra.tracking import rename_run, run_tagged
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 # The tag of a student's run that names the Prefect flow run that trained it.
@@ -237,6 +237,15 @@ class SweepReport:
                 "the champion moves only on held-out rooms: run `python -m flows.evaluate`",
             ]
         )
+
+
+def name_job_runs(jobs: list[SweepJob]) -> None:
+    """Each job's MLflow run named by what it varied (`job 2: train.learning_rate=0.002`), so
+    the UI's run lists and compare view tell the students apart."""
+    varied = _varied(jobs)
+    for job in jobs:
+        if job.run_id is not None:
+            rename_run(job.run_id, f"job {job.number}: {' '.join(varied[job.number])}".strip())
 
 
 def _varied(jobs: list[SweepJob]) -> dict[int, list[str]]:

@@ -140,3 +140,7 @@ def run_tagged(experiment: str, tag: str, value: str) -> Any | None:
         [experiment_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=1
     )
     return runs[0] if runs else None
+
+
+def rename_run(run_id: str, name: str) -> None:
+    MlflowClient().set_tag(run_id, "mlflow.runName", name)

@@ -140,7 +140,15 @@ def test_a_sweep_of_a_train_knob_re_runs_train_per_job_evaluate_and_searches_onl
     new = sorted(step_runs())
     for name in before:
         new.remove(name)
-    assert new == ["evaluate", "inference", "train", "train"]
+    assert new == ["evaluate", "inference"]  # and a train run per job, named by its value:
+    jobs = mlflow.search_runs(
+        experiment_names=[EXPERIMENT],
+        filter_string=f"tags.mlflow.parentRunId = '{changed.sweep.run_id}'",
+    )
+    assert sorted(jobs["tags.mlflow.runName"]) == [
+        "job 0: train.learning_rate=0.0005",
+        "job 1: train.learning_rate=0.002",
+    ]
     versions = sorted(job.version for job in changed.sweep.jobs)
     assert versions == [first.candidate_version + 1, first.candidate_version + 2]
     assert changed.candidate_version == changed.sweep.best.version
