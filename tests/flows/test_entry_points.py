@@ -1,6 +1,6 @@
 """The commands as a person runs them, in subprocesses (the in-process cases are in
-tests/test_cli.py): light answers import no model library, a missing input and a Prefect server
-that will not start each end in one `error:` line with exit status 2."""
+tests/app/test_cli.py): light answers import no model library, a missing input and a Prefect
+server that will not start each end in one `error:` line with exit status 2."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The teacher-side parse of the one prompt module: takes what real models write, refuses
-what is wrong (the agent's lenient parse is unchanged: see tests/test_agent_prompt.py)."""
+what is wrong (the agent's lenient parse is unchanged: see tests/agent/test_agent_prompt.py)."""
 
 from __future__ import annotations
 
