@@ -374,7 +374,7 @@ def print_results(
     print("\nroom photo embedding per query (tiny model, 64 px input, any catalogue size):")
     for threads, (median, p95) in room.items():
         print(f"  torch threads {threads}: {median:.2f} / {p95:.2f} ms (median / p95)")
-    print("  (SigLIP-so400m on this CPU: ~7.6 s per image in fp32, ENVIRONMENT.md)")
+    print("  (SigLIP-so400m on a 2-core CPU: ~7.6 s per image in fp32, measured 2026-11)")
     print(f"({warmup} warm-up queries per size not timed)")
 
 

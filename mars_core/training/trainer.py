@@ -1,7 +1,7 @@
 """Supervised fine-tuning of the student on SFT examples with trl's `SFTTrainer`.
 
 * `method=full`: every weight trains (the only way a randomly initialised tiny student
-  learns, see ENVIRONMENT.md).
+  learns: LoRA over frozen random embeddings and head barely moves the loss).
 * `method=lora`: LoRA adapters on the language model's `train.lora_targets`; base and vision
   tower frozen.
 * `method=qlora`: as lora, over a 4-bit base (`train.quant_type`, `double_quant`,

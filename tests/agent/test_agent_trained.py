@@ -1,13 +1,12 @@
 """On a briefly trained tiny student, the fast score ranks like the generated answer's score.
 
 The fixture fully fine-tunes the tiny Qwen2-VL (all weights, AdamW lr 1e-3: the recipe that
-lets a random tiny student learn, see ENVIRONMENT.md) on coloured squares whose fit score is
-known: each product colour has a grade from 0.0 to 1.0 (1.0 included, to exercise the `1.`
-branch of the fast score); the room colours vary as distractors. Within a one-core minute the
-student learns the colour→grade mapping; room/product *relations* take far longer to learn
-from random weights, and this test only needs confident, varied answers to compare the two
-ways of reading them.
-"""
+lets a random tiny student learn; LoRA on a random base barely does) on coloured squares whose
+fit score is known: each product colour has a grade from 0.0 to 1.0 (1.0 included, to exercise
+the `1.` branch of the fast score); the room colours vary as distractors. Within a one-core
+minute the student learns the colour→grade mapping; room/product *relations* take far longer to
+learn from random weights, and this test only needs confident, varied answers to compare the
+two ways of reading them."""
 
 from __future__ import annotations
 
