@@ -18,6 +18,10 @@ with the registered `candidate` through `AgentScorer` and print:
 
 from __future__ import annotations
 
+from mars_core.infra.runtime import setup_runtime
+
+setup_runtime()  # an entry point: offline before the imports below load the hub
+
 import argparse
 import random
 import time

@@ -22,6 +22,10 @@ Sizes from `--big-from` on use `--big-dim` vectors and the first `--big-queries`
 
 from __future__ import annotations
 
+from mars_core.infra.runtime import setup_runtime
+
+setup_runtime()  # an entry point: offline before the imports below load the hub
+
 import argparse
 import os
 import platform

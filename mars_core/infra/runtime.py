@@ -61,8 +61,8 @@ def find_home() -> Path:
 def apply_offline_env() -> None:
     """Offline and telemetry-off defaults; must run before huggingface_hub is imported.
 
-    The hub reads HF_HUB_OFFLINE once at import, so `mars_core/__init__` calls this: any
-    import of the library, not only the entry points, starts offline.
+    The hub reads HF_HUB_OFFLINE once at import, so every entry point calls `setup_runtime`
+    (which calls this) before its heavy imports; importing the library sets nothing.
     """
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)

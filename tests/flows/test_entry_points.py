@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.flow_process import START_TIMEOUT_KNOB, PrefectStartError, start_within
+from tasks.prefect_server import START_TIMEOUT_KNOB
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "lancedb")
@@ -68,26 +68,6 @@ def test_a_flow_s_missing_input_is_one_line(tmp_path):
 def test_a_prefect_server_that_does_not_start_in_time_is_one_line_naming_the_knob(tmp_path):
     run = _run(["-m", "flows.ingest", f"{START_TIMEOUT_KNOB}=0.05"], tmp_path)
     assert START_TIMEOUT_KNOB in _one_error(run)
-
-
-class _SlowServer:
-    """A server whose first start times out (as Prefect words it) and whose second works."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures, self.timeouts, self.server_process = failures, [], None
-
-    def start(self, timeout: float) -> None:
-        self.timeouts.append(timeout)
-        if len(self.timeouts) <= self.failures:
-            raise RuntimeError("Timed out while attempting to connect to ephemeral server.")
-
-
-def test_a_slow_first_start_is_tried_once_more():
-    server = _SlowServer(failures=1)
-    start_within(_SlowServer.start, server, 7.0)
-    assert server.timeouts == [7.0, 7.0]
-    with pytest.raises(PrefectStartError, match=START_TIMEOUT_KNOB):
-        start_within(_SlowServer.start, _SlowServer(failures=2), 7.0)
 
 
 # A flow whose task raises a user's mistake the command did not catch before the flow started.
