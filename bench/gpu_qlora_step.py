@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from bench.stage3 import random_qwen2vl_2b
-from mars_core.agent.prompt import answer_message, prompt_messages
+from mars_core.prompt import answer_message, prompt_messages
 
 
 def sample(seed: int, side: int) -> dict:

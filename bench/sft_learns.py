@@ -31,7 +31,6 @@ import pandas as pd
 import pyarrow as pa
 
 from mars_core.agent.adapter import CANDIDATE, registry_uri
-from mars_core.agent.prompt import PROMPT_VERSION, answer_text, product_text
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.types import ProductView
 from mars_core.catalogue.schema import (
@@ -41,6 +40,7 @@ from mars_core.catalogue.schema import (
     SPLITS_FILE,
 )
 from mars_core.infra.io import atomic_write_parquet
+from mars_core.prompt import PROMPT_VERSION, answer_text, product_text
 from mars_core.teacher.schema import LABELS_FILE, LABELS_SCHEMA
 from mars_core.vision.images import load_image
 

@@ -10,7 +10,6 @@ from PIL import Image
 
 from mars_core.agent.adapter import describe_adapter, registry_version
 from mars_core.agent.ordering import Ordering, resolve_ordering
-from mars_core.agent.prompt import PROMPT_VERSION, product_text
 from mars_core.agent.remote import RemoteAgentScorer
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.types import ProductView, Scorer
@@ -18,6 +17,7 @@ from mars_core.agent.visual_cache import VISUAL_TOKENS_DIR
 from mars_core.config import FunnelConfig, MarsConfig, StudentConfig
 from mars_core.infra.errors import UserInputError
 from mars_core.infra.skipped import Skipped
+from mars_core.prompt import PROMPT_VERSION, product_text
 from mars_core.search.types import Candidate, SearchRequest, StageOutput
 from mars_core.vision.images import load_image
 

@@ -10,7 +10,6 @@ import pytest
 from support.agent_views import ROOM, product_views
 from support.chat_server import ChatServer, ServedModel
 
-from mars_core.agent.prompt import ANSWER_PREFIX, answer_opening
 from mars_core.agent.remote import RemoteAgentScorer
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.stage import AgentStage, open_scorer
@@ -20,6 +19,7 @@ from mars_core.app.serve.validation import status_of
 from mars_core.config.student import GRID_SLACK
 from mars_core.funnel.stages import agent_notice
 from mars_core.infra.errors import ConfigError, ModelServerError
+from mars_core.prompt import ANSWER_PREFIX, answer_opening
 from mars_core.search.types import Candidate, SearchRequest
 
 PRODUCTS = 4

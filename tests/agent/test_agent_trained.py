@@ -20,11 +20,11 @@ import pytest
 import torch
 from PIL import Image
 
-from mars_core.agent.prompt import answer_text, product_text, prompt_messages
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.stage import AgentStage
 from mars_core.agent.types import ProductView
 from mars_core.models.loading import load_vlm
+from mars_core.prompt import answer_text, product_text, prompt_messages
 from mars_core.search.types import Candidate, SearchRequest
 
 pytestmark = pytest.mark.slow

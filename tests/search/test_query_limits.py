@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from mars_core.agent.prompt import MAX_PRODUCT_CHARS, product_text, prompt_messages
 from mars_core.app.compose import load_config
 from mars_core.config import FunnelConfig
 from mars_core.infra.errors import EmptyQueryError, QueryTooLongError
+from mars_core.prompt import MAX_PRODUCT_CHARS, product_text, prompt_messages
 from mars_core.search.batch import RequestsFile, RequestSpec
 from mars_core.search.funnel import FunnelStep, NoQueryError, SearchFunnel
 from mars_core.search.query import check_query

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from support.sft import build_examples
 
-from mars_core.agent.prompt import PROMPT_VERSION, answer_text
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
+from mars_core.prompt import PROMPT_VERSION, answer_text
 from mars_core.teacher.schema import LABELS_FILE, LABELS_SCHEMA
 from mars_core.training.data import SFTData
 
