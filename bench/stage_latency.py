@@ -48,6 +48,7 @@ from PIL import Image
 from mars_core.app.compose import load_config
 from mars_core.catalogue.schema import CATALOGUE_SCHEMA
 from mars_core.config import IndexConfig
+from mars_core.funnel.stages import BM25, SIGLIP
 from mars_core.index.lance import ROW_HASH, VECTOR, table_schema
 from mars_core.index.lucene import INDEX_DIR, PRODUCTS_FILE, write_lucene_index
 from mars_core.index.store import LANCE_DIR, LUCENE_DIR, IndexManifest, IndexSnapshot, publish
@@ -254,8 +255,10 @@ class Size:
         self.build = build_index(root, n, dim, cfg.index)
         rss = rss_mib()
         snapshot = IndexSnapshot.current(root)
-        self.lexical = LexicalStage.open(snapshot, cfg.index)
-        self.visual = VisualStage.open(snapshot, cfg.index, RandomVectors(dim), text_weight=0.0)
+        self.lexical = LexicalStage.open(snapshot, cfg.index, name=BM25)
+        self.visual = VisualStage.open(
+            snapshot, cfg.index, RandomVectors(dim), name=SIGLIP, text_weight=0.0
+        )
         self.matrix = np.load(snapshot.lucene_path / VECTORS_FILE, mmap_mode="r")
         from pyserini.search.lucene import LuceneSearcher
 

@@ -25,6 +25,7 @@ from mars_core.app.compose import load_config
 from mars_core.app.steps import require_inputs
 from mars_core.catalogue.schema import CATALOGUE_FILE
 from mars_core.config import MarsConfig
+from mars_core.funnel.stages import AGENT
 from mars_core.index.plan import preview_removals
 from mars_core.index.reindex import ReindexReport
 from mars_core.index.verify import VerifyReport
@@ -51,7 +52,7 @@ def build_index(overrides: list[str] | None = None) -> ReindexReport:
         )
         mlflow.log_metrics(report.metrics())
         mlflow.log_dict(asdict(report), "index_report.json")
-        if "agent" in cfg.funnel.stages and cfg.student.visual_cache:
+        if AGENT in cfg.funnel.stages and cfg.student.visual_cache:
             tokens = cache_visual_tokens(
                 str(catalogue),
                 cfg.student,

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from mars_core.app.results_page import render_report
 from mars_core.config import MarsConfig
-from mars_core.funnel.stages import agent_notice, build_funnel
+from mars_core.funnel.stages import agent_notice, build_funnel, known_stages
 from mars_core.infra.errors import UserInputError, printable
 from mars_core.infra.io import atomic_write_parquet, atomic_write_text
 from mars_core.infra.runtime import bar_disable, is_verbose
@@ -168,7 +168,7 @@ def write_outputs(
     """`<name>.parquet` (one row per ranked product) and `<name>.html` (the page)."""
     outcome.replaced = (out_dir / f"{name}.parquet").exists()
     outcome.table = atomic_write_parquet(
-        out_dir / f"{name}.parquet", results_table(outcome.results)
+        out_dir / f"{name}.parquet", results_table(outcome.results, known_stages())
     )
     page = render_report(
         [result for _, result in outcome.results],

@@ -26,13 +26,11 @@ from mars_core.evaluation.beyond import (
 from mars_core.evaluation.metrics import RankedRequest, all_metrics
 from mars_core.evaluation.requests import EvalRequest, EvalSet
 from mars_core.funnel.beyond import BeyondTheQuery
-from mars_core.funnel.stages import build_funnel
+from mars_core.funnel.stages import AGENT, build_funnel
 from mars_core.infra.errors import UserInputError
 from mars_core.search.funnel import FunnelStep, SearchFunnel, SearchResult
 from mars_core.search.types import Candidate, SearchRequest, StageOutput, WrappedStage
 from mars_core.vision.images import load_image
-
-AGENT = "agent"
 
 
 @dataclass(frozen=True)

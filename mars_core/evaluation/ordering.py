@@ -28,8 +28,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from mars_core.agent.ordering import (
-    AGENT,
     BLEND_TAG,
+    BY_AGENT,
     FIT_TAG,
     FITS_BY_SIGLIP,
     ORDER_TAG,
@@ -53,15 +53,15 @@ from mars_core.evaluation.metrics import (
 )
 from mars_core.evaluation.reference import teacher_judge
 from mars_core.evaluation.requests import EvalRequest, EvalSet, teacher_grade
-from mars_core.funnel.stages import build_funnel
+from mars_core.funnel.stages import AGENT, BM25, SIGLIP, build_funnel
 from mars_core.index.vocabulary import category_query
 from mars_core.infra.tracking import describe_version
-from mars_core.search.funnel import SearchFunnel, presented
-from mars_core.search.types import Candidate
+from mars_core.search.funnel import SearchFunnel
+from mars_core.search.types import Candidate, presented
 from mars_core.teacher.schema import LABELS_FILE
 
 # (order, siglip_blend) candidates, in tie-break order.
-ORDERINGS = ((FITS_BY_SIGLIP, 0.0), (AGENT, 0.0), (AGENT, 0.25), (AGENT, 0.5))
+ORDERINGS = ((FITS_BY_SIGLIP, 0.0), (BY_AGENT, 0.0), (BY_AGENT, 0.25), (BY_AGENT, 0.5))
 MEASURE = "nDCG@10"
 VIOLATION_K = 5  # the violation the bound is on: context violation@5, as the targets say
 VIOLATION = f"context_violation_at_{VIOLATION_K}"
@@ -135,14 +135,12 @@ def scoring_funnel(cfg: MarsConfig, adapter: str, keys: frozenset[str]) -> Itera
     """The funnel of one scoring pass that every operating point is then applied to: stage 3
     keeps all of stage 2's candidates (over `keys` only) with their agent and SigLIP scores
     and presents every one (no fit bar, so no alternatives either): each point cuts its own."""
-    run_cfg = configured(cfg, Configuration(["bm25", "siglip", "agent"], adapter))
-    run_cfg = dataclasses.replace(
-        run_cfg,
-        funnel=dataclasses.replace(run_cfg.funnel, k3=cfg.funnel.k2, order=AGENT, siglip_blend=0.0),
-    )
+    run_cfg = configured(cfg, Configuration([BM25, SIGLIP, AGENT], adapter))
+    every = {"k3": cfg.funnel.k2, "order": BY_AGENT, "siglip_blend": 0.0, "min_fit_score": 0.0}
+    run_cfg = dataclasses.replace(run_cfg, funnel=dataclasses.replace(run_cfg.funnel, **every))
     with build_funnel(run_cfg) as funnel:
         narrow_to_test_split(funnel, keys, cfg.eval.overfetch)
-        funnel.min_fit_score, funnel.beyond = 0.0, None
+        funnel.beyond = None
         yield funnel
 
 
@@ -185,8 +183,8 @@ def ranked_by_ordering(
     request: EvalRequest, candidates: list[Candidate], ordering: Ordering, k: int
 ) -> RankedRequest:
     """The list `ordering` makes of a request's scored candidates, as the funnel shows it."""
-    agent = {c.key: c.scores["agent"] for c in candidates}
-    visual = {c.key: c.scores["siglip"] for c in candidates if "siglip" in c.scores}
+    agent = {c.key: c.scores[AGENT] for c in candidates}
+    visual = {c.key: c.scores[SIGLIP] for c in candidates if SIGLIP in c.scores}
     key = ordering.final(agent, visual)
     top = sorted(candidates, key=lambda c: key[c.key], reverse=True)[:k]
     shown, nothing_fits = presented(top, [agent[c.key] for c in top], ordering.min_fit_score)

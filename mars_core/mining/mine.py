@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from mars_core.catalogue.schema import ROOMS_FILE, SPLITS_FILE
 from mars_core.config import IndexConfig, MiningConfig, VocabularyConfig
+from mars_core.funnel.stages import SIGLIP
 from mars_core.index.lance import VectorIndex, sql_in, vector_matrix
 from mars_core.index.store import IndexSnapshot
 from mars_core.index.vocabulary import category_query
@@ -298,7 +299,7 @@ def mine_shard(
     cfg: MiningConfig,
 ) -> ShardResult:
     """Every pair of the shard's rooms against the same-split products of every category."""
-    stage = VisualStage.open(snapshot, index_cfg, embedder, text_weight=0.0)
+    stage = VisualStage.open(snapshot, index_cfg, embedder, name=SIGLIP, text_weight=0.0)
     products = split_ids(out_dir, "product")
     keep = {key for key, split in products.items() if split == shard.split}
     pools = candidate_pools(stage.index, query_texts(index_cfg.vocabulary), keep)

@@ -23,6 +23,7 @@ from PIL import Image
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.stage import AgentStage
 from mars_core.agent.types import ProductView
+from mars_core.funnel.stages import AGENT
 from mars_core.models.loading import load_vlm
 from mars_core.prompt import answer_text, product_text, prompt_messages
 from mars_core.search.types import Candidate, SearchRequest
@@ -144,7 +145,7 @@ def test_agent_stage_attaches_the_generated_rationales(trained, tmp_path: Path):
         square(hue).save(path)
         product = {**PRODUCT, "image_path": str(path)}
         candidates.append(Candidate(key=f"sq{hue}@x", product=product))
-    stage = AgentStage(scorer=trained, rationale_top_n=2, max_image_pixels=10**6)
+    stage = AgentStage(name=AGENT, scorer=trained, rationale_top_n=2, max_image_pixels=10**6)
     out = stage.rank(SearchRequest(room=square(3), query=QUERY), candidates, k=4)
     assert [c.key for c in out.candidates[:2]] == ["sq0@x", "sq1@x"]  # grades 1.0 and 0.8
     assert [c.rationale for c in out.candidates[:2]] == [rationale(1.0), rationale(0.8)]

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from support.results import sample_result
 
+from mars_core.funnel.stages import known_stages
 from mars_core.infra.io import atomic_write_parquet
 from mars_core.search.batch import RequestsFileError, read_requests, results_table
 from mars_core.search.funnel import SearchResult
@@ -20,7 +21,7 @@ def result(tmp_path) -> SearchResult:
 
 
 def test_results_table_has_a_row_per_ranked_product(result, tmp_path):
-    table = results_table([(0, result)])
+    table = results_table([(0, result)], known_stages())
     path = atomic_write_parquet(tmp_path / "results.parquet", table)
     rows = pq.read_table(path).to_pylist()
     assert [r["rank"] for r in rows] == [1, 2]

@@ -58,7 +58,10 @@ class CountingStage:
 def test_the_funnel_refuses_before_its_first_stage():
     stage = CountingStage()
     funnel = SearchFunnel(
-        [FunnelStep(stage, k=5)], final_k=5, min_fit_score=0.5, query_limits=LIMITS
+        [FunnelStep(stage, k=5)],
+        final_k=5,
+        query_limits=LIMITS,
+        room_search_needs=("siglip", "agent"),
     )
     with pytest.raises(QueryTooLongError):
         funnel.search(SearchRequest(room=Image.new("RGB", (8, 8)), query=HUGE))
