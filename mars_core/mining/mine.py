@@ -110,6 +110,21 @@ class MiningReport:
     short: int  # requests that got fewer pairs than configured (small categories)
     skipped: list[Skipped]  # rooms that could not be mined
 
+    def summary(self) -> str:
+        """What the mining command prints: the files, the mix, and what came up short."""
+        lines = [f"\n{self.pairs} training pairs -> {self.pairs_file}"]
+        if self.heldout_file:
+            lines.append(f"{self.heldout_pairs} held-out pairs -> {self.heldout_file}")
+        lines.append(f"  strata: {', '.join(f'{s} {n}' for s, n in self.strata.items())}")
+        lines.append(f"  rooms: {', '.join(f'{s} {n}' for s, n in self.rooms.items())}")
+        empty = [category for category, n in self.categories.items() if n == 0]
+        if empty:
+            lines.append(f"  no training products (no pairs): {', '.join(empty)}")
+        if self.short:
+            lines.append(f"  {self.short} room x category requests got fewer pairs than configured")
+        lines += [f"  skipped room {entry}" for entry in self.skipped]
+        return "\n".join(lines)
+
     def metrics(self) -> dict[str, float]:
         """Flat numbers for MLflow: totals, the stratum mix and pairs per category."""
         metrics: dict[str, float] = {
