@@ -132,7 +132,6 @@ def funnel_of(cfg: MarsConfig, steps: list[FunnelStep]) -> SearchFunnel:
     return SearchFunnel(
         steps,
         final_k=sizes.k3,
-        query_limits=sizes,
         beyond=beyond_the_query(stages, sizes, cfg.index.vocabulary),
         room_search_needs=(SIGLIP, AGENT),
     )

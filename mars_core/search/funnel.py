@@ -6,10 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mars_core.config import FunnelConfig
 from mars_core.infra.errors import EmptyQueryError
 from mars_core.infra.skipped import Skipped
-from mars_core.search.query import check_query
 from mars_core.search.types import (
     Candidate,
     CategoryLock,
@@ -117,14 +115,12 @@ class SearchFunnel:
         steps: list[FunnelStep],
         *,
         final_k: int,
-        query_limits: FunnelConfig | None = None,
         beyond: BeyondQuery | None = None,
         room_search_needs: tuple[str, ...] = (),
     ) -> None:
         if not steps or steps[0].stage is None:
             raise ValueError("the funnel needs its first stage enabled: it picks the candidates")
         self.steps = steps
-        self.query_limits = query_limits or FunnelConfig()
         self.final_k = final_k
         self.beyond = beyond
         # the stages `beyond` needs, named when a search without a query finds none (registry)
@@ -142,10 +138,11 @@ class SearchFunnel:
             close_stage(step.stage)
 
     def search(self, request: SearchRequest) -> SearchResult:
-        """Run the stages in order; a query over the limits is refused before the first. A
-        room with no query is searched across categories (`BeyondQuery.search_room`); when
-        nothing fits a query, the categories that do are offered (`result.alternatives`)."""
-        if not check_query(request.query, self.query_limits):
+        """Run the stages in order. A room with no query is searched across categories
+        (`BeyondQuery.search_room`); when nothing fits a query, the categories that do are
+        offered (`result.alternatives`). The query's size was checked where it came in (the
+        command line, a requests file's row, the service's form: `check_query`), once."""
+        if not request.query.strip():
             if self.beyond is None:
                 needs = " and ".join(self.room_search_needs) or "that search a room"
                 raise NoQueryError(

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tasks.prefect_server import START_TIMEOUT_KNOB
 
@@ -56,6 +57,25 @@ def test_help_cfg_and_config_errors_import_no_model_library(module, args, status
     run = _run(["-c", code], tmp_path, timeout=120)
     assert run.returncode == status, run.stderr
     assert run.stderr.strip().splitlines()[-1] == "imported:", run.stderr
+
+
+@pytest.mark.parametrize(
+    ("room", "expected"),
+    [
+        ("rom.jpg", "does not exist or is not a file"),  # a misspelt photo path
+        ("room.png", "no catalogue.parquet"),  # a photo, but nothing ingested yet
+    ],
+)
+def test_a_search_s_mistake_is_one_line_before_any_model_library_loads(room, expected, tmp_path):
+    """The photo and the catalogue are checked before the search imports torch, transformers
+    or LanceDB: a typo costs a second, not the models' import."""
+    Image.new("RGB", (16, 16)).save(tmp_path / "room.png")
+    args = ["--room", str(tmp_path / room), "--query", "bed"]
+    error = _one_error(_run(["-m", "mars_core.app.commands.search", *args], tmp_path, 120))
+    assert expected in error
+    code = PROBE.format(heavy=HEAVY, module="mars_core.app.commands.search", args=args)
+    probe = _run(["-c", code], tmp_path, timeout=120)
+    assert probe.returncode == 2 and probe.stderr.strip().splitlines()[-1] == "imported:"
 
 
 @pytest.mark.slow

@@ -85,7 +85,8 @@ def test_ann_index_from_the_configured_size_on(
     cfg = index_cfg(tmp_path / "index", ann_min_rows=256, ann_partitions=4)
     report = reindex(catalogue_world.catalogue, cfg, embedder)
     assert report.ann_index is True
-    stage = VisualStage.open(IndexSnapshot.current(cfg.dir), cfg, embedder, text_weight=0.0)
+    snapshot = IndexSnapshot.current(cfg.dir)
+    stage = VisualStage.open(snapshot, cfg, embedder, name=SIGLIP, text_weight=0.0)
     indexed = {tuple(ix.columns): ix.index_type for ix in stage.index.table.list_indices()}
     assert indexed[("vector",)] == "IvfPq" and indexed[("category",)] == "Bitmap"
     product = rows[77]
