@@ -40,6 +40,7 @@ from mars_core.catalogue.splits import validation_split
 from mars_core.config import MarsConfig
 from mars_core.evaluation.ablation import (
     Configuration,
+    agent_stage,
     configured,
     narrow_to_test_split,
     ranked_request,
@@ -136,10 +137,16 @@ def scoring_funnel(cfg: MarsConfig, adapter: str, keys: frozenset[str]) -> Itera
     keeps all of stage 2's candidates (over `keys` only) with their agent and SigLIP scores
     and presents every one (no fit bar, so no alternatives either): each point cuts its own."""
     run_cfg = configured(cfg, Configuration([BM25, SIGLIP, AGENT], adapter))
-    every = {"k3": cfg.funnel.k2, "order": BY_AGENT, "siglip_blend": 0.0, "min_fit_score": 0.0}
-    run_cfg = dataclasses.replace(run_cfg, funnel=dataclasses.replace(run_cfg.funnel, **every))
+    run_cfg = dataclasses.replace(
+        run_cfg,
+        funnel=dataclasses.replace(
+            run_cfg.funnel, k3=cfg.funnel.k2, order=BY_AGENT, siglip_blend=0.0
+        ),
+    )
     with build_funnel(run_cfg) as funnel:
         narrow_to_test_split(funnel, keys, cfg.eval.overfetch)
+        agent = agent_stage(funnel)
+        agent.ordering = dataclasses.replace(agent.ordering, min_fit_score=0.0)
         funnel.beyond = None
         yield funnel
 

@@ -119,11 +119,12 @@ def test_the_agent_stage_ranks_through_a_served_student(local, cfg, session_over
             f"student.server.endpoint={server.url}",
             "student.top_logprobs=1000",
             "funnel.rationale_top_n=1",
-            "funnel.min_fit_score=0.0",  # every candidate presented: the stage keeps k
         ]
         config = load_config([*session_overrides, *served])
         assert agent_notice(config) is None  # the server's student is not the untrained one
         stage = open_agent(config)
+        # every candidate presented as a fit: the stage keeps k
+        stage.ordering = dataclasses.replace(stage.ordering, min_fit_score=0.0)
         output = stage.rank(SearchRequest(room=ROOM, query="a bed"), candidates, k=3)
         stage.close()
     assert f"served at {server.url}" in stage.student
