@@ -15,6 +15,10 @@ Without CUDA it stops at once with one line saying so (exit 2), unless `--allow-
 
 from __future__ import annotations
 
+from mars_core.infra.runtime import setup_runtime
+
+setup_runtime()  # an entry point: offline before the imports below load the hub
+
 import argparse
 import datetime
 import importlib.util

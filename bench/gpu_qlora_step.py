@@ -12,6 +12,10 @@ by trl's collator from SFT examples made with the one prompt. Meant for a CUDA m
 
 from __future__ import annotations
 
+from mars_core.infra.runtime import setup_runtime
+
+setup_runtime()  # an entry point: offline before the imports below load the hub
+
 import argparse
 import dataclasses
 import tempfile
@@ -23,8 +27,7 @@ import torch
 from PIL import Image
 
 from bench.stage3 import random_qwen2vl_2b
-from mars_core.agent.prompt import answer_message, prompt_messages
-from mars_core.infra.runtime import setup_runtime
+from mars_core.prompt import answer_message, prompt_messages
 
 
 def sample(seed: int, side: int) -> dict:
@@ -46,7 +49,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--image-side", type=int, default=448, help="side of the room photos")
     parser.add_argument("--steps", type=int, default=2, help="steps timed (the first warms up)")
     args = parser.parse_args(argv)
-    setup_runtime()
 
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 

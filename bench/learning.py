@@ -27,7 +27,8 @@ FUNNEL = "bm25+siglip+agent@candidate"
 STAGE2 = "bm25+siglip"
 MARKER = "<!-- bench.learning -->"
 RESULTS = Path(__file__).with_name("RESULTS.md")
-# #21's targets, each judged on one seed's funnel and stage-2 rows.
+# The trained funnel's targets (README, Results), each judged on one seed's funnel and
+# stage-2 rows.
 TARGETS = {
     "context violation@5 <= 0.05": lambda m, s2: m["context_violation_at_5"] <= 0.05,
     "abstains on >= 0.80 of no-fit requests": lambda m, s2: m["abstain_nofit"] >= 0.80,

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from mars_core.app.compose import load_config
 from mars_core.catalogue.schema import GROUND_TRUTH_FILE
+from mars_core.infra.runtime import setup_runtime
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE, STRATA
 
 
@@ -44,6 +45,7 @@ def strata_truth(pairs_file: Path, truth: dict[tuple[str, str], dict]) -> list[s
 
 
 def main(argv: list[str] | None = None) -> None:
+    setup_runtime()
     cfg = load_config(list(sys.argv[1:] if argv is None else argv))
     out_dir = Path(cfg.data.out_dir)
     truth_rows = pq.read_table(out_dir / GROUND_TRUTH_FILE).to_pylist()

@@ -65,13 +65,13 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="hydra overrides (e.g. train.seed=1)")
     args = parser.parse_args()
     setup_runtime()
-    from mars_core.agent.ordering import AGENT, FITS_BY_SIGLIP
+    from mars_core.agent.ordering import BY_AGENT, FITS_BY_SIGLIP
 
     cfg, found = scored_requests([*args.overrides, f"student.registry={args.registry}"])
     print(f"\n{args.registry}: {len(found)} held-out requests\n")
     print("| order | min_fit_score | " + " | ".join(COLUMNS) + " |")
     print("|---|---:|" + "---:|" * len(COLUMNS))
-    for order in (FITS_BY_SIGLIP, AGENT):
+    for order in (FITS_BY_SIGLIP, BY_AGENT):
         for threshold in args.thresholds:
             metrics = operating_point(cfg, found, order, threshold)
             cells = " | ".join(f"{metrics[key]:.3f}" for key in COLUMNS.values())

@@ -18,6 +18,10 @@ with the registered `candidate` through `AgentScorer` and print:
 
 from __future__ import annotations
 
+from mars_core.infra.runtime import setup_runtime
+
+setup_runtime()  # an entry point: offline before the imports below load the hub
+
 import argparse
 import random
 import time
@@ -26,7 +30,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from mars_core.agent.prompt import PROMPT_VERSION, answer_text, product_text
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.types import ProductView
 from mars_core.catalogue.schema import (
@@ -37,6 +40,7 @@ from mars_core.catalogue.schema import (
 )
 from mars_core.infra.io import atomic_write_parquet
 from mars_core.infra.registry import CANDIDATE, registry_uri
+from mars_core.prompt import PROMPT_VERSION, answer_text, product_text
 from mars_core.teacher.schema import LABELS_FILE, LABELS_SCHEMA
 from mars_core.vision.images import load_image
 

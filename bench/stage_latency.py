@@ -22,6 +22,10 @@ Sizes from `--big-from` on use `--big-dim` vectors and the first `--big-queries`
 
 from __future__ import annotations
 
+from mars_core.infra.runtime import setup_runtime
+
+setup_runtime()  # an entry point: offline before the imports below load the hub
+
 import argparse
 import os
 import platform
@@ -44,6 +48,7 @@ from PIL import Image
 from mars_core.app.compose import load_config
 from mars_core.catalogue.schema import CATALOGUE_SCHEMA
 from mars_core.config import IndexConfig
+from mars_core.funnel.stages import BM25, SIGLIP
 from mars_core.index.lance import ROW_HASH, VECTOR, table_schema
 from mars_core.index.lucene import INDEX_DIR, PRODUCTS_FILE, write_lucene_index
 from mars_core.index.store import LANCE_DIR, LUCENE_DIR, IndexManifest, IndexSnapshot, publish
@@ -250,8 +255,10 @@ class Size:
         self.build = build_index(root, n, dim, cfg.index)
         rss = rss_mib()
         snapshot = IndexSnapshot.current(root)
-        self.lexical = LexicalStage.open(snapshot, cfg.index)
-        self.visual = VisualStage.open(snapshot, cfg.index, RandomVectors(dim), text_weight=0.0)
+        self.lexical = LexicalStage.open(snapshot, cfg.index, name=BM25)
+        self.visual = VisualStage.open(
+            snapshot, cfg.index, RandomVectors(dim), name=SIGLIP, text_weight=0.0
+        )
         self.matrix = np.load(snapshot.lucene_path / VECTORS_FILE, mmap_mode="r")
         from pyserini.search.lucene import LuceneSearcher
 
@@ -374,7 +381,7 @@ def print_results(
     print("\nroom photo embedding per query (tiny model, 64 px input, any catalogue size):")
     for threads, (median, p95) in room.items():
         print(f"  torch threads {threads}: {median:.2f} / {p95:.2f} ms (median / p95)")
-    print("  (SigLIP-so400m on this CPU: ~7.6 s per image in fp32, ENVIRONMENT.md)")
+    print("  (SigLIP-so400m on a 2-core CPU: ~7.6 s per image in fp32, measured 2026-11)")
     print(f"({warmup} warm-up queries per size not timed)")
 
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from mars_core.agent.prompt import answer_opening
 from mars_core.agent.room_prefix import prefix_text
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.types import SCORE_PROBE, ProductView
+from mars_core.prompt import answer_opening
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,9 @@ def main() -> None:
     args = parser.parse_args()
     setup_runtime()
     from mars_core.agent.adapter import resolve_adapter
-    from mars_core.agent.prompt import PROMPT_VERSION
     from mars_core.app.compose import load_config
     from mars_core.infra.registry import registry_version, version_tags, version_uri
+    from mars_core.prompt import PROMPT_VERSION
 
     cfg = load_config([])
     found = registry_version(f"models:/{args.registry}@{args.alias}")

@@ -25,6 +25,7 @@ from mars_core.app.compose import load_config
 from mars_core.app.steps import require_inputs
 from mars_core.catalogue.schema import CATALOGUE_FILE
 from mars_core.config import MarsConfig
+from mars_core.funnel.stages import AGENT
 from mars_core.index.plan import preview_removals
 from mars_core.index.reindex import ReindexReport
 from mars_core.index.verify import VerifyReport
@@ -51,7 +52,7 @@ def build_index(overrides: list[str] | None = None) -> ReindexReport:
         )
         mlflow.log_metrics(report.metrics())
         mlflow.log_dict(asdict(report), "index_report.json")
-        if "agent" in cfg.funnel.stages and cfg.student.visual_cache:
+        if AGENT in cfg.funnel.stages and cfg.student.visual_cache:
             tokens = cache_visual_tokens(
                 str(catalogue),
                 cfg.student,
@@ -103,35 +104,15 @@ def _run(call: Invocation) -> None:
         return
     check_inputs(cfg)
     prepare_flow_process(cfg, debug=call.debug)
-    report = build_index(overrides)
-    for finding in report.repair.findings:
-        print(f"repaired {finding['part']}: {finding['problem']}")
-    counts = ", ".join(f"{k} {n}" for k, n in report.changes().items())
-    print(f"\nindex {'published' if report.published else 'unchanged'}: {counts}")
-    print(f"  embedded {report.embedded} images, refreshed {report.refreshed} rows")
-    print(f"  {report.rows} products in {len(report.categories)} categories")
-    if report.skipped:
-        print(f"  skipped {len(report.skipped)} products whose image could not be loaded:")
-        for entry in report.skipped:
-            print(f"    {entry}")
-    print(f"  lucene {report.lucene} ({report.lucene_bytes} bytes)")
-    if report.unlockable_categories:
-        print(f"  no vocabulary word locks: {', '.join(report.unlockable_categories)}")
-    print(f"  lance version {report.lance_version} ({report.lance_bytes} bytes)")
+    print(build_index(overrides).summary())
 
 
 def _verify(overrides: list[str]) -> None:
     """Print each broken part; a damaged index ends in one `error:` line, exit 2."""
     report = verify_index(overrides)
-    for finding in report.findings:
-        print(f"broken {finding.line()}")
+    print(report.summary())
     if not report.ok:
         raise report.error()
-    print(
-        f"index ok: build {report.lucene}, lance version {report.lance_version}, "
-        f"{report.files_checked} files, {report.rows_checked} rows, "
-        f"{report.vectors_sampled} vectors embedded again and compared"
-    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from prefect import flow
 
 from mars_core.app.batch_search import SearchReport
 from mars_core.app.compose import load_config
-from mars_core.app.steps import require_search_inputs
+from mars_core.app.steps import require_inputs
 from mars_core.config import MarsConfig
 from mars_core.infra.tracking import mlflow_run
 from mars_core.search.batch import read_requests
@@ -44,9 +44,10 @@ def inference(
 
 
 def check_inputs(cfg: MarsConfig, requests: Path) -> None:
-    """The requests file and the index, checked before the flow starts (one error line)."""
+    """The requests file, the catalogue and the index are there before the flow starts (one
+    error line); the index's parts are checked where the search opens it."""
     read_requests(requests, cfg.funnel.request_roots)
-    require_search_inputs(cfg)
+    require_inputs(cfg, "search")
 
 
 def main(argv: list[str] | None = None) -> None:

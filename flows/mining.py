@@ -80,19 +80,7 @@ def _run(call: Invocation) -> None:
     cfg = load_config(call.overrides)
     inputs(cfg)
     prepare_flow_process(cfg, debug=call.debug)
-    report = mining(call.overrides)
-    print(f"\n{report.pairs} training pairs -> {report.pairs_file}")
-    if report.heldout_file:
-        print(f"{report.heldout_pairs} held-out pairs -> {report.heldout_file}")
-    print(f"  strata: {', '.join(f'{s} {n}' for s, n in report.strata.items())}")
-    print(f"  rooms: {', '.join(f'{s} {n}' for s, n in report.rooms.items())}")
-    empty = [category for category, n in report.categories.items() if n == 0]
-    if empty:
-        print(f"  no training products (no pairs): {', '.join(empty)}")
-    if report.short:
-        print(f"  {report.short} room x category requests got fewer pairs than configured")
-    for entry in report.skipped:
-        print(f"  skipped room {entry}")
+    print(mining(call.overrides).summary())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from mars_core.agent.prompt import ANSWER_PREFIX
 from mars_core.agent.types import SCORE_PROBE
+from mars_core.prompt import ANSWER_PREFIX
 
 DIGITS = 10
 

@@ -27,12 +27,12 @@ import mlflow
 import pandas as pd
 from PIL import Image
 
-from mars_core.agent.prompt import product_text
 from mars_core.agent.types import ProductView
 from mars_core.config import StudentConfig
 from mars_core.infra.errors import UserInputError
 from mars_core.infra.registry import STUDENT_ARTIFACT, register_version
 from mars_core.infra.runtime import find_home
+from mars_core.prompt import product_text
 from mars_core.vision.images import load_image, load_image_bytes
 
 REQUIRED = ("room_image", "query", "product_image", "name", "category")

@@ -22,10 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mars_core.config import FunnelConfig
+from mars_core.config.funnel import AUTO, BY_AGENT, FITS_BY_SIGLIP
 from mars_core.infra.registry import version_tags
 
-AGENT, FITS_BY_SIGLIP, AUTO = "agent", "fits_by_siglip", "auto"
-ORDERS = (AGENT, FITS_BY_SIGLIP)
+ORDERS = (BY_AGENT, FITS_BY_SIGLIP)
 # Version tags a chosen ordering is recorded under (as the funnel knobs they set).
 ORDER_TAG, BLEND_TAG, FIT_TAG = "funnel.order", "funnel.siglip_blend", "funnel.min_fit_score"
 
@@ -34,7 +34,7 @@ ORDER_TAG, BLEND_TAG, FIT_TAG = "funnel.order", "funnel.siglip_blend", "funnel.m
 class Ordering:
     """One way to order the agent's list, and where the choice came from (for `ranked_by`)."""
 
-    order: str  # AGENT or FITS_BY_SIGLIP
+    order: str  # BY_AGENT or FITS_BY_SIGLIP
     siglip_blend: float
     min_fit_score: float
     chosen_by: str = "funnel.order"
@@ -74,7 +74,7 @@ def resolve_ordering(funnel: FunnelConfig, version: tuple[str, int] | None) -> O
         fit = float(tags.get(FIT_TAG, funnel.min_fit_score))
         chosen = f"validation (v{version[1]})" if version is not None else "validation"
         return Ordering(tags[ORDER_TAG], blend, fit, chosen)
-    return Ordering(AGENT, funnel.siglip_blend, funnel.min_fit_score)
+    return Ordering(BY_AGENT, funnel.siglip_blend, funnel.min_fit_score)
 
 
 def _min_max(values: dict[str, float]) -> dict[str, float]:

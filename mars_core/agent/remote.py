@@ -1,7 +1,7 @@
 """The served agent: the student behind an OpenAI-compatible server (vLLM), for scale-out.
 
 `student.kind=openai` scores through `student.server.endpoint` instead of loading the model here.
-The same prompt (`mars_core.agent.prompt`) travels as chat messages with the room and product
+The same prompt (`mars_core.prompt`) travels as chat messages with the room and product
 images as lossless PNG data URLs, product images already within `student.product_max_pixels`
 on the vision grid, so the server's processor sees the pixels the in-process agent sees. The
 fast score needs the next-token distribution at two places of the forced answer
@@ -31,17 +31,17 @@ import torch
 from PIL import Image
 
 from mars_core.agent.expected_score import DIGITS, expected_scores
-from mars_core.agent.prompt import (
-    ANSWER_PREFIX,
-    answer_openings,
-    prompt_messages,
-    try_parse_answer,
-)
 from mars_core.agent.types import SCORE_PROBE, GeneratedAnswer, ProductView
 from mars_core.agent.vision import VISION_GRID, bound_image
 from mars_core.config import StudentConfig
 from mars_core.infra.errors import ModelServerError
 from mars_core.infra.http_client import ChatClient, NoAnswerError, data_url, with_image_urls
+from mars_core.prompt import (
+    ANSWER_PREFIX,
+    answer_openings,
+    prompt_messages,
+    try_parse_answer,
+)
 
 IMAGE_FORMAT = "PNG"  # lossless: the server must see the pixels the in-process agent sees
 DIGIT_TOKENS = [str(digit) for digit in range(DIGITS)]

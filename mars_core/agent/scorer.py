@@ -35,7 +35,6 @@ from mars_core.agent.adapter import apply_adapter, is_whole_model, resolve_adapt
 from mars_core.agent.batching import AgentBatcher
 from mars_core.agent.expected_score import expected_scores, score_token_ids
 from mars_core.agent.kv_batch import PrefixBatch, answer_batches, score_positions
-from mars_core.agent.prompt import answer_openings, prompt_messages, try_parse_answer
 from mars_core.agent.room_prefix import RoomPrefixes, Row, inner_model
 from mars_core.agent.types import SCORE_PROBE, GeneratedAnswer, Job, ProductView, Scorer
 from mars_core.agent.vision import bound_product_image, vision_fingerprint, vision_inputs
@@ -43,6 +42,7 @@ from mars_core.agent.visual_cache import VisualCache
 from mars_core.config import StudentConfig
 from mars_core.infra.batching import batched
 from mars_core.models.loading import load_vlm
+from mars_core.prompt import answer_openings, prompt_messages, try_parse_answer
 
 
 class AgentScorer:

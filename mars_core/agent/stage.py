@@ -9,7 +9,6 @@ from pathlib import Path
 from PIL import Image
 
 from mars_core.agent.ordering import Ordering, resolve_ordering
-from mars_core.agent.prompt import PROMPT_VERSION, product_text
 from mars_core.agent.remote import RemoteAgentScorer
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.types import ProductView, Scorer
@@ -18,20 +17,26 @@ from mars_core.config import FunnelConfig, MarsConfig, StudentConfig
 from mars_core.infra.errors import UserInputError
 from mars_core.infra.registry import describe_registered, registry_version
 from mars_core.infra.skipped import Skipped
-from mars_core.search.types import Candidate, SearchRequest, StageOutput
+from mars_core.prompt import PROMPT_VERSION, product_text
+from mars_core.search.types import Candidate, SearchRequest, StageOutput, presented
 from mars_core.vision.images import load_image
 
 
 @dataclass(kw_only=True)
 class AgentStage:
-    """Fast-scores every candidate, sorts, keeps `k` and generates rationales for the top N.
+    """Fast-scores every candidate, sorts, keeps `k`, generates rationales for the top N and
+    presents its fits: the candidates it scores at or over its fit bar, or, when none is, all
+    of them as the closest options (`StageOutput.nothing_fits`).
 
     A candidate whose product image cannot be loaded is left out of the ranking and listed
     in the output's `skipped` with the reason, never silently dropped. A rationale the model
     writes as malformed JSON leaves `rationale=None` and is counted in
-    `details["malformed_rationales"]`.
+    `details["malformed_rationales"]`. Its name and the stage whose similarity its ordering
+    blends come from the stage registry (`mars_core.funnel.stages`).
     """
 
+    name: str  # its scores' key
+    similarity: str | None = None  # the earlier stage whose score `ordering` blends with
     scorer: Scorer  # student.kind: local or openai
     rationale_top_n: int  # funnel.rationale_top_n
     max_image_pixels: int  # data.max_image_pixels
@@ -39,16 +44,18 @@ class AgentStage:
     ordering: Ordering = field(default_factory=lambda: resolve_ordering(FunnelConfig(), None))
     batcher: Scorer | None = None  # set by a service: the scorer as concurrent requests use it
     student: str = ""  # which student and adapter version rank: said with every result
-    name: str = field(default="agent", init=False)
 
     @classmethod
-    def from_config(cls, cfg: MarsConfig, cache_dir: Path | None = None) -> AgentStage:
+    def from_config(cls, cfg: MarsConfig, *, name: str, similarity: str | None) -> AgentStage:
         """The agent of the configured student (and adapter) with the funnel's sizes;
         `student.adapter=auto` serves the registry's champion when there is one."""
-        models = Path(cache_dir or cfg.paths.models)
-        scorer = open_scorer(cfg.student, models, Path(cfg.index.dir) / VISUAL_TOKENS_DIR)
+        scorer = open_scorer(
+            cfg.student, Path(cfg.paths.models), Path(cfg.index.dir) / VISUAL_TOKENS_DIR
+        )
         ordering = resolve_ordering(cfg.funnel, registry_version(scorer.adapter))
         return cls(
+            name=name,
+            similarity=similarity,
             student=f"{cfg.student.name} student, {describe_registered(scorer.adapter)}",
             scorer=scorer,
             rationale_top_n=cfg.funnel.rationale_top_n,
@@ -72,6 +79,11 @@ class AgentStage:
         )[:k]
         scored = time.perf_counter()
         malformed = self._attach_rationales(request, ranked[: self.rationale_top_n])
+        shown, nothing_fits = presented(
+            [candidate for candidate, _ in ranked],
+            [candidate.scores[self.name] for candidate, _ in ranked],
+            self.ordering.min_fit_score,
+        )
         best = ranked[0][0].scores[self.name] if ranked else 0.0
         details = {
             "prompt_version": PROMPT_VERSION,
@@ -83,17 +95,18 @@ class AgentStage:
             "rationale_seconds": time.perf_counter() - scored,
         }
         return StageOutput(
-            candidates=[candidate for candidate, _ in ranked],
+            candidates=shown,
             skipped=skipped,
             details=details,
             ranked_by=f"{self.student}; {self.ordering.describe()}",
+            nothing_fits=nothing_fits,
         )
 
     def judge(self, room: Image.Image, asks: list[tuple[str, list[Candidate]]]) -> list[Skipped]:
         """Score the candidates of several queries on one room (a category each, asked by its
         words) in one batched pass where the scorer merges queries (`score_many`); each
-        candidate gets its `agent` score. Candidates whose image cannot be loaded are left
-        unscored and returned, with the reason."""
+        candidate gets its score under the stage's name. Candidates whose image cannot be
+        loaded are left unscored and returned, with the reason."""
         loaded = [(query, *self._load_products(candidates)) for query, candidates in asks]
         jobs = [(room, query, views) for query, views, _, _ in loaded]
         many = getattr(self._runner(), "score_many", None) if len(jobs) > 1 else None
@@ -133,9 +146,10 @@ class AgentStage:
         return self.batcher or self.scorer
 
     def _final_order(self, kept: list[Candidate]) -> dict[str, float]:
-        """The ordering's sort key per candidate, from the agent's and stage 2's scores."""
+        """The ordering's sort key per candidate, from the agent's score and the `similarity`
+        stage's (when it ran)."""
         agent = {c.key: c.scores[self.name] for c in kept}
-        visual = {c.key: c.scores["siglip"] for c in kept if "siglip" in c.scores}
+        visual = {c.key: c.scores[self.similarity] for c in kept if self.similarity in c.scores}
         return self.ordering.final(agent, visual)
 
     def _load_products(

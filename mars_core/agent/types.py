@@ -15,7 +15,7 @@ from typing import Protocol
 
 from PIL import Image
 
-from mars_core.agent.prompt import ANSWER_PREFIX, Answer
+from mars_core.prompt import ANSWER_PREFIX, Answer
 
 # The fast path's forced answer opening; its last two tokens are the digit `0` and `.`.
 SCORE_PROBE = ANSWER_PREFIX + "0."

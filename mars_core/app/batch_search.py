@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from mars_core.app.results_page import render_report
 from mars_core.config import MarsConfig
-from mars_core.funnel.stages import agent_notice, build_funnel
+from mars_core.funnel.stages import agent_notice, build_funnel, known_stages
 from mars_core.infra.errors import UserInputError, printable
 from mars_core.infra.io import atomic_write_parquet, atomic_write_text
 from mars_core.infra.runtime import bar_disable, is_verbose
@@ -168,7 +168,7 @@ def write_outputs(
     """`<name>.parquet` (one row per ranked product) and `<name>.html` (the page)."""
     outcome.replaced = (out_dir / f"{name}.parquet").exists()
     outcome.table = atomic_write_parquet(
-        out_dir / f"{name}.parquet", results_table(outcome.results)
+        out_dir / f"{name}.parquet", results_table(outcome.results, known_stages())
     )
     page = render_report(
         [result for _, result in outcome.results],
@@ -182,17 +182,24 @@ def write_outputs(
 
 
 def search_requests(
-    cfg: MarsConfig, requests: RequestsFile, *, name: str, out_dir: Path | None = None
+    cfg: MarsConfig,
+    requests: RequestsFile,
+    *,
+    name: str,
+    out_dir: Path | None = None,
+    refused: list[FailedRequest] | None = None,
 ) -> BatchOutcome:
     """Load the configured funnel once, search every request, write both outputs into
-    `out_dir` (default `paths.reports`). A request whose query is over the limits is refused
-    before the models load; the others run."""
-    runnable, refused = split_by_query_limits(requests.specs, cfg)
+    `out_dir` (default `paths.reports`), with the `refused` requests and the file's bad lines
+    among the failed ones. The queries were checked where they came in (the command line,
+    `search_file`'s rows): nothing here checks them again."""
     outcome = BatchOutcome(results=[], failed=[])
-    if runnable:
+    if requests.specs:
         with build_funnel(cfg) as funnel:
-            outcome = run_requests(funnel, runnable, max_image_pixels=cfg.data.max_image_pixels)
-    outcome.failed[:0] = refused + [
+            outcome = run_requests(
+                funnel, requests.specs, max_image_pixels=cfg.data.max_image_pixels
+            )
+    outcome.failed[:0] = (refused or []) + [
         FailedRequest(room=f"line {line}", query="", reason=reason, request=line)
         for line, reason in requests.bad_lines
     ]
@@ -210,9 +217,18 @@ def search_file(
     cfg: MarsConfig, path: Path, *, name: str | None = None, out_dir: Path | None = None
 ) -> BatchOutcome:
     """`search_requests` over a CSV/JSONL requests file; outputs are named after the file
-    (`<stem>.parquet`, `<stem>.html`), so batches from different files never overwrite."""
+    (`<stem>.parquet`, `<stem>.html`), so batches from different files never overwrite. Each
+    row's query is checked here, where it comes in: one over the limits is refused before the
+    models load and the others run."""
     requests = read_requests(path, cfg.funnel.request_roots)
-    return search_requests(cfg, requests, name=name or path.stem, out_dir=out_dir)
+    runnable, refused = split_by_query_limits(requests.specs, cfg)
+    return search_requests(
+        cfg,
+        RequestsFile(runnable, requests.bad_lines),
+        name=name or path.stem,
+        out_dir=out_dir,
+        refused=refused,
+    )
 
 
 def run_folder(root: Path, kind: str) -> Path:

@@ -255,14 +255,15 @@ def printable_stdout() -> Iterator[None]:
 
 
 def answer_early(module: str, app: App) -> None:
-    """The first statement of a flow module: when that module is the program (`python -m
-    flows.<name>`, so `module` is "__main__"), set the process up and answer `--help`, `--cfg`
-    and config mistakes now, before the module's own imports load Prefect, MLflow and the
-    models (seconds). Imported (by a test, a deployment), it does nothing."""
+    """The first statement of a flow module, an entry point whether it is the program or is
+    loaded by a deployment's worker: set the process up (`setup_runtime`, before the module's
+    own imports load Prefect, MLflow and the models); when it is the program (`python -m
+    flows.<name>`, so `module` is "__main__"), answer `--help`, `--cfg` and config mistakes
+    now, before those imports (seconds)."""
+    setup_runtime()
     if module != "__main__":
         return
     args = sys.argv[1:]
-    setup_runtime()
     with user_errors_in_one_line(args):
         if parse(app, args) is None:
             sys.exit(0)

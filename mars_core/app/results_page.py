@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from mars_core.funnel.stages import stage_specs
 from mars_core.infra.errors import UserInputError, printable
 from mars_core.search.batch import FailedRequest
 from mars_core.search.funnel import SearchResult
@@ -21,14 +22,16 @@ from mars_core.search.types import Candidate
 from mars_core.vision.images import load_image
 
 THUMBNAIL_PX = 224
-SCORES_NOTE = (
-    "Each list is ordered by the last stage that ran (named under each room). Scores: "
-    "bm25 = how well the query's words match the product text (unbounded, higher is better); "
-    "siglip = how alike the room photo and the product image look (cosine similarity, -1..1); "
-    "agent = the student model's judgement of how well the product fits this room, from 0 "
-    "(does not belong here) to 1 (fits well); when even the best is under funnel.min_fit_score "
-    "the page says nothing fits."
-)
+
+
+def scores_note() -> str:
+    """What the page says about its score columns: each registered stage's score."""
+    scores = "; ".join(f"{spec.name} = {spec.score}" for spec in stage_specs() if spec.score)
+    return (
+        "Each list is ordered by the last stage that ran (named under each room). "
+        f"Scores: {scores}."
+    )
+
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1100px}
@@ -113,12 +116,20 @@ def _try_instead(result: SearchResult, max_pixels: int) -> str:
         search = f"mars-search --room {room} --query {query}"
         figures.append(
             f'<figure class="alternative"><img src="{image}" alt="">'
-            f"<figcaption><b>{escape(alternative.category)}</b> · agent "
-            f"{_fmt(candidate.scores.get('agent'))}<br>{escape(candidate.rationale or '')}<br>"
+            f"<figcaption><b>{escape(alternative.category)}</b> · {escape(_judged(candidate))}"
+            f"<br>{escape(candidate.rationale or '')}<br>"
             f'<code class="search-link" title="search it">{escape(search)}</code>'
             "</figcaption></figure>"
         )
     return f'<p><b>Try instead:</b></p><div class="instead">{"".join(figures)}</div>'
+
+
+def _judged(candidate: Candidate) -> str:
+    """The last score a candidate got, by name: what the stage that judged it last said."""
+    if not candidate.scores:
+        return ""
+    name, score = list(candidate.scores.items())[-1]
+    return f"{name} {_fmt(score)}"
 
 
 def _heading(result: SearchResult) -> str:
@@ -176,7 +187,7 @@ def render_report(
 <style>{STYLE}</style></head>
 <body><h1>{escape(title)}</h1>
 {notice_html}
-<p class="meta">{escape(SCORES_NOTE)}</p>
+<p class="meta">{escape(scores_note())}</p>
 {body}
 {failed_html}
 </body></html>

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mars_core.app.batch_search import SearchReport
-from mars_core.app.sweep import SweepReport
 from mars_core.catalogue.schema import (
     CATALOGUE_FILE,
     GROUND_TRUTH_FILE,
@@ -22,9 +20,7 @@ from mars_core.catalogue.schema import (
     SPLITS_FILE,
 )
 from mars_core.config import MarsConfig
-from mars_core.evaluation.promotion import PromotionDecision
 from mars_core.index.store import MANIFEST_FILE, IndexSnapshot
-from mars_core.index.verify import check_openable
 from mars_core.infra.errors import UserInputError
 from mars_core.infra.fingerprint import fingerprint
 from mars_core.infra.registry import CANDIDATE
@@ -32,7 +28,10 @@ from mars_core.infra.runtime import setup_runtime
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE
 from mars_core.teacher.schema import HELDOUT_LABELS_FILE, LABELS_FILE
 
-if TYPE_CHECKING:  # the trainer imports torch; a report only carries its result
+if TYPE_CHECKING:  # the run's summary names them; checking a command's inputs loads none
+    from mars_core.app.batch_search import SearchReport
+    from mars_core.app.sweep import SweepReport
+    from mars_core.evaluation.promotion import PromotionDecision
     from mars_core.training.trainer import TrainResult
 
 INDEX_MANIFEST = "<index>"
@@ -249,8 +248,13 @@ def require_inputs(cfg: MarsConfig, step: str) -> None:
 
 
 def require_search_inputs(cfg: MarsConfig) -> None:
-    """A search (a command, the service, a batch) needs the catalogue and a published index
-    whose parts are all there (`check_openable`: a damaged one names the repair command)."""
+    """The service needs the catalogue and a published index whose parts are all there
+    (`check_openable`: a damaged one names the repair command) before it starts: the index
+    opens inside the web server, where a mistake cannot be one line. A search command or a
+    batch checks only that they are there (`require_inputs`): the index is checked where it
+    is opened (`build_funnel`), once."""
+    from mars_core.index.verify import check_openable
+
     require_inputs(cfg, "search")
     check_openable(IndexSnapshot.current(cfg.index.dir))
 

@@ -4,6 +4,9 @@ from dataclasses import dataclass
 
 from mars_core.infra.knob import check_knobs, knob
 
+# `funnel.order`'s choices (`mars_core.agent.ordering` says what each does).
+AUTO, BY_AGENT, FITS_BY_SIGLIP = "auto", "agent", "fits_by_siglip"
+
 
 @dataclass
 class FunnelConfig:
@@ -50,7 +53,7 @@ class FunnelConfig:
         "how the agent stage orders its list: agent (its score, blended by siglip_blend), "
         "fits_by_siglip (its fits first, in stage 2's order) or auto (what the serving student "
         "version was chosen with on validation rooms, else agent)",
-        choices=("auto", "agent", "fits_by_siglip"),
+        choices=(AUTO, BY_AGENT, FITS_BY_SIGLIP),
     )
     siglip_blend: float = knob(
         0.0,

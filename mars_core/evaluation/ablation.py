@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -26,13 +27,14 @@ from mars_core.evaluation.beyond import (
 from mars_core.evaluation.metrics import RankedRequest, all_metrics
 from mars_core.evaluation.requests import EvalRequest, EvalSet
 from mars_core.funnel.beyond import BeyondTheQuery
-from mars_core.funnel.stages import build_funnel
+from mars_core.funnel.stages import AGENT, build_funnel
 from mars_core.infra.errors import UserInputError
 from mars_core.search.funnel import FunnelStep, SearchFunnel, SearchResult
 from mars_core.search.types import Candidate, SearchRequest, StageOutput, WrappedStage
 from mars_core.vision.images import load_image
 
-AGENT = "agent"
+if TYPE_CHECKING:  # opened by the stage registry
+    from mars_core.agent.stage import AgentStage
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def run_configuration(
             offered.append((request.room_id, [a.category for a in result.alternatives]))
         if funnel.beyond is not None:
             beyond = beyond_metrics(funnel, eval_set, cfg, offered)
-        agent = _agent_stage(funnel)
+        agent = agent_stage(funnel)
         pairs = (
             score_pairs(agent.scorer, pair_specs, cfg.data.max_image_pixels)
             if agent is not None
@@ -200,7 +202,8 @@ def narrow_to_test_split(funnel: SearchFunnel, keep: frozenset[str], overfetch: 
         funnel.beyond.keep, funnel.beyond.overfetch = keep, overfetch
 
 
-def _agent_stage(funnel: SearchFunnel):
+def agent_stage(funnel: SearchFunnel) -> AgentStage | None:
+    """The funnel's agent stage, when it runs one."""
     return next(
         (s.stage for s in funnel.steps if s.stage is not None and s.stage.name == AGENT), None
     )

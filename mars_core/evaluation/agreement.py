@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from mars_core.agent.prompt import product_text
 from mars_core.agent.types import ProductView, Scorer
 from mars_core.catalogue.schema import CATALOGUE_FILE, GROUND_TRUTH_FILE
 from mars_core.evaluation.requests import TOP_GRADE, EvalSet
 from mars_core.infra.errors import UserInputError
+from mars_core.prompt import product_text
 from mars_core.teacher.schema import HELDOUT_LABELS_FILE
 from mars_core.vision.images import load_image
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from mars_core.agent.ordering import (
-    AGENT,
     BLEND_TAG,
+    BY_AGENT,
     FIT_TAG,
     FITS_BY_SIGLIP,
     ORDER_TAG,
@@ -41,6 +41,7 @@ from mars_core.catalogue.splits import validation_split
 from mars_core.config import MarsConfig
 from mars_core.evaluation.ablation import (
     Configuration,
+    agent_stage,
     configured,
     narrow_to_test_split,
     ranked_request,
@@ -54,17 +55,17 @@ from mars_core.evaluation.metrics import (
 )
 from mars_core.evaluation.reference import teacher_judge
 from mars_core.evaluation.requests import EvalRequest, EvalSet, teacher_grade
-from mars_core.funnel.stages import build_funnel
+from mars_core.funnel.stages import AGENT, BM25, SIGLIP, build_funnel
 from mars_core.index.vocabulary import category_query
 from mars_core.infra.registry import describe_version
-from mars_core.search.funnel import SearchFunnel, presented
-from mars_core.search.types import Candidate
+from mars_core.search.funnel import SearchFunnel
+from mars_core.search.types import Candidate, presented
 from mars_core.teacher.schema import LABELS_FILE
 
 # (order, siglip_blend) candidates, in tie-break order.
-ORDERINGS = ((FITS_BY_SIGLIP, 0.0), (AGENT, 0.0), (AGENT, 0.25), (AGENT, 0.5))
+ORDERINGS = ((FITS_BY_SIGLIP, 0.0), (BY_AGENT, 0.0), (BY_AGENT, 0.25), (BY_AGENT, 0.5))
 # The funnel a student serves in: every stage, the agent last.
-STUDENT_FUNNEL = ("bm25", "siglip", AGENT)
+STUDENT_FUNNEL = (BM25, SIGLIP, AGENT)
 MEASURE = "nDCG@10"
 VIOLATION_K = 5  # the violation the bound is on: context violation@5, as the targets say
 VIOLATION = f"context_violation_at_{VIOLATION_K}"
@@ -175,11 +176,15 @@ def scoring_funnel(cfg: MarsConfig, adapter: str, keys: frozenset[str]) -> Itera
     run_cfg = configured(cfg, Configuration(list(STUDENT_FUNNEL), adapter))
     run_cfg = dataclasses.replace(
         run_cfg,
-        funnel=dataclasses.replace(run_cfg.funnel, k3=cfg.funnel.k2, order=AGENT, siglip_blend=0.0),
+        funnel=dataclasses.replace(
+            run_cfg.funnel, k3=cfg.funnel.k2, order=BY_AGENT, siglip_blend=0.0
+        ),
     )
     with build_funnel(run_cfg) as funnel:
         narrow_to_test_split(funnel, keys, cfg.eval.overfetch)
-        funnel.min_fit_score, funnel.beyond = 0.0, None
+        agent = agent_stage(funnel)
+        agent.ordering = dataclasses.replace(agent.ordering, min_fit_score=0.0)
+        funnel.beyond = None
         yield funnel
 
 
@@ -215,8 +220,8 @@ def ranked_by_ordering(
     request: EvalRequest, candidates: list[Candidate], ordering: Ordering, k: int
 ) -> RankedRequest:
     """The list `ordering` makes of a request's scored candidates, as the funnel shows it."""
-    agent = {c.key: c.scores["agent"] for c in candidates}
-    visual = {c.key: c.scores["siglip"] for c in candidates if "siglip" in c.scores}
+    agent = {c.key: c.scores[AGENT] for c in candidates}
+    visual = {c.key: c.scores[SIGLIP] for c in candidates if SIGLIP in c.scores}
     key = ordering.final(agent, visual)
     top = sorted(candidates, key=lambda c: key[c.key], reverse=True)[:k]
     shown, nothing_fits = presented(top, [agent[c.key] for c in top], ordering.min_fit_score)

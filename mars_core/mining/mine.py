@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from mars_core.catalogue.schema import ROOMS_FILE, SPLITS_FILE
 from mars_core.config import IndexConfig, MiningConfig, VocabularyConfig
+from mars_core.funnel.stages import SIGLIP
 from mars_core.index.lance import VectorIndex, sql_in, vector_matrix
 from mars_core.index.store import IndexSnapshot
 from mars_core.index.vocabulary import category_query
@@ -108,6 +109,21 @@ class MiningReport:
     heldout_strata: dict[str, int]
     short: int  # requests that got fewer pairs than configured (small categories)
     skipped: list[Skipped]  # rooms that could not be mined
+
+    def summary(self) -> str:
+        """What the mining command prints: the files, the mix, and what came up short."""
+        lines = [f"\n{self.pairs} training pairs -> {self.pairs_file}"]
+        if self.heldout_file:
+            lines.append(f"{self.heldout_pairs} held-out pairs -> {self.heldout_file}")
+        lines.append(f"  strata: {', '.join(f'{s} {n}' for s, n in self.strata.items())}")
+        lines.append(f"  rooms: {', '.join(f'{s} {n}' for s, n in self.rooms.items())}")
+        empty = [category for category, n in self.categories.items() if n == 0]
+        if empty:
+            lines.append(f"  no training products (no pairs): {', '.join(empty)}")
+        if self.short:
+            lines.append(f"  {self.short} room x category requests got fewer pairs than configured")
+        lines += [f"  skipped room {entry}" for entry in self.skipped]
+        return "\n".join(lines)
 
     def metrics(self) -> dict[str, float]:
         """Flat numbers for MLflow: totals, the stratum mix and pairs per category."""
@@ -298,7 +314,7 @@ def mine_shard(
     cfg: MiningConfig,
 ) -> ShardResult:
     """Every pair of the shard's rooms against the same-split products of every category."""
-    stage = VisualStage.open(snapshot, index_cfg, embedder, text_weight=0.0)
+    stage = VisualStage.open(snapshot, index_cfg, embedder, name=SIGLIP, text_weight=0.0)
     products = split_ids(out_dir, "product")
     keep = {key for key, split in products.items() if split == shard.split}
     pools = candidate_pools(stage.index, query_texts(index_cfg.vocabulary), keep)

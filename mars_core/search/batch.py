@@ -18,30 +18,41 @@ from mars_core.search.types import Candidate
 REQUEST_FORMATS = (".csv", ".jsonl")
 TEXT_FIELDS = ("room", "query", "room_id")  # every field a request row may have; all text
 
-RESULTS_SCHEMA = pa.schema(
-    [
-        pa.field("request", pa.int32(), nullable=False),  # request number, from 1 as in the file
-        pa.field("room_id", pa.string(), nullable=False),
-        pa.field("query", pa.string(), nullable=False),
-        pa.field("rank", pa.int32(), nullable=False),
-        pa.field("key", pa.string(), nullable=False),
-        pa.field("name", pa.string()),
-        pa.field("category", pa.string()),
-        pa.field("image_path", pa.string()),
-        pa.field("bm25", pa.float32()),
-        pa.field("siglip", pa.float32()),
-        pa.field("agent", pa.float32()),
-        pa.field("rationale", pa.string()),
-        pa.field("category_locked", pa.bool_()),
-        pa.field("nothing_fits", pa.bool_(), nullable=False),
-        pa.field("seconds_bm25", pa.float32()),
-        pa.field("seconds_siglip", pa.float32()),
-        pa.field("seconds_agent", pa.float32()),
-        pa.field("ranked_by", pa.string()),  # student + adapter version behind the agent's order
-        # a category offered instead when nothing fits (its best product; rank among them)
-        pa.field("alternative", pa.bool_(), nullable=False),
-    ]
-)
+# The results table's columns around the stages' own: each stage adds its score (`<stage>`) and
+# its time (`seconds_<stage>`), in the order the stage registry runs them.
+REQUEST_FIELDS = [
+    pa.field("request", pa.int32(), nullable=False),  # request number, from 1 as in the file
+    pa.field("room_id", pa.string(), nullable=False),
+    pa.field("query", pa.string(), nullable=False),
+    pa.field("rank", pa.int32(), nullable=False),
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("name", pa.string()),
+    pa.field("category", pa.string()),
+    pa.field("image_path", pa.string()),
+]
+OUTCOME_FIELDS = [
+    pa.field("rationale", pa.string()),
+    pa.field("category_locked", pa.bool_()),
+    pa.field("nothing_fits", pa.bool_(), nullable=False),
+]
+RANKING_FIELDS = [
+    pa.field("ranked_by", pa.string()),  # student + adapter version behind the agent's order
+    # a category offered instead when nothing fits (its best product; rank among them)
+    pa.field("alternative", pa.bool_(), nullable=False),
+]
+
+
+def results_schema(stages: Sequence[str]) -> pa.Schema:
+    """The results table of a funnel whose registered stages are `stages`, in order."""
+    return pa.schema(
+        [
+            *REQUEST_FIELDS,
+            *(pa.field(stage, pa.float32()) for stage in stages),
+            *OUTCOME_FIELDS,
+            *(pa.field(f"seconds_{stage}", pa.float32()) for stage in stages),
+            *RANKING_FIELDS,
+        ]
+    )
 
 
 @dataclass
@@ -170,22 +181,29 @@ def outside_reason(room: str) -> str:
     )
 
 
-def results_table(results: list[tuple[int, SearchResult]]) -> pa.Table:
-    """One row per (request, ranked product), with every stage's score and time; then, for a
-    request where nothing fits, one row per category offered instead (`alternative`)."""
+def results_table(results: list[tuple[int, SearchResult]], stages: Sequence[str]) -> pa.Table:
+    """One row per (request, ranked product), with the score and time of each of `stages` (the
+    registered ones: a stage switched off leaves its columns empty); then, for a request where
+    nothing fits, one row per category offered instead (`alternative`)."""
     rows = []
     for line, result in results:
         offered = [alternative.candidate for alternative in result.alternatives]
         for alternative, listed in ((False, result.results), (True, offered)):
             rows += [
-                _result_row(line, result, rank, candidate, alternative=alternative)
+                _result_row(line, result, rank, candidate, stages, alternative=alternative)
                 for rank, candidate in enumerate(listed, start=1)
             ]
-    return pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=results_schema(stages))
 
 
 def _result_row(
-    line: int, result: SearchResult, rank: int, candidate: Candidate, *, alternative: bool
+    line: int,
+    result: SearchResult,
+    rank: int,
+    candidate: Candidate,
+    stages: Sequence[str],
+    *,
+    alternative: bool,
 ) -> dict:
     product = candidate.product
     return {
@@ -197,11 +215,11 @@ def _result_row(
         "name": product.get("name"),
         "category": product.get("category"),
         "image_path": product.get("image_path"),
-        **{s: candidate.scores.get(s) for s in ("bm25", "siglip", "agent")},
+        **{stage: candidate.scores.get(stage) for stage in stages},
         "rationale": candidate.rationale,
         "category_locked": result.locked,
         "nothing_fits": result.nothing_fits,
-        **{f"seconds_{s}": result.timings.get(s) for s in ("bm25", "siglip", "agent")},
+        **{f"seconds_{stage}": result.timings.get(stage) for stage in stages},
         "ranked_by": result.ranked_by,
         "alternative": alternative,
     }

@@ -6,10 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mars_core.config import FunnelConfig
 from mars_core.infra.errors import EmptyQueryError
 from mars_core.infra.skipped import Skipped
-from mars_core.search.query import check_query
 from mars_core.search.types import (
     Candidate,
     CategoryLock,
@@ -108,7 +106,8 @@ class SearchFunnel:
     """Runs enabled stages in order; a disabled stage only truncates to its size.
 
     Truncating keeps the next stage's input bounded the same way with or without the
-    stage, so an ablation compares orderings, not candidate counts.
+    stage, so an ablation compares orderings, not candidate counts. The funnel knows no stage
+    by name: a stage that judges fit says when nothing fits (`StageOutput.nothing_fits`).
     """
 
     def __init__(
@@ -116,17 +115,16 @@ class SearchFunnel:
         steps: list[FunnelStep],
         *,
         final_k: int,
-        min_fit_score: float,
-        query_limits: FunnelConfig | None = None,
         beyond: BeyondQuery | None = None,
+        room_search_needs: tuple[str, ...] = (),
     ) -> None:
         if not steps or steps[0].stage is None:
-            raise ValueError("the funnel needs its first stage (BM25) enabled: it picks candidates")
+            raise ValueError("the funnel needs its first stage enabled: it picks the candidates")
         self.steps = steps
-        self.query_limits = query_limits or FunnelConfig()
         self.final_k = final_k
-        self.min_fit_score = min_fit_score
         self.beyond = beyond
+        # the stages `beyond` needs, named when a search without a query finds none (registry)
+        self.room_search_needs = room_search_needs
 
     def __enter__(self) -> SearchFunnel:
         return self
@@ -140,13 +138,15 @@ class SearchFunnel:
             close_stage(step.stage)
 
     def search(self, request: SearchRequest) -> SearchResult:
-        """Run the stages in order; a query over the limits is refused before the first. A
-        room with no query is searched across categories (`BeyondQuery.search_room`); when
-        nothing fits a query, the categories that do are offered (`result.alternatives`)."""
-        if not check_query(request.query, self.query_limits):
+        """Run the stages in order. A room with no query is searched across categories
+        (`BeyondQuery.search_room`); when nothing fits a query, the categories that do are
+        offered (`result.alternatives`). The query's size was checked where it came in (the
+        command line, a requests file's row, the service's form: `check_query`), once."""
+        if not request.query.strip():
             if self.beyond is None:
+                needs = " and ".join(self.room_search_needs) or "that search a room"
                 raise NoQueryError(
-                    "a search with no query needs stages siglip and agent (funnel.stages): "
+                    f"a search with no query needs stages {needs} (funnel.stages): "
                     "they pick the categories that fit the room photo; name a product instead"
                 )
             return self.beyond.search_room(request)
@@ -164,25 +164,9 @@ class SearchFunnel:
             result.skipped += output.skipped
             result.ranked_by = output.ranked_by or result.ranked_by
             result.details[step.stage.name] = output.details
+            result.nothing_fits = output.nothing_fits or result.nothing_fits
             candidates = output.candidates
         result.results = (candidates or [])[: self.final_k]
-        if "agent" in result.stages_run:
-            fit_scores = [c.scores["agent"] for c in result.results]
-            result.results, result.nothing_fits = presented(
-                result.results, fit_scores, self.min_fit_score
-            )
         if result.nothing_fits and self.beyond is not None:
             self.beyond.alternatives(result)
         return result
-
-
-def presented(
-    ranked: list[Candidate], fit_scores: list[float], min_fit_score: float
-) -> tuple[list[Candidate], bool]:
-    """What a fit judge's list shows, and whether nothing fits: the candidates scored at or over
-    `min_fit_score` (a misfit is never presented as a match), or, when none is, all of them as
-    the closest options under "nothing fits". Without results, no claim is made."""
-    fits = [c for c, score in zip(ranked, fit_scores, strict=True) if score >= min_fit_score]
-    if fits or not ranked:
-        return fits, False
-    return ranked, True

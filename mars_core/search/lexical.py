@@ -19,28 +19,30 @@ from mars_core.search.types import Candidate, CategoryLock, SearchRequest, Stage
 
 
 class LexicalStage:
-    """BM25 over the catalogue with a category FILTER clause."""
-
-    name = "bm25"
+    """BM25 over the catalogue with a category FILTER clause; `name` (its scores' key) comes
+    from the stage registry (`mars_core.funnel.stages`)."""
 
     def __init__(
         self,
         index: LuceneIndex,
         vocabulary: CategoryVocabulary,
         *,
+        name: str,
         listing_overfetch: int,
     ) -> None:
         self.index = index
         self.vocabulary = vocabulary
+        self.name = name
         self.listing_overfetch = listing_overfetch
 
     @classmethod
-    def open(cls, snapshot: IndexSnapshot, cfg: IndexConfig) -> LexicalStage:
+    def open(cls, snapshot: IndexSnapshot, cfg: IndexConfig, *, name: str) -> LexicalStage:
         """Stage 1 over the snapshot's Lucene folder, with BM25 and vocabulary from config."""
         index = LuceneIndex(snapshot.lucene_path, k1=cfg.bm25_k1, b=cfg.bm25_b)
         return cls(
             index,
             CategoryVocabulary(cfg.vocabulary, present=snapshot.manifest.categories),
+            name=name,
             listing_overfetch=cfg.listing_overfetch,
         )
 

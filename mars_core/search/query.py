@@ -1,9 +1,10 @@
 """The one check of a query's size, made before any stage runs and before models load.
 
-The command line, every row of a requests file, the service and the funnel itself call
-`check_query`, so a query is refused by the same limits (`funnel.max_query_chars`,
-`funnel.max_query_words`) wherever it comes from: a 100,000-character query once drove a
-process to 23 GB in the agent's prompt.
+Each place a query comes in calls `check_query` once, before anything heavy loads: the command
+line (`mars-search`), every row of a requests file (`search_file`) and the service's form. So
+a query is refused by the same limits (`funnel.max_query_chars`, `funnel.max_query_words`)
+wherever it comes from, and the funnel behind them takes it as checked: a 100,000-character
+query once drove a process to 23 GB in the agent's prompt.
 """
 
 from __future__ import annotations

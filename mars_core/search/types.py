@@ -54,8 +54,9 @@ class CategoryLock:
 class StageOutput:
     """A stage's ranked candidates plus what the result must say about the run.
 
-    `lock`, `skipped` and `ranked_by` are read by the report, the results table and the CLI;
-    `details` are the stage's own diagnostics (sizes, timings, modes) for logs and tests.
+    `lock`, `skipped`, `ranked_by` and `nothing_fits` are read by the report, the results
+    table and the CLI; `details` are the stage's own diagnostics (sizes, timings, modes) for
+    logs and tests.
     """
 
     candidates: list[Candidate]
@@ -63,6 +64,9 @@ class StageOutput:
     skipped: list[Skipped] = field(default_factory=list)  # candidates it could not judge
     details: dict[str, Any] = field(default_factory=dict)
     ranked_by: str | None = None  # the model behind a learned ranking (student + adapter)
+    # set by a stage that judges fit (the agent, `presented`): none of its candidates fits,
+    # so they are the closest options, not matches
+    nothing_fits: bool = False
 
 
 class Stage(Protocol):
@@ -95,3 +99,15 @@ class WrappedStage:
 
     def close(self) -> None:
         close_stage(self.stage)
+
+
+def presented(
+    ranked: list[Candidate], fit_scores: list[float], min_fit_score: float
+) -> tuple[list[Candidate], bool]:
+    """What a fit judge's list shows, and whether nothing fits: the candidates scored at or over
+    `min_fit_score` (a misfit is never presented as a match), or, when none is, all of them as
+    the closest options under "nothing fits". Without results, no claim is made."""
+    fits = [c for c, score in zip(ranked, fit_scores, strict=True) if score >= min_fit_score]
+    if fits or not ranked:
+        return fits, False
+    return ranked, True

@@ -41,9 +41,8 @@ def products(rows: pa.Table) -> list[dict]:
 
 
 class VisualStage:
-    """SigLIP room-to-product similarity over the LanceDB table."""
-
-    name = "siglip"
+    """SigLIP room-to-product similarity over the LanceDB table; `name` (its scores' key)
+    comes from the stage registry (`mars_core.funnel.stages`)."""
 
     def __init__(
         self,
@@ -51,6 +50,7 @@ class VisualStage:
         vectors: AlignedVectors,
         embedder: Embedder,
         *,
+        name: str,
         text_weight: float,
     ) -> None:
         for held in (index.dim, vectors.dim):
@@ -62,11 +62,18 @@ class VisualStage:
         self.index = index
         self.vectors = vectors
         self.embedder = embedder
+        self.name = name
         self.text_weight = text_weight
 
     @classmethod
     def open(
-        cls, snapshot: IndexSnapshot, cfg: IndexConfig, embedder: Embedder, *, text_weight: float
+        cls,
+        snapshot: IndexSnapshot,
+        cfg: IndexConfig,
+        embedder: Embedder,
+        *,
+        name: str,
+        text_weight: float,
     ) -> VisualStage:
         """Stage 2 over the snapshot's table version; refuses an embedder of another model."""
         manifest = snapshot.manifest
@@ -88,7 +95,7 @@ class VisualStage:
             refine=cfg.ann_refine_factor,
         )
         vectors = AlignedVectors(snapshot.lucene_path, manifest.vectors)
-        return cls(index, vectors, embedder, text_weight=text_weight)
+        return cls(index, vectors, embedder, name=name, text_weight=text_weight)
 
     def room_vector(self, room: Image.Image) -> np.ndarray:
         """The room photo's embedding alone (a search beyond the query's words)."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mars_core.agent.prompt import MalformedAnswerError, parse_teacher_answer
+from mars_core.prompt import MalformedAnswerError, parse_teacher_answer
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from mars_core.agent.prompt import PROMPT_VERSION
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
 from mars_core.config import TeacherConfig
 from mars_core.infra.batching import batched
 from mars_core.infra.errors import UserInputError
 from mars_core.infra.io import atomic_write_parquet
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE, PAIRS_FILE, PAIRS_SCHEMA
+from mars_core.prompt import PROMPT_VERSION
 from mars_core.teacher.base import Label, LabelRequest, Teacher
 from mars_core.teacher.schema import HELDOUT_LABELS_FILE, LABELS_FILE, LABELS_SCHEMA, STATUSES
 

@@ -32,8 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mars_core.agent.prompt import answer_text
 from mars_core.config import TeacherConfig
+from mars_core.prompt import answer_text
 from mars_core.teacher.base import Label, LabelRequest, Teacher
 
 OUTDOOR, INDOOR = "outdoor", "indoor"

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mars_core.agent.prompt import product_text, prompt_messages
 from mars_core.config import TeacherConfig
 from mars_core.infra.errors import UserInputError
 from mars_core.infra.http_client import (
@@ -25,6 +24,7 @@ from mars_core.infra.http_client import (
     data_url,
     with_image_urls,
 )
+from mars_core.prompt import product_text, prompt_messages
 from mars_core.teacher.base import Label, LabelRequest, Teacher, label_with_retries
 from mars_core.teacher.pair_images import pair_images, unloadable
 

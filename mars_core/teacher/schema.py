@@ -26,6 +26,6 @@ LABELS_SCHEMA = pa.schema(
         pa.field("status", pa.string(), nullable=False),  # one of STATUSES
         pa.field("attempts", pa.int32(), nullable=False),  # answers asked for this pair
         pa.field("teacher", pa.string(), nullable=False),  # teacher.name
-        pa.field("prompt_version", pa.string(), nullable=False),  # agent.prompt.PROMPT_VERSION
+        pa.field("prompt_version", pa.string(), nullable=False),  # prompt.PROMPT_VERSION
     ]
 )

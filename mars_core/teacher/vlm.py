@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from mars_core.agent.prompt import product_text, prompt_messages
 from mars_core.config import TeacherConfig
 from mars_core.infra.batching import batched
 from mars_core.infra.errors import UserInputError
 from mars_core.models.loading import load_vlm
+from mars_core.prompt import product_text, prompt_messages
 from mars_core.teacher.base import Label, LabelRequest, Teacher, label_with_retries
 from mars_core.teacher.pair_images import pair_images, unloadable
 

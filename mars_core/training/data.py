@@ -1,4 +1,4 @@
-"""SFT examples from the teacher's labels, built with the one prompt (`mars_core.agent.prompt`).
+"""SFT examples from the teacher's labels, built with the one prompt (`mars_core.prompt`).
 
 One example per `ok` label: the prompt messages (system text; room image, product image,
 query and product text), the completion (`answer_message(score, rationale)`, which opens with
@@ -25,16 +25,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mars_core.agent.prompt import (
+from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
+from mars_core.catalogue.splits import validation_split
+from mars_core.infra.errors import UserInputError
+from mars_core.prompt import (
     IMAGE_ORDER,
     PROMPT_VERSION,
     answer_message,
     product_text,
     prompt_messages,
 )
-from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
-from mars_core.catalogue.splits import validation_split
-from mars_core.infra.errors import UserInputError
 from mars_core.training.balance import balance_grades
 
 OK = "ok"

@@ -1,7 +1,7 @@
 """Supervised fine-tuning of the student on SFT examples with trl's `SFTTrainer`.
 
 * `method=full`: every weight trains (the only way a randomly initialised tiny student
-  learns, see ENVIRONMENT.md).
+  learns: LoRA over frozen random embeddings and head barely moves the loss).
 * `method=lora`: LoRA adapters on the language model's `train.lora_targets`; base and vision
   tower frozen.
 * `method=qlora`: as lora, over a 4-bit base (`train.quant_type`, `double_quant`,
@@ -33,10 +33,10 @@ from typing import Any
 
 import torch
 
-from mars_core.agent.prompt import IMAGE_ORDER
 from mars_core.config import StudentConfig, TrainConfig
 from mars_core.infra.io import atomic_write_text
 from mars_core.models.loading import load_vlm
+from mars_core.prompt import IMAGE_ORDER
 from mars_core.training.data import SFTData, SFTExample
 from mars_core.vision.images import load_image
 
@@ -237,7 +237,7 @@ def model_card(
     result: TrainResult, data: SFTData, train: TrainConfig, student: StudentConfig
 ) -> str:
     """A short model card: what was trained on what, how, and how well (validation loss)."""
-    from mars_core.agent.prompt import PROMPT_VERSION
+    from mars_core.prompt import PROMPT_VERSION
 
     kind = "whole model (all weights fine-tuned)" if train.method == "full" else "LoRA adapter"
     sizes = ", ".join(f"{k} {v}" for k, v in data.sizes().items())
@@ -247,7 +247,7 @@ def model_card(
         f"A {kind} for the MARS agent: scores how well a product fits a room photo and a "
         f'query, answering `{{"score": 0.x, "rationale": "..."}}`.\n\n'
         f"* base: {student.pretrained or 'tiny recipe ' + student.name}\n"
-        f"* prompt: {PROMPT_VERSION} (mars_core/agent/prompt.py)\n"
+        f"* prompt: {PROMPT_VERSION} (mars_core/prompt.py)\n"
         f"* data: {sizes}; dataset sha256 {data.dataset_hash[:16]}\n"
         f"* training: {result.steps} steps, stopped by {result.stopped_by}, lr "
         f"{train.learning_rate}, batch {train.batch_size} x {train.grad_accum}\n"

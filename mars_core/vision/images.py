@@ -38,13 +38,26 @@ def load_image(path: str | Path, max_pixels: int) -> Image.Image:
     `ImageTooLargeError` (all `ImageError`s), each
     with a one-line message naming the file, the problem and what is accepted.
     """
+    path = _existing(path)
+    with opened(path, max_pixels) as image:
+        return _upright_rgb(image)
+
+
+def check_image(path: str | Path, max_pixels: int) -> None:
+    """The cheap check of an image a user names, made before anything heavy loads: the file is
+    there, PIL recognises its format and its header is within `max_pixels`. Its pixels are
+    decoded once, later, by the `load_image` that uses them (a truncated file fails there)."""
+    with opened(_existing(path), max_pixels):
+        return
+
+
+def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise ImageMissingError(
             f"image {str(path)!r} does not exist or is not a file; give {ACCEPTED}"
         )
-    with opened(path, max_pixels) as image:
-        return _upright_rgb(image)
+    return path
 
 
 def load_image_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:

@@ -12,8 +12,10 @@ from support.agent_views import ROOM, product_views
 from support.registry import register_plain_folder, register_student
 
 from mars_core.agent.adapter import resolve_adapter
+from mars_core.agent.ordering import BY_AGENT, Ordering
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.stage import AgentStage
+from mars_core.funnel.stages import AGENT, SIGLIP, open_agent
 from mars_core.infra.errors import AdapterNotFoundError
 from mars_core.models.loading import load_vlm
 from mars_core.search.types import Candidate, SearchRequest
@@ -67,8 +69,20 @@ def _catalogue(tmp_path: Path) -> list[Candidate]:
     return candidates
 
 
+def _stage(scorer, *, fit_bar: float, rationales: int = 2) -> AgentStage:
+    """The agent stage as the registry names it, presenting what it scores at `fit_bar` up."""
+    return AgentStage(
+        name=AGENT,
+        similarity=SIGLIP,
+        scorer=scorer,
+        rationale_top_n=rationales,
+        max_image_pixels=10**6,
+        ordering=Ordering(BY_AGENT, 0.0, fit_bar),
+    )
+
+
 def test_agent_stage_ranks_keeps_k_and_names_skipped_products(scorer, tmp_path):
-    stage = AgentStage(scorer=scorer, rationale_top_n=2, max_image_pixels=10**6)
+    stage = _stage(scorer, fit_bar=0.0)  # every candidate fits: the stage keeps k
     out = stage.rank(SearchRequest(room=ROOM, query="bed"), _catalogue(tmp_path), k=3)
     assert stage.name == "agent"
     scores = [c.scores["agent"] for c in out.candidates]
@@ -82,6 +96,21 @@ def test_agent_stage_ranks_keeps_k_and_names_skipped_products(scorer, tmp_path):
     assert all(c.rationale is None for c in out.candidates)
     with pytest.raises(ValueError, match="earlier stage"):
         stage.rank(SearchRequest(room=ROOM, query="bed"), None, k=3)
+
+
+def test_the_agent_presents_its_fits_or_says_nothing_fits(scorer, tmp_path):
+    """The stage, not the funnel, decides: only what it scores at or over its fit bar is
+    presented, and when nothing is, all of its top k are, as the closest options."""
+    request = SearchRequest(room=ROOM, query="bed")
+    every = _stage(scorer, fit_bar=0.0, rationales=0).rank(request, _catalogue(tmp_path), k=3)
+    scores = {c.key: c.scores[AGENT] for c in every.candidates}
+    bar = max(scores.values())
+    fits = _stage(scorer, fit_bar=bar, rationales=0).rank(request, _catalogue(tmp_path), k=3)
+    assert [c.key for c in fits.candidates] == [k for k, score in scores.items() if score >= bar]
+    assert not fits.nothing_fits and not every.nothing_fits
+    above = _stage(scorer, fit_bar=bar + 0.01, rationales=0)
+    none = above.rank(request, _catalogue(tmp_path), k=3)
+    assert none.nothing_fits and [c.key for c in none.candidates] == list(scores)
 
 
 # ---- adapters ---------------------------------------------------------------------------------
@@ -169,7 +198,7 @@ def test_a_folder_without_adapter_or_model_config_is_refused(tmp_path):
 
 
 def test_agent_stage_from_config_takes_the_funnel_sizes(cfg):
-    stage = AgentStage.from_config(cfg)
+    stage = open_agent(cfg)
     assert stage.rationale_top_n == cfg.funnel.rationale_top_n
     assert stage.max_image_pixels == cfg.data.max_image_pixels
     assert stage.scorer.batch_size == cfg.student.batch_size

@@ -11,7 +11,6 @@ from PIL import Image
 from support.agent_views import ROOM, product_views
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
-from mars_core.agent.prompt import answer_opening
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.vision import VISION_GRID, bound_image, image_digest
 from mars_core.agent.visual_cache import VISUAL_TOKENS_SCHEMA, VisualCache
@@ -20,6 +19,7 @@ from mars_core.app.compose import load_config
 from mars_core.config import StudentConfig
 from mars_core.config.student import GRID_SLACK
 from mars_core.infra.skipped import Skipped
+from mars_core.prompt import answer_opening
 
 PRODUCT_PIXELS = 56 * 56 * 2
 # Images 28 px wider each: from the third on, products are over the bound (PRODUCT_PIXELS).

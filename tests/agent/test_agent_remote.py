@@ -10,16 +10,16 @@ import pytest
 from support.agent_views import ROOM, product_views
 from support.chat_server import ChatServer, ServedModel
 
-from mars_core.agent.prompt import ANSWER_PREFIX, answer_opening
 from mars_core.agent.remote import RemoteAgentScorer
 from mars_core.agent.scorer import AgentScorer
-from mars_core.agent.stage import AgentStage, open_scorer
+from mars_core.agent.stage import open_scorer
 from mars_core.agent.types import SCORE_PROBE
 from mars_core.app.compose import load_config
 from mars_core.app.serve.validation import status_of
 from mars_core.config.student import GRID_SLACK
-from mars_core.funnel.stages import agent_notice
+from mars_core.funnel.stages import agent_notice, open_agent
 from mars_core.infra.errors import ConfigError, ModelServerError
+from mars_core.prompt import ANSWER_PREFIX, answer_opening
 from mars_core.search.types import Candidate, SearchRequest
 
 PRODUCTS = 4
@@ -122,7 +122,9 @@ def test_the_agent_stage_ranks_through_a_served_student(local, cfg, session_over
         ]
         config = load_config([*session_overrides, *served])
         assert agent_notice(config) is None  # the server's student is not the untrained one
-        stage = AgentStage.from_config(config)
+        stage = open_agent(config)
+        # every candidate presented as a fit: the stage keeps k
+        stage.ordering = dataclasses.replace(stage.ordering, min_fit_score=0.0)
         output = stage.rank(SearchRequest(room=ROOM, query="a bed"), candidates, k=3)
         stage.close()
     assert f"served at {server.url}" in stage.student

@@ -1,13 +1,12 @@
 """On a briefly trained tiny student, the fast score ranks like the generated answer's score.
 
 The fixture fully fine-tunes the tiny Qwen2-VL (all weights, AdamW lr 1e-3: the recipe that
-lets a random tiny student learn, see ENVIRONMENT.md) on coloured squares whose fit score is
-known: each product colour has a grade from 0.0 to 1.0 (1.0 included, to exercise the `1.`
-branch of the fast score); the room colours vary as distractors. Within a one-core minute the
-student learns the colour→grade mapping; room/product *relations* take far longer to learn
-from random weights, and this test only needs confident, varied answers to compare the two
-ways of reading them.
-"""
+lets a random tiny student learn; LoRA on a random base barely does) on coloured squares whose
+fit score is known: each product colour has a grade from 0.0 to 1.0 (1.0 included, to exercise
+the `1.` branch of the fast score); the room colours vary as distractors. Within a one-core
+minute the student learns the colour→grade mapping; room/product *relations* take far longer to
+learn from random weights, and this test only needs confident, varied answers to compare the
+two ways of reading them."""
 
 from __future__ import annotations
 
@@ -21,11 +20,12 @@ import pytest
 import torch
 from PIL import Image
 
-from mars_core.agent.prompt import answer_text, product_text, prompt_messages
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.stage import AgentStage
 from mars_core.agent.types import ProductView
+from mars_core.funnel.stages import AGENT
 from mars_core.models.loading import load_vlm
+from mars_core.prompt import answer_text, product_text, prompt_messages
 from mars_core.search.types import Candidate, SearchRequest
 
 pytestmark = pytest.mark.slow
@@ -145,7 +145,7 @@ def test_agent_stage_attaches_the_generated_rationales(trained, tmp_path: Path):
         square(hue).save(path)
         product = {**PRODUCT, "image_path": str(path)}
         candidates.append(Candidate(key=f"sq{hue}@x", product=product))
-    stage = AgentStage(scorer=trained, rationale_top_n=2, max_image_pixels=10**6)
+    stage = AgentStage(name=AGENT, scorer=trained, rationale_top_n=2, max_image_pixels=10**6)
     out = stage.rank(SearchRequest(room=square(3), query=QUERY), candidates, k=4)
     assert [c.key for c in out.candidates[:2]] == ["sq0@x", "sq1@x"]  # grades 1.0 and 0.8
     assert [c.rationale for c in out.candidates[:2]] == [rationale(1.0), rationale(0.8)]

@@ -15,11 +15,11 @@ from mlflow.exceptions import MlflowException
 from support.registry import register_student
 
 from mars_core.agent.mlflow_model import OPTIONAL, REQUIRED, example_input
-from mars_core.agent.prompt import product_text
 from mars_core.agent.scorer import AgentScorer
 from mars_core.agent.types import ProductView
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
 from mars_core.models.loading import load_vlm
+from mars_core.prompt import product_text
 from mars_core.vision.images import load_image
 
 NAME = "mars-student-pyfunc"

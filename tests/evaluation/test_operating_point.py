@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mars_core.agent.ordering import AGENT, FITS_BY_SIGLIP, Ordering
+from mars_core.agent.ordering import BY_AGENT, FITS_BY_SIGLIP, Ordering
 from mars_core.evaluation.ordering import MEASURE, VIOLATION, best_point
 
 
@@ -22,10 +22,10 @@ def test_the_best_ndcg_within_the_bound_wins_over_a_better_one_outside_it():
     points = {
         point(FITS_BY_SIGLIP, 0.5): measured(0.90, 0.08),
         point(FITS_BY_SIGLIP, 0.6): measured(0.85, 0.04),
-        point(AGENT, 0.6): measured(0.86, 0.05),
-        point(AGENT, 0.7): measured(0.80, 0.01),
+        point(BY_AGENT, 0.6): measured(0.86, 0.05),
+        point(BY_AGENT, 0.7): measured(0.80, 0.01),
     }
-    assert best_point(points, max_violation=0.05, tolerance=0.0) == point(AGENT, 0.6)
+    assert best_point(points, max_violation=0.05, tolerance=0.0) == point(BY_AGENT, 0.6)
 
 
 def test_near_the_best_ndcg_the_lowest_violation_wins():
@@ -40,17 +40,20 @@ def test_near_the_best_ndcg_the_lowest_violation_wins():
 
 
 def test_equals_go_to_the_earlier_point():
-    points = {point(FITS_BY_SIGLIP, 0.5): measured(0.8, 0.0), point(AGENT, 0.5): measured(0.8, 0)}
+    points = {
+        point(FITS_BY_SIGLIP, 0.5): measured(0.8, 0.0),
+        point(BY_AGENT, 0.5): measured(0.8, 0),
+    }
     assert best_point(points, max_violation=0.05, tolerance=0.0) == point(FITS_BY_SIGLIP, 0.5)
 
 
 def test_with_none_within_the_bound_the_lowest_violation_wins():
     points = {
-        point(AGENT, 0.5): measured(0.9, 0.20),
-        point(AGENT, 0.6): measured(0.7, 0.10),
-        point(AGENT, 0.7): measured(0.8, 0.10),
+        point(BY_AGENT, 0.5): measured(0.9, 0.20),
+        point(BY_AGENT, 0.6): measured(0.7, 0.10),
+        point(BY_AGENT, 0.7): measured(0.8, 0.10),
     }
-    assert best_point(points, max_violation=0.05, tolerance=0.0) == point(AGENT, 0.7)
+    assert best_point(points, max_violation=0.05, tolerance=0.0) == point(BY_AGENT, 0.7)
 
 
 @pytest.mark.parametrize("bars", [[], [0.0, 0.5], [0.5, 1.0]])

@@ -1,6 +1,6 @@
 """The commands as a person runs them, in subprocesses (the in-process cases are in
-tests/test_cli.py): light answers import no model library, a missing input and a Prefect server
-that will not start each end in one `error:` line with exit status 2."""
+tests/app/test_cli.py): light answers import no model library, a missing input and a Prefect
+server that will not start each end in one `error:` line with exit status 2."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from tasks.flow_process import START_TIMEOUT_KNOB, PrefectStartError, start_within
+from tasks.prefect_server import START_TIMEOUT_KNOB
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "lancedb")
@@ -58,6 +59,25 @@ def test_help_cfg_and_config_errors_import_no_model_library(module, args, status
     assert run.stderr.strip().splitlines()[-1] == "imported:", run.stderr
 
 
+@pytest.mark.parametrize(
+    ("room", "expected"),
+    [
+        ("rom.jpg", "does not exist or is not a file"),  # a misspelt photo path
+        ("room.png", "no catalogue.parquet"),  # a photo, but nothing ingested yet
+    ],
+)
+def test_a_search_s_mistake_is_one_line_before_any_model_library_loads(room, expected, tmp_path):
+    """The photo and the catalogue are checked before the search imports torch, transformers
+    or LanceDB: a typo costs a second, not the models' import."""
+    Image.new("RGB", (16, 16)).save(tmp_path / "room.png")
+    args = ["--room", str(tmp_path / room), "--query", "bed"]
+    error = _one_error(_run(["-m", "mars_core.app.commands.search", *args], tmp_path, 120))
+    assert expected in error
+    code = PROBE.format(heavy=HEAVY, module="mars_core.app.commands.search", args=args)
+    probe = _run(["-c", code], tmp_path, timeout=120)
+    assert probe.returncode == 2 and probe.stderr.strip().splitlines()[-1] == "imported:"
+
+
 @pytest.mark.slow
 def test_a_flow_s_missing_input_is_one_line(tmp_path):
     error = _one_error(_run(["-m", "flows.mining"], tmp_path))
@@ -68,26 +88,6 @@ def test_a_flow_s_missing_input_is_one_line(tmp_path):
 def test_a_prefect_server_that_does_not_start_in_time_is_one_line_naming_the_knob(tmp_path):
     run = _run(["-m", "flows.ingest", f"{START_TIMEOUT_KNOB}=0.05"], tmp_path)
     assert START_TIMEOUT_KNOB in _one_error(run)
-
-
-class _SlowServer:
-    """A server whose first start times out (as Prefect words it) and whose second works."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures, self.timeouts, self.server_process = failures, [], None
-
-    def start(self, timeout: float) -> None:
-        self.timeouts.append(timeout)
-        if len(self.timeouts) <= self.failures:
-            raise RuntimeError("Timed out while attempting to connect to ephemeral server.")
-
-
-def test_a_slow_first_start_is_tried_once_more():
-    server = _SlowServer(failures=1)
-    start_within(_SlowServer.start, server, 7.0)
-    assert server.timeouts == [7.0, 7.0]
-    with pytest.raises(PrefectStartError, match=START_TIMEOUT_KNOB):
-        start_within(_SlowServer.start, _SlowServer(failures=2), 7.0)
 
 
 # A flow whose task raises a user's mistake the command did not catch before the flow started.

@@ -15,12 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 from support.trained_student import SERVED, student_overrides, unseen
 
-from mars_core.agent.prompt import PROMPT_VERSION
 from mars_core.app.batch_search import search_requests
 from mars_core.app.commands.search import main as search_main
 from mars_core.app.compose import load_config
 from mars_core.catalogue.schema import GROUND_TRUTH_FILE, ROOMS_FILE
-from mars_core.funnel.stages import build_funnel
+from mars_core.funnel.stages import AGENT, build_funnel
+from mars_core.prompt import PROMPT_VERSION
 from mars_core.search.batch import RequestsFile, RequestSpec
 from mars_core.search.funnel import SearchFunnel, SearchResult
 from mars_core.search.types import SearchRequest
@@ -28,7 +28,6 @@ from mars_core.vision.images import load_image
 from mars_core.world.vocab import CATEGORIES, OUTDOOR_VERSIONS
 
 pytestmark = pytest.mark.slow
-AGENT = "agent"
 
 
 def test_the_trained_student_was_trained_on_the_prompt_it_is_asked_with():

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 from support.catalogue_factory import add_products, change_products, read_rows, remove_products
 
+from mars_core.funnel.stages import BM25, SIGLIP
 from mars_core.index.lucene import HIT_COLUMNS, PRODUCTS_FILE, read_products, write_products
 from mars_core.index.reindex import reindex
 from mars_core.index.store import MANIFEST_FILE, IndexSnapshot
@@ -48,8 +49,8 @@ def built_cfg(own_world, index_cfg, embedder, tmp_path):
 def test_a_reindex_keeps_every_vector_aligned(built_cfg, own_world, embedder):
     cfg = built_cfg
     before = IndexSnapshot.current(cfg.dir)
-    old_lexical = LexicalStage.open(before, cfg)
-    old_visual = VisualStage.open(before, cfg, embedder, text_weight=0.0)
+    old_lexical = LexicalStage.open(before, cfg, name=BM25)
+    old_visual = VisualStage.open(before, cfg, embedder, name=SIGLIP, text_weight=0.0)
     rows = read_rows(own_world.catalogue)
     changed = [rows[i]["key"] for i in (0, 7, 20)]
     change_products(own_world.catalogue, changed)
@@ -64,8 +65,8 @@ def test_a_reindex_keeps_every_vector_aligned(built_cfg, own_world, embedder):
 
     # Every candidate of a search is scored with its product's embedding.
     current = {r["key"]: r for r in read_rows(own_world.catalogue)}
-    lexical = LexicalStage.open(after, cfg)
-    visual = VisualStage.open(after, cfg, embedder, text_weight=0.0)
+    lexical = LexicalStage.open(after, cfg, name=BM25)
+    visual = VisualStage.open(after, cfg, embedder, name=SIGLIP, text_weight=0.0)
     product = current[changed[1]]
     request = SearchRequest(Image.open(product["image_path"]), product["category"].lower())
     candidates = lexical.rank(request, None, 500).candidates
@@ -107,9 +108,9 @@ def test_a_build_without_aligned_vectors_is_upgraded_without_embedding(
     )
     old = IndexSnapshot.current(cfg.dir)
     with pytest.raises(IndexNotBuiltError, match=r"flows\.index"):
-        LexicalStage.open(old, cfg)
+        LexicalStage.open(old, cfg, name=BM25)
     with pytest.raises(IndexNotBuiltError, match=r"flows\.index"):
-        VisualStage.open(old, cfg, embedder, text_weight=0.0)
+        VisualStage.open(old, cfg, embedder, name=SIGLIP, text_weight=0.0)
     report = reindex(own_world.catalogue, cfg, embedder)
     assert report.published and report.embedded == 0
     snapshot = IndexSnapshot.current(cfg.dir)

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from mars_core.app.compose import load_config
+from mars_core.funnel.stages import SIGLIP
 from mars_core.index.reindex import reindex
 from mars_core.index.store import LANCE_DIR, IndexSnapshot
 from mars_core.index.verify import verify_index
@@ -52,7 +53,7 @@ def test_vectors_elsewhere_are_published_verified_and_searched(
     rows = pq.read_table(catalogue_world.catalogue, columns=["key", "image_path"]).to_pylist()
     shared = Counter(row["image_path"] for row in rows)  # listings of one item share images
     alone = next(row for row in rows if shared[row["image_path"]] == 1)
-    visual = VisualStage.open(snapshot, cfg, embedder, text_weight=0.0)
+    visual = VisualStage.open(snapshot, cfg, embedder, name=SIGLIP, text_weight=0.0)
     ranked = visual.rank(SearchRequest(Image.open(alone["image_path"]), "x"), None, 1)
     assert ranked.details["mode"] == "nearest"  # a search of the LanceDB table elsewhere
     assert ranked.candidates[0].key == alone["key"]

@@ -22,6 +22,7 @@ from support.catalogue_factory import (
     remove_products,
 )
 
+from mars_core.funnel.stages import BM25, SIGLIP
 from mars_core.index.lucene import HIT_COLUMNS
 from mars_core.index.reindex import reindex
 from mars_core.index.store import LANCE_DIR, LUCENE_DIR, IndexSnapshot, reindex_lock
@@ -51,8 +52,8 @@ class Searches:
     def __init__(self, index_cfg, embedder) -> None:
         snapshot = IndexSnapshot.current(index_cfg.dir)
         self.snapshot = snapshot
-        self.lexical = LexicalStage.open(snapshot, index_cfg)
-        self.visual = VisualStage.open(snapshot, index_cfg, embedder, text_weight=0.0)
+        self.lexical = LexicalStage.open(snapshot, index_cfg, name=BM25)
+        self.visual = VisualStage.open(snapshot, index_cfg, embedder, name=SIGLIP, text_weight=0.0)
 
     def keys(self, query: str) -> set[str]:
         """Every listing the index matches (the stage itself shows one listing per item)."""

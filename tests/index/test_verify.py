@@ -23,7 +23,7 @@ from PIL import Image
 from support.catalogue_factory import read_rows, remove_products
 
 from mars_core.catalogue.schema import QUARANTINE_FILE, QUARANTINE_SCHEMA
-from mars_core.funnel.stages import build_funnel
+from mars_core.funnel.stages import BM25, SIGLIP, build_funnel
 from mars_core.index.digest import table_digest
 from mars_core.index.lance import VECTOR, vector_matrix
 from mars_core.index.lucene import PRODUCTS_FILE
@@ -110,8 +110,8 @@ def copied(built, index_cfg, tmp_path):
 def searches_right(cfg, embedder, catalogue: Path) -> None:
     """Stage 1 finds products by their own text; stage 2 puts each image's product first."""
     snapshot = IndexSnapshot.current(cfg.dir)
-    lexical = LexicalStage.open(snapshot, cfg)
-    visual = VisualStage.open(snapshot, cfg, embedder, text_weight=0.0)
+    lexical = LexicalStage.open(snapshot, cfg, name=BM25)
+    visual = VisualStage.open(snapshot, cfg, embedder, name=SIGLIP, text_weight=0.0)
     rows = read_rows(catalogue)
     shared = Counter(row["image_path"] for row in rows)  # listings of one item share images
     try:

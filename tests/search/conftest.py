@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from support.catalogue_factory import read_rows
 
+from mars_core.funnel.stages import BM25
 from mars_core.search.lexical import LexicalStage
 
 
@@ -15,6 +16,6 @@ def rows(catalogue_world) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def lexical(built) -> LexicalStage:
-    stage = LexicalStage.open(built.snapshot, built.cfg)
+    stage = LexicalStage.open(built.snapshot, built.cfg, name=BM25)
     yield stage
     stage.close()

@@ -1,8 +1,9 @@
 """The funnel's own logic, with small real stages over an in-memory catalogue.
 
 The stages here are deliberately simple real rankers (by a field of the product), so the
-funnel's sizing, switches, score bookkeeping and nothing-fits rule are checked apart from
-the models; the end-to-end tests with BM25, SigLIP and the agent are in test_search_*.
+funnel's sizing, switches, score bookkeeping and the nothing-fits a fit-judging stage reports
+are checked apart from the models; the end-to-end tests with BM25, SigLIP and the agent are
+in tests/flows/test_search_e2e.py.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from mars_core.search.funnel import NO_PRODUCTS, NOTHING_FITS, FunnelStep, SearchFunnel
-from mars_core.search.types import Candidate, CategoryLock, SearchRequest, StageOutput
+from mars_core.search.types import Candidate, CategoryLock, SearchRequest, StageOutput, presented
 
 CATALOGUE = [
     {"key": f"p{i}", "name": f"product {i}", "category": "BED", "fit": i / 10, "pop": 10 - i}
@@ -33,15 +34,28 @@ class FieldStage:
         return StageOutput(ranked, details={"saw": len(pool)})
 
 
+class FitJudgeStage(FieldStage):
+    """Ranks by a field as a fit score and presents what reaches its bar, as the agent does."""
+
+    def __init__(self, name: str, by: str, min_fit: float) -> None:
+        super().__init__(name, by)
+        self.min_fit = min_fit
+
+    def rank(self, request, candidates, k):
+        output = super().rank(request, candidates, k)
+        scores = [c.scores[self.name] for c in output.candidates]
+        output.candidates, output.nothing_fits = presented(output.candidates, scores, self.min_fit)
+        return output
+
+
 def funnel(*, agent_on=True, middle_on=True, min_fit=0.5) -> SearchFunnel:
     return SearchFunnel(
         [
             FunnelStep(FieldStage("bm25", "pop"), k=8),
             FunnelStep(FieldStage("siglip", "pop") if middle_on else None, k=4),
-            FunnelStep(FieldStage("agent", "fit") if agent_on else None, k=3),
+            FunnelStep(FitJudgeStage("agent", "fit", min_fit) if agent_on else None, k=3),
         ],
         final_k=3,
-        min_fit_score=min_fit,
     )
 
 
@@ -80,11 +94,7 @@ def test_low_agent_scores_say_nothing_fits():
 
 def test_first_stage_cannot_be_switched_off():
     with pytest.raises(ValueError, match="first stage"):
-        SearchFunnel(
-            [FunnelStep(None, k=3)],
-            final_k=3,
-            min_fit_score=0.5,
-        )
+        SearchFunnel([FunnelStep(None, k=3)], final_k=3)
 
 
 class ClosingStage(FieldStage):
@@ -96,9 +106,7 @@ class ClosingStage(FieldStage):
 
 def test_closing_the_funnel_closes_its_stages():
     first = ClosingStage("bm25", "pop")
-    with SearchFunnel(
-        [FunnelStep(first, 3), FunnelStep(None, 2)], final_k=2, min_fit_score=0.5
-    ) as funnel:
+    with SearchFunnel([FunnelStep(first, 3), FunnelStep(None, 2)], final_k=2) as funnel:
         funnel.search(request())
     assert first.closed
 
@@ -109,7 +117,7 @@ class EmptyLockedStage(FieldStage):
 
 
 def test_a_locked_category_without_products_says_so():
-    result = SearchFunnel(
-        [FunnelStep(EmptyLockedStage("bm25", "pop"), 3)], final_k=3, min_fit_score=0.5
-    ).search(request())
+    result = SearchFunnel([FunnelStep(EmptyLockedStage("bm25", "pop"), 3)], final_k=3).search(
+        request()
+    )
     assert result.results == [] and result.message == NO_PRODUCTS.format(category="DESK")

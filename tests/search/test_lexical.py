@@ -9,6 +9,7 @@ from PIL import Image
 from support.catalogue_factory import read_rows, write_catalogue
 from support.indexed import WORLD_PRODUCTS, World, build_both
 
+from mars_core.funnel.stages import BM25
 from mars_core.index.lucene import HIT_COLUMNS
 from mars_core.index.vocabulary import EmptyQueryError
 from mars_core.search.lexical import LexicalStage
@@ -32,7 +33,7 @@ def built(catalogue_world, index_cfg, embedder, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stage(built) -> LexicalStage:
-    stage = LexicalStage.open(built.snapshot, built.cfg)
+    stage = LexicalStage.open(built.snapshot, built.cfg, name=BM25)
     yield stage
     stage.close()
 

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from support.catalogue_factory import read_rows
 
+from mars_core.funnel.stages import BM25
 from mars_core.index.vocabulary import CategoryVocabulary
 from mars_core.search.lexical import LexicalStage
 from mars_core.search.types import SearchRequest
@@ -17,7 +18,7 @@ ROOM = Image.new("RGB", (32, 32))
 
 @pytest.fixture(scope="module")
 def stage(built) -> LexicalStage:
-    stage = LexicalStage.open(built.snapshot, built.cfg)
+    stage = LexicalStage.open(built.snapshot, built.cfg, name=BM25)
     yield stage
     stage.close()
 

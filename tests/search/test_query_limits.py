@@ -1,23 +1,25 @@
 """One limit on a query's size, checked before any stage and before models load.
 
 A 100,000-character query once drove a process to 23 GB in the agent's prompt path; the
-command line, each batch row, the service and the funnel itself now refuse it up front.
+command line, each batch row and the service refuse it up front, where it comes in, and the
+funnel behind them takes it as checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from mars_core.agent.prompt import MAX_PRODUCT_CHARS, product_text, prompt_messages
 from mars_core.app.compose import load_config
 from mars_core.config import FunnelConfig
 from mars_core.infra.errors import EmptyQueryError, QueryTooLongError
-from mars_core.search.batch import RequestsFile, RequestSpec
+from mars_core.prompt import MAX_PRODUCT_CHARS, product_text, prompt_messages
 from mars_core.search.funnel import FunnelStep, NoQueryError, SearchFunnel
 from mars_core.search.query import check_query
 from mars_core.search.types import SearchRequest, StageOutput
@@ -55,14 +57,11 @@ class CountingStage:
         return StageOutput([])
 
 
-def test_the_funnel_refuses_before_its_first_stage():
+def test_the_funnel_sends_a_blank_query_to_the_room_search_and_names_what_it_needs():
     stage = CountingStage()
     funnel = SearchFunnel(
-        [FunnelStep(stage, k=5)], final_k=5, min_fit_score=0.5, query_limits=LIMITS
+        [FunnelStep(stage, k=5)], final_k=5, room_search_needs=("siglip", "agent")
     )
-    with pytest.raises(QueryTooLongError):
-        funnel.search(SearchRequest(room=Image.new("RGB", (8, 8)), query=HUGE))
-    assert stage.calls == 0
     funnel.search(SearchRequest(room=Image.new("RGB", (8, 8)), query="bed"))
     assert stage.calls == 1
     with pytest.raises(NoQueryError, match="needs stages siglip and agent"):
@@ -100,17 +99,15 @@ def test_the_command_line_refuses_a_huge_query_before_anything_loads(tmp_path, c
 
 @pytest.mark.slow
 def test_a_batch_row_over_the_limit_is_refused_and_the_others_run(indexed, tmp_path):
-    from mars_core.app.batch_search import search_requests
+    from mars_core.app.batch_search import search_file
 
     rows = pq.read_table(indexed.out_dir / "rooms.parquet").to_pylist()
-    room = Path(rows[0]["path"])
-    specs = [
-        RequestSpec(line=1, room=room, query="bed", room_id="a"),
-        RequestSpec(line=2, room=room, query=HUGE, room_id="b"),
-        RequestSpec(line=3, room=room, query="lamp", room_id="c"),
-    ]
+    shutil.copy(rows[0]["path"], tmp_path / "room.png")
+    requests = tmp_path / "limits.jsonl"
+    lines = [{"room": "room.png", "query": query} for query in ("bed", HUGE, "lamp")]
+    requests.write_text("".join(json.dumps(line) + "\n" for line in lines))
     cfg = load_config([*indexed.overrides, "funnel.stages=[bm25]"])
-    outcome = search_requests(cfg, RequestsFile(specs, []), name="limits", out_dir=tmp_path)
+    outcome = search_file(cfg, requests, out_dir=tmp_path)
     assert [line for line, _ in outcome.results] == [1, 3]
     (refused,) = outcome.failed
     assert refused.request == 2 and "funnel.max_query_chars" in refused.reason

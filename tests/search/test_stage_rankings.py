@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mars_core.funnel.stages import SIGLIP
 from mars_core.index.lucene import CATEGORY, CONTENTS, INDEX_DIR
 from mars_core.search.types import SearchRequest
 from mars_core.search.visual import VisualStage
@@ -24,7 +25,7 @@ K1, K2 = 40, 10
 
 @pytest.fixture(scope="module")
 def visual(built, embedder) -> VisualStage:
-    return VisualStage.open(built.snapshot, built.cfg, embedder, text_weight=0.0)
+    return VisualStage.open(built.snapshot, built.cfg, embedder, name=SIGLIP, text_weight=0.0)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mars_core.funnel.stages import SIGLIP
 from mars_core.index.reindex import reindex
 from mars_core.index.store import IndexSnapshot
 from mars_core.search.types import Candidate, SearchRequest
@@ -13,7 +14,9 @@ from mars_core.search.visual import VisualStage
 
 
 def visual(built, embedder, text_weight: float = 0.0) -> VisualStage:
-    return VisualStage.open(built.snapshot, built.cfg, embedder, text_weight=text_weight)
+    return VisualStage.open(
+        built.snapshot, built.cfg, embedder, name=SIGLIP, text_weight=text_weight
+    )
 
 
 @pytest.mark.parametrize("number", [1, 12, 157])
@@ -72,7 +75,7 @@ def test_candidates_outside_the_index_are_named(built, embedder, rows):
 
 def test_an_index_of_another_embedder_is_refused(built, other_embedder):
     with pytest.raises(ValueError, match="built with embedder"):
-        VisualStage.open(built.snapshot, built.cfg, other_embedder, text_weight=0.0)
+        VisualStage.open(built.snapshot, built.cfg, other_embedder, name=SIGLIP, text_weight=0.0)
 
 
 def test_ann_index_from_the_configured_size_on(
@@ -82,7 +85,8 @@ def test_ann_index_from_the_configured_size_on(
     cfg = index_cfg(tmp_path / "index", ann_min_rows=256, ann_partitions=4)
     report = reindex(catalogue_world.catalogue, cfg, embedder)
     assert report.ann_index is True
-    stage = VisualStage.open(IndexSnapshot.current(cfg.dir), cfg, embedder, text_weight=0.0)
+    snapshot = IndexSnapshot.current(cfg.dir)
+    stage = VisualStage.open(snapshot, cfg, embedder, name=SIGLIP, text_weight=0.0)
     indexed = {tuple(ix.columns): ix.index_type for ix in stage.index.table.list_indices()}
     assert indexed[("vector",)] == "IvfPq" and indexed[("category",)] == "Bitmap"
     product = rows[77]

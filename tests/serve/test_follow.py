@@ -27,8 +27,8 @@ from support.catalogue_factory import (
     read_rows,
     write_table,
 )
+from support.registry import register_plain_folder, register_student
 
-from mars_core.agent.adapter import CHAMPION, register_adapter
 from mars_core.app.compose import load_config
 from mars_core.index.reindex import reindex
 from mars_core.index.store import (
@@ -39,7 +39,7 @@ from mars_core.index.store import (
     prune_lucene,
     write_json_atomic,
 )
-from mars_core.infra.tracking import mlflow_run
+from mars_core.infra.registry import CHAMPION
 from mars_core.models.loading import load_vlm
 
 FOLLOW_NOW = ["serve.reload_check_s=0", "serve.agent_batch_window_ms=0"]
@@ -186,9 +186,12 @@ def save_lora(cfg, model_cache: Path, folder: Path) -> Path:
     return folder
 
 
-def promote(folder: Path) -> int:
-    with mlflow_run("mars-tests", "serve-follow"):
-        return register_adapter(folder, name=REGISTRY, alias=CHAMPION)
+def promote(folder: Path, cfg) -> int:
+    """`folder` as a new version and the champion: an MLflow model of the student when it is
+    one, else (a folder that is no student) a plain folder, as versions once were."""
+    if (folder / "adapter_config.json").is_file():
+        return register_student(folder, cfg, REGISTRY, alias=CHAMPION)
+    return register_plain_folder(folder, REGISTRY, alias=CHAMPION)
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +219,7 @@ def test_the_service_follows_the_champion(
     adapter = save_lora(cfg, model_cache, tmp_path / "lora")
 
     for _ in range(2):
-        good = promote(adapter)
+        good = promote(adapter, cfg)
         health = wait_for_health(following, lambda h, v=good: h["student"]["version"] == v)
         answer = search(following, room_photo, "bed")
         assert f"{REGISTRY} v{good}" in answer.json()["ranked_by"]
@@ -228,7 +231,7 @@ def test_the_service_follows_the_champion(
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "notes.txt").write_text("neither an adapter nor a model")
-    bad = promote(junk)
+    bad = promote(junk, cfg)
     health = wait_for_health(following, lambda h: "student" in h["problems"])
     assert health["student"]["version"] == good
     assert f"v{bad} could not be loaded" in health["problems"]["student"]

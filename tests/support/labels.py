@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mars_core.agent.prompt import PROMPT_VERSION, answer_text
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
+from mars_core.prompt import PROMPT_VERSION, answer_text
 from mars_core.teacher.schema import LABELS_FILE, LABELS_SCHEMA
 
 

@@ -1,11 +1,11 @@
 """The teacher-side parse of the one prompt module: takes what real models write, refuses
-what is wrong (the agent's lenient parse is unchanged: see tests/test_agent_prompt.py)."""
+what is wrong (the agent's lenient parse is unchanged: see tests/prompt/test_prompt.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from mars_core.agent.prompt import (
+from mars_core.prompt import (
     Answer,
     MalformedAnswerError,
     answer_text,

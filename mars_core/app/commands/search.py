@@ -18,11 +18,10 @@ from pathlib import Path
 from mars_core.app.apps import APPS
 from mars_core.app.cli import Invocation, run_app
 from mars_core.app.compose import load_config
-from mars_core.app.results_page import result_table_text
+from mars_core.app.steps import require_inputs
 from mars_core.infra.errors import UserInputError
-from mars_core.search.batch import RequestsFile, RequestSpec
 from mars_core.search.query import check_query
-from mars_core.vision.images import load_image
+from mars_core.vision.images import check_image
 
 
 def report_name(room: Path, query: str) -> str:
@@ -35,15 +34,18 @@ def report_name(room: Path, query: str) -> str:
 
 def search(call: Invocation) -> None:
     """One search into a run folder of its own (`paths.reports/search/<timestamp>/`)."""
-    from mars_core.app.batch_search import run_folder, search_requests
-    from mars_core.app.steps import require_search_inputs
-
     room, query = Path(call.options["room"]), call.options["query"] or ""
     cfg = load_config(call.overrides)
-    # Check what the user typed before the models load: a typo should cost no wait.
+    # What the user typed and what the search reads, checked once, here, before the imports
+    # below load the models' libraries: a misspelt photo path or a missing catalogue costs no
+    # wait. The photo's header only; its pixels are decoded once, when it is searched.
     check_query(query, cfg.funnel)
-    load_image(room, cfg.data.max_image_pixels)
-    require_search_inputs(cfg)
+    check_image(room, cfg.data.max_image_pixels)
+    require_inputs(cfg, "search")
+    from mars_core.app.batch_search import run_folder, search_requests
+    from mars_core.app.results_page import result_table_text
+    from mars_core.search.batch import RequestsFile, RequestSpec
+
     spec = RequestSpec(line=1, room=room, query=query, room_id=room.name)
     outcome = search_requests(
         cfg,

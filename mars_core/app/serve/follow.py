@@ -33,7 +33,14 @@ from mars_core.agent.adapter import NO_ADAPTER, SERVE_CHAMPION, champion_pin
 from mars_core.agent.stage import AgentStage
 from mars_core.catalogue.schema import ROOMS_FILE
 from mars_core.config import MarsConfig
-from mars_core.funnel.stages import agent_notice, build_funnel, funnel_of, known_stages
+from mars_core.funnel.stages import (
+    AGENT,
+    agent_notice,
+    build_funnel,
+    funnel_of,
+    known_stages,
+    open_agent,
+)
 from mars_core.index.lucene import read_products
 from mars_core.index.store import MANIFEST_FILE, IndexSnapshot, ReaderLease, lease_build
 from mars_core.infra.errors import one_line
@@ -47,7 +54,6 @@ from mars_core.search.types import (
 )
 
 log = logging.getLogger(__name__)
-AGENT = AgentStage.name
 OPEN_ATTEMPTS = 3  # builds published while one opens: open the newest instead, this many times
 
 
@@ -309,7 +315,7 @@ class Follower:
         )
         stage = None
         if AGENT in cfg.funnel.stages:
-            stage = AgentStage.from_config(cfg)
+            stage = open_agent(cfg)
             stage.batch_across_requests(cfg.serve.agent_batch_window_ms / 1000)
         return StudentPart(stage, cfg.student.name, version, agent_notice(cfg))
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from mars_core.search.funnel import presented
-from mars_core.search.types import Candidate
+from mars_core.search.types import Candidate, presented
 
 
 def candidates(*keys: str) -> list[Candidate]:

@@ -25,7 +25,7 @@ from mars_core.index.store import MANIFEST_FILE
 from mars_core.infra.errors import ConfigError, UserInputError
 from mars_core.mining.schema import HELDOUT_PAIRS_FILE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = sorted(APPS)
 # The module whose `main` each command runs.
 MODULES = {name: f"flows.{name}" for name in COMMANDS} | {

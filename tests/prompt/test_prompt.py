@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mars_core.agent.prompt import (
+from mars_core.prompt import (
     ANSWER_PREFIX,
     IMAGE_ORDER,
     PROMPT_VERSION,

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from mars_core.infra.errors import BadImageError, ImageTooLargeError, UserInputError
-from mars_core.vision.images import load_image, verify_image
+from mars_core.vision.images import check_image, load_image, verify_image
 
 
 def _png(path: Path, size: tuple[int, int], mode: str = "RGBA") -> Path:
@@ -101,3 +101,23 @@ def test_verify_checks_the_whole_file_and_returns_the_header_size(tmp_path):
         verify_image(path, 1_000_000, data=path.read_bytes(), draft_px=64)
     with pytest.raises(ImageTooLargeError, match="20,000 pixels"):
         verify_image(_png(tmp_path / "big.png", (200, 100)), 10_000)
+
+
+def test_the_cheap_check_reads_the_header_only(tmp_path):
+    """`check_image` (a command's check before the models load) refuses what the header
+    shows (no file, not an image, over the limit) and leaves the pixels to `load_image`."""
+    text = tmp_path / "room.jpg"
+    text.write_text("this is a shopping list, not a photo")
+    with pytest.raises(BadImageError, match="is not an image"):
+        check_image(text, 1_000_000)
+    with pytest.raises(BadImageError, match="does not exist"):
+        check_image(tmp_path / "nope.png", 1_000_000)
+    with pytest.raises(ImageTooLargeError, match="200x200"):
+        check_image(_png(tmp_path / "big.png", (200, 200)), 10_000)
+    cut = tmp_path / "cut.jpg"
+    Image.effect_noise((200, 200), 50).convert("RGB").save(cut, quality=95)
+    data = cut.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])  # the scan cut short, the header whole
+    check_image(cut, 1_000_000)  # its header is fine: decoding it is the search's job
+    with pytest.raises(BadImageError, match="cannot be decoded"):
+        load_image(cut, 1_000_000)

@@ -62,11 +62,12 @@ print(hits[0].docid)
     assert out.stdout.strip().endswith("p1")
 
 
-def test_importing_the_library_alone_keeps_the_hub_offline():
-    """No entry point, no setup_runtime(): `import mars_core...` is enough (the hub reads the
-    variable once, when it is first imported)."""
+def test_a_flow_module_loaded_as_a_deployment_loads_it_keeps_the_hub_offline():
+    """A deployment's worker imports the flow module and calls its flow (no `main`, no
+    `run_app`): the module's first statement sets the process up before its imports load the
+    hub, which reads the variable once, when it is first imported."""
     script = (
-        "import mars_core.agent.stage\n"
+        "import flows.index\n"
         "from huggingface_hub import constants\n"
         "print(constants.HF_HUB_OFFLINE)\n"
     )
@@ -98,3 +99,21 @@ def test_the_test_session_keeps_its_stores_in_its_own_home():
     home = Path(os.environ["MARS_HOME"]).resolve()
     assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
     assert Path(os.environ["PREFECT_HOME"]) == home / ".prefect"
+
+
+def test_importing_the_library_changes_no_environment_variable():
+    """`import mars_core` (and the light modules every command loads) sets nothing: the entry
+    points set the process up explicitly. Run in a fresh process whose environment lacks every
+    value `setup_runtime` would set, so a default set on import would show."""
+    script = """
+import json, os
+before = dict(os.environ)
+import mars_core, mars_core.app.cli, mars_core.funnel.stages
+print(json.dumps({k: v for k, v in os.environ.items() if before.get(k) != v}))
+print(json.dumps(sorted(set(before) - set(os.environ))))
+"""
+    set_up = {*OFFLINE_ENV, "MLFLOW_TRACKING_URI", "PREFECT_HOME", "JAVA_HOME", "MARS_VERBOSE"}
+    env = {k: v for k, v in os.environ.items() if k not in set_up}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == ["{}", "[]"]
