@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(call: Invocation) -> None:
     """Check the config and the inputs first, so a mistake is one line, not a failed flow run."""
-    cfg = load_config(call.overrides)
+    cfg = call.cfg
     require_inputs(cfg, "evaluate")
     prepare_flow_process(cfg, debug=call.debug)
     print(evaluate(call.overrides).summary(cfg.eval.headline))

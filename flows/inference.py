@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(call: Invocation) -> None:
     requests = Path(call.options["requests"])
-    cfg = load_config(call.overrides)
+    cfg = call.cfg
     check_inputs(cfg, requests)
     prepare_flow_process(cfg, debug=call.debug)
     print(f"\n{inference(str(requests), call.overrides).summary()}")

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(call: Invocation) -> None:
     """Check the raw inputs first, so a missing folder is one line, not a failed flow run."""
-    cfg = load_config(call.overrides)
+    cfg = call.cfg
     require_inputs(cfg, "ingest")
     prepare_flow_process(cfg, debug=call.debug)
     report = ingest(call.overrides)

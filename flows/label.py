@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
 def _run(call: Invocation) -> None:
     """Check config and inputs first, so a mistake is one line, not a failed flow run."""
     pairs = call.options["pairs"]
-    cfg = load_config(call.overrides)
+    cfg = call.cfg
     check_inputs(cfg, pairs)
     prepare_flow_process(cfg, debug=call.debug)
     out = label(call.overrides, pairs)

@@ -77,7 +77,7 @@ def log_report(report: MiningReport, cfg: MarsConfig) -> None:
 
 def _run(call: Invocation) -> None:
     """Check the config and the inputs first, so a missing one is one line, not a failed run."""
-    cfg = load_config(call.overrides)
+    cfg = call.cfg
     inputs(cfg)
     prepare_flow_process(cfg, debug=call.debug)
     print(mining(call.overrides).summary())

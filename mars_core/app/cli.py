@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from mars_core.app.compose import CONFIG_NAME, compose_to_yaml, conf_dir, load_config
 from mars_core.app.sweep import MULTIRUN_FLAGS, check_sweep, split_overrides
-from mars_core.config import GROUPS
+from mars_core.config import GROUPS, MarsConfig
 from mars_core.infra.errors import ConfigError, UserInputError, printable
 from mars_core.infra.runtime import configure_logging, exit_on_sigterm, setup_runtime
 
@@ -77,6 +77,14 @@ class Invocation:
     debug: bool = False
     verbose: bool = False
     multirun: bool = False
+    # The config the overrides compose (with -m, the part every job shares), validated.
+    config: MarsConfig | None = None
+
+    @property
+    def cfg(self) -> MarsConfig:
+        if self.config is None:
+            raise RuntimeError("the invocation was not parsed by `parse`")
+        return self.config
 
 
 class UsageError(UserInputError):
@@ -175,24 +183,23 @@ def parse(app: App, argv: Sequence[str]) -> Invocation | None:
     args = _parser(app, config_only=config_only).parse_intermixed_args(list(argv))
     configure_logging(verbose=args.verbose)
     multirun = bool(getattr(args, "multirun", False))
+    # `--cfg` leaves the command's positional arguments among the overrides: drop them.
+    overrides = [t for t in args.overrides if is_override(t)] if args.cfg else args.overrides
+    if multirun and not args.cfg:
+        check_sweep(overrides)
+    shared = split_overrides(overrides)[0] if multirun else list(overrides)
     if args.cfg:
-        overrides = [t for t in args.overrides if is_override(t)]
-        shared = split_overrides(overrides)[0] if multirun else overrides
         print(compose_to_yaml(shared, args.cfg), end="")
         return None
     own = {a.name.lstrip("-").replace("-", "_") for a in app.arguments}
-    invocation = Invocation(
-        overrides=list(args.overrides),
+    return Invocation(
+        overrides=list(overrides),
         options={name: getattr(args, name) for name in own},
         debug=args.debug,
         verbose=args.verbose,
         multirun=multirun,
+        config=load_config(shared),
     )
-    if multirun:
-        check_sweep(invocation.overrides)
-    else:
-        load_config(invocation.overrides)
-    return invocation
 
 
 def run_app(app: App, argv: Sequence[str] | None, command: Callable[[Invocation], object]) -> None:

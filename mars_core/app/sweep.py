@@ -11,6 +11,9 @@ batch's failure only after the whole batch ran (one batch unless
 `hydra.sweeper.max_batch_size` is set), and Optuna is told to tolerate every failure and to
 optimise in `sweep.direction` unless the command line says otherwise (`OPTUNA_DEFAULTS`). What
 each job did comes back from the caller (`SweepJob`), never from Hydra's return values.
+
+The command line imports this module to check a sweep: MLflow is imported only where a job's
+run is read or named.
 """
 
 from __future__ import annotations
@@ -32,8 +35,6 @@ from omegaconf.errors import OmegaConfBaseException
 from mars_core.app.compose import CONFIG_NAME, hydra_initialized, load_config
 from mars_core.config.messages import config_error_message
 from mars_core.infra.errors import ConfigError, UserInputError
-from mars_core.infra.registry import version_of_run
-from mars_core.infra.tracking import rename_run, run_tagged
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 # The tag of a student's run that names the Prefect flow run that trained it.
@@ -80,6 +81,9 @@ def job_trained_elsewhere(
 ) -> SweepJob:
     """A job a pool's worker trained, read back from the MLflow run its train flow run
     (`flow_run`, which ended in state `ended`) tagged with its id."""
+    from mars_core.infra.registry import version_of_run
+    from mars_core.infra.tracking import run_tagged
+
     run = run_tagged(experiment, FLOW_RUN_TAG, flow_run)
     if run is None or ended != "Completed":
         return SweepJob(number, overrides, error=f"flow run {flow_run} ended {ended}")
@@ -242,6 +246,8 @@ class SweepReport:
 def name_job_runs(jobs: list[SweepJob]) -> None:
     """Each job's MLflow run named by what it varied (`job 2: train.learning_rate=0.002`), so
     the UI's run lists and compare view tell the students apart."""
+    from mars_core.infra.tracking import rename_run
+
     varied = _varied(jobs)
     for job in jobs:
         if job.run_id is not None:

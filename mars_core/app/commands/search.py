@@ -17,7 +17,6 @@ from pathlib import Path
 
 from mars_core.app.apps import APPS
 from mars_core.app.cli import Invocation, run_app
-from mars_core.app.compose import load_config
 from mars_core.app.steps import require_inputs
 from mars_core.infra.errors import UserInputError
 from mars_core.search.query import check_query
@@ -35,7 +34,7 @@ def report_name(room: Path, query: str) -> str:
 def search(call: Invocation) -> None:
     """One search into a run folder of its own (`paths.reports/search/<timestamp>/`)."""
     room, query = Path(call.options["room"]), call.options["query"] or ""
-    cfg = load_config(call.overrides)
+    cfg = call.cfg
     # What the user typed and what the search reads, checked once, here, before the imports
     # below load the models' libraries: a misspelt photo path or a missing catalogue costs no
     # wait. The photo's header only; its pixels are decoded once, when it is searched.

@@ -15,7 +15,6 @@ import sys
 
 from mars_core.app.apps import APPS
 from mars_core.app.cli import Invocation, run_app
-from mars_core.app.compose import load_config
 
 
 def serve(call: Invocation) -> None:
@@ -25,7 +24,7 @@ def serve(call: Invocation) -> None:
     from mars_core.app.serve.app import create_app
     from mars_core.app.steps import require_search_inputs
 
-    cfg = load_config(call.overrides)
+    cfg = call.cfg
     require_search_inputs(cfg)
     app = create_app(cfg)
     print(
