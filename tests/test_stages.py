@@ -15,7 +15,9 @@ def test_the_registry_lists_the_three_stages_in_funnel_order():
 
 def test_a_stage_name_registers_once():
     with pytest.raises(ValueError, match="'bm25' is already registered"):
-        register_stage(StageSpec("bm25", lambda funnel: funnel.k1, lambda cfg, snapshot: None))
+        register_stage(
+            StageSpec("bm25", lambda funnel: funnel.k1, lambda cfg, snapshot, models: None)
+        )
 
 
 @pytest.mark.parametrize(

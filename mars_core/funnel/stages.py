@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mars_core.agent.adapter import serving_adapter
 from mars_core.config import FunnelConfig, MarsConfig, VocabularyConfig
@@ -25,6 +26,9 @@ from mars_core.infra.errors import ConfigError, UserInputError
 from mars_core.search.funnel import FunnelStep, SearchFunnel
 from mars_core.search.types import Stage, WrappedStage
 
+if TYPE_CHECKING:
+    from mars_core.vision.embedder import Embedder
+
 # The index part each index-backed stage reads.
 INDEX_PARTS = {"bm25": "the Lucene build", "siglip": "the LanceDB table"}
 UNTRAINED_NOTICE = (
@@ -33,13 +37,33 @@ UNTRAINED_NOTICE = (
 )
 
 
+@dataclass
+class LoadedModels:
+    """The models stages load that do not change with the index build (the embedder), kept
+    by a caller that opens one build after another (the service follows every re-index) so
+    each is loaded once and shared; a funnel built without one loads its own."""
+
+    embedder: Embedder | None = None
+
+    def embedder_for(self, cfg: MarsConfig) -> Embedder:
+        """The configured embedder, loaded on first use."""
+        if self.embedder is None:
+            from mars_core.vision.embedder import Embedder
+
+            self.embedder = Embedder.from_config(
+                cfg.embedder, Path(cfg.paths.models), max_image_pixels=cfg.data.max_image_pixels
+            )
+        return self.embedder
+
+
 @dataclass(frozen=True)
 class StageSpec:
-    """A stage's name, how many candidates it keeps, and how to open it over an index build."""
+    """A stage's name, how many candidates it keeps, and how to open it over an index build
+    (with the models loaded so far)."""
 
     name: str
     size: Callable[[FunnelConfig], int]
-    open: Callable[[MarsConfig, IndexSnapshot], Stage]
+    open: Callable[[MarsConfig, IndexSnapshot, LoadedModels], Stage]
 
 
 _REGISTRY: dict[str, StageSpec] = {}
@@ -85,8 +109,11 @@ def check_config_stages(cfg: MarsConfig) -> MarsConfig:
     return cfg
 
 
-def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunnel:
-    """The funnel of `stages` (default `cfg.funnel.stages`) over the current index build.
+def build_funnel(
+    cfg: MarsConfig, stages: list[str] | None = None, *, models: LoadedModels | None = None
+) -> SearchFunnel:
+    """The funnel of `stages` (default `cfg.funnel.stages`) over the current index build,
+    with `models` loaded before (default: load them).
 
     A registered stage that is not listed still cuts the list to its size, so the next stage
     gets as many candidates with or without it and an ablation compares orderings only.
@@ -96,8 +123,9 @@ def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunn
     names = check_stages(list(stages if stages is not None else cfg.funnel.stages))
     snapshot = IndexSnapshot.current(cfg.index.dir)
     check_openable(snapshot, digest=cfg.index.verify_on_open)
+    models = models or LoadedModels()
     steps = [
-        FunnelStep(open_stage(spec, cfg, snapshot) if spec.name in names else None,
+        FunnelStep(open_stage(spec, cfg, snapshot, models) if spec.name in names else None,
                    spec.size(cfg.funnel))
         for spec in _REGISTRY.values()
     ]  # fmt: skip
@@ -137,13 +165,15 @@ def beyond_the_query(
     return BeyondTheQuery(visual, agent, sizes, vocabulary, lock)
 
 
-def open_stage(spec: StageSpec, cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
+def open_stage(
+    spec: StageSpec, cfg: MarsConfig, snapshot: IndexSnapshot, models: LoadedModels
+) -> Stage:
     """Open one stage; a build part that passed the quick checks but cannot be read (garbage
     in its files) is named, with the repair command, instead of a library's traceback."""
     from mars_core.index.verify import damaged_part_error
 
     try:
-        return spec.open(cfg, snapshot)
+        return spec.open(cfg, snapshot, models)
     except UserInputError:
         raise
     except Exception as e:  # Lucene and LanceDB fail on damage in many ways
@@ -160,23 +190,20 @@ def agent_notice(cfg: MarsConfig) -> str | None:
     return UNTRAINED_NOTICE if "agent" in cfg.funnel.stages and untrained else None
 
 
-def _open_bm25(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
+def _open_bm25(cfg: MarsConfig, snapshot: IndexSnapshot, _: LoadedModels) -> Stage:
     from mars_core.search.lexical import LexicalStage
 
     return LexicalStage.open(snapshot, cfg.index)
 
 
-def _open_siglip(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
+def _open_siglip(cfg: MarsConfig, snapshot: IndexSnapshot, models: LoadedModels) -> Stage:
     from mars_core.search.visual import VisualStage
-    from mars_core.vision.embedder import Embedder
 
-    embedder = Embedder.from_config(
-        cfg.embedder, Path(cfg.paths.models), max_image_pixels=cfg.data.max_image_pixels
-    )
+    embedder = models.embedder_for(cfg)
     return VisualStage.open(snapshot, cfg.index, embedder, text_weight=cfg.funnel.text_weight)
 
 
-def _open_agent(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
+def _open_agent(cfg: MarsConfig, snapshot: IndexSnapshot, _: LoadedModels) -> Stage:
     from mars_core.agent.stage import AgentStage
 
     return AgentStage.from_config(cfg)
