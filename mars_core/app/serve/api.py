@@ -100,8 +100,10 @@ async def send_error(
 
 
 class StudentIdentity(BaseModel):
+    """The student that ranks: its name, the registry version served, how results name it."""
+
     name: str = Field(description="the configured student (student.name)")
-    version: int | None = Field(description="the registry version served (None: no version)")
+    version: int | None = Field(description="the registry version served (null: none)")
     ranked_by: str = Field(description="the student and adapter, as results name them")
 
 
@@ -110,14 +112,14 @@ class Identity(BaseModel):
 
     index_build: str = Field(description="the Lucene build folder answering")
     products: int = Field(description="products in that build")
-    student: StudentIdentity
+    student: StudentIdentity = Field(description="the student that ranks")
 
 
 class Health(Identity):
     """Up, with the stages that run, what answers, and any reload that failed."""
 
     status: Literal["ok"]
-    stages: list[str]
+    stages: list[str] = Field(description="funnel.stages")
     k: int = Field(description="products a search returns at most (funnel.k3)")
     notice: str | None = Field(description="what results must say up front (untrained agent)")
     problems: dict[str, str] = Field(
@@ -127,17 +129,19 @@ class Health(Identity):
 
 
 class Room(BaseModel):
-    room_id: str
-    room_type: str
-    image_url: str
+    """A sample room the page offers."""
+
+    room_id: str = Field(description="its id in rooms.parquet")
+    room_type: str = Field(description="the room class (its folder)")
+    image_url: str = Field(description="where its photo is served")
 
 
 class Product(BaseModel):
     """A ranked product: its catalogue fields, every stage's score, the reason, its image."""
 
-    rank: int
+    rank: int = Field(description="1 for the best")
     key: str = Field(description="catalogue key, item_id@domain")
-    name: str | None
+    name: str | None = Field(description="catalogue fields, as listed")
     category: str | None
     brand: str | None
     color: str | None
@@ -145,7 +149,7 @@ class Product(BaseModel):
     style: str | None
     scores: dict[str, float] = Field(description="stage name -> score")
     rationale: str | None = Field(description="the agent's reason (the top funnel.rationale_top_n)")
-    image_url: str
+    image_url: str = Field(description="where its image is served")
 
 
 class Alternative(Product):
@@ -155,26 +159,28 @@ class Alternative(Product):
 
 
 class SkippedProduct(BaseModel):
+    """A product left out of the ranking (its image would not load), and why."""
+
     key: str
-    reason: str
-    detail: str
+    reason: str = Field(description="the error's type")
+    detail: str = Field(description="the error's message")
 
 
 class SearchAnswer(BaseModel):
     """The ranked products, what each stage did and how long it took, and what answered."""
 
-    query: str
+    query: str = Field(description="as asked (empty: a room-only search)")
     room_id: str = Field(description="the uploaded file's name")
     stages_run: list[str]
     timings_ms: dict[str, float] = Field(description="stage name -> milliseconds")
-    category: str | None = Field(description="the category stage 1 locked to (None: all)")
+    category: str | None = Field(description="the category stage 1 locked to (null: all)")
     category_reason: str = Field(description="why no category was locked, when none was")
-    ranked_by: str | None
+    ranked_by: str | None = Field(description="the student and ordering behind the ranking")
     nothing_fits: bool = Field(description="no product reaches the agent's fit bar")
     message: str | None = Field(description="what to say before the list, when not matches")
-    notice: str | None
+    notice: str | None = Field(description="what results must say up front (untrained agent)")
     skipped: list[SkippedProduct] = Field(description="products left out, and why")
     room_only: bool = Field(description="no query: the room's fits, grouped by category")
-    products: list[Product]
+    products: list[Product] = Field(description="best first (room-only: grouped by category)")
     alternatives: list[Alternative] = Field(description="when nothing fits: what does")
-    served_by: Identity
+    served_by: Identity = Field(description="what answered, as `/health` says it")

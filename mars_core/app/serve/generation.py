@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +123,16 @@ def release_freed_memory() -> None:
     models under 20 searches in flight, every re-index left 10-20 MiB of such free heap in the
     service's resident memory, for good (bench/RESULTS.md, the service soak).
     """
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    trim = getattr(libc, "malloc_trim", None)
+    trim = malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@cache
+def malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, found once (None where the C library has none)."""
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
 
 
 def read_rooms(cfg: MarsConfig) -> dict[str, dict[str, Any]]:
