@@ -26,15 +26,15 @@ GATEWAY_TIMEOUT = 504
 
 # What each error status means, as the schema and the docs say it.
 ERRORS = {
-    BAD_REQUEST: "another mistake a user can fix: an empty query where the funnel runs without "
-    "stages siglip and agent (no room-only search)",
+    BAD_REQUEST: "any other mistake a user can fix",
     NOT_FOUND: "no product with that key in the answering build, or no sample room with that id",
     PAYLOAD_TOO_LARGE: "an upload over serve.max_upload_bytes (a body over it is refused before "
     "it is read), or an image over data.max_image_pixels (decompression bombs included)",
     UNSUPPORTED_MEDIA_TYPE: "the room photo is empty or not an image",
     UNPROCESSABLE: "a bad field: no room photo, a query with no searchable words or over "
-    "funnel.max_query_chars characters or funnel.max_query_words words, a k outside 1 to "
-    "funnel.k3",
+    "funnel.max_query_chars characters or funnel.max_query_words words, an empty query where "
+    "the funnel runs without stages siglip and agent (they search a room with no query), a k "
+    "outside 1 to funnel.k3",
     INTERNAL_ERROR: "a fault of the service (its log has the traceback)",
     SERVICE_UNAVAILABLE: "the service is shutting down (Retry-After says when to try again), or "
     "a served student's (student=vllm) server does not answer",

@@ -103,11 +103,11 @@ def render(schema: dict[str, Any]) -> str:
 
 
 def current_schema() -> dict[str, Any]:
-    """The schema of the service as the default config builds it (nothing is opened)."""
-    from mars_core.app.compose import load_config
+    """The schema of the service (the same for every config; nothing is opened)."""
     from mars_core.app.serve.app import create_app
+    from mars_core.config import MarsConfig
 
-    return create_app(load_config([])).openapi()
+    return create_app(MarsConfig()).openapi()
 
 
 def generated_part(page: str) -> str | None:
