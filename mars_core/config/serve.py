@@ -31,9 +31,10 @@ class ServeConfig:
         ge=0,
     )
     request_timeout_s: float = knob(
-        120.0,
+        300.0,
         "a search not answered within this many seconds gets 504 and gives up its place at "
-        "once; its computation stops at the next stage boundary or agent batch (0 = no deadline)",
+        "once; its computation stops at its next checkpoint (the retrieval lock, a call into "
+        "the agent); 0 = no deadline. A 2B student on a CPU takes minutes per search",
         ge=0,
     )
     drain_s: float = knob(
