@@ -1,25 +1,34 @@
-"""Soak the search service: 1,000 searches, 20 at a time, with a re-index in the middle.
+"""Soak the search service: searches 20 at a time while it follows re-indexes and promotions.
 
-    python -m bench.serve_soak                       # 1,000 searches, 20 in flight
-    python -m bench.serve_soak --searches 200 --concurrency 8
+    python -m bench.serve_soak                       # 10 re-indexes, 5 promotions, 20 in flight
+    python -m bench.serve_soak --reindexes 3 --promotions 0 --concurrency 8
 
 Builds a small world under a temporary folder (the generator's, 6 rooms per type), ingests
-and indexes it, then starts `mars-serve` (`python -m mars_core.app.commands.serve`) with the tiny
-student as a process of its own on 127.0.0.1 and sends searches from a thread pool over real
-HTTP. When half of them are answered (or at each of `--reindexes` even steps), the catalogue changes
-(products added and removed) and this process re-indexes it while searches stay in flight;
-the service follows the new build (`serve.reload_check_s`). Prints requests/s, p50/p95
-latency and the server's RSS after the warm-up, at each re-index and at the end, an RSS
-sample every 100 answers, which builds answered, and every failed request. Not a test: it
-asserts nothing, and the numbers belong to the machine it ran on.
+and indexes it, then starts `mars-serve` (`python -m mars_core.app.commands.serve`) with the
+tiny student as a process of its own on 127.0.0.1 and keeps `--concurrency` searches in flight
+over real HTTP for the whole run. After the warm-up, every `--between` answers one event
+happens while searches stay in flight: a re-index (the catalogue changes: products added and
+removed, and this process publishes a new build) or a promotion (a new student version,
+a zero-initialised LoRA on the tiny student, takes the registry's champion alias); the
+re-indexes and promotions interleave evenly. With promotions, the service starts on a
+champion (version 1), as it does once the pipeline has promoted one: the first adapter a
+process loads imports peft and what peft imports (~60 MiB, once).
+
+Each event is marked once the service answers from what it published and `--between` more
+searches are answered (so the generation it replaced has been released): the server's RSS
+then is the curve this prints, with its growth from the first event's mark to the last.
+Then the traffic stops and the server gets SIGTERM: its exit status says whether it drained.
+Prints requests/s, p50/p95 latency, the RSS curve, an RSS sample every 100 answers, which
+builds and students answered, and every failed request. Not a test: it asserts nothing, and
+the numbers belong to the machine it ran on.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,36 +44,51 @@ from typing import Any
 import httpx
 import numpy as np
 import pyarrow.parquet as pq
-from tests.catalogue_factory import add_products, remove_products
 
+from mars_core.agent.mlflow_model import log_student
 from mars_core.app.compose import load_config
 from mars_core.catalogue.ingest import ingest
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
 from mars_core.config import MarsConfig
 from mars_core.index.reindex import reindex
+from mars_core.infra.registry import CHAMPION, set_alias
 from mars_core.infra.runtime import setup_runtime
+from mars_core.infra.tracking import mlflow_run
+from mars_core.models.loading import load_vlm
 from mars_core.vision.embedder import Embedder
 from mars_core.world.generate import generate_world
+from tests.support.catalogue_factory import add_products, remove_products
 
 HOST = "127.0.0.1"  # loopback only
 QUERIES = ["bed", "a lamp for the reading corner", "sofa", "a rug", "outdoor lounge chair"]
 START_TIMEOUT_S = 600.0
 SEARCH_TIMEOUT_S = 600.0
-ADDED, REMOVED = 20, 10  # products the mid-run re-index adds and removes
+FOLLOW_TIMEOUT_S = 300.0  # for the service to answer from what an event published
+EXIT_TIMEOUT_S = 120.0
+ADDED, REMOVED = 20, 10  # products each re-index adds and removes
 RSS_EVERY = 100  # answers between samples of the server's RSS
 
 
 @dataclass
 class Soak:
-    """The answers so far, in completion order: (seconds, status, build that answered)."""
+    """Searches kept in flight until `stop`; the answers, in completion order."""
 
     url: str
     photos: list[bytes]
     server_pid: int
-    done: list[tuple[float, int, str]] = field(default_factory=list)
+    done: list[tuple[float, int, str]] = field(default_factory=list)  # seconds, status, by
     rss_trace: list[tuple[int, float]] = field(default_factory=list)  # (answered, MiB)
     failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stopped: threading.Event = field(default_factory=threading.Event)
+    _numbers: Any = field(default_factory=lambda: iter(range(sys.maxsize)))
+
+    def run(self) -> None:
+        """One in-flight slot: search after search until stopped."""
+        while not self.stopped.is_set():
+            with self.lock:
+                number = next(self._numbers)
+            self.search(number)
 
     def search(self, number: int) -> None:
         query = QUERIES[number % len(QUERIES)]
@@ -74,16 +98,35 @@ class Soak:
             answer = httpx.post(
                 f"{self.url}/search", data={"query": query}, files=files, timeout=SEARCH_TIMEOUT_S
             )
-            status, build = answer.status_code, answer.headers.get("X-Mars-Index-Build", "?")
+            status, by = answer.status_code, answered_by(answer.headers)
             problem = "" if status == 200 else f"search {number}: {status} {answer.text[:200]}"
         except httpx.HTTPError as e:
-            status, build, problem = 0, "?", f"search {number}: {type(e).__name__}: {e}"
+            status, by, problem = 0, "?", f"search {number}: {type(e).__name__}: {e}"
         with self.lock:
-            self.done.append((time.perf_counter() - start, status, build))
+            self.done.append((time.perf_counter() - start, status, by))
             if problem:
                 self.failures.append(problem)
             if len(self.done) % RSS_EVERY == 0:
                 self.rss_trace.append((len(self.done), rss_mib(self.server_pid)))
+
+    def wait_for(self, answered: int) -> None:
+        while len(self.done) < answered:
+            time.sleep(0.2)
+
+
+def answered_by(headers: httpx.Headers) -> str:
+    return f"{headers.get('X-Mars-Index-Build', '?')} / {headers.get('X-Mars-Student', '?')}"
+
+
+@dataclass
+class Mark:
+    """A moment of the run: answers so far, the clock, the server's RSS, what happened."""
+
+    what: str
+    answered: int
+    at: float
+    rss: float
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -124,6 +167,28 @@ def change_and_reindex(cfg: MarsConfig, embedder: Embedder, number: int) -> dict
             "seconds": seconds}  # fmt: skip
 
 
+def identity_lora(cfg: MarsConfig, folder: Path) -> Path:
+    """A zero-initialised LoRA on the tiny student: a valid new version that changes no score."""
+    from peft import LoraConfig, get_peft_model
+
+    base = load_vlm(cfg.student, cfg.paths.models).model
+    get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(folder)
+    return folder
+
+
+def promote(cfg: MarsConfig, adapter: Path) -> dict[str, Any]:
+    """Register `adapter` as a new version of the student and move the champion alias to it."""
+    with mlflow_run("serve-soak", "promotion"):
+        version = log_student(
+            adapter,
+            cfg.student,
+            max_image_pixels=cfg.data.max_image_pixels,
+            name=cfg.student.registry,
+        )
+    set_alias(cfg.student.registry, CHAMPION, version)
+    return {"version": version}
+
+
 def start_server(overrides: list[str], port: int, log: Path) -> subprocess.Popen:
     """`mars-serve` as its own process; returns once /health answers."""
     command = [
@@ -146,11 +211,21 @@ def start_server(overrides: list[str], port: int, log: Path) -> subprocess.Popen
         time.sleep(0.5)
 
 
-def phase(name: str, rows: list[tuple[float, int, str]], seconds: float, rss: float) -> str:
-    latency = np.array([row[0] for row in rows]) * 1000
-    p50, p95 = np.percentile(latency, [50, 95])
-    return (f"{name:<26} {len(rows):>5} searches  {len(rows) / seconds:6.2f} req/s  "
-            f"p50 {p50:7.0f} ms  p95 {p95:7.0f} ms  server RSS {rss:7.1f} MiB")  # fmt: skip
+def wait_until(url: str, served: Callable[[dict], bool]) -> dict:
+    """/health once `served` holds for it (the service checks between requests)."""
+    deadline = time.monotonic() + FOLLOW_TIMEOUT_S
+    while True:
+        health = httpx.get(f"{url}/health", timeout=30).json()
+        if served(health) or time.monotonic() > deadline:
+            return health
+        time.sleep(0.5)
+
+
+def schedule(reindexes: int, promotions: int) -> list[str]:
+    """The events in order: the promotions spread evenly among the re-indexes."""
+    total = reindexes + promotions
+    promoted = {round((i + 1) * total / promotions) for i in range(promotions)}
+    return ["promotion" if n in promoted else "reindex" for n in range(1, total + 1)]
 
 
 def run(args: argparse.Namespace, folder: Path) -> None:
@@ -161,87 +236,87 @@ def run(args: argparse.Namespace, folder: Path) -> None:
                  f"serve.reload_check_s={args.reload_check_s}", *args.overrides]  # fmt: skip
     cfg = load_config(overrides)
     embedder = prepare(cfg)
+    adapter = identity_lora(cfg, folder / "lora") if args.promotions else None
+    if adapter is not None:  # the service starts on a champion, as after the pipeline's
+        promote(cfg, adapter)
     rooms = pq.read_table(Path(cfg.data.out_dir) / ROOMS_FILE, columns=["path"])["path"]
     photos = [Path(path).read_bytes() for path in rooms.to_pylist()[:8]]
     port = free_port()
+    url = f"http://{HOST}:{port}"
     server = start_server(overrides, port, folder / "serve.log")
+    soak = Soak(url, photos, server.pid)
+    slots = [threading.Thread(target=soak.run) for _ in range(args.concurrency)]
+    marks = [Mark("start", 0, time.perf_counter(), rss_mib(server.pid))]
     try:
-        soak = Soak(f"http://{HOST}:{port}", photos, server.pid)
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            list(pool.map(soak.search, range(args.warmup)))
-            marks = [Mark("warm-up done", args.warmup, time.perf_counter(), rss_mib(server.pid))]
-            futures = [pool.submit(soak.search, n) for n in range(args.searches)]
-            for number in range(1, args.reindexes + 1):
-                due = args.warmup + args.searches * number // (args.reindexes + 1)
-                while len(soak.done) < due:
-                    time.sleep(0.2)
-                mark = Mark("re-index", len(soak.done), time.perf_counter(), rss_mib(server.pid))
-                mark.reindex = change_and_reindex(cfg, embedder, number)
-                marks.append(mark)
-            for future in futures:
-                future.result()
-            marks.append(Mark("end", len(soak.done), time.perf_counter(), rss_mib(server.pid)))
-        health = followed_health(f"http://{HOST}:{port}", marks)
+        for slot in slots:
+            slot.start()
+        soak.wait_for(args.warmup)
+        marks.append(Mark("warm-up", len(soak.done), time.perf_counter(), rss_mib(server.pid)))
+        for number, kind in enumerate(schedule(args.reindexes, args.promotions), start=1):
+            if kind == "reindex":
+                detail = change_and_reindex(cfg, embedder, number)
+                health = wait_until(url, lambda h, b=detail["build"]: h["index_build"] == b)
+            else:
+                detail = promote(cfg, adapter)
+                version = detail["version"]
+                health = wait_until(url, lambda h, v=version: h["student"]["version"] == v)
+            detail["served"] = not health["problems"]
+            soak.wait_for(len(soak.done) + args.between)
+            marks.append(Mark(kind, len(soak.done), time.perf_counter(), rss_mib(server.pid)))
+            marks[-1].detail = detail
+            print(f"{kind} {number}: {detail}, server RSS {marks[-1].rss:.1f} MiB", flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=60)
-    report(args, soak, marks, health)
+        soak.stopped.set()
+        for slot in slots:
+            slot.join()
+        marks.append(Mark("end", len(soak.done), time.perf_counter(), rss_mib(server.pid)))
+        server.send_signal(signal.SIGTERM)
+        exit_status = server.wait(timeout=EXIT_TIMEOUT_S)
+    report(args, soak, marks, exit_status)
 
 
-def followed_health(url: str, marks: list[Mark]) -> dict:
-    """/health once the service answers from the last build published (a minute at most:
-    it checks again only after `serve.reload_check_s`, and only when a request comes)."""
-    last = [mark.reindex["build"] for mark in marks if mark.reindex]
-    deadline = time.monotonic() + 60
-    while True:
-        health = httpx.get(f"{url}/health").json()
-        if not last or health["index_build"] == last[-1] or time.monotonic() > deadline:
-            return health
-        time.sleep(0.5)
+def phase(name: str, rows: list[tuple[float, int, str]], seconds: float) -> str:
+    latency = np.array([row[0] for row in rows]) * 1000
+    p50, p95 = np.percentile(latency, [50, 95])
+    return (f"{name:<28} {len(rows):>6} searches  {len(rows) / seconds:6.2f} req/s  "
+            f"p50 {p50:7.0f} ms  p95 {p95:7.0f} ms")  # fmt: skip
 
 
-@dataclass
-class Mark:
-    """A moment of the run: answers so far, the clock, the server's RSS, what happened."""
-
-    what: str
-    answered: int
-    at: float
-    rss: float
-    reindex: dict[str, int | str | float] | None = None
-
-
-def report(args: argparse.Namespace, soak: Soak, marks: list[Mark], health: dict) -> None:
+def report(args: argparse.Namespace, soak: Soak, marks: list[Mark], exit_status: int) -> None:
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores; {args.searches} searches "
-        f"after {args.warmup} warm-up ones, {args.concurrency} in flight, tiny student"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores; {args.concurrency} searches in "
+        f"flight, tiny student; {args.reindexes} re-indexes and {args.promotions} promotions, "
+        f"{args.between} answers apart"
     )
-    print(f"server RSS after warm-up: {marks[0].rss:.1f} MiB")
-    for begin, end in itertools.pairwise(marks):
-        name = "from warm-up" if begin.what != "re-index" else "from re-index"
-        rows = soak.done[begin.answered : end.answered]
-        print(phase(f"{name} to {end.what}", rows, end.at - begin.at, end.rss))
-    timed = soak.done[args.warmup :]
-    print(phase("all timed searches", timed, marks[-1].at - marks[0].at, marks[-1].rss))
-    for mark in marks:
-        if mark.reindex:
-            print(f"re-index after {mark.answered} answers: {mark.reindex}")
-    print(f"answered by build: {dict(Counter(row[2] for row in timed))}")
-    print(f"/health at the end: build {health['index_build']}, {health['products']} products")
-    print(f"server RSS growth from warm-up to end: {marks[-1].rss - marks[0].rss:+.1f} MiB")
+    start, warm, *events, end = marks
+    print(phase("warm-up", soak.done[: warm.answered], warm.at - start.at))
+    timed = soak.done[warm.answered :]
+    print(phase("after warm-up (all timed)", timed, end.at - warm.at))
+    first = events[0].rss if events else warm.rss
+    print("server RSS in MiB at each mark, and its change from the first event's mark:")
+    for number, mark in enumerate(marks):
+        label = f"{number - 1:>2} {mark.what}" if 1 < number < len(marks) - 1 else mark.what
+        print(f"  {label:<14} after {mark.answered:>6} answers  {mark.rss:7.1f}  "
+              f"{mark.rss - first:+6.1f}  {mark.detail or ''}")  # fmt: skip
+    if events:
+        growth = events[-1].rss - events[0].rss
+        print(f"RSS growth from the first event to the last: {growth:+.1f} MiB")
     trace = ", ".join(f"{answered}: {rss:.0f}" for answered, rss in soak.rss_trace)
     print(f"server RSS (MiB) by answered searches, warm-up included: {trace}")
-    print(f"failed requests: {len(soak.failures)}")
+    print(f"answered by (build / student): {dict(Counter(row[2] for row in timed))}")
+    print(f"failed requests: {len(soak.failures)} of {len(soak.done)}")
     for failure in soak.failures[:20]:
         print(f"  {failure}")
+    print(f"mars-serve exit status after SIGTERM: {exit_status}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--searches", type=int, default=1000, help="timed searches")
     parser.add_argument("--concurrency", type=int, default=20, help="searches in flight")
-    parser.add_argument("--warmup", type=int, default=200, help="searches before timing")
-    parser.add_argument("--reindexes", type=int, default=1, help="re-indexes, spread evenly")
+    parser.add_argument("--warmup", type=int, default=200, help="answers before the first event")
+    parser.add_argument("--reindexes", type=int, default=10, help="re-indexes")
+    parser.add_argument("--promotions", type=int, default=5, help="promotions (new champions)")
+    parser.add_argument("--between", type=int, default=100, help="answers between events")
     parser.add_argument("--reload-check-s", type=float, default=1.0, help="serve.reload_check_s")
     parser.add_argument("--models", help="a tiny-model cache to reuse (default: a fresh one)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (world, index, service)")

@@ -30,6 +30,22 @@ class ServeConfig:
         "in (0 = on every request)",
         ge=0,
     )
+    request_timeout_s: float = knob(
+        300.0,
+        "a search not answered within this many seconds gets 504 and gives up its place at "
+        "once; its computation stops at its next checkpoint (the retrieval lock, a call into "
+        "the agent); 0 = no deadline. A 2B student on a CPU takes minutes per search",
+        ge=0,
+    )
+    drain_s: float = knob(
+        30.0,
+        "on SIGTERM, how long requests in flight may take to finish while new ones get 503; "
+        "the service then exits (a second SIGTERM exits at once)",
+        ge=0,
+    )
+    retry_after_s: int = knob(
+        5, "the Retry-After seconds a 503 tells clients while the service drains", ge=0
+    )
     follow_champion: bool = knob(
         True,
         "with student.adapter=auto, serve each newly promoted champion (false = pin the "

@@ -31,8 +31,9 @@ from mars_core.infra.errors import ConfigError, UserInputError
 from mars_core.search.funnel import FunnelStep, SearchFunnel
 from mars_core.search.types import Stage, WrappedStage
 
-if TYPE_CHECKING:  # imported by its factory: naming stages loads no model
+if TYPE_CHECKING:  # imported by their factories: naming stages loads no model
     from mars_core.agent.stage import AgentStage
+    from mars_core.vision.embedder import Embedder
 
 UNTRAINED_NOTICE = (
     "The agent is the untrained tiny model (random weights, no trained student in the registry "
@@ -40,14 +41,33 @@ UNTRAINED_NOTICE = (
 )
 
 
+@dataclass
+class LoadedModels:
+    """The models stages load that do not change with the index build (the embedder), kept
+    by a caller that opens one build after another (the service follows every re-index) so
+    each is loaded once and shared; a funnel built without one loads its own."""
+
+    embedder: Embedder | None = None
+
+    def embedder_for(self, cfg: MarsConfig) -> Embedder:
+        """The configured embedder, loaded on first use."""
+        if self.embedder is None:
+            from mars_core.vision.embedder import Embedder
+
+            self.embedder = Embedder.from_config(
+                cfg.embedder, Path(cfg.paths.models), max_image_pixels=cfg.data.max_image_pixels
+            )
+        return self.embedder
+
+
 @dataclass(frozen=True)
 class StageSpec:
-    """A stage's name, how many candidates it keeps, how to open it over an index build, and
-    what its score means (the results page says it)."""
+    """A stage's name, how many candidates it keeps, how to open it over an index build (with
+    the models loaded so far), and what its score means (the results page says it)."""
 
     name: str
     size: Callable[[FunnelConfig], int]
-    open: Callable[[MarsConfig, IndexSnapshot], Stage]
+    open: Callable[[MarsConfig, IndexSnapshot, LoadedModels], Stage]
     score: str = ""
     index_part: str | None = None  # the part of an index build it reads, named when damaged
 
@@ -100,8 +120,11 @@ def check_config_stages(cfg: MarsConfig) -> MarsConfig:
     return cfg
 
 
-def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunnel:
-    """The funnel of `stages` (default `cfg.funnel.stages`) over the current index build.
+def build_funnel(
+    cfg: MarsConfig, stages: list[str] | None = None, *, models: LoadedModels | None = None
+) -> SearchFunnel:
+    """The funnel of `stages` (default `cfg.funnel.stages`) over the current index build,
+    with `models` loaded before (default: load them).
 
     A registered stage that is not listed still cuts the list to its size, so the next stage
     gets as many candidates with or without it and an ablation compares orderings only.
@@ -111,8 +134,9 @@ def build_funnel(cfg: MarsConfig, stages: list[str] | None = None) -> SearchFunn
     names = check_stages(list(stages if stages is not None else cfg.funnel.stages))
     snapshot = IndexSnapshot.current(cfg.index.dir)
     check_openable(snapshot, digest=cfg.index.verify_on_open)
+    models = models or LoadedModels()
     steps = [
-        FunnelStep(open_stage(spec, cfg, snapshot) if spec.name in names else None,
+        FunnelStep(open_stage(spec, cfg, snapshot, models) if spec.name in names else None,
                    spec.size(cfg.funnel))
         for spec in _REGISTRY.values()
     ]  # fmt: skip
@@ -151,13 +175,15 @@ def beyond_the_query(
     return BeyondTheQuery(visual, agent, sizes, vocabulary, lock)
 
 
-def open_stage(spec: StageSpec, cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
+def open_stage(
+    spec: StageSpec, cfg: MarsConfig, snapshot: IndexSnapshot, models: LoadedModels
+) -> Stage:
     """Open one stage; a build part that passed the quick checks but cannot be read (garbage
     in its files) is named, with the repair command, instead of a library's traceback."""
     from mars_core.index.verify import damaged_part_error
 
     try:
-        return spec.open(cfg, snapshot)
+        return spec.open(cfg, snapshot, models)
     except UserInputError:
         raise
     except Exception as e:  # Lucene and LanceDB fail on damage in many ways
@@ -174,19 +200,16 @@ def agent_notice(cfg: MarsConfig) -> str | None:
     return UNTRAINED_NOTICE if AGENT in cfg.funnel.stages and untrained else None
 
 
-def _open_bm25(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
+def _open_bm25(cfg: MarsConfig, snapshot: IndexSnapshot, _: LoadedModels) -> Stage:
     from mars_core.search.lexical import LexicalStage
 
     return LexicalStage.open(snapshot, cfg.index, name=BM25)
 
 
-def _open_siglip(cfg: MarsConfig, snapshot: IndexSnapshot) -> Stage:
+def _open_siglip(cfg: MarsConfig, snapshot: IndexSnapshot, models: LoadedModels) -> Stage:
     from mars_core.search.visual import VisualStage
-    from mars_core.vision.embedder import Embedder
 
-    embedder = Embedder.from_config(
-        cfg.embedder, Path(cfg.paths.models), max_image_pixels=cfg.data.max_image_pixels
-    )
+    embedder = models.embedder_for(cfg)
     return VisualStage.open(
         snapshot, cfg.index, embedder, name=SIGLIP, text_weight=cfg.funnel.text_weight
     )
@@ -222,7 +245,7 @@ AGENT = register_stage(
     StageSpec(
         "agent",
         lambda funnel: funnel.k3,
-        lambda cfg, snapshot: open_agent(cfg),
+        lambda cfg, snapshot, _models: open_agent(cfg),
         score=(
             "the student model's judgement of how well the product fits this room, from 0 "
             "(does not belong here) to 1 (fits well); when even the best is under "

@@ -29,7 +29,9 @@ def test_the_registry_lists_the_three_stages_in_funnel_order():
 
 def test_a_stage_name_registers_once():
     with pytest.raises(ValueError, match="'bm25' is already registered"):
-        register_stage(StageSpec("bm25", lambda funnel: funnel.k1, lambda cfg, snapshot: None))
+        register_stage(
+            StageSpec("bm25", lambda funnel: funnel.k1, lambda cfg, snapshot, models: None)
+        )
 
 
 @pytest.mark.parametrize(
@@ -77,7 +79,7 @@ def test_a_stage_registered_alone_shows_in_the_results_table_page_and_json(
         StageSpec(
             "shelf",
             lambda funnel: funnel.k3,
-            lambda cfg, snapshot: ShelfStage("shelf"),
+            lambda cfg, snapshot, models: ShelfStage("shelf"),
             score="its place on the shelf",
         )
     ).name

@@ -16,9 +16,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import httpx
-import pyarrow.parquet as pq
 import pytest
-from live_service import running_service
+from live_service import running_service, scrape
 from support.catalogue_factory import (
     CATEGORIES,
     image_content_hash,
@@ -51,12 +50,6 @@ QUERIES = [f"{NEW_WORD} bed", "bed", "a lamp"]
 REGISTRY = "serve-follow-test"
 FOLLOW_WAIT_S = 300.0
 SEARCH_TIMEOUT_S = 300.0
-
-
-@pytest.fixture(scope="module")
-def room_photo(indexed) -> bytes:
-    rows = pq.read_table(indexed.out_dir / "rooms.parquet").to_pylist()
-    return Path(rows[0]["path"]).read_bytes()
 
 
 def search(url: str, photo: bytes, query: str) -> httpx.Response:
@@ -145,6 +138,11 @@ def test_a_reindex_under_live_traffic(indexed, own_world, own_index, embedder, r
         assert (root / LUCENE_DIR / old["index_build"]).is_dir()
         health = wait_for_health(url, lambda h: h["index_build"] == report.lucene)
         assert health["products"] == old["products"] + NEW_BEDS - len(removed)
+        metrics = scrape(url)
+        assert metrics[("mars_reindexes_total", ())] == 1
+        assert metrics[("mars_promotions_total", ())] == 0
+        (serving,) = [dict(labels) for name, labels in metrics if name == "mars_serving_info"]
+        assert serving["index_build"] == report.lucene
         after = {query: search(url, room_photo, query) for query in QUERIES}
         answers = traffic.stop()
 
@@ -239,3 +237,8 @@ def test_the_service_follows_the_champion(
 
     pinned_health = httpx.get(f"{pinned}/health").json()
     assert pinned_health["student"]["version"] is None and not pinned_health["problems"]
+    metrics = scrape(following)
+    assert metrics[("mars_promotions_total", ())] == 2
+    assert metrics[("mars_reload_failures_total", (("part", "student"),))] == 1
+    (serving,) = [dict(labels) for name, labels in metrics if name == "mars_serving_info"]
+    assert serving["student_version"] == str(good)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pyarrow.parquet as pq
 import pytest
-from live_service import running_service
+from live_service import assert_declared, running_service
 from PIL import Image
 
 from mars_core.app.compose import load_config
@@ -28,6 +28,11 @@ def server(indexed) -> Iterator[str]:
     limits = [f"serve.max_upload_bytes={MAX_UPLOAD}", f"funnel.max_query_chars={MAX_QUERY}"]
     with running_service(load_config([*indexed.overrides, *limits])) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def openapi(server) -> dict:
+    return httpx.get(f"{server}/openapi.json").json()
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +54,10 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 @pytest.mark.slow
-def test_a_search_returns_ranked_products_with_every_stage(server, pool_photo, cfg):
+def test_a_search_returns_ranked_products_with_every_stage(server, openapi, pool_photo, cfg):
     answer = post(server, pool_photo, "bed")
     assert answer.status_code == 200, answer.text
+    assert_declared(openapi, "post", "/search", answer)
     body = answer.json()
     assert body["stages_run"] == ["bm25", "siglip", "agent"]
     assert set(body["timings_ms"]) == {"bm25", "siglip", "agent"}
@@ -65,22 +71,26 @@ def test_a_search_returns_ranked_products_with_every_stage(server, pool_photo, c
         assert "rationale" in product
     image = httpx.get(server + body["products"][0]["image_url"])
     assert image.status_code == 200
+    assert_declared(openapi, "get", "/products/{key}/image", image)
     Image.open(io.BytesIO(image.content)).verify()
     assert len(post(server, pool_photo, "bed", k="2").json()["products"]) == 2
 
 
 @pytest.mark.slow
-def test_health_docs_page_and_sample_rooms(server):
-    health = httpx.get(f"{server}/health").json()
-    assert health["status"] == "ok" and health["products"] > 0
+def test_health_docs_page_and_sample_rooms(server, openapi):
+    health = httpx.get(f"{server}/health")
+    assert health.json()["status"] == "ok" and health.json()["products"] > 0
+    assert_declared(openapi, "get", "/health", health)
     assert httpx.get(f"{server}/docs").status_code == 200
-    assert "/search" in httpx.get(f"{server}/openapi.json").json()["paths"]
+    assert "/search" in openapi["paths"]
     page = httpx.get(f"{server}/")
     assert page.status_code == 200 and 'id="search"' in page.text
-    rooms = httpx.get(f"{server}/rooms").json()
-    assert rooms
-    photo = httpx.get(server + rooms[0]["image_url"])
+    rooms = httpx.get(f"{server}/rooms")
+    assert rooms.json()
+    assert_declared(openapi, "get", "/rooms", rooms)
+    photo = httpx.get(server + rooms.json()[0]["image_url"])
     assert photo.status_code == 200 and photo.content
+    assert_declared(openapi, "get", "/rooms/{room_id}/image", photo)
 
 
 @pytest.mark.slow
@@ -99,7 +109,7 @@ def test_health_docs_page_and_sample_rooms(server):
     ],
 )
 def test_each_bad_input_gets_its_status_and_message(
-    server, pool_photo, photo, query, fields, status, says
+    server, openapi, pool_photo, photo, query, fields, status, says
 ):
     if photo == "bomb":  # a small file whose header announces 64 megapixels
         photo = png_bytes(Image.new("1", (8000, 8000)))
@@ -109,13 +119,30 @@ def test_each_bad_input_gets_its_status_and_message(
     assert answer.status_code == status, answer.text
     body = answer.json()
     assert body["status"] == status and says in body["error"]
+    assert_declared(openapi, "post", "/search", answer)
 
 
 @pytest.mark.slow
-def test_images_are_served_by_key_only(server):
-    assert httpx.get(f"{server}/products/no-such-key/image").status_code == 404
+def test_images_are_served_by_key_only(server, openapi):
+    unknown = httpx.get(f"{server}/products/no-such-key/image")
+    assert unknown.status_code == 404
+    assert_declared(openapi, "get", "/products/{key}/image", unknown)
     escape = httpx.get(f"{server}/rooms/..%2F..%2F..%2Fetc%2Fpasswd/image")
     assert escape.status_code == 404 and "no sample room" in escape.json()["error"]
+    assert_declared(openapi, "get", "/rooms/{room_id}/image", escape)
+
+
+@pytest.mark.slow
+def test_an_empty_query_is_a_room_search_or_422_where_no_stage_can_do_one(
+    server, openapi, indexed, pool_photo
+):
+    room_only = post(server, pool_photo, "")
+    assert room_only.status_code == 200 and room_only.json()["room_only"]
+    assert_declared(openapi, "post", "/search", room_only)
+    with running_service(load_config([*indexed.overrides, "funnel.stages=[bm25]"])) as lexical:
+        refused = post(lexical, pool_photo, "")
+    assert refused.status_code == 422 and "stages siglip and agent" in refused.json()["error"]
+    assert_declared(openapi, "post", "/search", refused)
 
 
 @pytest.mark.slow

@@ -8,10 +8,13 @@ and every response says which, in its `X-Mars-*` headers (and `/health` and `POS
 in their JSON). Twenty concurrent requests share one set of models: the retrieval stages run
 one request at a time under a lock, and the agent merges the candidates of requests that
 reach it together into shared batches (`serve.agent_batch_window_ms`, `student.batch_size`;
-see `mars_core.agent.batching`). Product images are served by catalogue key from the
-answering build's products, room photos by room id from rooms.parquet: a client never names
-a path. Uploads are decoded in memory (`BodyLimit` bounds every body, so none is spooled to
-disk); the service writes nothing but its reader lease in the index folder.
+see `mars_core.agent.batching`). A search has `serve.request_timeout_s` to finish, else it is
+answered 504 and stops at its next checkpoint (`deadline`). Product images are served by
+catalogue key from the answering build's products, room photos by room id from
+rooms.parquet: a client never names a path. Uploads are decoded in memory (`BodyLimit`
+bounds every body, so none is spooled to disk); the service writes nothing but its reader
+lease in the index folder. `/metrics` serves Prometheus' text format (`metrics`); on SIGTERM
+the service drains (`shutdown`). Every answer's shape is declared in `api`.
 """
 
 from __future__ import annotations
@@ -22,14 +25,33 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import anyio
 from fastapi import FastAPI, File, Form, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
-from mars_core.app.serve.follow import Follower, Generation
-from mars_core.app.serve.validation import (
+from mars_core.app.serve.api import (
+    BAD_REQUEST,
+    GATEWAY_TIMEOUT,
+    INTERNAL_ERROR,
+    NOT_FOUND,
+    PAYLOAD_TOO_LARGE,
+    SERVICE_UNAVAILABLE,
     UNPROCESSABLE,
+    UNSUPPORTED_MEDIA_TYPE,
+    Health,
+    Room,
+    SearchAnswer,
+    error_response,
+    responses_for,
+    without_fastapi_errors,
+)
+from mars_core.app.serve.deadline import DeadlineExceeded, check_deadline, deadline
+from mars_core.app.serve.follow import Follower, Generation
+from mars_core.app.serve.metrics import ServiceMetrics
+from mars_core.app.serve.shutdown import Drain, Gate
+from mars_core.app.serve.validation import (
     BodyLimit,
     UnknownItemError,
     check_k,
@@ -45,10 +67,6 @@ from mars_core.search.types import Candidate, SearchRequest
 PAGE = Path(__file__).with_name("page.html")
 FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the small fields besides the photo
 PRODUCT_FIELDS = ("name", "category", "brand", "color", "material", "style")
-
-
-def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
 def product_json(rank: int, candidate: Candidate) -> dict[str, Any]:
@@ -120,10 +138,17 @@ def create_app(cfg: MarsConfig) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.follower = follower
+    app.state.metrics = metrics = ServiceMetrics(follower)
+    app.state.drain = drain = Drain()
     _add_error_handlers(app)
     app.add_middleware(BodyLimit, limit=cfg.serve.max_upload_bytes + FORM_OVERHEAD_BYTES)
     _add_generations(app, follower)
+    app.add_middleware(
+        Gate, drain=drain, metrics=metrics, routes=app.routes, retry_after_s=cfg.serve.retry_after_s
+    )
     _add_routes(app, cfg)
+    _add_search(app, cfg)
+    app.openapi_schema = without_fastapi_errors(app.openapi())
     return app
 
 
@@ -160,6 +185,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def user_error(_: Request, error: UserInputError) -> JSONResponse:
         return error_response(status_of(error), " ".join(str(error).split()))
 
+    @app.exception_handler(DeadlineExceeded)
+    async def too_slow(_: Request, error: DeadlineExceeded) -> JSONResponse:
+        return error_response(GATEWAY_TIMEOUT, str(error))
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         return error_response(UNPROCESSABLE, validation_message(error))
@@ -168,42 +197,57 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
         return error_response(error.status_code, str(error.detail))
 
+    @app.exception_handler(Exception)
+    async def fault(_: Request, error: Exception) -> JSONResponse:
+        """A fault of the service (uvicorn logs its traceback): JSON like any error."""
+        message = f"the service failed ({type(error).__name__}); its log has the details"
+        return error_response(INTERNAL_ERROR, message)
+
 
 def _add_routes(app: FastAPI, cfg: MarsConfig) -> None:
     follower: Follower = app.state.follower
+    metrics: ServiceMetrics = app.state.metrics
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
-    @app.get("/health")
-    def health(request: Request) -> dict[str, Any]:
+    @app.get("/health", responses=responses_for())
+    def health(request: Request) -> Health:
         """Up, with the stages that run and what answers: the index build, the catalogue's
         size, the student and its version, and any reload that failed (still serving the
         old one)."""
         generation: Generation = request.state.generation
-        return {
-            "status": "ok",
-            "stages": list(cfg.funnel.stages),
+        return Health(
+            status="ok",
+            stages=list(cfg.funnel.stages),
             **generation.identity(),
-            "k": cfg.funnel.k3,
-            "notice": generation.student.notice,
-            "problems": dict(follower.problems),
-        }
+            k=cfg.funnel.k3,
+            notice=generation.student.notice,
+            problems=dict(follower.problems),
+        )
 
-    @app.get("/rooms")
-    def rooms(request: Request) -> list[dict[str, str]]:
+    @app.get("/metrics", response_class=Response, responses=responses_for(media="text/plain"))
+    def scrape() -> Response:
+        """Requests by route and status, latency per route and per stage, searches in
+        flight, what answers (as labels), re-indexes and promotions, in Prometheus' text
+        format."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    @app.get("/rooms", responses=responses_for())
+    def rooms(request: Request) -> list[Room]:
         """Sample rooms the page offers (id, type and the image URL)."""
         return [
-            {
-                "room_id": room_id,
-                "room_type": row["room_type"],
-                "image_url": f"/rooms/{quote(room_id)}/image",
-            }
+            Room(room_id=room_id, room_type=row["room_type"], image_url=room_url(room_id))
             for room_id, row in request.state.generation.rooms.items()
         ]
 
-    @app.get("/rooms/{room_id:path}/image")
+    @app.get(
+        "/rooms/{room_id:path}/image",
+        response_class=FileResponse,
+        responses=responses_for(NOT_FOUND, media="image/*"),
+    )
     def room_photo(request: Request, room_id: str) -> FileResponse:
         """A sample room's photo, by its id in rooms.parquet."""
         row = request.state.generation.rooms.get(room_id)
@@ -211,7 +255,11 @@ def _add_routes(app: FastAPI, cfg: MarsConfig) -> None:
             raise UnknownItemError(f"no sample room {room_id!r}; GET /rooms lists them")
         return FileResponse(row["path"])
 
-    @app.get("/products/{key}/image")
+    @app.get(
+        "/products/{key}/image",
+        response_class=FileResponse,
+        responses=responses_for(NOT_FOUND, media="image/*"),
+    )
     def product_image(request: Request, key: str) -> FileResponse:
         """A product's image, by its key in the answering build (never a client's path)."""
         path = request.state.generation.index.images.get(key)
@@ -219,24 +267,59 @@ def _add_routes(app: FastAPI, cfg: MarsConfig) -> None:
             raise UnknownItemError(f"no product {key!r} in the catalogue")
         return FileResponse(path)
 
-    @app.post("/search")
-    def search(
+
+def room_url(room_id: str) -> str:
+    return f"/rooms/{quote(room_id)}/image"
+
+
+SEARCH_ERRORS = (
+    BAD_REQUEST,
+    PAYLOAD_TOO_LARGE,
+    UNSUPPORTED_MEDIA_TYPE,
+    UNPROCESSABLE,
+    SERVICE_UNAVAILABLE,
+    GATEWAY_TIMEOUT,
+)
+
+
+def _add_search(app: FastAPI, cfg: MarsConfig) -> None:
+    follower: Follower = app.state.follower
+    metrics: ServiceMetrics = app.state.metrics
+    timeout = cfg.serve.request_timeout_s
+
+    @app.post("/search", responses=responses_for(*SEARCH_ERRORS))
+    async def search(
         request: Request,
         room: Annotated[UploadFile, File(description="room photo: JPEG, PNG, WebP, ...")],
         query: Annotated[
             str, Form(description='what to look for, e.g. "bed"; empty: what fits the room')
         ] = "",
         k: Annotated[int | None, Form(description="products to return (1 to funnel.k3)")] = None,
-    ) -> dict[str, Any]:
+    ) -> SearchAnswer:
         """Rank catalogue products for a room photo and a query; with no query, the products
         that fit the room, grouped by category (`room_only`). When nothing fits a query,
-        `alternatives` holds the categories that do."""
+        `alternatives` holds the categories that do. A search not answered within
+        `serve.request_timeout_s` gets 504."""
         generation: Generation = request.state.generation
-        check_query(query, cfg.funnel)
-        wanted = check_k(k, cfg.funnel.k3)
-        data = room.file.read(cfg.serve.max_upload_bytes + 1)
+        data = await room.read(cfg.serve.max_upload_bytes + 1)
         name = room.filename or "upload"
-        image = room_image(data, name, cfg.serve, cfg.data.max_image_pixels)
-        result = generation.funnel.search(SearchRequest(room=image, query=query, room_id=name))
-        answer = result_json(result, wanted, generation.student.notice)
-        return answer | {"served_by": generation.identity()}
+
+        def answer() -> SearchResult:
+            """In a worker thread, holding the generation until it ends (even past a 504)."""
+            with follower.keep(generation):
+                check_deadline()
+                check_query(query, cfg.funnel)
+                image = room_image(data, name, cfg.serve, cfg.data.max_image_pixels)
+                request = SearchRequest(room=image, query=query, room_id=name)
+                return generation.funnel.search(request)
+
+        wanted = check_k(k, cfg.funnel.k3)
+        with metrics.searches_in_flight.track_inprogress(), deadline(timeout):
+            try:
+                with anyio.fail_after(timeout or None):
+                    result = await anyio.to_thread.run_sync(answer, abandon_on_cancel=True)
+            except (TimeoutError, DeadlineExceeded):  # at the deadline, or at a checkpoint
+                raise DeadlineExceeded(timeout) from None
+        metrics.stages(result.timings)
+        body = result_json(result, wanted, generation.student.notice)
+        return SearchAnswer.model_validate(body | {"served_by": generation.identity()})

@@ -1,18 +1,19 @@
-"""What the service answers from, and how it follows a re-index and a newly promoted champion.
+"""How the service follows a re-index and a newly promoted champion.
 
-A `Generation` is one consistent view: an opened index build (its retrieval stages, its
-products' images, a reader lease that keeps `prune_lucene` off its folder), the sample rooms
-and the student. A request holds the generation that was current when it arrived until its
-answer is written, so every part of one answer comes from one build and one student.
+A request holds the `Generation` (`mars_core.app.serve.generation`) that was current when it
+arrived until its answer is written, and the thread computing it holds it until that thread
+ends (a search cut by its deadline ends later), so every part of one answer comes from one
+build and one student, and nothing it reads is closed under it.
 
 Between requests, at most every `serve.reload_check_s`, a background check stats
 `CURRENT.json` and, with `student.adapter=auto` and `serve.follow_champion`, asks the
 registry which version the champion alias points at. What changed is opened beside the
 running generation and swapped in for new requests; the old generation closes when its last
 request finishes, and with it each part the new one does not share (a re-index keeps the
-student loaded, a promotion keeps the index open). A build or a student that fails to open
-leaves the old one serving, logs one line and is shown by `/health` under `problems`; a
-champion version that failed is not tried again.
+student loaded, a promotion keeps the index open, and the embedder is loaded once for every
+build: `LoadedModels`); the C heap they freed goes back to the system. A build or a student
+that fails to open leaves the old one serving, logs one line and is shown by `/health` under
+`problems`; a champion version that failed is not tried again.
 """
 
 from __future__ import annotations
@@ -21,20 +22,28 @@ import dataclasses
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from mars_core.agent.adapter import NO_ADAPTER, SERVE_CHAMPION, champion_pin
-from mars_core.agent.stage import AgentStage
-from mars_core.catalogue.schema import ROOMS_FILE
+from mars_core.app.serve.deadline import DeadlineExceeded, DeadlineLock, DeadlineScorer
+from mars_core.app.serve.generation import (
+    Generation,
+    IndexPart,
+    LockedStage,
+    StudentPart,
+    close_parts,
+    read_rooms,
+    release_freed_memory,
+)
 from mars_core.config import MarsConfig
 from mars_core.funnel.stages import (
     AGENT,
+    LoadedModels,
     agent_notice,
     build_funnel,
     funnel_of,
@@ -42,92 +51,12 @@ from mars_core.funnel.stages import (
     open_agent,
 )
 from mars_core.index.lucene import read_products
-from mars_core.index.store import MANIFEST_FILE, IndexSnapshot, ReaderLease, lease_build
+from mars_core.index.store import MANIFEST_FILE, IndexSnapshot, lease_build
 from mars_core.infra.errors import one_line
-from mars_core.search.funnel import FunnelStep, SearchFunnel
-from mars_core.search.types import (
-    Candidate,
-    SearchRequest,
-    StageOutput,
-    WrappedStage,
-    close_stage,
-)
+from mars_core.search.funnel import FunnelStep
 
 log = logging.getLogger(__name__)
 OPEN_ATTEMPTS = 3  # builds published while one opens: open the newest instead, this many times
-
-
-@dataclass
-class LockedStage(WrappedStage):
-    """A stage whose `rank` runs under a lock shared by the service's requests."""
-
-    lock: threading.Lock
-
-    def rank(
-        self, request: SearchRequest, candidates: list[Candidate] | None, k: int
-    ) -> StageOutput:
-        with self.lock:
-            return self.stage.rank(request, candidates, k)
-
-
-@dataclass(eq=False)
-class IndexPart:
-    """One published build, opened: a step per registered stage (the agent's left empty),
-    its products' images by key, and the lease that keeps its folder."""
-
-    snapshot: IndexSnapshot
-    steps: list[FunnelStep]
-    images: dict[str, Path]
-    lease: ReaderLease
-    users: int = 0  # generations holding it, counted under the follower's lock
-
-    def close(self) -> None:
-        for step in self.steps:
-            close_stage(step.stage)
-        self.lease.release()
-
-
-@dataclass(eq=False)
-class StudentPart:
-    """The agent stage of one student version (None when the funnel runs without the agent)."""
-
-    stage: AgentStage | None
-    name: str
-    version: int | None  # the registry version a followed champion is pinned to
-    notice: str | None
-    users: int = 0
-
-    def describe(self) -> str:
-        """The student as results name it (`ranked_by`)."""
-        return self.stage.student if self.stage is not None else f"{self.name} (agent off)"
-
-    def close(self) -> None:
-        close_stage(self.stage)
-
-
-@dataclass(eq=False)
-class Generation:
-    """What one request answers from."""
-
-    index: IndexPart
-    student: StudentPart
-    rooms: dict[str, dict[str, Any]]
-    funnel: SearchFunnel
-    requests: int = 0
-    retired: bool = False  # no longer current: closes when its last request ends
-    closed: bool = False
-
-    def identity(self) -> dict[str, Any]:
-        """What answered: the index build, the catalogue's size, the student and version."""
-        return {
-            "index_build": self.index.snapshot.manifest.lucene,
-            "products": self.index.snapshot.manifest.rows,
-            "student": {
-                "name": self.student.name,
-                "version": self.student.version,
-                "ranked_by": self.student.describe(),
-            },
-        }
 
 
 @dataclass
@@ -135,8 +64,11 @@ class Follower:
     """The current generation, and the checks that replace it."""
 
     cfg: MarsConfig
-    lock: threading.Lock = field(default_factory=threading.Lock)  # the retrieval stages'
+    lock: DeadlineLock = field(default_factory=DeadlineLock)  # the retrieval stages'
     problems: dict[str, str] = field(default_factory=dict)  # "index"/"student": last failure
+    swaps: Counter[str] = field(default_factory=Counter)  # "index"/"student": swapped in
+    failures: Counter[str] = field(default_factory=Counter)  # by part, as in `problems`
+    models: LoadedModels = field(default_factory=LoadedModels)  # shared by every build
     _current: Generation | None = None
     _state: threading.Lock = field(default_factory=threading.Lock)
     _signature: tuple[int, int, int] | None = None
@@ -184,6 +116,11 @@ class Follower:
         if old is not None:
             self._retire(old)
 
+    @property
+    def current(self) -> Generation | None:
+        """The generation new requests get (None before `open` and after `close`)."""
+        return self._current
+
     @contextmanager
     def hold(self) -> Iterator[Generation]:
         """The current generation, kept open until the caller is done with it."""
@@ -191,6 +128,17 @@ class Follower:
             generation = self._current
             if generation is None:
                 raise RuntimeError("the service is not running: its index and student are closed")
+        with self.keep(generation):
+            yield generation
+
+    @contextmanager
+    def keep(self, generation: Generation) -> Iterator[Generation]:
+        """`generation` kept open until the caller is done with it, for a thread that computes
+        a request's answer; one already closed (its request was answered 504 and its last
+        holder left before this thread began) is a `DeadlineExceeded`."""
+        with self._state:
+            if generation.closed:
+                raise DeadlineExceeded()
             generation.requests += 1
         try:
             yield generation
@@ -198,7 +146,7 @@ class Follower:
             with self._state:
                 generation.requests -= 1
                 idle = self._closable(generation)
-            _close(idle)
+            close_parts(idle)
 
     def poke(self) -> None:
         """Between requests: wake the follower thread when `serve.reload_check_s` has passed
@@ -213,7 +161,9 @@ class Follower:
     def _follow(self) -> None:
         """The one thread that checks and opens, for the server's life. Opening each build
         on a new thread instead costs ~20 MiB of resident memory per build that is never
-        given back (native allocations made per thread, measured with the tiny models)."""
+        given back (native allocations made per thread, measured with the tiny models).
+        Each check ends by handing the C heap that requests freed since back to the system:
+        20 searches in flight leave peaks of freed heap behind them too."""
         while True:
             self._wake.wait()
             self._wake.clear()
@@ -225,6 +175,7 @@ class Follower:
                 self._fail("follow", f"a check for a new build or champion failed ({one_line(e)})")
             else:
                 self.problems.pop("follow", None)
+            release_freed_memory()
 
     def refresh(self) -> None:
         """Open what changed since the current generation, beside it, and swap it in."""
@@ -238,12 +189,13 @@ class Follower:
         try:
             generation = self._generation(index or current.index, student or current.student)
         except Exception as e:  # rooms.parquet unreadable mid-rewrite: try again next check
-            _close([part for part in (index, student) if part is not None])
+            close_parts([part for part in (index, student) if part is not None])
             self._signature = None
             self._fail("rooms", f"the sample rooms could not be read ({one_line(e)})")
             return
         self.problems.pop("rooms", None)
         self._install(generation)
+        self.swaps.update(part for part, new in (("index", index), ("student", student)) if new)
 
     # ---- opening ---------------------------------------------------------------------------------
 
@@ -295,7 +247,7 @@ class Follower:
             snapshot = IndexSnapshot.current(self.root)
             lease = lease_build(self.root, snapshot.manifest.lucene)
             try:
-                funnel = build_funnel(self.cfg, retrieval)
+                funnel = build_funnel(self.cfg, retrieval, models=self.models)
                 images = read_products(snapshot.lucene_path, ["key", "image_path"]).to_pylist()
             except BaseException:
                 lease.release()
@@ -317,6 +269,8 @@ class Follower:
         if AGENT in cfg.funnel.stages:
             stage = open_agent(cfg)
             stage.batch_across_requests(cfg.serve.agent_batch_window_ms / 1000)
+            runner = stage.batcher or stage.scorer
+            stage.batcher = DeadlineScorer(runner, owned=runner is not stage.scorer)
         return StudentPart(stage, cfg.student.name, version, agent_notice(cfg))
 
     def _pin(self) -> tuple[str | None, int | None]:
@@ -354,7 +308,7 @@ class Follower:
         with self._state:
             generation.retired = True
             idle = self._closable(generation)
-        _close(idle)
+        close_parts(idle)
 
     def _closable(self, generation: Generation) -> list[IndexPart | StudentPart]:
         """Under the state lock: the parts to close when a retired generation is idle."""
@@ -368,12 +322,8 @@ class Follower:
 
     def _fail(self, part: str, message: str) -> None:
         self.problems[part] = message
+        self.failures[part] += 1
         log.warning("%s", message)
-
-
-def _close(parts: list[IndexPart | StudentPart]) -> None:
-    for part in parts:
-        part.close()
 
 
 def manifest_signature(root: Path) -> tuple[int, int, int] | None:
@@ -383,12 +333,3 @@ def manifest_signature(root: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
-
-
-def read_rooms(cfg: MarsConfig) -> dict[str, dict[str, Any]]:
-    """The sample rooms the page offers (the first `serve.sample_rooms` of rooms.parquet)."""
-    rooms_file = Path(cfg.data.out_dir) / ROOMS_FILE
-    if not rooms_file.is_file():
-        return {}
-    rows = pq.read_table(rooms_file, columns=["room_id", "room_type", "path"]).to_pylist()
-    return {row["room_id"]: row for row in rows[: cfg.serve.sample_rooms]}

@@ -10,14 +10,20 @@ over 1 MB to the system's temp folder).
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from PIL import Image
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mars_core.app.serve.api import (
+    BAD_REQUEST,
+    NOT_FOUND,
+    PAYLOAD_TOO_LARGE,
+    SERVICE_UNAVAILABLE,
+    UNPROCESSABLE,
+    UNSUPPORTED_MEDIA_TYPE,
+    send_error,
+)
 from mars_core.config import ServeConfig
 from mars_core.infra.errors import (
     BadImageError,
@@ -31,13 +37,6 @@ from mars_core.infra.errors import (
 # The service checks a query exactly as the command line and the funnel do.
 from mars_core.search.query import check_query as check_query
 from mars_core.vision.images import load_image_bytes
-
-BAD_REQUEST = 400
-NOT_FOUND = 404
-PAYLOAD_TOO_LARGE = 413
-UNSUPPORTED_MEDIA_TYPE = 415
-UNPROCESSABLE = 422
-SERVICE_UNAVAILABLE = 503
 
 
 class UploadTooLargeError(UserInputError):
@@ -97,7 +96,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length", b"").decode("latin-1")
         if length.isdigit() and int(length) > self.limit:
-            return await _send_error(send, PAYLOAD_TOO_LARGE, self._too_large(f"{int(length):,}"))
+            return await send_error(send, PAYLOAD_TOO_LARGE, self._too_large(f"{int(length):,}"))
         received = 0
 
         async def bounded_receive() -> Message:
@@ -115,17 +114,6 @@ class BodyLimit:
             f"the request body is {size} bytes, over the limit of {self.limit:,} "
             "(serve.max_upload_bytes plus the form); send a smaller photo"
         )
-
-
-async def _send_error(send: Send, status: int, message: str) -> None:
-    """The service's JSON error, sent before the app sees the request."""
-    body = json.dumps({"error": message, "status": status}).encode()
-    headers: list[Any] = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def room_image(data: bytes, name: str, limits: ServeConfig, max_pixels: int) -> Image.Image:
