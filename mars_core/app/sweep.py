@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hydra import compose
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -37,6 +38,7 @@ from mars_core.config.messages import config_error_message
 from mars_core.infra.errors import ConfigError, UserInputError
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 # The tag of a student's run that names the Prefect flow run that trained it.
 FLOW_RUN_TAG = "prefect.flow_run_id"
 OPTUNA = "hydra/sweeper=optuna"
@@ -117,7 +119,8 @@ def jobs_of(overrides: list[str]) -> list[list[str]] | None:
     plugin samples its trials as it goes)."""
     with hydra_initialized():
         parsed = _parse(overrides)
-        if any(o.is_hydra_override() and o.key_or_group == "hydra/sweeper" for o in parsed):
+        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+        if _sweeper(fixed) != BASIC_SWEEPER:
             return None
         if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
             raise UserInputError(
@@ -181,6 +184,16 @@ def best_job(jobs: list[SweepJob], objective: str, direction: str) -> SweepJob |
         return None
     sign = 1.0 if direction == "maximize" else -1.0
     return max(measured, key=lambda j: sign * j.metrics[objective])
+
+
+def _sweeper(fixed: list[str]) -> str:
+    """The sweeper class the overrides that sweep nothing choose (`hydra/sweeper=optuna`, or
+    an `hparams_search` option that picks one)."""
+    try:
+        composed = compose(CONFIG_NAME, fixed, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(config_error_message(e)) from e
+    return str(composed.hydra.sweeper._target_)
 
 
 def _parse(overrides: list[str]) -> list[Override]:

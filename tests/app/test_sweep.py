@@ -34,6 +34,7 @@ def test_the_basic_sweeper_makes_every_combination():
 
 def test_a_sampling_sweeper_is_left_to_sample():
     assert jobs_of(["hydra/sweeper=optuna", "train.learning_rate=interval(1e-4,1e-3)"]) is None
+    assert jobs_of(["hparams_search=optuna"]) is None  # the option picks Optuna
     with pytest.raises(UserInputError, match="hydra/sweeper=optuna"):
         jobs_of(["train.learning_rate=interval(1e-4,1e-3)"])
 
