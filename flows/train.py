@@ -216,6 +216,7 @@ def train_sweep(
             registry=cfg.student.registry,
             folder=str(folder),
             run_id=parent.info.run_id,
+            flow_run_id=str(prefect_flow_run.id),
             columns=_columns(cfg),
             best=best,
         )

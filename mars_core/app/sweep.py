@@ -215,6 +215,7 @@ class SweepReport:
     registry: str
     folder: str  # hydra.sweep.dir
     run_id: str  # the parent MLflow run; each job's run is its child
+    flow_run_id: str  # the parent Prefect flow run; each job's flow run is its child
     columns: list[str]  # the metrics of the table, `val.*` and `test.*`
     best: SweepJob | None = None
 

@@ -96,7 +96,15 @@ def test_the_best_job_on_validation_is_picked_and_the_report_lists_every_job():
     assert best is jobs[1]
     assert best_job(jobs, "val.nDCG_at_10", "minimize") is jobs[0]
     report = SweepReport(
-        jobs, "val.nDCG_at_10", "maximize", "m", "/sweep", "parent", ["test.nDCG_at_10"], best
+        jobs,
+        "val.nDCG_at_10",
+        "maximize",
+        "m",
+        "/sweep",
+        "parent",
+        "flow",
+        ["test.nDCG_at_10"],
+        best,
     )
     rows = report.table().splitlines()[2:]
     assert len(rows) == 4

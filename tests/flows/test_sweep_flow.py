@@ -104,19 +104,18 @@ def test_the_sweep_is_one_prefect_parent_flow_run_with_a_child_per_job(two_by_tw
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
     with get_client(sync_client=True) as client:
-        [parent] = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["train-sweep"])), limit=10
+        parent = client.read_flow_run(two_by_two.flow_run_id)
+        trains = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["train"])), limit=200
         )
-        children = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["train"])), limit=50
-        )
-        parents = {
-            client.read_task_run(run.parent_task_run_id).flow_run_id
-            for run in children
+        children = [
+            run
+            for run in trains
             if run.parent_task_run_id is not None
-        }
-    assert parent.state.is_completed()
-    assert parents == {parent.id} and len(children) >= 4
+            and client.read_task_run(run.parent_task_run_id).flow_run_id == parent.id
+        ]
+    assert parent.state.is_completed() and parent.flow_id != children[0].flow_id
+    assert len(children) == 4 and all(run.state.is_completed() for run in children)
 
 
 def test_a_failed_job_is_reported_and_the_others_finish(overrides, prefect_harness, tmp_path):
