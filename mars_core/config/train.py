@@ -7,6 +7,8 @@ from mars_core.infra.knob import check_knobs, knob
 TRAIN_METHODS = ("full", "lora", "qlora")
 QUANT_TYPES = ("nf4", "fp4")
 COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
+# Where the output layer runs: the labelled (completion) positions only, or every position.
+LOSS_POSITIONS = ("labelled", "all")
 
 
 @dataclass
@@ -71,8 +73,27 @@ class TrainConfig:
     )
     cpu_threads: int = knob(
         1,
-        "CPU training: torch threads (1 is fastest on a shared small box); 0 = torch's default",
+        "CPU training: torch threads (1 is fastest on a shared small box, and the thread count "
+        "changes the float rounding, so a fixed count keeps runs comparable across machines); "
+        "0 = torch's default, one per core",
         ge=0,
+    )
+    deterministic: bool = knob(
+        True,
+        "train with torch's deterministic algorithms (torch.use_deterministic_algorithms): "
+        "the same seed and data give the same model bit for bit on one machine",
+    )
+    collate_once: bool = knob(
+        True,
+        "render, tokenize and process the images of each SFT example once before training "
+        "instead of in every batch; the same batches (false: trl's collator every batch)",
+    )
+    loss_positions: str = knob(
+        "labelled",
+        "where the output layer runs: labelled (the completion tokens the loss covers, about "
+        "a tenth of a batch) or all (trl's way on a CPU); the same loss, gradients equal up "
+        "to float rounding",
+        choices=LOSS_POSITIONS,
     )
     lora_r: int = knob(16, "LoRA rank", ge=1)
     lora_alpha: int = knob(32, "LoRA alpha", ge=1)
