@@ -79,9 +79,11 @@ class TrainConfig:
         ge=0,
     )
     deterministic: bool = knob(
-        True,
-        "train with torch's deterministic algorithms (torch.use_deterministic_algorithms): "
-        "the same seed and data give the same model bit for bit on one machine",
+        False,
+        "train with torch's deterministic algorithms only (torch.use_deterministic_algorithms); "
+        "for a GPU run that must repeat bit for bit, with CUBLAS_WORKSPACE_CONFIG=:4096:8 set "
+        "before the process starts. A CPU run on train.cpu_threads threads already repeats "
+        "bit for bit either way",
     )
     collate_once: bool = knob(
         True,

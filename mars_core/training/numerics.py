@@ -1,36 +1,48 @@
 """What a training run's numbers depend on besides its seed and data, pinned where it can be.
 
-* Thread count: torch splits a CPU matrix product or reduction across its threads, and the
-  split changes the order of float additions, so a run on 2 threads drifts from the same run
-  on 1 (bench/RESULTS.md, "Training speed and reproducibility"). torch's default is one thread
-  per core, a property of the machine; `train.cpu_threads` (1) fixes it for CPU training.
-* Algorithms: `train.deterministic` makes torch pick deterministic kernels during training
-  and raise on an operation that has none, instead of one that accumulates in arrival order
-  (on a GPU, set `CUBLAS_WORKSPACE_CONFIG=:4096:8` before the process starts, as torch's
-  error says). Set back when training ends: evaluation is not bound by it.
-* The CPU's instruction set is not pinned: torch and MKL choose kernels for the CPU they run
-  on (AVX-512 here, AVX2 elsewhere), which round differently. A run is bit-for-bit the same
-  on one machine, not across machines; `ATEN_CPU_CAPABILITY=avx2` and `MKL_CBWR=AVX2` in the
-  environment before Python starts make two x86 machines pick the same kernels (slower).
+Measured on the tiny student (bench/RESULTS.md, "Training speed and reproducibility"): on one
+CPU thread a run repeats bit for bit, in the same process or another, whatever
+`OMP_NUM_THREADS` says. Three things change its float rounding, each by about 1e-7 in the
+loss and 1e-5 in the weights after 100 steps, differences that grow with training:
 
-torch is imported by the caller first (this module is imported when a run starts).
+* The thread count: torch splits a CPU matrix product across its threads, which changes the
+  order of float additions, and its default is one thread per core, a property of the
+  machine. `train.cpu_threads` (1) fixes it for CPU training.
+* The CPU's kernels: torch (`ATEN_CPU_CAPABILITY`), MKL (`MKL_CBWR`) and oneDNN
+  (`ONEDNN_MAX_CPU_ISA`) each pick the widest instructions the CPU has (AVX-512 or AVX2),
+  which round differently, so two machines with different CPUs train slightly different
+  students. Not pinned here: those variables are read when torch loads, and narrower
+  kernels are slower. Set all three to AVX2 in the environment of both machines to compare
+  them.
+* Non-deterministic algorithms (GPU atomics, cuBLAS's split reductions): `train.deterministic`
+  asks torch for deterministic ones during training. On a CPU it changes no bit.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
 
 from mars_core.config import TrainConfig
+from mars_core.infra.errors import UserInputError
+
+# What cuBLAS needs to repeat a GPU run (torch's reproducibility notes).
+CUBLAS_WORKSPACE = "CUBLAS_WORKSPACE_CONFIG"
 
 
 @contextmanager
 def pinned_numerics(train: TrainConfig, *, on_gpu: bool) -> Iterator[None]:
     """Train inside this: CPU threads as `train.cpu_threads` says (kept after, as torch's
     setting for the process), deterministic algorithms as `train.deterministic` says (set
-    back to what they were on the way out)."""
+    back to what they were on the way out: evaluation is not bound by them)."""
+    if train.deterministic and on_gpu and not os.environ.get(CUBLAS_WORKSPACE):
+        raise UserInputError(
+            f"train.deterministic=true on a GPU needs {CUBLAS_WORKSPACE}=:4096:8 in the "
+            "environment before the process starts; set it, or train.deterministic=false"
+        )
     if train.cpu_threads and not on_gpu:
         torch.set_num_threads(train.cpu_threads)
     was = torch.are_deterministic_algorithms_enabled()

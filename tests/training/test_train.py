@@ -106,7 +106,8 @@ def test_training_ends_by_steps_and_a_clock_stop_is_loud(cfg, model_cache, data,
 @pytest.mark.slow
 def test_the_same_training_twice_is_the_same_model_bit_for_bit(cfg, model_cache, data, tmp_path):
     """Same seed and data: the same loss curves and weights, even when the process's torch
-    runs on another thread count in between (`train.cpu_threads` pins it for training)."""
+    runs on another thread count in between (`train.cpu_threads` pins it for training), and
+    with torch's deterministic algorithms only (on a CPU they change no bit)."""
     from safetensors.torch import load_file
 
     threads = torch.get_num_threads()
@@ -114,7 +115,7 @@ def test_the_same_training_twice_is_the_same_model_bit_for_bit(cfg, model_cache,
     try:
         first = _train(cfg, model_cache, data, tmp_path / "a", **knobs)
         torch.set_num_threads(2)
-        second = _train(cfg, model_cache, data, tmp_path / "b", **knobs)
+        second = _train(cfg, model_cache, data, tmp_path / "b", deterministic=True, **knobs)
     finally:
         torch.set_num_threads(threads)
     assert len(first.train_loss) == 4 and len(first.val_loss) == 2
@@ -131,3 +132,19 @@ def test_importing_the_trainer_imports_no_torch_transformers_or_trl():
     loaded = {line.rsplit("|", 1)[-1].strip() for line in log.splitlines()}
     assert "mars_core.training.trainer" in loaded
     assert not loaded & HEAVY
+
+
+def test_deterministic_training_on_a_gpu_without_the_cublas_setting_is_one_clear_error(
+    monkeypatch,
+):
+    from mars_core.infra.errors import UserInputError
+    from mars_core.training.numerics import CUBLAS_WORKSPACE, pinned_numerics
+
+    monkeypatch.delenv(CUBLAS_WORKSPACE, raising=False)
+    train = dataclasses.replace(TrainConfig(), deterministic=True)
+    with (
+        pytest.raises(UserInputError, match=f"{CUBLAS_WORKSPACE}=:4096:8"),
+        pinned_numerics(train, on_gpu=True),
+    ):
+        pass
+    assert not torch.are_deterministic_algorithms_enabled()
