@@ -80,7 +80,7 @@ def train_once(side: str, overrides: list[str], steps: int, folder: Path) -> Run
     run = Run(side, seconds, result.steps, result.train_loss, result.val_loss, folder / "student")
     print(
         f"{side}: {run.steps} steps in {seconds:.1f} s = {run.steps_per_s:.3f} steps/s "
-        f"(training loop {result.seconds:.1f} s)",
+        f"(collation, steps and validations {result.seconds:.1f} s)",
         flush=True,
     )
     return run

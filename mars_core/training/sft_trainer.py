@@ -3,12 +3,16 @@ they were saved, and the output layer computed only where the loss looks.
 
 The loss covers the completion tokens only, about a tenth of a batch's positions. trl's
 `compute_loss` asks the model for per-token log-probabilities with `model(**inputs,
-fused_lm_head=True)`, which projects only the labelled positions through the output layer on
-a GPU with Triton but every position elsewhere (on a CPU, an accelerator compiling per shape).
-With `train.loss_positions=labelled`, `LabelledPositions` answers that same call by projecting
-only the labelled positions, on any device, with trl's own kernel; trl then computes the loss
-and its metrics from the answer as usual. The loss is the same to the bit and the gradients
-differ by float rounding in the output layer's weight only (`tests/training/test_loss.py`).
+fused_lm_head=True)`; on a GPU with Triton trl's fused head projects only the labelled
+positions through the output layer, but on a CPU it projects every position (and computes
+their softmax, entropy and top-1, twice: again in the backward pass). With
+`train.loss_positions=labelled`, a CPU run answers that call with `LabelledLogProbs`, which
+does trl's CPU arithmetic, operation for operation, on the labelled positions only, and
+accumulates the output layer's weight gradient over every position's row as trl does (the
+others' rows are zero), so that even its rounding is trl's: the loss, its metrics and every
+gradient are trl's to the bit (`tests/training/test_loss.py`), for a vocabulary within one
+of trl's projection tiles (32,768 tokens: the tiny student's 736; a larger one is the same
+within float rounding). trl then computes the loss and its metrics from the answer as usual.
 """
 
 from __future__ import annotations
@@ -19,16 +23,15 @@ from typing import Any
 import torch
 from safetensors.torch import save_model
 from trl import SFTTrainer
-from trl.kernels import ChunkedLogProbFunction
 from trl.trainer.utils import FusedCausalLMOutput
 
 from mars_core.config.train import LOSS_POSITIONS
 
 LABELLED = "labelled"  # `train.loss_positions`: the output layer at labelled positions only
 IGNORED = -100  # the label of a position outside the loss
-# What trl's SFT loss and metrics read from the fused head (`log_probs`, `entropy`, `is_top1`).
-_OUTPUTS = ("log_probs", "entropy", "is_top1")
-_VOCAB_CHUNK = 32768  # vocabulary columns per projection tile, as trl's fused head uses
+# trl's fused head: rows per projection chunk (its `TOKEN_CHUNK_SIZE`), whose order the
+# weight gradient's sums follow.
+_TOKEN_CHUNK = 4096
 # Output-layer transforms trl's fused head applies for some model families; Qwen2-VL has none.
 _LOGIT_TRANSFORMS = (
     "final_logit_softcapping",
@@ -63,7 +66,7 @@ class StudentSFTTrainer(SFTTrainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        if self.loss_positions == LABELLED:
+        if self.loss_positions == LABELLED and self.args.device.type == "cpu":
             model = LabelledPositions(model, self.accelerator.unwrap_model(model))
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
@@ -104,13 +107,72 @@ def labelled_log_probs(causal_lm: Any, *, labels: torch.Tensor, **inputs: Any) -
     targets = labels[:, 1:]
     mask = targets != IGNORED
     head = causal_lm.get_output_embeddings()
-    per_token = ChunkedLogProbFunction.apply(
-        hidden[mask], head.weight, head.bias, targets[mask], 1.0, _VOCAB_CHUNK, None, 1.0, _OUTPUTS
+    log_probs, entropy, is_top1 = LabelledLogProbs.apply(
+        hidden.reshape(-1, hidden.shape[-1]), head.weight, targets.reshape(-1)
     )
     # `masked_scatter` keeps a batch without labels connected to the graph (a zero loss).
-    log_probs, entropy, _, _, is_top1 = (
-        None if x is None else x.new_zeros(mask.shape).masked_scatter(mask, x) for x in per_token
+    log_probs, entropy, is_top1 = (
+        x.new_zeros(mask.shape).masked_scatter(mask, x) for x in (log_probs, entropy, is_top1)
     )
     return FusedCausalLMOutput(
         log_probs=log_probs, entropy=entropy, is_top1=is_top1, label_mask=mask
     )
+
+
+class LabelledLogProbs(torch.autograd.Function):
+    """Log-probability, entropy and top-1 hit of each labelled row's target under
+    `hidden @ weight.T`, as trl's `ChunkedLogProbFunction` computes them on a CPU (its torch
+    fallback, one vocabulary tile, no logit transform, temperature 1), for the labelled rows
+    only; the backward pass returns the gradients trl's would, bit for bit."""
+
+    @staticmethod
+    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor):
+        ctx.set_materialize_grads(False)
+        rows = targets != IGNORED
+        dtype = _compute_dtype(hidden)
+        z = torch.mm(hidden[rows].to(dtype), weight.to(dtype).t()).float()
+        target = targets[rows]
+        top = z.amax(-1)
+        e = torch.exp(z - top.unsqueeze(-1))
+        sum_exp = e.sum(-1)
+        log_z = top + torch.log(sum_exp)
+        target_logit = z.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        entropy = log_z - (e * z).sum(-1) / sum_exp
+        # The first maximum is the top-1 prediction: a tie with an earlier token is a miss.
+        earlier = torch.arange(z.shape[-1], device=z.device) < target.unsqueeze(-1)
+        best_earlier = z.masked_fill(~earlier, -torch.inf).amax(-1)
+        is_top1 = (target_logit >= top) & (target_logit > best_earlier)
+        ctx.save_for_backward(hidden, weight, targets, log_z, entropy)
+        ctx.mark_non_differentiable(is_top1)
+        return target_logit - log_z, entropy, is_top1
+
+    @staticmethod
+    def backward(ctx: Any, grad_log_probs: Any, grad_entropy: Any, _: Any) -> Any:
+        hidden, weight, targets, log_z, entropy = ctx.saved_tensors
+        rows = targets != IGNORED
+        dtype = _compute_dtype(hidden)
+        w = weight.to(dtype)
+        z = torch.mm(hidden[rows].to(dtype), w.t()).float()
+        log_p = z - log_z.unsqueeze(-1)
+        p = torch.exp(log_p)
+        grad = torch.zeros_like(z)
+        if grad_log_probs is not None:
+            is_target = torch.arange(z.shape[-1], device=z.device) == targets[rows].unsqueeze(-1)
+            grad += grad_log_probs.float().unsqueeze(-1) * (is_target.float() - p)
+        if grad_entropy is not None:
+            grad -= grad_entropy.float().unsqueeze(-1) * p * (log_p + entropy.unsqueeze(-1))
+        logits_grad = hidden.new_zeros(len(targets), weight.shape[0], dtype=dtype)
+        logits_grad[rows] = grad.to(dtype)
+        grad_hidden = torch.zeros(hidden.shape, device=hidden.device)
+        grad_weight = torch.zeros(weight.shape, device=weight.device)
+        grad_hidden[rows] = grad_hidden[rows].addmm_(logits_grad[rows].float(), w.float())
+        for start in range(0, len(targets), _TOKEN_CHUNK):
+            chunk = slice(start, start + _TOKEN_CHUNK)
+            grad_weight.addmm_(logits_grad[chunk].t().float(), hidden[chunk].to(dtype).float())
+        return grad_hidden.to(hidden.dtype), grad_weight.to(weight.dtype), None
+
+
+def _compute_dtype(hidden: torch.Tensor) -> torch.dtype:
+    """The dtype trl projects in: autocast's, else the hidden states'."""
+    device = hidden.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype

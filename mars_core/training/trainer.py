@@ -65,7 +65,7 @@ class TrainResult:
     train_loss: list[tuple[int, float]] = field(default_factory=list)
     val_loss: list[tuple[int, float]] = field(default_factory=list)
     learning_rate: list[tuple[int, float]] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # collation, training steps and validations (not the model load)
     trainable_parameters: int = 0
 
 
@@ -110,20 +110,21 @@ def train_student(
 
     torch.manual_seed(train.seed)
     model, processor = prepare_model(train, student, models_dir)
-    with pinned_numerics(train, on_gpu=_on_gpu(model)):
+    on_gpu = _on_gpu(model)
+    with pinned_numerics(train, on_gpu=on_gpu):
         work_dir.mkdir(parents=True, exist_ok=True)
         resume = get_last_checkpoint(str(work_dir))
         budget = TimeBudget(train.time_budget_s)
         history = History(on_log)
+        started = time.monotonic()
         trainer = StudentSFTTrainer(
             model=model,
-            args=SFTConfig(**sft_args(train, work_dir, on_gpu=_on_gpu(model), dtype=student.dtype)),
+            args=SFTConfig(**sft_args(train, work_dir, on_gpu=on_gpu, dtype=student.dtype)),
             processing_class=processor,
             callbacks=[EarlyStoppingCallback(train.patience), budget, history],
             loss_positions=train.loss_positions,
             **model_inputs(data, processor, train, max_image_pixels, student.product_max_pixels),
         )
-        started = time.monotonic()
         trainer.train(resume_from_checkpoint=resume)
     result = TrainResult(
         folder=str(out_dir),
