@@ -128,8 +128,11 @@ def decoded(folder: Path, overrides: list[str], count: int) -> tuple[list[str], 
         inputs = {k: v if k in (PIXELS, GRID) else v[:, :prompt] for k, v in batch.items()}
         with torch.inference_mode():
             new = model.generate(**inputs, max_new_tokens=int(labelled.sum()) + 8, do_sample=False)
-        answers.append(tokenizer.decode(new[0, prompt:], skip_special_tokens=True))
-        labels.append(tokenizer.decode(batch["input_ids"][0, labelled], skip_special_tokens=True))
+        answers.append(tokenizer.decode(new[0, prompt:], skip_special_tokens=True).strip())
+        # The label ends with the chat template's end of turn, a special token and a newline.
+        labels.append(
+            tokenizer.decode(batch["input_ids"][0, labelled], skip_special_tokens=True).strip()
+        )
     return answers, labels
 
 
