@@ -1,13 +1,14 @@
-"""SFT examples as model inputs: trl's collator run once per example, then batches padded.
+"""SFT examples as model inputs: trl's collator run once over every example, then batches
+only padded.
 
 trl's `DataCollatorForVisionLanguageModeling` renders the chat template, tokenizes and
 processes both images of every example in every batch, so each example is re-done once per
-epoch. `collate_once` runs that same collator on each example alone, before training, and
-keeps its tensors (each image's pixels once, however many examples show it); `PaddedBatches`
-then only pads and concatenates. A batch is tensor for tensor what trl's collator makes of the
-same examples (`tests/training/test_collate.py`): sequences right-padded (trl flushes its
-left-padded prompts left), labels -100 on padding, pixels and grids in example order.
-`stock_dataset` is trl's way (`train.collate_once=false`), kept to measure against.
+epoch. `PaddedBatches` runs that same collator over all examples once, before training, a few
+at a time, and keeps each example's tensors (each image's pixels once, however many examples
+show it); a batch is then only padded and concatenated, tensor for tensor what trl's collator
+makes of the same examples (`tests/training/test_collate.py`): sequences right-padded (trl
+flushes its left-padded prompts left), labels -100 on padding, pixels and grids in example
+order. `stock_dataset` is trl's way (`train.collate_once=false`), kept to measure against.
 
 Either way an image is loaded once per run and shown as the agent is shown it
 (`IMAGE_ORDER`; a product image within `student.product_max_pixels`).
@@ -33,6 +34,8 @@ EXAMPLE = "example"
 _TOKEN_PADDING = {"attention_mask": 0, "labels": -100}
 # Per-image inputs: each image's patches, and its (t, h, w) patch grid.
 PIXELS, GRID = "pixel_values", "image_grid_thw"
+# Examples per call of trl's collator while collating once.
+COLLATE_CHUNK = 32
 
 ImageKey = tuple[str, str]  # (part, path)
 
@@ -104,22 +107,37 @@ class PaddedBatches:
     """The data collator of examples collated once: pads their tokens and concatenates their
     images' pixels and grids into the batch trl's collator would have made."""
 
-    def __init__(self, processor: Any, examples: list[SFTExample], images: ShownImages):
+    def __init__(
+        self,
+        processor: Any,
+        examples: list[SFTExample],
+        images: ShownImages,
+        chunk: int = COLLATE_CHUNK,
+    ):
         collate = stock_collator(processor)
         self.pad_token_id = processor.tokenizer.pad_token_id
         self.pixels: dict[ImageKey, torch.Tensor] = {}
         self.grids: dict[ImageKey, torch.Tensor] = {}
-        self.examples = [self._collate(collate, images, e) for e in examples]
+        self.examples: list[CollatedExample] = []
+        for start in range(0, len(examples), chunk):
+            self._collate(collate, images, examples[start : start + chunk])
 
-    def _collate(self, collate: Callable, images: ShownImages, example: SFTExample) -> Any:
-        done = collate([images.row(example)])
-        keys = tuple(zip(IMAGE_ORDER, example.images, strict=True))
+    def _collate(self, collate: Callable, images: ShownImages, chunk: list[SFTExample]) -> None:
+        """trl's collator on a few examples at once (its set-up costs more than one example),
+        each example's tokens cut back to its own (trl flushes them left) and its images
+        kept once."""
+        done = collate([images.row(example) for example in chunk])
         grids = done.pop(GRID)
-        patches = done.pop(PIXELS).split(grids.prod(-1).tolist())
-        for key, grid, pixels in zip(keys, grids, patches, strict=True):
-            self.pixels.setdefault(key, pixels)
-            self.grids.setdefault(key, grid)
-        return CollatedExample({name: value[0] for name, value in done.items()}, keys)
+        patches = iter(done.pop(PIXELS).split(grids.prod(-1).tolist()))
+        grids, lengths = iter(grids), done["attention_mask"].sum(-1).tolist()
+        for row, (example, length) in enumerate(zip(chunk, lengths, strict=True)):
+            keys = tuple(zip(IMAGE_ORDER, example.images, strict=True))
+            for key in keys:
+                pixels, grid = next(patches), next(grids)
+                if key not in self.pixels:  # a copy: a view would keep the whole chunk's pixels
+                    self.pixels[key], self.grids[key] = pixels.clone(), grid
+            tokens = {name: value[row, :length] for name, value in done.items()}
+            self.examples.append(CollatedExample(tokens, keys))
 
     def __len__(self) -> int:
         return len(self.examples)

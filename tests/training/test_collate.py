@@ -19,12 +19,13 @@ from mars_core.training.collate import (
 
 @pytest.fixture(scope="module")
 def collated(cfg, model_cache, sft_dir):
-    """The session's SFT examples collated once, with the processor and images they used."""
+    """The session's SFT examples collated once, four at a time (the last chunk shorter), with
+    the processor and images they used."""
     data = build_examples(sft_dir / LABELS_FILE, sft_dir)
     processor = load_vlm(cfg.student, model_cache).processor
     images = ShownImages(processor, cfg.data.max_image_pixels, cfg.student.product_max_pixels)
     examples = [*data.train, *data.val]
-    return examples, processor, images, PaddedBatches(processor, examples, images)
+    return examples, processor, images, PaddedBatches(processor, examples, images, chunk=4)
 
 
 @pytest.mark.parametrize("chosen", [[0], [3, 1, 4, 1, 5], [7, 2, 9, 11], "all"])
