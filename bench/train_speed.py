@@ -1,37 +1,46 @@
 """Bench: SFT steps per second of two training set-ups, and whether they train the same model.
 
     python -m bench.train_speed [--steps 100] [--rounds 1] [--decode 64]
-        [--before 'OVERRIDES'] [--after 'OVERRIDES'] [hydra overrides for both...]
+        [--before 'OVERRIDES'] [--after 'OVERRIDES']
+        [--before-env 'NAME=value ...'] [--after-env 'NAME=value ...'] [hydra overrides...]
 
 Trains the student on `make demo`'s labels (`labels.parquet` beside the catalogue; the data
-the train flow builds) `--rounds` times per side, before and after in turn, each from scratch
-in a folder of its own with the same seed. `--before` defaults to trl's stock path
-(`train.collate_once=false train.loss_positions=all`: the chat template rendered and both
-images processed in every batch, the output layer at every position), `--after` to the
-defaults (each example collated once, the output layer at the labelled positions only).
-`--steps` sets `train.max_steps`, and validation runs every `train.eval_steps` or once at the
-end, whichever comes first.
+the train flow builds) `--rounds` times per side, before and after in turn, each run from
+scratch with the same seed, in a Python process of its own (so each starts cold, and takes
+the side's environment variables, which torch reads as it loads). `--before` defaults to
+trl's stock path (`train.collate_once=false train.loss_positions=all`: the chat template
+rendered and both images processed in every batch, the output layer at every position),
+`--after` to the defaults (each example collated once, the output layer at the labelled
+positions only). `--steps` sets `train.max_steps`, and validation runs every
+`train.eval_steps` or once at the end, whichever comes first.
 
-Prints per side and round: the wall time of the whole `train_student` call (model load,
-collation, training, validations, checkpoints) and its steps per second, the median over
-rounds and the ratio after / before. Then whether the two sides trained the same model:
-the largest difference of their logged training losses, validation losses and saved weights,
-and how many of `--decode` validation examples each model answers with the same greedy text
-(and how many of those answers are the teacher's label). The same bench measures any other
-pair, e.g. the thread count: `--before 'train.cpu_threads=1' --after 'train.cpu_threads=2'`.
+Prints per run the wall time of the whole `train_student` call (model load, collation,
+training, validations, checkpoints; not the imports) and its steps per second, then per side
+the median over rounds, and the ratio after / before. Then whether the two sides trained the
+same model: the largest difference of their logged training losses, validation losses and
+saved weights (first round), and how many of `--decode` validation examples both students
+answer with the same greedy text (and how many of those answers are the teacher's label).
+The same bench measures what changes a run's rounding, e.g. the thread count
+(`--before '' --after 'train.cpu_threads=2'`) or the CPU's kernels
+(`--before '' --after '' --after-env 'ATEN_CPU_CAPABILITY=avx2'`).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import platform
 import shlex
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mars_core.infra.runtime import setup_runtime
 
@@ -56,7 +65,13 @@ class Run:
 
 
 def train_once(side: str, overrides: list[str], steps: int, folder: Path) -> Run:
-    """Train one side from scratch in `folder`; the whole call is timed."""
+    """Train one side from scratch in `folder`; the whole `train_student` call is timed, the
+    imports it makes are not."""
+    setup_runtime()
+    import torch
+
+    import mars_core.training.collate
+    import mars_core.training.sft_trainer  # noqa: F401  (trl and transformers, imported untimed)
     from mars_core.app.compose import load_config
     from mars_core.teacher.schema import LABELS_FILE
     from mars_core.training.data import sft_data_for
@@ -80,16 +95,45 @@ def train_once(side: str, overrides: list[str], steps: int, folder: Path) -> Run
     run = Run(side, seconds, result.steps, result.train_loss, result.val_loss, folder / "student")
     print(
         f"{side}: {run.steps} steps in {seconds:.1f} s = {run.steps_per_s:.3f} steps/s "
-        f"(collation, steps and validations {result.seconds:.1f} s)",
+        f"(collation, steps and validations {result.seconds:.1f} s; torch's CPU kernels "
+        f"{torch.backends.cpu.get_cpu_capability()})",
         flush=True,
     )
     return run
 
 
-def largest_difference(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> float:
-    """The largest |a - b| over the steps both series logged."""
+def in_fresh_process(env: dict[str, str], call: Callable[..., Run], *args: Any) -> Run:
+    """`call(*args)` in a new Python process whose environment adds `env`: each run starts
+    cold alike, and torch reads its kernel choices (`ATEN_CPU_CAPABILITY`, ...) as it loads."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(call, *args).result()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def environment(assignments: str) -> dict[str, str]:
+    """`'A=1 B=2'` as {'A': '1', 'B': '2'}."""
+    pairs = [word.partition("=") for word in shlex.split(assignments)]
+    bad = [name for name, equals, _ in pairs if not equals or not name]
+    if bad:
+        fail(f"environment assignments are NAME=value, got {' '.join(bad)!r}")
+    return {name: value for name, _, value in pairs}
+
+
+def largest_difference(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> str:
+    """The largest |a - b| over the steps both series logged, and the first step they differ."""
     other = dict(b)
-    return max((abs(value - other[step]) for step, value in a if step in other), default=0.0)
+    differences = [(step, abs(value - other[step])) for step, value in a if step in other]
+    largest = max((difference for _, difference in differences), default=0.0)
+    first = next((step for step, difference in differences if difference), None)
+    return f"{largest:.3g}" + (f" (first at step {first})" if first is not None else "")
 
 
 def weight_difference(a: Path, b: Path) -> float:
@@ -136,38 +180,27 @@ def decoded(folder: Path, overrides: list[str], count: int) -> tuple[list[str], 
     return answers, labels
 
 
-def report(runs: list[Run], before: list[str], after: list[str], decode: int) -> None:
+def report(
+    runs: list[Run], sides: dict[str, tuple[list[str], dict[str, str]]], decode: int
+) -> None:
     """Medians and ratio of speed, then how far the two sides' models are apart."""
-    rates = {
-        side: statistics.median(r.steps_per_s for r in runs if r.side == side)
-        for side in ("before", "after")
-    }
-    seconds = {
-        side: statistics.median(r.seconds for r in runs if r.side == side)
-        for side in ("before", "after")
-    }
-    print(
-        f"\nbefore ({' '.join(before) or 'defaults'}): {rates['before']:.3f} steps/s, "
-        f"{seconds['before']:.1f} s"
-    )
-    print(
-        f"after  ({' '.join(after) or 'defaults'}): {rates['after']:.3f} steps/s, "
-        f"{seconds['after']:.1f} s"
-    )
+    rates, seconds = {}, {}
+    for side, (overrides, env) in sides.items():
+        rates[side] = statistics.median(r.steps_per_s for r in runs if r.side == side)
+        seconds[side] = statistics.median(r.seconds for r in runs if r.side == side)
+        setup = " ".join([*overrides, *(f"{k}={v}" for k, v in env.items())]) or "defaults"
+        print(f"{side:6s} ({setup}): {rates[side]:.3f} steps/s, {seconds[side]:.1f} s")
     print(f"ratio after / before: {rates['after'] / rates['before']:.2f}x steps per second")
-    first = {side: next(r for r in runs if r.side == side) for side in ("before", "after")}
-    a, b = first["before"], first["after"]
+    a, b = (next(r for r in runs if r.side == side) for side in ("before", "after"))
     print(
         f"training loss, largest |difference| over {len(a.train_loss)} logged steps: "
-        f"{largest_difference(a.train_loss, b.train_loss):.3g}"
+        f"{largest_difference(a.train_loss, b.train_loss)}"
     )
-    print(
-        f"validation loss, largest |difference|: {largest_difference(a.val_loss, b.val_loss):.3g}"
-    )
+    print(f"validation loss, largest |difference|: {largest_difference(a.val_loss, b.val_loss)}")
     print(f"saved weights, largest |difference|: {weight_difference(a.folder, b.folder):.3g}")
     if decode:
-        said_a, labels = decoded(a.folder, before, decode)
-        said_b, _ = decoded(b.folder, after, decode)
+        said_a, labels = decoded(a.folder, sides["before"][0], decode)
+        said_b, _ = decoded(b.folder, sides["after"][0], decode)
         same = sum(x == y for x, y in zip(said_a, said_b, strict=True))
         right = [
             sum(x == y for x, y in zip(said, labels, strict=True)) for said in (said_a, said_b)
@@ -178,6 +211,12 @@ def report(runs: list[Run], before: list[str], after: list[str], decode: int) ->
         )
 
 
+def fail(message: str) -> None:
+    """One `error:` line and exit status 2, as every entry point fails."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=100, help="train.max_steps of each run")
@@ -185,38 +224,38 @@ def main() -> None:
     parser.add_argument("--decode", type=int, default=64, help="validation examples to decode")
     parser.add_argument("--before", default=STOCK, help="overrides of the 'before' side")
     parser.add_argument("--after", default="", help="overrides of the 'after' side")
+    parser.add_argument("--before-env", default="", help="'NAME=value ...' for 'before' runs")
+    parser.add_argument("--after-env", default="", help="'NAME=value ...' for 'after' runs")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for both sides")
     args = parser.parse_args()
     setup_runtime()
     from mars_core.app.compose import load_config
+    from mars_core.infra.errors import UserInputError
     from mars_core.teacher.schema import LABELS_FILE
 
-    cfg = load_config(args.overrides)
-    labels = Path(cfg.data.out_dir) / LABELS_FILE
-    if not labels.is_file():
-        print(
-            f"error: no labels at {labels}; run make demo (or flows ingest, index, mining "
-            "and label) first",
-            file=sys.stderr,
-        )
-        sys.exit(2)
     sides = {
-        "before": [*args.overrides, *shlex.split(args.before)],
-        "after": [*args.overrides, *shlex.split(args.after)],
+        "before": ([*args.overrides, *shlex.split(args.before)], environment(args.before_env)),
+        "after": ([*args.overrides, *shlex.split(args.after)], environment(args.after_env)),
     }
+    try:
+        configs = [load_config(overrides) for overrides, _ in sides.values()]
+    except UserInputError as e:
+        fail(str(e))
+    labels = Path(configs[0].data.out_dir) / LABELS_FILE
+    if not labels.is_file():
+        fail(f"no labels at {labels}; run make demo (or flows ingest, index, mining and label)")
     print(
-        f"{platform.processor() or platform.machine()}, {args.steps} steps per run, "
+        f"{platform.machine()}, {os.cpu_count()} cores, {args.steps} steps per run, "
         f"{args.rounds} round(s), overrides {args.overrides}",
         flush=True,
     )
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
         for round_number in range(args.rounds):
-            for side, overrides in sides.items():
-                runs.append(
-                    train_once(side, overrides, args.steps, Path(tmp) / f"{side}{round_number}")
-                )
-        report(runs, shlex.split(args.before), shlex.split(args.after), args.decode)
+            for side, (overrides, env) in sides.items():
+                folder = Path(tmp) / f"{side}{round_number}"
+                runs.append(in_fresh_process(env, train_once, side, overrides, args.steps, folder))
+        report(runs, sides, args.decode)
 
 
 if __name__ == "__main__":

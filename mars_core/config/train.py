@@ -61,8 +61,8 @@ class TrainConfig:
         7200.0,
         "safety net: stop (and keep the best checkpoint) after this wall time, a loud warning "
         "and MLflow tag stopped_by=time, since the model then depends on the machine's load; "
-        "0 = none. The tiny recipe's 1,500 steps took 23 min in a fresh-clone make demo and "
-        "37 min three at once on two cores; ~75 min at the 3 s a step of a very busy box",
+        "0 = none. The tiny recipe's 1,500 steps took 7 min on one core of a shared 2-core "
+        "box, 11 min on trl's stock path (bench/RESULTS.md)",
         ge=0,
     )
     keep_checkpoints: int = knob(
