@@ -32,7 +32,8 @@ IGNORED = -100  # the label of a position outside the loss
 # trl's fused head: rows per projection chunk (its `TOKEN_CHUNK_SIZE`), whose order the
 # weight gradient's sums follow.
 _TOKEN_CHUNK = 4096
-# Output-layer transforms trl's fused head applies for some model families; Qwen2-VL has none.
+# Output-layer transforms trl's fused head applies for some model families; Qwen2-VL has none
+# (nor a bias in its output layer).
 _LOGIT_TRANSFORMS = (
     "final_logit_softcapping",
     "logit_scale",
@@ -87,9 +88,11 @@ class LabelledPositions:
         causal_lm = unwrapped.get_base_model() if hasattr(unwrapped, "peft_config") else unwrapped
         text_config = causal_lm.config.get_text_config()
         transforms = [n for n in _LOGIT_TRANSFORMS if getattr(text_config, n, None) is not None]
+        if causal_lm.get_output_embeddings().bias is not None:
+            transforms.append("a bias")
         if transforms:
             raise ValueError(
-                f"the student's output layer is scaled ({', '.join(transforms)}), which "
+                f"the student's output layer has {', '.join(transforms)}, which "
                 "train.loss_positions=labelled does not apply; set train.loss_positions=all"
             )
         self.causal_lm = causal_lm

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 from support.sft import build_examples
 from trl import SFTConfig
@@ -12,7 +13,7 @@ from trl import SFTConfig
 from mars_core.config import TrainConfig
 from mars_core.teacher.schema import LABELS_FILE
 from mars_core.training.collate import EXAMPLE
-from mars_core.training.sft_trainer import StudentSFTTrainer
+from mars_core.training.sft_trainer import LabelledPositions, StudentSFTTrainer
 from mars_core.training.trainer import model_inputs, prepare_model, sft_args
 
 
@@ -51,3 +52,13 @@ def test_labelled_positions_give_the_loss_and_gradients_of_every_position(
     for metric in ("entropy", "mean_token_accuracy"):  # what trl logs beside the loss
         every, labelled_only = trainer._metrics["train"][metric]
         assert every == labelled_only, metric
+
+
+def test_an_output_layer_it_cannot_reproduce_is_refused_naming_the_knob(cfg, model_cache):
+    """Qwen2-VL's output layer has no bias and no logit scale; one that had would be wrong
+    silently, so it is refused."""
+    model, _ = prepare_model(TrainConfig(), cfg.student, model_cache)
+    head = model.get_output_embeddings()
+    head.bias = torch.nn.Parameter(torch.zeros(head.out_features))
+    with pytest.raises(ValueError, match=r"a bias.*train\.loss_positions=all"):
+        LabelledPositions(model, model)
