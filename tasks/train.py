@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from mars_core.agent.mlflow_model import log_student
 from mars_core.config import StudentConfig, TrainConfig
 from mars_core.infra.registry import describe_version, set_alias
-from mars_core.training.data import SFTData, build_sft_data
+from mars_core.training.data import SFTData, sft_data_for
 from mars_core.training.trainer import TrainResult, checkpoint_dir, train_student
 from tasks.progress import PrefectProgress
 
@@ -21,16 +21,7 @@ def build_examples_task(
 ) -> SFTData:
     """SFT examples from the `ok` labels, split by room and product into train and
     validation, the training side's grades balanced as `train.grade_balance` says."""
-    data = build_sft_data(
-        Path(labels_file),
-        Path(catalogue_dir),
-        val_fraction=train.val_fraction,
-        val_product_fraction=train.val_product_fraction,
-        seed=train.seed,
-        fit_threshold=fit_threshold,
-        grade_balance=train.grade_balance,
-        max_val_examples=train.max_val_examples,
-    )
+    data = sft_data_for(Path(labels_file), Path(catalogue_dir), train, fit_threshold)
     get_run_logger().info("SFT examples: %s", data.sizes())
     return data
 

@@ -7,6 +7,8 @@ from mars_core.infra.knob import check_knobs, knob
 TRAIN_METHODS = ("full", "lora", "qlora")
 QUANT_TYPES = ("nf4", "fp4")
 COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
+# Where the output layer runs: the labelled (completion) positions only, or every position.
+LOSS_POSITIONS = ("labelled", "all")
 
 
 @dataclass
@@ -59,8 +61,8 @@ class TrainConfig:
         7200.0,
         "safety net: stop (and keep the best checkpoint) after this wall time, a loud warning "
         "and MLflow tag stopped_by=time, since the model then depends on the machine's load; "
-        "0 = none. The tiny recipe's 1,500 steps took 23 min in a fresh-clone make demo and "
-        "37 min three at once on two cores; ~75 min at the 3 s a step of a very busy box",
+        "0 = none. The tiny recipe's 1,500 steps took 7 min on one core of a shared 2-core "
+        "box, 11 min on trl's stock path (bench/RESULTS.md)",
         ge=0,
     )
     keep_checkpoints: int = knob(
@@ -71,8 +73,29 @@ class TrainConfig:
     )
     cpu_threads: int = knob(
         1,
-        "CPU training: torch threads (1 is fastest on a shared small box); 0 = torch's default",
+        "CPU training: torch threads (1 is fastest on a shared small box, and the thread count "
+        "changes the float rounding, so a fixed count keeps runs comparable across machines); "
+        "0 = torch's default, one per core",
         ge=0,
+    )
+    deterministic: bool = knob(
+        False,
+        "train with torch's deterministic algorithms only (torch.use_deterministic_algorithms); "
+        "for a GPU run that must repeat bit for bit, with CUBLAS_WORKSPACE_CONFIG=:4096:8 set "
+        "before the process starts. A CPU run on train.cpu_threads threads already repeats "
+        "bit for bit either way",
+    )
+    collate_once: bool = knob(
+        True,
+        "render, tokenize and process the images of each SFT example once before training "
+        "instead of in every batch; the same batches (false: trl's collator every batch)",
+    )
+    loss_positions: str = knob(
+        "labelled",
+        "where the output layer runs: labelled (the completion tokens the loss covers, about "
+        "a tenth of a batch) or all (trl's way on a CPU); the same loss, gradients equal up "
+        "to float rounding",
+        choices=LOSS_POSITIONS,
     )
     lora_r: int = knob(16, "LoRA rank", ge=1)
     lora_alpha: int = knob(32, "LoRA alpha", ge=1)

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from mars_core.catalogue.schema import CATALOGUE_FILE, ROOMS_FILE
 from mars_core.catalogue.splits import validation_split
+from mars_core.config import TrainConfig
 from mars_core.infra.errors import UserInputError
 from mars_core.prompt import (
     IMAGE_ORDER,
@@ -130,6 +131,23 @@ def build_sft_data(
         failed_labels=len(labels) - len(ok),
         held_out_products=len(held_out.products),
         dataset_hash=dataset_hash(examples),
+    )
+
+
+def sft_data_for(
+    labels_file: Path, catalogue_dir: Path, train: TrainConfig, fit_threshold: float
+) -> SFTData:
+    """`build_sft_data` as the train flow calls it: split, balance and validation sample
+    from `train.*`, fit from the teacher's `fit_threshold`."""
+    return build_sft_data(
+        labels_file,
+        catalogue_dir,
+        val_fraction=train.val_fraction,
+        val_product_fraction=train.val_product_fraction,
+        seed=train.seed,
+        fit_threshold=fit_threshold,
+        grade_balance=train.grade_balance,
+        max_val_examples=train.max_val_examples,
     )
 
 

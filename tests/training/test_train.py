@@ -1,18 +1,22 @@
 """Training mechanics on the tiny student: LoRA moves only the adapter, QLoRA quantizes only the
-language model, full fine-tuning lowers the loss on a fixed small set."""
+language model, full fine-tuning lowers the loss on a fixed small set, the same training twice is
+the same model; and the trainer module is light to import."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import bitsandbytes as bnb
 import pytest
+import torch
 
 from mars_core.config import TrainConfig
 from mars_core.training.trainer import prepare_model, train_student
 
-pytestmark = pytest.mark.slow
+HEAVY = {"torch", "transformers", "trl"}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +39,7 @@ def _train(cfg, model_cache, data, tmp_path, **knobs):
     )
 
 
+@pytest.mark.slow
 def test_lora_steps_move_the_adapter_and_not_the_base(cfg, model_cache, data, tmp_path):
     from safetensors.torch import load_file
 
@@ -56,6 +61,7 @@ def test_lora_steps_move_the_adapter_and_not_the_base(cfg, model_cache, data, tm
     assert any(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: the adapter moved
 
 
+@pytest.mark.slow
 def test_qlora_quantizes_the_language_model_and_not_the_vision_tower(cfg, model_cache):
     train = dataclasses.replace(TrainConfig(), method="qlora", compute_dtype="float32")
     model, _ = prepare_model(train, cfg.student, model_cache)
@@ -71,6 +77,7 @@ def test_qlora_quantizes_the_language_model_and_not_the_vision_tower(cfg, model_
     assert trainable and all("lora_" in n for n in trainable)
 
 
+@pytest.mark.slow
 def test_full_fine_tuning_lowers_the_loss_and_saves_a_whole_model(cfg, model_cache, data, tmp_path):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -84,6 +91,7 @@ def test_full_fine_tuning_lowers_the_loss_and_saves_a_whole_model(cfg, model_cac
     AutoProcessor.from_pretrained(out)
 
 
+@pytest.mark.slow
 def test_training_ends_by_steps_and_a_clock_stop_is_loud(cfg, model_cache, data, tmp_path, caplog):
     """Steps end a run whatever the machine's load; a budget the test sets far too short ends
     it by the clock instead, which says so (no assertion on how long anything took)."""
@@ -93,3 +101,50 @@ def test_training_ends_by_steps_and_a_clock_stop_is_loud(cfg, model_cache, data,
         short = _train(cfg, model_cache, data, tmp_path / "b", max_steps=50, time_budget_s=1e-6)
     assert short.stopped_by == "time" and short.steps < 50
     assert "stopped by train.time_budget_s" in caplog.text
+
+
+@pytest.mark.slow
+def test_the_same_training_twice_is_the_same_model_bit_for_bit(cfg, model_cache, data, tmp_path):
+    """Same seed and data: the same loss curves and weights, even when the process's torch
+    runs on another thread count in between (`train.cpu_threads` pins it for training), and
+    with torch's deterministic algorithms only (on a CPU they change no bit)."""
+    from safetensors.torch import load_file
+
+    threads = torch.get_num_threads()
+    knobs = {"max_steps": 4, "eval_steps": 2}
+    try:
+        first = _train(cfg, model_cache, data, tmp_path / "a", **knobs)
+        torch.set_num_threads(2)
+        second = _train(cfg, model_cache, data, tmp_path / "b", deterministic=True, **knobs)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(first.train_loss) == 4 and len(first.val_loss) == 2
+    assert (first.train_loss, first.val_loss) == (second.train_loss, second.val_loss)
+    weights = [load_file(tmp_path / run / "out" / "model.safetensors") for run in "ab"]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_importing_the_trainer_imports_no_torch_transformers_or_trl():
+    """The flows import it for `TrainResult` and `registry_entry` alone: `-X importtime` lists
+    every module the import loads."""
+    command = [sys.executable, "-X", "importtime", "-c", "import mars_core.training.trainer"]
+    log = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stderr
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in log.splitlines()}
+    assert "mars_core.training.trainer" in loaded
+    assert not loaded & HEAVY
+
+
+def test_deterministic_training_on_a_gpu_without_the_cublas_setting_is_one_clear_error(
+    monkeypatch,
+):
+    from mars_core.infra.errors import UserInputError
+    from mars_core.training.numerics import CUBLAS_WORKSPACE, pinned_numerics
+
+    monkeypatch.delenv(CUBLAS_WORKSPACE, raising=False)
+    train = dataclasses.replace(TrainConfig(), deterministic=True)
+    with (
+        pytest.raises(UserInputError, match=f"{CUBLAS_WORKSPACE}=:4096:8"),
+        pinned_numerics(train, on_gpu=True),
+    ):
+        pass
+    assert not torch.are_deterministic_algorithms_enabled()
