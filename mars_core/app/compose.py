@@ -31,7 +31,7 @@ SCHEMA_NAME = "mars_schema"
 
 def conf_dir() -> Path:
     """The `conf/` folder of the checkout this code runs from, else the packaged `mars_conf`."""
-    checkout = Path(__file__).resolve().parents[1] / "conf"
+    checkout = Path(__file__).resolve().parents[2] / "conf"
     if (checkout / f"{CONFIG_NAME}.yaml").is_file():
         return checkout
     packaged = Path(str(resources.files("mars_conf")))
