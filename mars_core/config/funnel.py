@@ -41,9 +41,32 @@ class FunnelConfig:
         ge=1,
     )
     per_category: int = knob(
-        2,
-        "a room with no query: the agent judges and shows this many products per category",
+        2, "a room with no query: at most this many fitting products shown per category", ge=1
+    )
+    beyond_budget: int = knob(
+        24,
+        "agent candidates one request may ask about beyond the query (what fits instead, a "
+        "room with no query), spread over the categories asked: each gets budget // categories "
+        "or one more, the closest categories the extra; a category is judged on all of them, "
+        "so it is found when any fits (grow it with the categories asked: "
+        "docs/beyond-the-query.md)",
         ge=1,
+    )
+    beyond_diversity: float = knob(
+        0.5,
+        "how a category's candidates beyond the query are picked: the closest to the room photo "
+        "first, then by closeness (weight 1 - this) against likeness to those already picked "
+        "(weight this; beyond_listing_weight): 0 asks the closest only, higher asks the "
+        "category's other kinds of product (an outdoor chair behind the indoor look-alikes)",
+        ge=0,
+        le=1,
+    )
+    beyond_listing_weight: float = knob(
+        0.5,
+        "how alike two candidates are, for beyond_diversity: this weight on the share of "
+        "listing words they have in common, the rest on their image embeddings' cosine",
+        ge=0,
+        le=1,
     )
     order: str = knob(
         "auto",
