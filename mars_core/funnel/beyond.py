@@ -20,8 +20,10 @@ A category is judged on every candidate asked: its best agent score decides.
   scores at or over `funnel.min_fit_score` are offered with that candidate, best first, at
   most `funnel.alternatives`, each with the agent's reason.
 * **A room with no query**: each category's fits, at most `funnel.per_category`, grouped by
-  category, the categories in the order of their best agent score. Nothing fits is said only
-  when no candidate asked reaches the bar; then the closest options are shown by category.
+  category, the categories in the order of their best agent score, each category's best with
+  the agent's reason (one a category: the others' would say the same). Nothing fits is said
+  only when no candidate asked reaches the bar; then the closest options are shown by
+  category.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ class BeyondTheQuery:
         result.nothing_fits = bool(ranked) and not shown
         if result.nothing_fits:  # the closest options, by category
             shown = [(query, group[: self.funnel.per_category]) for query, group in ranked]
-        self.agent.explain(request.room, shown)
+        self.agent.explain(request.room, [(query, group[:1]) for query, group in shown])
         result.results = [candidate for _, group in shown for candidate in group]
         result.timings[self.agent.name] = time.perf_counter() - started
         result.details[self.agent.name] = self._spent(asks) | {"categories_shown": len(shown)}
