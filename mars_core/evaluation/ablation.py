@@ -18,8 +18,9 @@ from mars_core.agent.ordering import FITS_BY_SIGLIP
 from mars_core.config import MarsConfig
 from mars_core.evaluation.agreement import PairSpec, ScoredPair, agreement_metrics, score_pairs
 from mars_core.evaluation.beyond import (
-    BeyondLog,
+    AlternativesSought,
     alternatives_metrics,
+    alternatives_sought,
     room_only_metrics,
     room_only_searches,
     room_truths,
@@ -126,7 +127,7 @@ def run_configuration(
     run_cfg = configured(cfg, configuration)
     ranked: list[RankedRequest] = []
     failed: list[tuple[str, str]] = []
-    log = BeyondLog(AGENT)  # what was offered instead, and what it cost
+    sought: list[AlternativesSought] = []  # what was offered instead, and what it cost
     beyond: dict[str, float] = {}
     with build_funnel(run_cfg) as funnel:
         narrow_to_test_split(funnel, eval_set.test_keys, cfg.eval.overfetch)
@@ -134,9 +135,9 @@ def run_configuration(
             funnel.beyond = None  # an untrained student, asked on nearly every request
         for request, result in searched(funnel, eval_set, cfg, configuration.name, failed):
             ranked.append(ranked_request(request, result.results, result.nothing_fits))
-            log.add(request, result)
+            sought += filter(None, [alternatives_sought(request, result)])
         if funnel.beyond is not None:
-            beyond = beyond_metrics(funnel, eval_set, cfg, log)
+            beyond = beyond_metrics(funnel, eval_set, cfg, sought)
         agent = _agent_stage(funnel)
         pairs = (
             score_pairs(agent.scorer, pair_specs, cfg.data.max_image_pixels)
@@ -185,15 +186,14 @@ def searched(
 
 
 def beyond_metrics(
-    funnel: SearchFunnel, eval_set: EvalSet, cfg: MarsConfig, log: BeyondLog
+    funnel: SearchFunnel, eval_set: EvalSet, cfg: MarsConfig, sought: list[AlternativesSought]
 ) -> dict[str, float]:
     """The alternatives' precision, recall and cost, then a room-only search of every
     held-out room."""
     rooms = room_truths(eval_set.judged or eval_set.requests)
-    stage3, sizes = log.stage3_mean, cfg.funnel
-    searches = list(room_only_searches(funnel, eval_set, cfg.data.max_image_pixels, AGENT))
-    return alternatives_metrics(log.sought, rooms, sizes.alternatives, stage3) | room_only_metrics(
-        searches, cfg.eval.ks, sizes.per_category, stage3
+    searches = room_only_searches(funnel, eval_set, cfg.data.max_image_pixels, AGENT)
+    return alternatives_metrics(sought, rooms, cfg.funnel.alternatives) | room_only_metrics(
+        list(searches), cfg.eval.ks, cfg.funnel.per_category
     )
 
 

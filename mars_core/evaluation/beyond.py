@@ -9,8 +9,8 @@ What fits instead, over the requests where the funnel said nothing fits:
 * `alternatives_recall`: per request, of the other categories with a fitting held-out product
   (up to `funnel.alternatives` of them: no more can be offered), the share offered; the mean;
 * `alternatives_candidates_mean` / `_max`: agent candidates asked per request (the budget,
-  `funnel.beyond_budget`, bounds them), `alternatives_seconds_mean` what they added, and
-  `alternatives_seconds_ratio` that over the same run's mean stage 3 of a plain search.
+  `funnel.beyond_budget`, bounds them), and `alternatives_seconds_mean`, the time they added
+  (the evaluation decodes no reasons: `bench.beyond_latency` measures them as served).
 
 A room with no query, searched once per held-out room:
 
@@ -23,15 +23,15 @@ A room with no query, searched once per held-out room:
   (and shows only closest options) although some category fits;
 * `room_only.all_categories_fit`: the share of rooms whose every shown category fits, with at
   least two shown;
-* `room_only.candidates_mean` / `_max`, `room_only.seconds_mean` (the whole search: stage 2's
-  first cut and the agent) and `room_only.seconds_ratio` (over the plain stage 3's mean).
+* `room_only.candidates_mean` / `_max` and `room_only.seconds_mean` (the whole search: stage
+  2's first cut and the agent).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mars_core.evaluation.requests import EvalRequest, EvalSet
 from mars_core.infra.errors import UserInputError
@@ -80,29 +80,16 @@ class AlternativesSought:
     seconds: float = 0.0
 
 
-@dataclass
-class BeyondLog:
-    """What a configuration's searches did beyond the query, gathered as they run: the
-    alternatives sought, and the plain stage 3's seconds their cost is set against."""
-
-    agent: str  # the agent stage's name: its timing is stage 3's
-    sought: list[AlternativesSought] = field(default_factory=list)
-    stage3_seconds: list[float] = field(default_factory=list)
-
-    def add(self, request: EvalRequest, result: SearchResult) -> None:
-        details = result.details.get("alternatives")
-        if details is not None:
-            offered = [alternative.category for alternative in result.alternatives]
-            scored, seconds = details["scored"], details["seconds"]
-            self.sought.append(
-                AlternativesSought(request.room_id, request.category, offered, scored, seconds)
-            )
-        elif self.agent in result.timings:
-            self.stage3_seconds.append(result.timings[self.agent])
-
-    @property
-    def stage3_mean(self) -> float:
-        return _mean(self.stage3_seconds)
+def alternatives_sought(request: EvalRequest, result: SearchResult) -> AlternativesSought | None:
+    """What a search offered instead, and what asking cost; None when it sought nothing
+    (something fit, or `funnel.alternatives` is 0)."""
+    details = result.details.get("alternatives")
+    if details is None:
+        return None
+    offered = [alternative.category for alternative in result.alternatives]
+    return AlternativesSought(
+        request.room_id, request.category, offered, details["scored"], details["seconds"]
+    )
 
 
 def room_truths(requests: list[EvalRequest]) -> dict[str, RoomTruth]:
@@ -121,12 +108,11 @@ def room_truths(requests: list[EvalRequest]) -> dict[str, RoomTruth]:
 
 
 def alternatives_metrics(
-    sought: list[AlternativesSought], rooms: dict[str, RoomTruth], offerable: int, stage3: float
+    sought: list[AlternativesSought], rooms: dict[str, RoomTruth], offerable: int
 ) -> dict[str, float]:
     """Precision and recall of the categories offered instead (`offerable`:
-    `funnel.alternatives`), the candidates asked and the seconds added (and their ratio to
-    `stage3`, a plain search's mean stage 3); a category the set never judged in that room
-    counts in neither."""
+    `funnel.alternatives`), the candidates asked and the seconds added; a category the set
+    never judged in that room counts in neither."""
     judged = [
         rooms[s.room_id].category_fits[category]
         for s in sought
@@ -138,22 +124,21 @@ def alternatives_metrics(
         fitting = rooms[s.room_id].fitting - {s.category}
         if fitting and offerable:
             recalls.append(len(fitting & set(s.offered)) / min(len(fitting), offerable))
-    seconds = _mean([s.seconds for s in sought])
     return {
         "alternatives_offered": float(len(judged)),
         "alternatives_precision": _mean(judged),
         "alternatives_recall": _mean(recalls),
-        **_cost("alternatives_", [s.scored for s in sought], seconds, stage3),
+        **_cost("alternatives_", [s.scored for s in sought], [s.seconds for s in sought]),
     }
 
 
 def room_only_metrics(
-    results: list[RoomOnlyResult], ks: list[int], per_category: int, stage3: float
+    results: list[RoomOnlyResult], ks: list[int], per_category: int
 ) -> dict[str, float]:
     """Precision@k, fitting categories@k and category recall@k of room-only searches (up to
     `k // per_category` categories: `funnel.per_category` products each), the share of rooms
     told nothing fits while something does, the share whose every shown category fits, and
-    the cost (candidates asked, seconds, their ratio to `stage3`)."""
+    the cost (candidates asked, seconds)."""
     if not results:
         return {}
     metrics: dict[str, float] = {}
@@ -175,8 +160,8 @@ def room_only_metrics(
         [not result.keys and bool(result.room.fitting) for result in results]
     )
     metrics["room_only.all_categories_fit"] = _mean([all_categories_fit(r) for r in results])
-    seconds = _mean([result.seconds for result in results])
-    return metrics | _cost("room_only.", [r.scored for r in results], seconds, stage3)
+    cost = _cost("room_only.", [r.scored for r in results], [r.seconds for r in results])
+    return metrics | cost
 
 
 def _fitting_categories(result: RoomOnlyResult, k: int) -> tuple[float, list[str]] | None:
@@ -194,15 +179,14 @@ def _fitting_categories(result: RoomOnlyResult, k: int) -> tuple[float, list[str
     return (len(fitting) / len(top) if top else 0.0), fitting
 
 
-def _cost(prefix: str, scored: list[int], seconds: float, stage3: float) -> dict[str, float]:
-    """Agent candidates asked per request (mean, max) and seconds (mean, and over `stage3`)."""
+def _cost(prefix: str, scored: list[int], seconds: list[float]) -> dict[str, float]:
+    """Agent candidates asked per request (mean, max) and seconds (mean)."""
     if not scored:
         return {}
     return {
         f"{prefix}candidates_mean": _mean(scored),
         f"{prefix}candidates_max": float(max(scored)),
-        f"{prefix}seconds_mean": seconds,
-        f"{prefix}seconds_ratio": seconds / stage3 if stage3 else 0.0,
+        f"{prefix}seconds_mean": _mean(seconds),
     }
 
 

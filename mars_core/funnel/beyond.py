@@ -156,9 +156,11 @@ class BeyondTheQuery:
         diversity (`funnel.beyond_diversity`) by how alike they look and read."""
         if count >= len(found) or count <= 1:
             return found[:count]
-        rows = self.visual.vectors.rows([c.key for c in found], [c.row for c in found])
+        with self.visual_lock:  # stage 2's vectors
+            rows = self.visual.vectors.rows([c.key for c in found], [c.row for c in found])
+            vectors = self.visual.vectors.gather(rows)
         likeness = Likeness.of(
-            self.visual.vectors.gather(rows),
+            vectors,
             [str(c.product.get("search_text") or c.product.get("name") or "") for c in found],
             self.funnel.beyond_listing_weight,
         )

@@ -10,9 +10,9 @@ import pytest
 
 from mars_core.evaluation.beyond import (
     AlternativesSought,
-    BeyondLog,
     RoomOnlyResult,
     alternatives_metrics,
+    alternatives_sought,
     room_only_metrics,
     room_truths,
 )
@@ -48,63 +48,57 @@ def sought(offered: list[str], asked: str = "BED", scored: int = 9) -> Alternati
 
 def test_alternatives_precision_is_the_share_of_offered_categories_that_fit():
     offered = [sought(["PATIO_TABLE", "SOFA"]), sought(["PLANTER", "UNJUDGED"]), sought([])]
-    metrics = alternatives_metrics(offered, ROOMS, offerable=3, stage3=0.1)
+    metrics = alternatives_metrics(offered, ROOMS, offerable=3)
     assert metrics["alternatives_offered"] == 3.0
     assert metrics["alternatives_precision"] == pytest.approx(2 / 3)
-    assert alternatives_metrics([], ROOMS, 3, 0.1)["alternatives_precision"] == 0.0
+    assert alternatives_metrics([], ROOMS, 3)["alternatives_precision"] == 0.0
 
 
 def test_alternatives_recall_counts_the_fitting_categories_left_out():
     """Three other categories fit the pool (patio tables, planters, chairs): offering one of
     them is a third; with at most two offered, two of them are all."""
-    one = alternatives_metrics([sought(["PLANTER"])], ROOMS, offerable=3, stage3=0.1)
+    one = alternatives_metrics([sought(["PLANTER"])], ROOMS, offerable=3)
     assert one["alternatives_recall"] == pytest.approx(1 / 3)
-    two = alternatives_metrics([sought(["PLANTER", "CHAIR"])], ROOMS, offerable=2, stage3=0.1)
+    two = alternatives_metrics([sought(["PLANTER", "CHAIR"])], ROOMS, offerable=2)
     assert two["alternatives_recall"] == 1.0
     # The category asked for is not one to offer instead: asked CHAIR, two others fit.
-    chair = alternatives_metrics([sought(["PLANTER"], asked="CHAIR")], ROOMS, 3, 0.1)
+    chair = alternatives_metrics([sought(["PLANTER"], asked="CHAIR")], ROOMS, 3)
     assert chair["alternatives_recall"] == pytest.approx(1 / 2)
-    none = alternatives_metrics([sought([])], ROOMS, offerable=3, stage3=0.1)
+    none = alternatives_metrics([sought([])], ROOMS, offerable=3)
     assert none["alternatives_recall"] == 0.0 and none["alternatives_offered"] == 0.0
 
 
-def test_alternatives_cost_is_candidates_asked_and_seconds_against_stage_3():
+def test_alternatives_cost_is_the_candidates_asked_and_the_seconds_added():
     metrics = alternatives_metrics(
-        [sought(["PLANTER"], scored=9), sought([], scored=20)], ROOMS, offerable=3, stage3=0.2
+        [sought(["PLANTER"], scored=9), sought([], scored=20)], ROOMS, offerable=3
     )
     assert metrics["alternatives_candidates_mean"] == pytest.approx(14.5)
     assert metrics["alternatives_candidates_max"] == 20.0
     assert metrics["alternatives_seconds_mean"] == pytest.approx(0.3)
-    assert metrics["alternatives_seconds_ratio"] == pytest.approx(1.5)
 
 
-def test_the_log_keeps_alternatives_sought_apart_from_plain_stage_3s():
-    log = BeyondLog("agent")
+def test_only_a_search_that_sought_alternatives_counts():
     alternative = SimpleNamespace(category="PLANTER")
     nofit = SimpleNamespace(
-        details={"alternatives": {"scored": 9, "seconds": 0.4}},
-        alternatives=[alternative],
-        timings={"agent": 0.2},
+        details={"alternatives": {"scored": 9, "seconds": 0.4}}, alternatives=[alternative]
     )
-    plain = SimpleNamespace(details={}, alternatives=[], timings={"agent": 0.1})
-    log.add(REQUESTS[0], nofit)
-    log.add(REQUESTS[1], plain)
-    assert log.sought == [AlternativesSought("pool", "BED", ["PLANTER"], 9, 0.4)]
-    assert log.stage3_mean == pytest.approx(0.1)
+    found = alternatives_sought(REQUESTS[0], nofit)
+    assert found == AlternativesSought("pool", "BED", ["PLANTER"], 9, 0.4)
+    assert alternatives_sought(REQUESTS[1], SimpleNamespace(details={}, alternatives=[])) is None
 
 
 def test_room_only_precision_and_fitting_categories_at_k():
     pool = ROOMS["pool"]
     good = RoomOnlyResult(pool, ["t1", "t2", "p1"], ["PATIO_TABLE", "PATIO_TABLE", "PLANTER"])
     mixed = RoomOnlyResult(pool, ["t1", "s1", "p2"], ["PATIO_TABLE", "SOFA", "PLANTER"])
-    metrics = room_only_metrics([good, mixed], [2, 3], per_category=2, stage3=0.1)
+    metrics = room_only_metrics([good, mixed], [2, 3], per_category=2)
     assert metrics["room_only.precision_at_2"] == pytest.approx((1 + 1 / 2) / 2)
     assert metrics["room_only.precision_at_3"] == pytest.approx((1 + 1 / 3) / 2)
     assert metrics["room_only.fitting_categories_at_3"] == pytest.approx((2 + 1) / 2)
     assert metrics["room_only.all_categories_fit"] == pytest.approx(1 / 2)  # SOFA misfits
     single = RoomOnlyResult(pool, ["t1"], ["PATIO_TABLE"])  # one category is not several
-    assert room_only_metrics([single], [10], 2, 0.1)["room_only.all_categories_fit"] == 0.0
-    assert room_only_metrics([], [10], 2, 0.1) == {}
+    assert room_only_metrics([single], [10], 2)["room_only.all_categories_fit"] == 0.0
+    assert room_only_metrics([], [10], 2) == {}
 
 
 def test_room_only_category_recall_counts_what_the_top_k_could_have_shown():
@@ -113,20 +107,20 @@ def test_room_only_category_recall_counts_what_the_top_k_could_have_shown():
     all three: two of them found is two thirds."""
     pool = ROOMS["pool"]
     two = RoomOnlyResult(pool, ["t1", "t2", "p1"], ["PATIO_TABLE", "PATIO_TABLE", "PLANTER"])
-    top3 = room_only_metrics([two], [3, 10], per_category=2, stage3=0.1)
+    top3 = room_only_metrics([two], [3, 10], per_category=2)
     assert top3["room_only.category_recall_at_3"] == 1.0  # capped at what k can show
     assert top3["room_only.category_recall_at_10"] == pytest.approx(2 / 3)
     misfits = RoomOnlyResult(pool, ["s1", "c1"], ["SOFA", "CHAIR"])  # the indoor chair
-    assert room_only_metrics([misfits], [10], 2, 0.1)["room_only.category_recall_at_10"] == 0.0
+    assert room_only_metrics([misfits], [10], 2)["room_only.category_recall_at_10"] == 0.0
 
 
 def test_nothing_shown_while_something_fits_is_a_miss():
     pool = ROOMS["pool"]
     told_nothing = RoomOnlyResult(pool, [], [], nothing_fits=True, scored=20, seconds=0.5)
     shown = RoomOnlyResult(pool, ["p1"], ["PLANTER"], scored=10, seconds=0.3)
-    metrics = room_only_metrics([told_nothing, shown], [10], per_category=2, stage3=0.2)
+    metrics = room_only_metrics([told_nothing, shown], [10], per_category=2)
     assert metrics["room_only.nothing_shown_while_fits"] == pytest.approx(1 / 2)
     assert metrics["room_only.category_recall_at_10"] == pytest.approx((0 + 1 / 3) / 2)
     assert metrics["room_only.candidates_mean"] == 15.0
     assert metrics["room_only.candidates_max"] == 20.0
-    assert metrics["room_only.seconds_ratio"] == pytest.approx(0.4 / 0.2)
+    assert metrics["room_only.seconds_mean"] == pytest.approx(0.4)
