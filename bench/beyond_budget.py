@@ -77,7 +77,7 @@ def world_truth(cfg, split: str):
 
 def first_fits(cfg, rooms, truths, by_category, diversities: list[float]) -> str:
     """Without the agent: where a category's first fitting product comes, per choice."""
-    from mars_core.funnel.budget import Likeness, diverse_order
+    from mars_core.funnel.budget import Category, Likeness, allocate
     from mars_core.funnel.stages import build_funnel
     from mars_core.vision.images import load_image
 
@@ -99,7 +99,8 @@ def first_fits(cfg, rooms, truths, by_category, diversities: list[float]) -> str
                     cfg.funnel.beyond_listing_weight,
                 )
                 for diversity in [0.0, *diversities]:
-                    order = diverse_order(vectors @ vector, likeness, len(products), diversity)
+                    category = Category(vectors @ vector, likeness)
+                    (order,) = allocate([category], len(products), diversity)
                     first = next(i for i, j in enumerate(order) if fits[j])
                     found[(diversity, room["room_type"] in OUTDOOR)].append(first)
     lines = ["first fitting product, by pick (without the agent):"]
@@ -149,9 +150,9 @@ def with_agent(overrides: list[str], rooms, truths, nofit_query: str) -> dict[st
                 asked = nofit.lock.category if nofit.lock else ""
                 offered = [a.category for a in nofit.alternatives]
                 sought.append(AlternativesSought(room["room_id"], str(asked), offered))
-    everywhere = room_only_metrics(room_only, [10], cfg.funnel.per_category, 0.0)
-    outdoors = room_only_metrics(outdoor, [10], cfg.funnel.per_category, 0.0)
-    offered = alternatives_metrics(sought, truths, cfg.funnel.alternatives, 0.0)
+    everywhere = room_only_metrics(room_only, [10], cfg.funnel.per_category)
+    outdoors = room_only_metrics(outdoor, [10], cfg.funnel.per_category)
+    offered = alternatives_metrics(sought, truths, cfg.funnel.alternatives)
     return {
         "room-only recall@10 outdoors": outdoors["room_only.category_recall_at_10"],
         "room-only recall@10": everywhere["room_only.category_recall_at_10"],

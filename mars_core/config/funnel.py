@@ -44,20 +44,20 @@ class FunnelConfig:
         2, "a room with no query: at most this many fitting products shown per category", ge=1
     )
     beyond_budget: int = knob(
-        24,
+        16,
         "agent candidates one request may ask about beyond the query (what fits instead, a "
-        "room with no query), spread over the categories asked: each gets budget // categories "
-        "or one more, the closest categories the extra; a category is judged on all of them, "
-        "so it is found when any fits (grow it with the categories asked: "
-        "docs/beyond-the-query.md)",
+        "room with no query): each category asked gets its closest product, the rest go where "
+        "a next candidate is closest to the room and least like those picked (a category's "
+        "other kind of product); a category is judged on all of them (docs/beyond-the-query.md "
+        "says how to size it)",
         ge=1,
     )
     beyond_diversity: float = knob(
         0.5,
-        "how a category's candidates beyond the query are picked: the closest to the room photo "
-        "first, then by closeness (weight 1 - this) against likeness to those already picked "
+        "how the budget past each category's closest product is spent: closeness to the room "
+        "photo (weight 1 - this) against likeness to the category's candidates already picked "
         "(weight this; beyond_listing_weight): 0 asks the closest only, higher asks the "
-        "category's other kinds of product (an outdoor chair behind the indoor look-alikes)",
+        "categories' other kinds of product (an outdoor chair behind the indoor look-alikes)",
         ge=0,
         le=1,
     )

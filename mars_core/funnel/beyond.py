@@ -6,8 +6,8 @@ stage 2 without the agent: the room photo's nearest products over the whole cata
 for each category asked (`k1 x alternative_pool` overall, LanceDB's nearest-neighbour search:
 a bounded first cut whatever the catalogue's size; BM25 has no words to rank by), grouped by
 category, the categories whose best product is closest first, at most
-`funnel.alternative_pool` of them. The budget is spread over those categories, and each
-category's candidates are picked for diversity, not only closeness (`budget.py`): where a
+`funnel.alternative_pool` of them. The budget goes to those categories' closest candidates
+first, then to candidates picked for diversity, not only closeness (`budget.py`): where a
 category's closest products are look-alike misfits (indoor chairs by a pool), its fitting
 variant (a patio chair) is still asked about. Each category is asked by the words a user asks
 it by (its first vocabulary phrase, the query the student was trained with for it); all the
@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from mars_core.config import FunnelConfig, VocabularyConfig
-from mars_core.funnel.budget import Likeness, diverse_order, spread
+from mars_core.funnel.budget import Category, Likeness, allocate
 from mars_core.index.vocabulary import category_query
 from mars_core.search.funnel import Alternative, SearchResult
 from mars_core.search.types import Candidate, CategoryLock, SearchRequest
@@ -141,21 +141,20 @@ class BeyondTheQuery:
         }
 
     def _asks(self, room: Image.Image, *, exclude: list[str]) -> list[Ask]:
-        """The categories asked about (none of `exclude`) and their candidates: the budget
-        spread over them, each category's picked for diversity (`budget.py`)."""
+        """The categories asked about (none of `exclude`) and their candidates, the budget
+        spent over them for diversity (`budget.allocate`)."""
         pool = self._closest_categories(room, exclude=exclude)
-        counts = spread([len(found) for _, found in pool], self.funnel.beyond_budget)
+        choices = [self._choice(found) for _, found in pool]
+        picks = allocate(choices, self.funnel.beyond_budget, self.funnel.beyond_diversity)
         return [
-            (category_query(category, self.vocabulary), self._pick(found, count))
-            for (category, found), count in zip(pool, counts, strict=True)
-            if count
+            (category_query(category, self.vocabulary), [found[i] for i in picked])
+            for (category, found), picked in zip(pool, picks, strict=True)
+            if picked
         ]
 
-    def _pick(self, found: list[Candidate], count: int) -> list[Candidate]:
-        """`count` of a category's candidates (closest first): the closest, then for
-        diversity (`funnel.beyond_diversity`) by how alike they look and read."""
-        if count >= len(found) or count <= 1:
-            return found[:count]
+    def _choice(self, found: list[Candidate]) -> Category:
+        """A category's candidates (closest first) for the budget: their closeness to the
+        room and how alike they look and read (`funnel.beyond_listing_weight`)."""
         with self.visual_lock:  # stage 2's vectors
             rows = self.visual.vectors.rows([c.key for c in found], [c.row for c in found])
             vectors = self.visual.vectors.gather(rows)
@@ -164,9 +163,7 @@ class BeyondTheQuery:
             [str(c.product.get("search_text") or c.product.get("name") or "") for c in found],
             self.funnel.beyond_listing_weight,
         )
-        closeness = np.array([c.scores[self.visual.name] for c in found])
-        order = diverse_order(closeness, likeness, count, self.funnel.beyond_diversity)
-        return [found[i] for i in order]
+        return Category(np.array([c.scores[self.visual.name] for c in found]), likeness)
 
     def _closest_categories(
         self, room: Image.Image, *, exclude: list[str]

@@ -1,68 +1,78 @@
-"""How a request's agent budget beyond the query is spent: spread over the categories asked,
-and within each category on candidates that differ from each other, not only the closest.
+"""How a request's agent budget beyond the query is spent: over the categories asked, and
+within each on candidates that differ from each other, not only the closest.
 
 A category is judged on the candidates the agent is asked about. Where its products closest
 to the room photo are look-alike misfits (indoor chairs by the blue water of a pool, when
 the category holds patio chairs too), asking only the closest loses the category although a
-fitting variant is in it. So:
+fitting variant is in it. So (`allocate`):
 
-* `spread`: the budget goes round the categories, closest category first, one candidate
-  each per round, until it is spent or every category's candidates are: each category asked
-  gets `budget // categories` candidates or one more, never more than it has;
-* `diverse_order`: a category's candidates are picked by maximal marginal relevance: the
-  closest to the room first, then each next one trading closeness to the room (weight
-  `1 - diversity`) against likeness to those already picked (weight `diversity`), so a
-  second candidate is the category's other kind of product, not the closest one's twin;
+* every category asked gets its closest candidate first (the closest categories first, as
+  far as the budget goes);
+* the rest of the budget goes one candidate at a time to the highest gain across the
+  categories, by maximal marginal relevance: closeness to the room (weight `1 - diversity`)
+  against likeness to the candidates already picked in the category (weight `diversity`).
+  A category of one kind of product (planters) gains little from a second look-alike; one
+  that holds two kinds (indoor and patio chairs) gets its other kind next;
 * `Likeness`: how alike two products are, in how they look (stage 2's image embeddings) and
-  in what their listings say (the words they share): a random or colour-led embedding alone
-  sees two blue chairs as alike whether or not one is a patio chair; the listing says so.
+  in what their listings say (the words they share): a colour-led embedding sees two blue
+  chairs as alike whether or not one is a patio chair; the listing says so.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 WORD = re.compile(r"[^\W_]+")
 
 
-def spread(sizes: list[int], budget: int) -> list[int]:
-    """Candidates asked per category (in the order given, closest first), `budget` in all at
-    most: one per category per round, a category never more than its `sizes` entry."""
-    counts = [0] * len(sizes)
-    left = budget
-    while left > 0:
-        open_ = [i for i, size in enumerate(sizes) if counts[i] < size]
-        if not open_:
-            break
-        for i in open_[:left]:
-            counts[i] += 1
-        left -= min(left, len(open_))
-    return counts
+@dataclass
+class Category:
+    """One category's candidates (closest to the room first) as the budget sees them: their
+    closeness to the room, their likeness to each other, and which are picked so far."""
 
+    closeness: np.ndarray
+    likeness: Callable[[int], np.ndarray]  # every candidate's likeness to candidate i
+    picked: list[int] = field(default_factory=list)
+    like: np.ndarray | None = None  # each candidate's highest likeness to one picked
 
-def diverse_order(
-    relevance: np.ndarray, likeness: Callable[[int], np.ndarray], count: int, diversity: float
-) -> list[int]:
-    """Indices of `count` candidates picked by maximal marginal relevance: the most relevant
-    first, then each time the one maximising `(1 - diversity) * relevance - diversity * like`,
-    where `like` is its highest likeness to one already picked (`likeness(i)`: every
-    candidate's likeness to candidate i). `diversity` 0 is closeness alone."""
-    count = min(count, len(relevance))
-    if count <= 0:
-        return []
-    picked = [int(np.argmax(relevance))]
-    like = likeness(picked[0])
-    while len(picked) < count:
-        gain = (1.0 - diversity) * relevance - diversity * like
-        gain[picked] = -np.inf
+    def pick(self, i: int) -> None:
+        self.picked.append(i)
+        like = self.likeness(i)
+        self.like = like if self.like is None else np.maximum(self.like, like)
+
+    def next_gain(self, diversity: float) -> tuple[float, int] | None:
+        """The next candidate by maximal marginal relevance and its gain; None when all are
+        picked."""
+        if len(self.picked) >= len(self.closeness):
+            return None
+        gain = (1.0 - diversity) * self.closeness - diversity * self.like
+        gain[self.picked] = -np.inf
         best = int(np.argmax(gain))
-        picked.append(best)
-        like = np.maximum(like, likeness(best))
-    return picked
+        return float(gain[best]), best
+
+
+def allocate(categories: list[Category], budget: int, diversity: float) -> list[list[int]]:
+    """Spend `budget` candidates over the categories (closest category first): the closest
+    candidate of each, as far as the budget goes; then, one at a time, the candidate whose
+    gain `(1 - diversity) * closeness - diversity * likeness` (to those already picked in
+    its category) is highest across the categories. A category whose candidates are all
+    alike (all planters) gets no second; one holding two kinds (indoor and patio chairs) gets
+    its other kind next. `diversity` 0 is closeness alone. Returns each category's picks, in
+    pick order."""
+    for category in categories[:budget]:
+        category.pick(int(np.argmax(category.closeness)))
+    for _ in range(budget - min(budget, len(categories))):
+        gains = [(category.next_gain(diversity), category) for category in categories]
+        found = [(gain, i, category) for i, (gain, category) in enumerate(gains) if gain]
+        if not found:
+            break
+        (_, best), _, category = max(found, key=lambda item: (item[0][0], -item[1]))
+        category.pick(best)
+    return [category.picked for category in categories]
 
 
 @dataclass(frozen=True)

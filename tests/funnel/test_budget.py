@@ -1,27 +1,12 @@
-"""How the agent budget beyond the query is spent: spread over the categories, and within a
-category on candidates that differ (the closest first)."""
+"""How the agent budget beyond the query is spent: each category's closest candidate, then
+the candidates that add most (close to the room, unlike those picked in their category)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mars_core.funnel.budget import Likeness, diverse_order, spread
-
-
-@pytest.mark.parametrize(
-    ("sizes", "budget", "counts"),
-    [
-        ([5, 5, 5], 7, [3, 2, 2]),  # budget // 3 each, the closest categories the extra
-        ([5, 5, 5], 2, [1, 1, 0]),  # fewer than the categories: the closest are asked
-        ([1, 5, 5], 9, [1, 4, 4]),  # a small category's share goes to the others
-        ([2, 1], 10, [2, 1]),  # everything there is, and no more
-        ([], 5, []),
-    ],
-)
-def test_the_budget_goes_round_the_categories(sizes, budget, counts):
-    assert spread(sizes, budget) == counts
-    assert sum(counts) <= budget
+from mars_core.funnel.budget import Category, Likeness, allocate
 
 
 def unit(*rows: list[float]) -> np.ndarray:
@@ -40,17 +25,35 @@ LISTINGS = [  # as the generated world's search text reads: brand, style, colour
 CLOSENESS = np.array([0.9, 0.88, 0.87, 0.8])
 
 
+def chairs() -> Category:
+    return Category(CLOSENESS, Likeness.of(VECTORS, LISTINGS, listing_weight=0.5))
+
+
+def planters() -> Category:
+    """Four planters that look and read alike, a little less close to the room."""
+    vectors = unit([0, 0, 1], [0, 0.05, 1], [0.05, 0, 1], [0.02, 0.02, 1])
+    listings = ["Nook Modern Blue Terracotta Planter . indoor/outdoor planter"] * 4
+    return Category(CLOSENESS - 0.05, Likeness.of(vectors, listings, listing_weight=0.5))
+
+
 def test_closeness_alone_asks_the_look_alikes():
-    likeness = Likeness.of(VECTORS, LISTINGS, listing_weight=0.5)
-    assert diverse_order(CLOSENESS, likeness, 3, diversity=0.0) == [0, 1, 2]
+    assert allocate([chairs()], 3, diversity=0.0) == [[0, 1, 2]]
 
 
-def test_diversity_asks_the_other_kind_of_product_second():
-    likeness = Likeness.of(VECTORS, LISTINGS, listing_weight=0.5)
-    assert diverse_order(CLOSENESS, likeness, 2, diversity=0.5) == [0, 3]
-    assert diverse_order(CLOSENESS, likeness, 9, diversity=0.5)[:2] == [0, 3]
-    assert sorted(diverse_order(CLOSENESS, likeness, 9, diversity=0.5)) == [0, 1, 2, 3]
-    assert diverse_order(CLOSENESS, likeness, 0, diversity=0.5) == []
+def test_diversity_asks_a_category_s_other_kind_second():
+    assert allocate([chairs()], 2, diversity=0.5) == [[0, 3]]
+    (everything,) = allocate([chairs()], 9, diversity=0.5)
+    assert everything[:2] == [0, 3] and sorted(everything) == [0, 1, 2, 3]
+    assert allocate([chairs()], 0, diversity=0.5) == [[]]
+
+
+def test_the_budget_goes_to_each_category_then_where_it_adds_most():
+    """Every category gets its closest; the one more candidate goes to the chairs, whose
+    next is another kind of chair, not to the planters, which are all alike."""
+    assert allocate([planters(), chairs()], 3, diversity=0.5) == [[0], [0, 3]]
+    assert allocate([planters(), chairs()], 1, diversity=0.5) == [[0], []]  # closest first
+    spent = allocate([planters(), chairs()], 20, diversity=0.5)  # more than there is
+    assert [sorted(picks) for picks in spent] == [[0, 1, 2, 3], [0, 1, 2, 3]]
 
 
 def test_likeness_blends_the_look_and_the_listing_words():
