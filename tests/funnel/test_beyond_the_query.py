@@ -143,7 +143,8 @@ def funnel_bar(funnel: SearchFunnel) -> float:
 
 def test_alternatives_spend_the_budget_over_the_pool_in_one_pass(trained, unseen_rooms, cfg):
     """With a pool smaller than the catalogue's categories, exactly that many are asked about,
-    the budget spread over them, in one batched pass after the query's own candidates."""
+    each one at least, the whole budget over them, in one batched pass after the query's own
+    candidates."""
     funnel, counted = counted_funnel([*trained, "funnel.alternative_pool=4"])
     with funnel:
         result = search(funnel, room_of(unseen_rooms, "pool"), "bed", cfg)
@@ -151,7 +152,7 @@ def test_alternatives_spend_the_budget_over_the_pool_in_one_pass(trained, unseen
     assert own == ("bed", cfg.funnel.k2)
     assert len(others) == 4 and len({query for query, _ in others}) == len(others)
     rows = [count for _, count in others]
-    assert sum(rows) == cfg.funnel.beyond_budget and max(rows) - min(rows) <= 1
+    assert sum(rows) == cfg.funnel.beyond_budget and min(rows) >= 1
     details = result.details["alternatives"]
     assert details["scored"] == sum(rows) and details["categories_asked"] == len(others)
     assert details["budget"] == cfg.funnel.beyond_budget
@@ -171,7 +172,7 @@ def test_an_untrained_student_is_asked_the_same_and_offers_nothing_under_the_bar
     indexed, unseen_rooms, cfg
 ):
     """The session's tiny student (random weights) with a bar nothing reaches
-    (`min_fit_score=1.0`): the same budget, spread the same way, in one call."""
+    (`min_fit_score=1.0`): the same budget over the same categories, in one call."""
     funnel, counted = counted_funnel([*indexed.overrides, "funnel.min_fit_score=1.0"])
     with funnel:
         result = search(funnel, room_of(unseen_rooms, "pool"), "bed", cfg)
@@ -180,7 +181,7 @@ def test_an_untrained_student_is_asked_the_same_and_offers_nothing_under_the_bar
     assert 1 <= len(alternatives) <= cfg.funnel.alternative_pool
     rows = [count for _, count in alternatives]
     assert sum(rows) == result.details["alternatives"]["scored"] <= cfg.funnel.beyond_budget
-    assert max(rows) - min(rows) <= 1  # spread: budget // categories each, or one more
+    assert min(rows) >= 1  # every category asked gets its closest candidate at least
 
 
 @pytest.fixture(scope="module")
