@@ -66,12 +66,14 @@ def allocate(categories: list[Category], budget: int, diversity: float) -> list[
     for category in categories[:budget]:
         category.pick(int(np.argmax(category.closeness)))
     for _ in range(budget - min(budget, len(categories))):
-        gains = [(category.next_gain(diversity), category) for category in categories]
-        found = [(gain, i, category) for i, (gain, category) in enumerate(gains) if gain]
-        if not found:
-            break
-        (_, best), _, category = max(found, key=lambda item: (item[0][0], -item[1]))
-        category.pick(best)
+        best: tuple[float, Category, int] | None = None  # a tie goes to the closer category
+        for category in categories:
+            found = category.next_gain(diversity)
+            if found is not None and (best is None or found[0] > best[0]):
+                best = (found[0], category, found[1])
+        if best is None:
+            break  # every candidate of every category is picked
+        best[1].pick(best[2])
     return [category.picked for category in categories]
 
 
