@@ -22,6 +22,7 @@ bar it was registered with). Two parts:
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -83,6 +84,9 @@ def first_fits(cfg, rooms, truths, by_category, diversities: list[float]) -> str
 
     found: dict[tuple[float, bool], list[int]] = defaultdict(list)
     with build_funnel(cfg) as funnel:
+        if funnel.beyond is None:
+            print("error: the funnel has no stage 2 and agent (funnel.stages)", file=sys.stderr)
+            raise SystemExit(2)
         visual = funnel.beyond.visual
         for room in rooms:
             vector = visual.room_vector(load_image(room["path"], cfg.data.max_image_pixels))

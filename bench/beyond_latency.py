@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -149,6 +150,11 @@ def report(found: dict[str, list[float]], budget: int) -> str:
     return "\n".join(lines)
 
 
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rooms", type=int, default=42, help="held-out rooms measured")
@@ -164,8 +170,12 @@ def main() -> None:
     rooms = held_out_rooms(cfg, args.rooms)
     started = time.monotonic()
     with build_funnel(cfg) as funnel:
+        if funnel.beyond is None:
+            fail("the funnel has no stage 2 and agent (funnel.stages): nothing beyond the query")
         measure(funnel, rooms[:2], args, cfg.data.max_image_pixels)  # warm-up
         found = measure(funnel, rooms, args, cfg.data.max_image_pixels)
+    if not found["plain"]:
+        fail(f"nothing fit {args.plain_query!r} in any room: no plain stage 3 to compare with")
     print(report(found, cfg.funnel.beyond_budget))
     print(f"{len(rooms)} held-out rooms, {time.monotonic() - started:.0f} s in all")
 
