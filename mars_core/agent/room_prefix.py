@@ -3,7 +3,10 @@ instruction), encoded once per query, with the scoring passes that ran on it.
 
 A prefix is keyed by its room's pixels and its text; the latest ones are kept
 (`RoomPrefixes`), so the top-N answers that follow a query's scores reuse its prefix and
-continue the scoring passes kept on it (`kv_batch.py` batches and decodes on them).
+continue the scoring passes kept on it (`kv_batch.py` batches and decodes on them). The
+prefixes a call lacks are encoded together, a batch to a forward pass, the room photo through
+the vision tower once per pass: the many queries of one room (the categories asked about
+beyond a query) cost a pass or two, not one each.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any, NamedTuple, Protocol
 
 import torch
 from PIL import Image
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from mars_core.agent.types import ProductView
 from mars_core.agent.vision import image_digest
@@ -23,6 +27,8 @@ VISION_START = "<|vision_start|>"
 
 # A KV cache as plain tensors: per layer (keys, values), each (batch, heads, tokens, dim).
 KV = list[tuple[torch.Tensor, ...]]
+# A prefix's inputs with one entry per token (cut to its own length out of a padded batch).
+TOKEN_INPUTS = ("input_ids", "mm_token_type_ids", "attention_mask")
 
 
 class Agent(Protocol):
@@ -55,24 +61,38 @@ class RoomPrefix:
     scored: dict[tuple[str, str], Scored] = field(default_factory=dict)
 
     @classmethod
-    def encode(cls, agent: Agent, room: Image.Image, text: str) -> RoomPrefix:
-        """Run the prefix (up to the product image) once and keep its KV cache."""
-        inputs = agent.process([text], [[room]], padding_side="right")
+    def encode(cls, agent: Agent, rooms: list[Image.Image], texts: list[str]) -> list[RoomPrefix]:
+        """Run several prefixes (up to the product image) in one forward pass and keep each
+        one's KV cache: right-padded, so each row's tokens see only its own earlier tokens,
+        and the vision tower runs once per distinct room photo (the queries of one room,
+        such as the categories asked about beyond a query, share it)."""
+        inputs = agent.process(texts, [[room] for room in rooms], padding_side="right")
         positions, _ = inner_model(agent.model).get_rope_index(
             inputs["input_ids"],
             mm_token_type_ids=inputs["mm_token_type_ids"],
             image_grid_thw=inputs["image_grid_thw"],
+            attention_mask=inputs["attention_mask"],
         )
         out = agent.model(
             input_ids=inputs["input_ids"],
-            pixel_values=inputs["pixel_values"],
-            image_grid_thw=inputs["image_grid_thw"],
+            attention_mask=inputs["attention_mask"],
             position_ids=positions,
             use_cache=True,
             logits_to_keep=1,
+            **_room_features(agent, inputs, rooms),
         )
-        kv = [(keys, values) for keys, values, *_ in out.cache]
-        return cls(text=text, inputs=inputs, kv=kv)
+        layers = [(keys, values) for keys, values, *_ in out.cache]
+        pixels = inputs["pixel_values"].split(inputs["image_grid_thw"].prod(-1).tolist())
+        prefixes = []
+        for i, (text, length) in enumerate(
+            zip(texts, inputs["attention_mask"].sum(-1).tolist(), strict=True)
+        ):
+            own = {key: inputs[key][i : i + 1, :length] for key in TOKEN_INPUTS}
+            own["image_grid_thw"] = inputs["image_grid_thw"][i : i + 1]
+            own["pixel_values"] = pixels[i]
+            kv = [(k[i : i + 1, :, :length], v[i : i + 1, :, :length]) for k, v in layers]
+            prefixes.append(cls(text=text, inputs=own, kv=kv))
+        return prefixes
 
     @property
     def length(self) -> int:
@@ -110,17 +130,24 @@ class RoomPrefixes:
         self.keep = keep
         self._kept: OrderedDict[tuple[str, str], RoomPrefix] = OrderedDict()
 
-    def get(self, agent: Agent, room: Image.Image, full_text: str) -> RoomPrefix:
-        """The query's encoded room prefix: a kept one when room and text match, else a new
-        one (`full_text` is a candidate's whole prompt)."""
-        key = (image_digest(room), prefix_text(full_text))
-        prefix = self._kept.get(key)
-        if prefix is None:
-            prefix = self._kept[key] = RoomPrefix.encode(agent, room, key[1])
-            while len(self._kept) > self.keep:
-                self._kept.popitem(last=False)
-        self._kept.move_to_end(key)
-        return prefix
+    def get(self, agent: Agent, asks: list[tuple[Image.Image, str]]) -> list[RoomPrefix]:
+        """Each (room, candidate's whole prompt) ask's encoded room prefix: a kept one when
+        room and text match, else a new one; the new ones are encoded together, `keep` to a
+        forward pass. Every prefix of the latest call stays kept (more than `keep` when it
+        asked for more: the answers that follow its scores reuse them)."""
+        keys = [(image_digest(room), prefix_text(text)) for room, text in asks]
+        missing = {key: room for key, (room, _) in zip(keys, asks, strict=True)}
+        missing = [(key, room) for key, room in missing.items() if key not in self._kept]
+        for start in range(0, len(missing), self.keep):
+            chunk = missing[start : start + self.keep]
+            rooms, texts = [room for _, room in chunk], [key[1] for key, _ in chunk]
+            for (key, _), prefix in zip(chunk, RoomPrefix.encode(agent, rooms, texts), strict=True):
+                self._kept[key] = prefix
+        for key in keys:
+            self._kept.move_to_end(key)
+        while len(self._kept) > max(self.keep, len(set(keys))):
+            self._kept.popitem(last=False)
+        return [self._kept[key] for key in keys]
 
     def clear(self) -> None:
         self._kept.clear()
@@ -129,6 +156,27 @@ class RoomPrefixes:
         """Drop the kept scoring passes, not the prefixes."""
         for prefix in self._kept.values():
             prefix.scored.clear()
+
+
+def _room_features(
+    agent: Agent, inputs: dict[str, torch.Tensor], rooms: list[Image.Image]
+) -> dict[str, Any]:
+    """The room photos' visual tokens for the model, the vision tower run once per distinct
+    photo."""
+    grid = inputs["image_grid_thw"]
+    pixels = inputs["pixel_values"].split(grid.prod(-1).tolist())
+    digests = [image_digest(room) for room in rooms]
+    first = {digest: i for i, digest in reversed(list(enumerate(digests)))}
+    unique = sorted(first.values())
+    tower = inner_model(agent.model).get_image_features(
+        torch.cat([pixels[i] for i in unique]), grid[unique], return_dict=True
+    )
+    computed = dict(zip((digests[i] for i in unique), tower.pooler_output, strict=True))
+    features = tuple(computed[digest] for digest in digests)
+    return {
+        "mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)},
+        "image_grid_thw": grid,
+    }
 
 
 def scored_key(text: str, product: ProductView) -> tuple[str, str]:

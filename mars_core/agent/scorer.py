@@ -205,20 +205,21 @@ class AgentScorer:
 
     def _rows(self, jobs: Sequence[Job], suffixes: Sequence[Sequence[str]]) -> list[Row]:
         """Every candidate of every job, its prompt text ending with its suffix (what the
-        answer opens with)."""
-        rows = []
+        answer opens with), on its job's room prefix (the missing ones encoded together)."""
+        asked = []
         for job, ((room, query, products), ends) in enumerate(zip(jobs, suffixes, strict=True)):
             products = self.bounded(products)
             texts = [
                 self.prompt_text(query, p.text) + end for p, end in zip(products, ends, strict=True)
             ]
             if texts:
-                prefix = self._prefixes.get(self, room, texts[0])
-                rows += [
-                    Row(job, prefix, t, p, end)
-                    for t, p, end in zip(texts, products, ends, strict=True)
-                ]
-        return rows
+                asked.append((job, room, texts, products, ends))
+        prefixes = self._prefixes.get(self, [(room, texts[0]) for _, room, texts, _, _ in asked])
+        return [
+            Row(job, prefix, t, p, end)
+            for (job, _, texts, products, ends), prefix in zip(asked, prefixes, strict=True)
+            for t, p, end in zip(texts, products, ends, strict=True)
+        ]
 
     def _forward_full(
         self, room: Image.Image, chunk: list[tuple[str, ProductView]]

@@ -87,8 +87,8 @@ APPS = {
             Argument(
                 "--query",
                 'what to look for, e.g. "bed"; left out, what fits the room: the categories '
-                "whose products look closest to the photo (funnel.alternative_pool; the room's "
-                "funnel.k1 nearest products overall), funnel.per_category products each",
+                "whose products look closest to the photo (funnel.alternative_pool), judged on "
+                "funnel.beyond_budget candidates in all, up to funnel.per_category shown each",
                 "TEXT",
             ),
         ),

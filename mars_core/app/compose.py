@@ -40,7 +40,7 @@ PARAMETER_KEYS = {
 
 def conf_dir() -> Path:
     """The `conf/` folder of the checkout this code runs from, else the packaged `mars_conf`."""
-    checkout = Path(__file__).resolve().parents[1] / "conf"
+    checkout = Path(__file__).resolve().parents[2] / "conf"
     if (checkout / f"{CONFIG_NAME}.yaml").is_file():
         return checkout
     packaged = Path(str(resources.files("mars_conf")))

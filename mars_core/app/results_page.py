@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from mars_core.funnel.stages import stage_specs
+from mars_core.funnel.stages import AGENT, stage_specs
 from mars_core.infra.errors import UserInputError, printable
 from mars_core.search.batch import FailedRequest
 from mars_core.search.funnel import SearchResult
@@ -132,6 +132,21 @@ def _judged(candidate: Candidate) -> str:
     return f"{name} {_fmt(score)}"
 
 
+def asked_note(result: SearchResult) -> str | None:
+    """How many candidates the agent was asked about beyond the query (a room with no query,
+    or what fits instead when nothing does), within the request's budget."""
+    details = result.details.get(AGENT if result.room_only else "alternatives")
+    if not details or "budget" not in details:
+        return None
+    asked = (
+        f"{details['scored']} candidates of {details['categories_asked']} categories asked "
+        f"(budget {details['budget']})"
+    )
+    if result.room_only:
+        return f"the agent judged the room on {asked}"
+    return f"what fits instead: {asked}, {details['offered']} offered"
+
+
 def _heading(result: SearchResult) -> str:
     if result.room_only:
         return f"What fits room {escape(result.request.room_id)}"
@@ -149,6 +164,8 @@ def render_result(result: SearchResult, *, max_pixels: int) -> str:
     timings = ", ".join(f"{name} {secs * 1000:.0f} ms" for name, secs in result.timings.items())
     header = "".join(f"<th>{escape(s)}</th>" for s in stage_names)
     nofit = f'<p class="nofit">{escape(result.message)}</p>' if result.message else ""
+    note = asked_note(result)
+    nofit += f'<p class="meta asked">{escape(note)}</p>' if note else ""
     skipped = "".join(
         f'<p class="error">left out {escape(s.key)}: {escape(s.detail)}</p>' for s in result.skipped
     )
@@ -203,6 +220,8 @@ def result_table_text(result: SearchResult) -> str:
         lines.append(f"ranked by {result.ranked_by}")
     if result.message:
         lines.append(result.message)
+    if note := asked_note(result):
+        lines.append(note)
     lines.append(f"{'#':>2}  {'product':48}  " + "  ".join(f"{s:>7}" for s in stages))
     groups = result.groups() if result.room_only else [("", result.results)]
     rank = 0

@@ -92,9 +92,20 @@ class WorldConfig:
     outdoor_version_share: float = knob(
         0.35, "share of each shared type's products listed as its outdoor version", ge=0, le=1
     )
+    outdoor_only_categories: bool = knob(
+        True,
+        "list the outdoor-only categories (lounge chairs, patio tables, umbrellas); false: "
+        "outdoor furniture exists only as outdoor versions inside shared types (and planters, "
+        "made for either), as in real ABO (data=shared_types)",
+    )
 
     def __post_init__(self) -> None:
         check_knobs(self, "data.world")
+        if not (self.outdoor_only_categories or self.shared_outdoor_types):
+            raise ValueError(
+                "data.world.outdoor_only_categories=false needs shared_outdoor_types=true: "
+                "else nothing but planters is made for outdoor rooms"
+            )
 
 
 @dataclass

@@ -44,9 +44,32 @@ class FunnelConfig:
         ge=1,
     )
     per_category: int = knob(
-        2,
-        "a room with no query: the agent judges and shows this many products per category",
+        2, "a room with no query: at most this many fitting products shown per category", ge=1
+    )
+    beyond_budget: int = knob(
+        16,
+        "agent candidates one request may ask about beyond the query (what fits instead, a "
+        "room with no query): each category asked gets its closest product, the rest go where "
+        "a next candidate is closest to the room and least like those picked (a category's "
+        "other kind of product); a category is judged on all of them (docs/beyond-the-query.md "
+        "says how to size it)",
         ge=1,
+    )
+    beyond_diversity: float = knob(
+        0.5,
+        "how the budget past each category's closest product is spent: closeness to the room "
+        "photo (weight 1 - this) against likeness to the category's candidates already picked "
+        "(weight this; beyond_listing_weight): 0 asks the closest only, higher asks the "
+        "categories' other kinds of product (an outdoor chair behind the indoor look-alikes)",
+        ge=0,
+        le=1,
+    )
+    beyond_listing_weight: float = knob(
+        0.5,
+        "how alike two candidates are, for beyond_diversity: this weight on the share of "
+        "listing words they have in common, the rest on their image embeddings' cosine",
+        ge=0,
+        le=1,
     )
     order: str = knob(
         "auto",

@@ -19,7 +19,9 @@ from mars_core.agent.ordering import FITS_BY_SIGLIP
 from mars_core.config import MarsConfig
 from mars_core.evaluation.agreement import PairSpec, ScoredPair, agreement_metrics, score_pairs
 from mars_core.evaluation.beyond import (
+    AlternativesSought,
     alternatives_metrics,
+    alternatives_sought,
     room_only_metrics,
     room_only_searches,
     room_truths,
@@ -127,7 +129,7 @@ def run_configuration(
     run_cfg = configured(cfg, configuration)
     ranked: list[RankedRequest] = []
     failed: list[tuple[str, str]] = []
-    offered: list[tuple[str, list[str]]] = []  # (room, categories offered instead)
+    sought: list[AlternativesSought] = []  # what was offered instead, and what it cost
     beyond: dict[str, float] = {}
     with build_funnel(run_cfg) as funnel:
         narrow_to_test_split(funnel, eval_set.test_keys, cfg.eval.overfetch)
@@ -135,9 +137,9 @@ def run_configuration(
             funnel.beyond = None  # an untrained student, asked on nearly every request
         for request, result in searched(funnel, eval_set, cfg, configuration.name, failed):
             ranked.append(ranked_request(request, result.results, result.nothing_fits))
-            offered.append((request.room_id, [a.category for a in result.alternatives]))
+            sought += filter(None, [alternatives_sought(request, result)])
         if funnel.beyond is not None:
-            beyond = beyond_metrics(funnel, eval_set, cfg, offered)
+            beyond = beyond_metrics(funnel, eval_set, cfg, sought)
         agent = agent_stage(funnel)
         pairs = (
             score_pairs(agent.scorer, pair_specs, cfg.data.max_image_pixels)
@@ -186,12 +188,15 @@ def searched(
 
 
 def beyond_metrics(
-    funnel: SearchFunnel, eval_set: EvalSet, cfg: MarsConfig, offered: list[tuple[str, list[str]]]
+    funnel: SearchFunnel, eval_set: EvalSet, cfg: MarsConfig, sought: list[AlternativesSought]
 ) -> dict[str, float]:
-    """The alternatives' precision, then a room-only search of every held-out room."""
+    """The alternatives' precision, recall and cost, then a room-only search of every
+    held-out room."""
     rooms = room_truths(eval_set.judged or eval_set.requests)
-    searches = room_only_searches(funnel, eval_set, cfg.data.max_image_pixels)
-    return alternatives_metrics(offered, rooms) | room_only_metrics(list(searches), cfg.eval.ks)
+    searches = room_only_searches(funnel, eval_set, cfg.data.max_image_pixels, AGENT)
+    return alternatives_metrics(sought, rooms, cfg.funnel.alternatives) | room_only_metrics(
+        list(searches), cfg.eval.ks, cfg.funnel.per_category
+    )
 
 
 def narrow_to_test_split(funnel: SearchFunnel, keep: frozenset[str], overfetch: int) -> None:

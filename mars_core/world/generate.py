@@ -46,7 +46,6 @@ from mars_core.world.draw import product_image, room_image
 from mars_core.world.truth import Product, Room, judge
 from mars_core.world.vocab import (
     BRANDS,
-    CATEGORIES,
     COLOUR_VARIANTS,
     COLOURS,
     INDOOR_ROOMS,
@@ -58,6 +57,7 @@ from mars_core.world.vocab import (
     STYLES,
     Category,
     outdoor_version,
+    world_categories,
 )
 
 WORLD_VERSION = 3  # bump when the generator's output changes for the same settings
@@ -93,11 +93,13 @@ def image_path_for(image_id: str) -> str:
 
 
 def _kind(index: int, config: WorldConfig) -> Category:
-    """The product type of product `index`, in its outdoor version for an evenly spread
-    `outdoor_version_share` of each shared type (with `shared_outdoor_types`)."""
-    category = CATEGORIES[index % len(CATEGORIES)]
+    """The product type of product `index` (round robin over the world's types), in its
+    outdoor version for an evenly spread `outdoor_version_share` of each shared type (with
+    `shared_outdoor_types`)."""
+    kinds = world_categories(config.outdoor_only_categories)
+    category = kinds[index % len(kinds)]
     shared = config.shared_outdoor_types and category.product_type in OUTDOOR_VERSIONS
-    if shared and spread(index // len(CATEGORIES), config.outdoor_version_share):
+    if shared and spread(index // len(kinds), config.outdoor_version_share):
         return outdoor_version(category)
     return category
 
@@ -106,7 +108,8 @@ def _product(index: int, twin: bool, config: WorldConfig, seed: int, taken: set[
     rng = random.Random(f"{seed}:product:{index}")
     category = _kind(index, config)
     if category.product_type == "BED":
-        blue = spread(index // len(CATEGORIES), config.blue_bed_share)
+        rounds = index // len(world_categories(config.outdoor_only_categories))
+        blue = spread(rounds, config.blue_bed_share)
         colour = "blue" if blue else rng.choice([c for c in COLOURS if c != "blue"])
     else:
         colour = rng.choice(list(COLOURS))

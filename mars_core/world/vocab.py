@@ -146,6 +146,16 @@ CATEGORIES = (
 
 CATEGORY_BY_TYPE = {category.product_type: category for category in CATEGORIES}
 
+
+def world_categories(outdoor_only_categories: bool) -> tuple[Category, ...]:
+    """The product types a world lists: all, or none of the outdoor-only ones, so that outdoor
+    furniture exists only inside types made for both settings (a teak patio chair is a
+    CHAIR), beside planters, as in real ABO (`data.world.outdoor_only_categories`)."""
+    if outdoor_only_categories:
+        return CATEGORIES
+    return tuple(category for category in CATEGORIES if category.setting != "outdoor")
+
+
 BRANDS = ("Rivet", "Stone & Beam", "Ravenna Home", "Amazon Basics", "Nook", "Alder & Ash")
 
 

@@ -221,6 +221,36 @@ def test_queries_of_different_rooms_merge_into_one_batch(scorer):
     assert scorer.score_many([]) == [] and scorer.score_many([(ROOM, "a bed", [])]) == [[]]
 
 
+def test_many_queries_of_one_room_encode_their_prefixes_together(scorer, monkeypatch):
+    """The categories asked about beyond a query: more queries of one room than a batch
+    holds. Their prefixes are encoded a batch to a forward pass, the room photo through the
+    vision tower once per pass, and all stay kept for the answers that follow; the scores
+    equal whole prompts'."""
+    from mars_core.agent.room_prefix import inner_model
+
+    fresh = _like(scorer)
+    queries = [f"query {i}" for i in range(fresh.batch_size + 2)]
+    jobs = [(ROOM, query, product_views(2, width_step=WIDE)) for query in queries]
+    core = inner_model(fresh.model)
+    towers = []
+    features = core.get_image_features
+
+    def counted(pixel_values, grid, **kwargs):
+        towers.append(grid.shape[0])
+        return features(pixel_values, grid, **kwargs)
+
+    monkeypatch.setattr(core, "get_image_features", counted)
+    merged = fresh.score_many(jobs)
+    assert towers[:2] == [1, 1]  # two prefix passes (a batch, then the rest): one room each
+    assert len(fresh._prefixes._kept) == len(queries)
+    for (room, query, products), got in zip(jobs, merged, strict=True):
+        whole = fresh.score(room, query, products, reuse_room_prefix=False)
+        assert got == pytest.approx(whole, abs=1e-5)
+    towers.clear()
+    fresh.generate_many(jobs, max_new_tokens=2, scores=merged)
+    assert towers == []  # every prefix kept, every answer continues its scoring pass
+
+
 def test_the_batcher_merges_concurrent_requests_and_answers_each(scorer):
     """Three threads' queries (2 candidates each) fill one batch of 6: one merged run, and
     each thread gets its own query's scores and answers."""

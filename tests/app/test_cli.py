@@ -123,7 +123,7 @@ def test_a_misspelt_key_names_the_closest_keys(name, capsys):
 @pytest.mark.parametrize("name", COMMANDS)
 def test_an_unknown_group_option_lists_the_available_ones(name, capsys):
     code = _run(name, ["--cfg", "job", "data=nope"])
-    assert "Available options in 'data': abo, synthetic" in _one_error(capsys, code)
+    assert "Available options in 'data': abo, shared_types, synthetic" in _one_error(capsys, code)
 
 
 def test_a_missing_required_argument_is_one_line(capsys):

@@ -140,18 +140,21 @@ def funnel_bar(funnel: SearchFunnel) -> float:
     return agent_of(funnel).ordering.min_fit_score
 
 
-def test_alternatives_cost_one_candidate_per_category_within_the_pool(trained, unseen_rooms, cfg):
+def test_alternatives_spend_the_budget_over_the_pool_in_one_pass(trained, unseen_rooms, cfg):
     """With a pool smaller than the catalogue's categories, exactly that many are asked about,
-    one candidate each, in one batched pass after the query's own candidates."""
+    each one at least, the whole budget over them, in one batched pass after the query's own
+    candidates."""
     funnel, counted = counted_funnel([*trained, "funnel.alternative_pool=4"])
     with funnel:
         result = search(funnel, room_of(unseen_rooms, "pool"), "bed", cfg)
     (own,), others = counted.calls[0], counted.calls[1]
     assert own == ("bed", cfg.funnel.k2)
-    assert len(others) == 4 and all(rows == 1 for _, rows in others)
-    assert len({query for query, _ in others}) == len(others)
+    assert len(others) == 4 and len({query for query, _ in others}) == len(others)
+    rows = [count for _, count in others]
+    assert sum(rows) == cfg.funnel.beyond_budget and min(rows) >= 1
     details = result.details["alternatives"]
-    assert details["scored"] == details["categories_asked"] == len(others)
+    assert details["scored"] == sum(rows) and details["categories_asked"] == len(others)
+    assert details["budget"] == cfg.funnel.beyond_budget
     assert set(result.timings) == {"bm25", "siglip", AGENT} and details["seconds"] > 0
 
 
@@ -168,15 +171,16 @@ def test_an_untrained_student_is_asked_the_same_and_offers_nothing_under_the_bar
     indexed, unseen_rooms, cfg
 ):
     """The session's tiny student (random weights) with a bar nothing reaches
-    (`min_fit_score=1.0`): the pool still costs one candidate per category, in one call."""
+    (`min_fit_score=1.0`): the same budget over the same categories, in one call."""
     funnel, counted = counted_funnel([*indexed.overrides, "funnel.min_fit_score=1.0"])
     with funnel:
         result = search(funnel, room_of(unseen_rooms, "pool"), "bed", cfg)
     assert result.nothing_fits and result.alternatives == []  # none reaches 1.0
     alternatives = counted.calls[-1]
     assert 1 <= len(alternatives) <= cfg.funnel.alternative_pool
-    assert {rows for _, rows in alternatives} == {1}
-    assert result.details["alternatives"]["scored"] == len(alternatives)
+    rows = [count for _, count in alternatives]
+    assert sum(rows) == result.details["alternatives"]["scored"] <= cfg.funnel.beyond_budget
+    assert min(rows) >= 1  # every category asked gets its closest candidate at least
 
 
 @pytest.fixture(scope="module")
@@ -198,12 +202,13 @@ def test_a_room_with_no_query_gets_several_fitting_categories(
             assert set(result.timings) == {"siglip", AGENT}
             (asked,) = counted.calls  # one batched pass over the categories
             assert len(asked) <= cfg.funnel.alternative_pool
-            assert all(rows <= cfg.funnel.per_category for _, rows in asked)
+            rows = [count for _, count in asked]
+            assert sum(rows) == result.details[AGENT]["scored"] <= cfg.funnel.beyond_budget
             groups = result.groups()
             assert all(len(group) <= cfg.funnel.per_category for _, group in groups)
             best = [group[0].scores[AGENT] for _, group in groups]
             assert best == sorted(best, reverse=True)
-            assert all(c.rationale for c in result.results)
+            assert all(group[0].rationale for _, group in groups)  # a reason per category
             fitting = all(category_fits[(room["room_id"], category)] for category, _ in groups)
             good.append(len(groups) >= 2 and fitting and not result.nothing_fits)
     assert sum(good) / len(good) >= 0.9, good
@@ -215,6 +220,7 @@ def test_the_command_line_searches_a_room_with_no_query(trained, pool_room, caps
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "no query: the categories that fit the room" in out and "\n-- " in out
+    assert "the agent judged the room on " in out and "candidates of " in out
     page = Path(out.strip().splitlines()[-1].removeprefix("report: "))
     assert "what-fits" in page.name and "What fits room" in page.read_text()
 
@@ -225,8 +231,10 @@ def test_the_command_line_says_what_to_try_instead(trained, pool_room, capsys):
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "Nothing in the catalogue fits this room" in out and "try instead:" in out
+    assert "what fits instead: " in out and " offered" in out
     page = Path(out.strip().splitlines()[-1].removeprefix("report: ")).read_text()
     assert "Try instead:" in page and 'class="search-link"' in page
+    assert 'class="meta asked">what fits instead: ' in page
 
 
 @pytest.mark.parametrize(
@@ -237,6 +245,8 @@ def test_the_command_line_says_what_to_try_instead(trained, pool_room, capsys):
         (["--room", "missing.jpg"], "missing.jpg"),
         (["funnel.per_category=0"], "funnel.per_category"),
         (["funnel.alternative_pool=0"], "funnel.alternative_pool"),
+        (["funnel.beyond_budget=0"], "funnel.beyond_budget"),
+        (["funnel.beyond_diversity=2"], "funnel.beyond_diversity"),
     ],
 )
 def test_bad_input_ends_in_one_line_and_status_2(indexed, pool_room, capsys, argv, message):

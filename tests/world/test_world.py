@@ -206,3 +206,30 @@ def test_the_old_shape_keeps_every_shared_type_indoors(world):
     assert shared and all(p.category.setting == "indoor" for p in shared)
     pool = Room("Pool/pool_000.jpg", "pool", "modern", ("blue", "beige"), "Pool/pool_000.jpg")
     assert not any(judge(pool, p).fits for p in shared)
+
+
+def test_the_shared_type_shape_has_outdoor_furniture_only_inside_shared_types(world):
+    """`data.world.outdoor_only_categories=false` (`data=shared_types`): no lounge chairs,
+    patio tables or umbrellas of their own; what fits a pool is the outdoor version of a
+    chair, table, sofa, lamp or rug (a teak patio chair is a CHAIR), or a planter. The truth
+    is judged as ever: the same `judge`."""
+    shape = dataclasses.replace(world.data.world, outdoor_only_categories=False)
+    products = sample_products(shape, 0)
+    types = {p.category.product_type for p in products}
+    assert types == {c.product_type for c in CATEGORIES if c.setting != "outdoor"}
+    pool = Room("Pool/pool_000.jpg", "pool", "modern", ("blue", "beige"), "Pool/pool_000.jpg")
+    fitting = [p for p in products if judge(pool, p).fits]
+    assert {p.category.product_type for p in fitting} == {*SHARED, "PLANTER"}
+    for product_type in SHARED:  # the outdoor versions are a minority of their category
+        kinds = [p for p in products if p.category.product_type == product_type]
+        outdoor = [p for p in kinds if p.category.setting == "outdoor"]
+        assert outdoor == [p for p in kinds if judge(pool, p).fits]
+        assert 0 < len(outdoor) < len(kinds) / 2
+    assert len(products) == len(sample_products(world.data.world, 0))
+
+
+def test_the_shared_type_shape_needs_shared_types():
+    from mars_core.config.data import WorldConfig
+
+    with pytest.raises(ValueError, match="shared_outdoor_types=true"):
+        WorldConfig(outdoor_only_categories=False, shared_outdoor_types=False)
