@@ -59,7 +59,10 @@ class EvalConfig:
             "abstain_nofit",
             "abstain_answerable",
             "alternatives_precision",
+            "alternatives_recall",
             "room_only.precision_at_10",
+            "room_only.category_recall_at_10",
+            "room_only.nothing_shown_while_fits",
         ],
         "metrics each trained student logs on its own MLflow run, on validation (val.<name>) "
         "and on the held-out rooms (test.<name>), so the compare view lines students up",
