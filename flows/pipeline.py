@@ -74,15 +74,16 @@ def sample_searches(overrides: list[str]) -> SearchReport:
 
 
 def train_here(overrides: list[str]) -> TrainStep:
-    """The train flow in this process."""
-    return TrainStep(train(overrides=overrides).version)
+    """The train flow in this process; the evaluation step after it measures the student on
+    the held-out rooms (onto the student's run)."""
+    return TrainStep(train(overrides=overrides, held_out=False).version)
 
 
 def train_on_pool(overrides: list[str]) -> TrainStep:
     """The train flow on `pipeline.train_work_pool` (a GPU machine's worker); it registers the
     student in the shared MLflow registry, where its version is read back."""
     cfg = load_config(overrides)
-    run_on_pool("train", cfg.pipeline.train_work_pool, overrides)
+    run_on_pool("train", cfg.pipeline.train_work_pool, overrides, held_out=False)
     return TrainStep(alias_version(cfg.student.registry, CANDIDATE))
 
 

@@ -81,6 +81,7 @@ def train(
     seed: int | None = None,
     overrides: list[str] | None = None,
     candidate: bool = True,
+    held_out: bool = True,
     sweep_run: str | None = None,
 ) -> StudentReport:
     """Train one student on the teacher's labels, register it and measure it on its run.
@@ -94,6 +95,8 @@ def train(
         overrides: any other Hydra overrides, as on the command line (`train.lora_r=8`).
         candidate: point the registry alias `candidate` at the new version (a sweep points
             it at its best job instead).
+        held_out: measure the student on the held-out rooms too (`test.*`); the pipeline's
+            evaluation step, which measures its candidate there next, turns it off.
         sweep_run: the MLflow run of the sweep this job belongs to (set by a sweep whose jobs
             run on a work pool): this run becomes its child.
     """
@@ -132,14 +135,16 @@ def train(
             result.folder, cfg.student, cfg.data.max_image_pixels, registry, description, tags
         )
         choice = validate_student_task(cfg, registry, version)
-        held_out = held_out_task(cfg, version_uri(registry, version))
         metrics = run_metrics(VALIDATION, choice.metrics, cfg.eval.adapter_metrics)
-        metrics |= run_metrics(HELD_OUT, held_out.metrics, cfg.eval.adapter_metrics)
+        mlflow.set_tags({"ordering": choice.ordering.describe()})
+        judged_by = ""
+        if held_out:
+            measured = held_out_task(cfg, version_uri(registry, version))
+            metrics |= run_metrics(HELD_OUT, measured.metrics, cfg.eval.adapter_metrics)
+            judged_by = measured.judged_by
+            mlflow.set_tags({f"{HELD_OUT}.judged_by": judged_by})
         mlflow.log_metrics(metrics)
         mlflow.log_text(choice.grid_table(), GRID_ARTIFACT)
-        mlflow.set_tags(
-            {"ordering": choice.ordering.describe(), "test.judged_by": held_out.judged_by}
-        )
         if candidate:
             set_alias_task(registry, CANDIDATE, version)
     return StudentReport(
@@ -150,7 +155,7 @@ def train(
         model_uri=version_uri(registry, version),
         ordering=choice.ordering.describe(),
         metrics=metrics,
-        judged_by=held_out.judged_by,
+        judged_by=judged_by,
         candidate=candidate,
     )
 

@@ -168,7 +168,7 @@ class StudentReport:
     model_uri: str  # models:/<name>/<version>
     ordering: str  # the operating point chosen on validation, in words
     metrics: dict[str, float]
-    judged_by: str  # who judged the test.* metrics: ground_truth or teacher
+    judged_by: str  # who judged the test.* metrics: ground_truth or teacher ("": not measured)
     candidate: bool  # whether this run pointed `candidate` at the version
 
     def summary(self) -> str:
@@ -186,11 +186,15 @@ class StudentReport:
             f"  folder {trained.folder}",
             f"  registered {self.model_uri}{alias} (MLflow run {self.run_id})",
             f"  operating point: {self.ordering}",
-            f"  metrics (val.*: teacher-judged validation; test.*: held-out rooms, judged by "
-            f"{self.judged_by}):",
+            f"  metrics (val.*: teacher-judged validation rooms; {self._held_out()}):",
             *(f"    {name} {value:.3f}" for name, value in sorted(self.metrics.items())),
         ]
         return "\n".join(lines)
+
+    def _held_out(self) -> str:
+        if not self.judged_by:
+            return "held-out rooms: by the evaluation (`python -m flows.evaluate`)"
+        return f"test.*: held-out rooms, judged by {self.judged_by}"
 
 
 @dataclass
