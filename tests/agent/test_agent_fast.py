@@ -7,6 +7,7 @@ import dataclasses
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 from PIL import Image
 from support.agent_views import ROOM, product_views
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
@@ -221,15 +222,16 @@ def test_queries_of_different_rooms_merge_into_one_batch(scorer):
     assert scorer.score_many([]) == [] and scorer.score_many([(ROOM, "a bed", [])]) == [[]]
 
 
-def test_many_queries_of_one_room_encode_their_prefixes_together(scorer, monkeypatch):
+def test_many_queries_of_one_room_encode_their_prefixes_on_one_stem(scorer, monkeypatch):
     """The categories asked about beyond a query: more queries of one room than a batch
-    holds. Their prefixes are encoded a batch to a forward pass, the room photo through the
-    vision tower once per pass, and all stay kept for the answers that follow; the scores
+    holds. Their shared stem (system text, room image) is encoded once, the room photo
+    through the vision tower once, and every query's words continue it; the prefixes hold
+    the tokens of whole prompts, all stay kept for the answers that follow, and the scores
     equal whole prompts'."""
-    from mars_core.agent.room_prefix import inner_model
+    from mars_core.agent.room_prefix import RoomPrefix, inner_model, prefix_text
 
     fresh = _like(scorer)
-    queries = [f"query {i}" for i in range(fresh.batch_size + 2)]
+    queries = [f"query {i}" for i in range(fresh.batch_size + 2)] + ["a much longer query here"]
     jobs = [(ROOM, query, product_views(2, width_step=WIDE)) for query in queries]
     core = inner_model(fresh.model)
     towers = []
@@ -241,14 +243,22 @@ def test_many_queries_of_one_room_encode_their_prefixes_together(scorer, monkeyp
 
     monkeypatch.setattr(core, "get_image_features", counted)
     merged = fresh.score_many(jobs)
-    assert towers[:2] == [1, 1]  # two prefix passes (a batch, then the rest): one room each
+    assert towers[0] == 1 and sum(towers[1:]) == 2 * len(jobs)  # the room once, then products
     assert len(fresh._prefixes._kept) == len(queries)
     for (room, query, products), got in zip(jobs, merged, strict=True):
-        whole = fresh.score(room, query, products, reuse_room_prefix=False)
-        assert got == pytest.approx(whole, abs=1e-5)
+        whole_scores = fresh.score(room, query, products, reuse_room_prefix=False)
+        assert got == pytest.approx(whole_scores, abs=1e-5)
     towers.clear()
     fresh.generate_many(jobs, max_new_tokens=2, scores=merged)
     assert towers == []  # every prefix kept, every answer continues its scoring pass
+    # the prefixes on the stem hold whole prompts' tokens and (within rounding) cache
+    prompts = [fresh.prompt_text(query, "x") for query in queries[-2:]]
+    whole = RoomPrefix.encode(fresh, [ROOM, ROOM], [prefix_text(p) for p in prompts])
+    kept_ones = fresh._prefixes.get(fresh, [(ROOM, p) for p in prompts])
+    for kept, alone in zip(kept_ones, whole, strict=True):
+        assert kept.length == alone.length
+        assert all(torch.equal(kept.inputs[key], alone.inputs[key]) for key in alone.inputs)
+        assert torch.allclose(kept.kv[-1][0], alone.kv[-1][0], atol=1e-5)
 
 
 def test_the_batcher_merges_concurrent_requests_and_answers_each(scorer):
