@@ -48,6 +48,9 @@ def test_the_api_offers_alternatives_when_nothing_fits(trained_service, pool_roo
     assert body["nothing_fits"] and not body["room_only"]
     offered = body["alternatives"]
     assert 1 <= len(offered) <= cfg.funnel.alternatives
+    budget = cfg.funnel.beyond_budget
+    assert body["asked"].startswith(f"what fits instead: {budget} candidates of ")
+    assert body["asked"].endswith(f"(budget {budget}), {len(offered)} offered")
     for alternative in offered:
         assert alternative["category"] != "BED" and alternative["query"]
         assert alternative["scores"]["agent"] >= cfg.funnel.min_fit_score
@@ -60,6 +63,7 @@ def test_the_api_searches_a_room_with_no_query(trained_service, pool_room, cfg, 
     body = post(trained_service, pool_room, query)
     assert body["room_only"] and body["category"] is None and body["alternatives"] == []
     assert body["stages_run"] == ["siglip", "agent"] == list(body["timings_ms"])
+    assert body["asked"].startswith("the agent judged the room on ")
     categories = [p["category"] for p in body["products"]]
     assert len(set(categories)) >= 2
     grouped = list(dict.fromkeys(categories))  # each category's products together
@@ -79,6 +83,7 @@ SHOWN = """JSON.stringify({
   products: document.querySelectorAll('#products li.product').length,
   searched: [...document.querySelectorAll('#results p')].map(p => p.textContent)
     .find(t => t.startsWith('Searched') || t.startsWith('No query')),
+  asked: document.querySelector('#results p.asked')?.textContent,
   status: document.getElementById('status').textContent})"""
 DONE = "document.getElementById('status').textContent.endsWith('products.')"
 
@@ -100,6 +105,7 @@ def test_the_page_shows_try_instead_and_a_room_with_no_query(trained_service, po
         shown = run_search(page, "bed")
         assert shown["alternatives"] and all(a["loaded"] for a in shown["alternatives"])
         assert all(a["link"].startswith("search “") for a in shown["alternatives"])
+        assert shown["asked"].startswith("what fits instead: ")
 
         page.evaluate("document.querySelector('#alternatives a.search-link').click()")
         page.wait_for(DONE + " && document.getElementById('query').value !== 'bed'", 120)
@@ -110,5 +116,6 @@ def test_the_page_shows_try_instead_and_a_room_with_no_query(trained_service, po
         room_only = run_search(page, "")
         assert len(room_only["groups"]) >= 2 and room_only["products"] >= 2
         assert room_only["searched"].startswith("No query")
+        assert room_only["asked"].startswith("the agent judged the room on ")
         page.screenshot(tmp_path / "what-fits.png")
         assert page.errors == []

@@ -183,4 +183,8 @@ class SearchAnswer(BaseModel):
     room_only: bool = Field(description="no query: the room's fits, grouped by category")
     products: list[Product] = Field(description="best first (room-only: grouped by category)")
     alternatives: list[Alternative] = Field(description="when nothing fits: what does")
+    asked: str | None = Field(
+        description="beyond the query (room-only, or what fits instead): how many candidates "
+        "of how many categories the agent was asked about, within the request's budget"
+    )
     served_by: Identity = Field(description="what answered, as `/health` says it")

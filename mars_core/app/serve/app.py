@@ -31,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
+from mars_core.app.results_page import asked_note
 from mars_core.app.serve.api import (
     BAD_REQUEST,
     GATEWAY_TIMEOUT,
@@ -108,6 +109,7 @@ def result_json(result: SearchResult, k: int, notice: str | None) -> dict[str, A
             {"category": a.category, "query": a.query, **product_json(rank, a.candidate)}
             for rank, a in enumerate(result.alternatives, start=1)
         ],
+        "asked": asked_note(result),
     }
 
 
