@@ -13,7 +13,10 @@ class PrefectProgress:
         self.artifact = create_progress_artifact(0.0, key=key, description=description)
 
     def __call__(self, done: int, total: int) -> None:
-        update_progress_artifact(self.artifact, round(100.0 * done / max(total, 1), 1))
+        """Past the total (a trainer resumed from a finished checkpoint counts one step more)
+        is 100%: Prefect warns of anything over."""
+        share = min(done, total) / max(total, 1)
+        update_progress_artifact(self.artifact, round(100.0 * share, 1))
 
     def finish(self) -> None:
         """All done (a step that stops early, or had nothing to do, ends at 100% too)."""
