@@ -110,21 +110,15 @@ class RoomPrefix:
         stem = agent.process([texts[0][:cut]], [[room]], padding_side="right")
         if any(text[:cut] != texts[0][:cut] for text in texts):
             raise RuntimeError("prompt template changed: a room's prefixes share no stem")
-        tokenizer = agent.processor.tokenizer
-        tails = [tokenizer.encode(text[cut:], add_special_tokens=False) for text in texts]
-        rows, width, length = len(texts), max(map(len, tails)), stem["input_ids"].shape[1]
-        tail_ids = torch.tensor(
-            [tail + [tokenizer.pad_token_id] * (width - len(tail)) for tail in tails],
-            device=agent.device,
-        )
-        tail_mask = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in tails])
+        tails, tail_ids, tail_mask = _tails(agent, [text[cut:] for text in texts])
+        rows, length = len(texts), stem["input_ids"].shape[1]
         joined = {
             "input_ids": torch.cat([stem["input_ids"].expand(rows, -1), tail_ids], dim=1),
             "mm_token_type_ids": torch.cat(
                 [stem["mm_token_type_ids"].expand(rows, -1), torch.zeros_like(tail_ids)], dim=1
             ),
             "attention_mask": torch.cat(
-                [stem["attention_mask"].expand(rows, -1), tail_mask.to(agent.device)], dim=1
+                [stem["attention_mask"].expand(rows, -1), tail_mask], dim=1
             ),
         }
         grid = stem["image_grid_thw"]
@@ -238,6 +232,18 @@ class RoomPrefixes:
         """Drop the kept scoring passes, not the prefixes."""
         for prefix in self._kept.values():
             prefix.scored.clear()
+
+
+def _tails(agent: Agent, texts: list[str]) -> tuple[list[list[int]], torch.Tensor, torch.Tensor]:
+    """Texts after a stem as tokens (no image in them: the tokenizer alone, which splits at
+    the stem's closing special token as the processor does), right-padded into one batch with
+    its attention mask."""
+    tokenizer = agent.processor.tokenizer
+    tails = [tokenizer.encode(text, add_special_tokens=False) for text in texts]
+    width = max(map(len, tails))
+    ids = [tail + [tokenizer.pad_token_id] * (width - len(tail)) for tail in tails]
+    mask = [[1] * len(tail) + [0] * (width - len(tail)) for tail in tails]
+    return tails, torch.tensor(ids, device=agent.device), torch.tensor(mask, device=agent.device)
 
 
 def _room_features(
