@@ -39,10 +39,22 @@ class History(TrainerCallback):
         self.sink = on_log
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-        numbers = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
+        numbers = {k: float(v) for k, v in (logs or {}).items() if _number(v)}
         self.rows.append((state.global_step, numbers))
         if self.sink is not None:
             self.sink(numbers, state.global_step)
 
+    def replay(self, log_history: list[dict[str, Any]]) -> None:
+        """A finished run's logged metrics (a trainer state's `log_history`), as if logged now."""
+        for entry in log_history:
+            numbers = {k: float(v) for k, v in entry.items() if k != "step" and _number(v)}
+            self.rows.append((int(entry["step"]), numbers))
+            if self.sink is not None:
+                self.sink(numbers, int(entry["step"]))
+
     def series(self, name: str) -> list[tuple[int, float]]:
         return [(step, row[name]) for step, row in self.rows if name in row]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float)

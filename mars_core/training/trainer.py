@@ -125,7 +125,7 @@ def train_student(
             loss_positions=train.loss_positions,
             **model_inputs(data, processor, train, max_image_pixels, student.product_max_pixels),
         )
-        trainer.train(resume_from_checkpoint=resume)
+        run_or_reload(trainer, resume, train.max_steps, history)
     result = TrainResult(
         folder=str(out_dir),
         method=train.method,
@@ -141,6 +141,25 @@ def train_student(
     )
     save_student(trainer.model, processor, out_dir, result, data, train, student)
     return result
+
+
+def run_or_reload(trainer: Any, resume: str | None, max_steps: int, history: Any) -> None:
+    """Train, resuming from the last checkpoint `resume` if any. A run whose last checkpoint
+    is already at `max_steps` (the same inputs trained before: a sweep job at the default
+    learning rate after `make demo`) is not resumed, since the trainer would take one step
+    past the schedule's end: its state and best weights are loaded and its logged curves
+    replayed, so its MLflow run shows the training that made it."""
+    from transformers import TrainerState
+
+    state = Path(resume, "trainer_state.json") if resume else None
+    if state is None or TrainerState.load_from_json(str(state)).global_step < max_steps:
+        trainer.train(resume_from_checkpoint=resume)
+        return
+    trainer.state = TrainerState.load_from_json(str(state))
+    best = trainer.state.best_model_checkpoint  # an absolute path, where the work folder was
+    trainer._load_from_checkpoint(str(Path(resume).with_name(Path(best).name)) if best else resume)
+    history.replay(trainer.state.log_history)
+    logger.info("training had finished at step %d: reloaded %s", max_steps, resume)
 
 
 def model_inputs(

@@ -124,6 +124,25 @@ def test_the_same_training_twice_is_the_same_model_bit_for_bit(cfg, model_cache,
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+@pytest.mark.slow
+def test_a_finished_training_run_again_is_reloaded_not_trained_on(cfg, model_cache, data, tmp_path):
+    """The same inputs trained before (its last checkpoint at max_steps): no step is taken
+    past the schedule's end (the trainer would count max_steps + 1), the best weights come
+    back and the logged curves are those of the training that made them."""
+    from safetensors.torch import load_file
+
+    knobs = {"max_steps": 4, "eval_steps": 2}
+    first = _train(cfg, model_cache, data, tmp_path, **knobs)
+    trained = load_file(tmp_path / "out" / "model.safetensors")
+    again = _train(cfg, model_cache, data, tmp_path, **knobs)
+    assert again.steps == 4 and again.stopped_by == "steps" and again.resumed_from
+    assert (again.train_loss, again.val_loss) == (first.train_loss, first.val_loss)
+    assert again.best_val_loss == first.best_val_loss
+    assert max(int(p.name.split("-")[1]) for p in (tmp_path / "work").glob("checkpoint-*")) == 4
+    reloaded = load_file(tmp_path / "out" / "model.safetensors")
+    assert all(torch.equal(reloaded[k], w) for k, w in trained.items())
+
+
 def test_importing_the_trainer_imports_no_torch_transformers_or_trl():
     """The flows import it for `TrainResult` and `registry_entry` alone: `-X importtime` lists
     every module the import loads."""
