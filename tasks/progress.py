@@ -13,8 +13,8 @@ class PrefectProgress:
         self.artifact = create_progress_artifact(0.0, key=key, description=description)
 
     def __call__(self, done: int, total: int) -> None:
-        """Past the total (a trainer resumed from a finished checkpoint counts one step more)
-        is 100%: Prefect warns of anything over."""
+        """Past the total is 100% (a run resumed from a checkpoint written past it by an older
+        version): Prefect warns of anything over."""
         share = min(done, total) / max(total, 1)
         update_progress_artifact(self.artifact, round(100.0 * share, 1))
 
