@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from support.server_process import wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = Path(sys.executable).with_name("prefect")
@@ -116,23 +117,12 @@ def server(tmp_path: Path) -> Iterator[Server]:
         tmp_path / "server.log",
     )
     try:
-        wait_until_healthy(api, process, tmp_path / "server.log")
+        wait_until_healthy(
+            api, process, tmp_path / "server.log", what="prefect server", within_s=SERVER_START_S
+        )
         yield Server(api, env)
     finally:
         stop(process)
-
-
-def wait_until_healthy(api: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"prefect server exited:\n{log.read_text()}"
-        try:
-            if httpx.get(f"{api}/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"prefect server not up after {SERVER_START_S} s:\n{log.read_text()}")
 
 
 def nightly_in_file() -> dict:

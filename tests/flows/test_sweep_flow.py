@@ -11,17 +11,16 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import mlflow
 import pytest
 import yaml
 from mlflow import MlflowClient
 from support.cdp import find_chromium, headless_page
+from support.server_process import wait_until_healthy
 
 from flows.train import SWEEP_ARTIFACT, train_sweep
 from mars_core.infra.registry import CANDIDATE, alias_version
@@ -190,21 +189,8 @@ def mlflow_ui(folder: Path) -> Iterator[str]:
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_until_up(url, process, log)
+        wait_until_healthy(url, process, log, what="mlflow ui", within_s=UI_START_S)
         yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
-
-
-def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + UI_START_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"mlflow ui not up in {UI_START_S} s:\n{log.read_text()}")
