@@ -1,15 +1,15 @@
-"""Does the tiny recipe learn on every seed? Train and evaluate once per seed, same data.
+"""Does the tiny recipe learn on every world? One run per world draw and room count.
 
-    python -m bench.learning --seeds 0 1 2 [--jobs 2] [--write] [hydra overrides...]
+    python -m bench.learning --worlds 0 1 2 --rooms 24 6 [--jobs 2] [--write] [overrides...]
 
-The generated world, indexes, mined pairs and teacher labels are `make demo`'s (the pipeline
-runs first where they are missing); then, per seed, the train flow
-(`train.seed=<seed>`) registers a student in a registry of its own (`learning-seed<seed>`) and
-the evaluate flow measures it on the held-out rooms, judged by the generated world's ground
-truth (the evaluation's reference rows, `teacher:*` and `fit known`, are the same every seed).
-Prints each seed's headline row, then mean / min / max of every headline metric of the
-trained funnel and how often each target held, and writes that table into bench/RESULTS.md
-(`--write`) between its markers.
+A run is one draw of the generated world (`seed=<draw>`: the world, the validation split,
+mining and the training seed all follow it) with `data.world.rooms_per_type=<rooms>`, in a
+folder of its own under `paths.artifacts`/learning: ingest, index, mining and both
+labellings run there, then the train flow registers a student in a registry of its own
+(`learning-w<draw>-r<rooms>`) and the evaluate flow measures it on that world's held-out
+rooms, judged by its ground truth (the truth is read for evaluation only). Prints each run's
+headline row, then per room count mean / min / max of every headline metric and how often
+each target held, and writes that table into bench/RESULTS.md (`--write`) between its markers.
 """
 
 from __future__ import annotations
@@ -19,59 +19,116 @@ import multiprocessing
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from mars_core.infra.runtime import setup_runtime
 
 FUNNEL = "bm25+siglip+agent@candidate"
 STAGE2 = "bm25+siglip"
+FIT_KNOWN = "fit known"
+ANSWERABLE = "answerable.nDCG_at_10"
 MARKER = "<!-- bench.learning -->"
 RESULTS = Path(__file__).with_name("RESULTS.md")
-# The trained funnel's targets (README, Results), each judged on one seed's funnel and
-# stage-2 rows.
+# Room photos per type at which the funnel must come within this of `fit known` (issue: a
+# realistic catalogue's start; with fewer photos the room types are still being learnt).
+CEILING_ROOMS = 24
+CEILING_MARGIN = 0.02
+
+
+@dataclass(frozen=True)
+class Run:
+    """One world draw's trained funnel, and the reference rows it is judged against."""
+
+    draw: int
+    rooms: int
+    funnel: dict[str, float]
+    stage2: dict[str, float]
+    fit_known: dict[str, float]
+    steps: int
+    minutes: float
+
+
+# The trained funnel's targets (README, Results), each judged on one run.
 TARGETS = {
-    "context violation@5 <= 0.05": lambda m, s2: m["context_violation_at_5"] <= 0.05,
-    "abstains on >= 0.80 of no-fit requests": lambda m, s2: m["abstain_nofit"] >= 0.80,
-    "abstains on <= 0.10 of answerable ones": lambda m, s2: m["abstain_answerable"] <= 0.10,
-    "answerable nDCG@10 >= [bm25, siglip]'s": lambda m, s2: (
-        m["answerable.nDCG_at_10"] >= s2["answerable.nDCG_at_10"]
+    "context violation@5 <= 0.05": lambda r: r.funnel["context_violation_at_5"] <= 0.05,
+    "abstains on >= 0.80 of no-fit requests": lambda r: r.funnel["abstain_nofit"] >= 0.80,
+    "abstains on <= 0.10 of answerable ones": lambda r: r.funnel["abstain_answerable"] <= 0.10,
+    "answerable nDCG@10 >= [bm25, siglip]'s": lambda r: (
+        r.funnel[ANSWERABLE] >= r.stage2[ANSWERABLE]
+    ),
+    f"answerable nDCG@10 >= fit known's - {CEILING_MARGIN} (at {CEILING_ROOMS} rooms)": lambda r: (
+        r.rooms != CEILING_ROOMS or r.funnel[ANSWERABLE] >= r.fit_known[ANSWERABLE] - CEILING_MARGIN
     ),
 }
 
 
-def run_seed(seed: int, overrides: list[str]) -> tuple[dict, dict, float]:
-    """Train and evaluate one seed; the funnel's and stage 2's metrics, and the seconds."""
+def run_overrides(base: list[str], draw: int, rooms: int, root: str) -> list[str]:
+    """One run's overrides: its world draw, its room count, its folder and its registry."""
+    return [
+        *base,
+        f"seed={draw}",
+        f"data.world.rooms_per_type={rooms}",
+        f"paths.artifacts={root}/w{draw}-r{rooms}",
+        f"student.registry=learning-w{draw}-r{rooms}",
+    ]
+
+
+def run_world(draw: int, rooms: int, base: list[str], root: str) -> Run:
+    """Make one world draw's data, train a student on it and evaluate it there."""
     setup_runtime()
     from flows.evaluate import evaluate
+    from flows.index import build_index
+    from flows.ingest import ingest
+    from flows.mining import mining
+    from flows.pipeline import label_both
     from flows.train import train
 
-    seeded = [*overrides, f"train.seed={seed}", f"student.registry=learning-seed{seed}"]
+    overrides = run_overrides(base, draw, rooms, root)
     started = time.monotonic()
-    summary = train(overrides=seeded)
-    report = evaluate(seeded)
+    for step in (ingest, build_index, mining, label_both):
+        step(overrides)
+    summary = train(overrides=overrides)
+    report = evaluate(overrides)
     rows = {r.configuration.name: r.metrics for r in report.results}
-    print(f"seed {seed}: {summary.training.steps} steps, stopped by {summary.training.stopped_by}")
-    return rows[FUNNEL], rows[STAGE2], time.monotonic() - started
+    minutes = (time.monotonic() - started) / 60
+    print(
+        f"world {draw}, {rooms} rooms/type: {summary.training.steps} steps, stopped by "
+        f"{summary.training.stopped_by}, {minutes:.1f} min"
+    )
+    return Run(
+        draw, rooms, rows[FUNNEL], rows[STAGE2], rows[FIT_KNOWN], summary.training.steps, minutes
+    )
 
 
-def summary_table(runs: list[tuple[int, dict, dict, float]], headline: list[str]) -> str:
-    """Per seed, then mean / min / max, of every headline metric; then the targets."""
+def summary_table(runs: list[Run], headline: list[str]) -> str:
+    """Per run, then per room count mean / min / max of every headline metric; the targets."""
+    columns = [*headline, f"{FIT_KNOWN} answerable"]
     lines = [
-        "| seed | " + " | ".join(headline) + " | minutes |",
-        "|---|" + "---:|" * (len(headline) + 1),
+        "| world | rooms/type | " + " | ".join(columns) + " | minutes |",
+        "|---:|---:|" + "---:|" * (len(columns) + 1),
     ]
-    for seed, funnel, _, seconds in runs:
-        cells = [_cell(lambda v: v[0], [funnel[m]] if m in funnel else []) for m in headline]
-        lines.append(f"| {seed} | " + " | ".join(cells) + f" | {seconds / 60:.1f} |")
-    for name, pick in (("mean", statistics.fmean), ("min", min), ("max", max)):
-        cells = [_cell(pick, [f[m] for _, f, _, _ in runs if m in f]) for m in headline]
-        lines.append(f"| {name} | " + " | ".join(cells) + " | |")
-    stage2 = runs[0][2]
-    lines += ["", f"[bm25, siglip] answerable nDCG@10: {stage2['answerable.nDCG_at_10']:.3f}", ""]
+    for run in runs:
+        cells = [_cell(lambda v: v[0], _values([run], m)) for m in columns]
+        row = f"| {run.draw} | {run.rooms} | " + " | ".join(cells) + f" | {run.minutes:.1f} |"
+        lines.append(row)
+    for rooms in sorted({r.rooms for r in runs}, reverse=True):
+        group = [r for r in runs if r.rooms == rooms]
+        for name, pick in (("mean", statistics.fmean), ("min", min), ("max", max)):
+            cells = [_cell(pick, _values(group, m)) for m in columns]
+            lines.append(f"| {name} | {rooms} | " + " | ".join(cells) + " | |")
+    lines.append("")
     for target, holds in TARGETS.items():
-        held = sum(holds(f, s2) for _, f, s2, _ in runs)
-        lines.append(f"* {target}: holds on {held} of {len(runs)} seeds")
+        held = sum(holds(r) for r in runs)
+        lines.append(f"* {target}: holds on {held} of {len(runs)} runs")
     return "\n".join(lines) + "\n"
+
+
+def _values(runs: list[Run], metric: str) -> list[float]:
+    """A metric of each run's funnel (or of its fit-known row), where the run has it."""
+    if metric == f"{FIT_KNOWN} answerable":
+        return [r.fit_known[ANSWERABLE] for r in runs]
+    return [r.funnel[metric] for r in runs if metric in r.funnel]
 
 
 def _cell(pick, values: list[float]) -> str:
@@ -94,35 +151,43 @@ def write_results(table: str, header: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--worlds", type=int, nargs="+", default=[0, 1, 2], help="world draws")
+    parser.add_argument(
+        "--rooms", type=int, nargs="+", default=[24, 6], help="room photos per room type"
+    )
     parser.add_argument("--write", action="store_true", help="write the table into RESULTS.md")
     parser.add_argument(
-        "--jobs", type=int, default=1, help="seeds trained at once (one CPU thread each)"
+        "--jobs", type=int, default=1, help="runs at once (training takes one CPU thread each)"
     )
     parser.add_argument("overrides", nargs="*", help="hydra overrides for every flow")
     args = parser.parse_args()
     setup_runtime()
-    from flows.pipeline import pipeline
     from mars_core.app.compose import load_config
-    from mars_core.teacher.schema import HELDOUT_LABELS_FILE, LABELS_FILE
 
     started = time.monotonic()
     cfg = load_config(args.overrides)
-    out = Path(cfg.data.out_dir)
-    if not all((out / name).is_file() for name in (LABELS_FILE, HELDOUT_LABELS_FILE)):
-        pipeline(args.overrides)  # world, indexes, pairs and labels (`make demo` makes them)
+    root = str(Path(cfg.paths.artifacts) / "learning")
+    plan = [(draw, rooms) for rooms in args.rooms for draw in args.worlds]
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        done = pool.map(run_seed, args.seeds, [args.overrides] * len(args.seeds))
-        runs = [(seed, *result) for seed, result in zip(args.seeds, done, strict=True)]
+        runs = list(
+            pool.map(
+                run_world,
+                [draw for draw, _ in plan],
+                [rooms for _, rooms in plan],
+                [args.overrides] * len(plan),
+                [root] * len(plan),
+            )
+        )
     table = summary_table(runs, cfg.eval.headline)
     print(table)
     if args.write:
-        seeds = " ".join(map(str, args.seeds))
-        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         minutes = (time.monotonic() - started) / 60
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        worlds, rooms = " ".join(map(str, args.worlds)), " ".join(map(str, args.rooms))
+        extra = " " + " ".join(args.overrides) if args.overrides else ""
         header = (
-            f"## Learning across seeds (`python -m bench.learning --seeds {seeds} --jobs "
-            f"{args.jobs}`), {when}, {minutes:.0f} min in all"
+            f"## Learning on every world (`python -m bench.learning --worlds {worlds} --rooms "
+            f"{rooms} --jobs {args.jobs}{extra}`), {when}, {minutes:.0f} min in all"
         )
         write_results(table, header)
 

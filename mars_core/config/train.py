@@ -33,6 +33,17 @@ class TrainConfig:
         ge=0,
         le=1,
     )
+    room_views: int = knob(
+        1,
+        "views of each room photo among its training pairs: 1 = the photo as it is; more = "
+        "each pair shows one of them, the others seeded crops and mirror images "
+        "(mars_core/training/augment.py), so few photos of a room type teach the type",
+        ge=1,
+    )
+    room_crop: float = knob(
+        0.75, "room_views: smallest share of each side of the photo a view keeps", gt=0, le=1
+    )
+    room_flip: bool = knob(True, "room_views: mirror half the views left-right")
     max_steps: int = knob(1500, "most optimiser steps (the schedule's length)", ge=1)
     batch_size: int = knob(16, "samples per device step", ge=1)
     grad_accum: int = knob(
@@ -117,6 +128,11 @@ class TrainConfig:
             raise ValueError(
                 f"train.eval_steps ({self.eval_steps}) exceeds train.max_steps ({self.max_steps}): "
                 "no validation would run; lower train.eval_steps"
+            )
+        if self.room_views > 1 and not self.collate_once:
+            raise ValueError(
+                f"train.room_views={self.room_views} needs train.collate_once=true: trl's "
+                "collator path shows every photo as it is"
             )
         if self.method != "full" and not self.lora_targets:
             raise ValueError(

@@ -11,12 +11,14 @@ flushes its left-padded prompts left), labels -100 on padding, pixels and grids 
 order. `stock_dataset` is trl's way (`train.collate_once=false`), kept to measure against.
 
 Either way an image is loaded once per run and shown as the agent is shown it
-(`IMAGE_ORDER`; a product image within `student.product_max_pixels`).
+(`IMAGE_ORDER`; a product image within `student.product_max_pixels`); a training example may
+show a view of its room photo instead (`training.augment`, `train.room_views`), each view
+processed once too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,7 @@ from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
 from mars_core.agent.vision import bound_product_image
 from mars_core.prompt import IMAGE_ORDER
+from mars_core.training.augment import RoomViews
 from mars_core.training.data import SFTExample
 from mars_core.vision.images import load_image
 
@@ -37,14 +40,21 @@ PIXELS, GRID = "pixel_values", "image_grid_thw"
 # Examples per call of trl's collator while collating once.
 COLLATE_CHUNK = 32
 
-ImageKey = tuple[str, str]  # (part, path)
+ImageKey = tuple[str, str, int]  # (part, path, view of the room photo; 0 = as it is)
 
 
 class ShownImages:
-    """Each (part, path) loaded once and shown as the agent shows it: the room as loaded, the
-    product bounded to `student.product_max_pixels`."""
+    """Each (part, path, view) loaded once and shown as the agent shows it: the room as loaded
+    (or a view of it, `room_views`), the product bounded to `student.product_max_pixels`."""
 
-    def __init__(self, processor: Any, max_image_pixels: int, product_max_pixels: int | None):
+    def __init__(
+        self,
+        processor: Any,
+        max_image_pixels: int,
+        product_max_pixels: int | None,
+        room_views: RoomViews | None = None,
+    ):
+        self.room_views = room_views
         self.shown: dict[str, Callable[[Any], Any]] = {
             "room": lambda image: image,
             "product": lambda image: bound_product_image(
@@ -54,15 +64,25 @@ class ShownImages:
         self.max_image_pixels = max_image_pixels
         self.cache: dict[ImageKey, Any] = {}
 
-    def __call__(self, part: str, path: str) -> Any:
-        if (part, path) not in self.cache:
-            self.cache[(part, path)] = self.shown[part](load_image(path, self.max_image_pixels))
-        return self.cache[(part, path)]
+    def __call__(self, part: str, path: str, view: int = 0) -> Any:
+        key = (part, path, view)
+        if key not in self.cache:
+            image = load_image(path, self.max_image_pixels)
+            if view:
+                image = self.room_views.draw(image, path, view)
+            self.cache[key] = self.shown[part](image)
+        return self.cache[key]
 
-    def row(self, example: SFTExample) -> dict[str, Any]:
+    def keys(self, example: SFTExample, view: int = 0) -> tuple[ImageKey, ...]:
+        """The example's images in `IMAGE_ORDER`, its room photo in view `view`."""
+        return tuple(
+            (part, path, view if part == "room" else 0)
+            for part, path in zip(IMAGE_ORDER, example.images, strict=True)
+        )
+
+    def row(self, example: SFTExample, view: int = 0) -> dict[str, Any]:
         """The example's dataset row with its images loaded, as trl's collator takes it."""
-        images = [self(part, path) for part, path in zip(IMAGE_ORDER, example.images, strict=True)]
-        return example.row() | {"images": images}
+        return example.row() | {"images": [self(*key) for key in self.keys(example, view)]}
 
 
 def stock_collator(processor: Any) -> DataCollatorForVisionLanguageModeling:
@@ -105,13 +125,15 @@ class CollatedExample:
 
 class PaddedBatches:
     """The data collator of examples collated once: pads their tokens and concatenates their
-    images' pixels and grids into the batch trl's collator would have made."""
+    images' pixels and grids into the batch trl's collator would have made. `views` gives
+    each example's room-photo view (none: every photo as it is)."""
 
     def __init__(
         self,
         processor: Any,
         examples: list[SFTExample],
         images: ShownImages,
+        views: Sequence[int] | None = None,
         chunk: int = COLLATE_CHUNK,
     ):
         collate = stock_collator(processor)
@@ -119,19 +141,23 @@ class PaddedBatches:
         self.pixels: dict[ImageKey, torch.Tensor] = {}
         self.grids: dict[ImageKey, torch.Tensor] = {}
         self.examples: list[CollatedExample] = []
+        views = list(views) if views is not None else [0] * len(examples)
         for start in range(0, len(examples), chunk):
-            self._collate(collate, images, examples[start : start + chunk])
+            end = start + chunk
+            self._collate(collate, images, examples[start:end], views[start:end])
 
-    def _collate(self, collate: Callable, images: ShownImages, chunk: list[SFTExample]) -> None:
+    def _collate(
+        self, collate: Callable, images: ShownImages, chunk: list[SFTExample], views: list[int]
+    ) -> None:
         """trl's collator on a few examples at once (its set-up costs more than one example),
         each example's tokens cut back to its own (trl flushes them left) and its images
         kept once."""
-        done = collate([images.row(example) for example in chunk])
+        done = collate([images.row(e, view) for e, view in zip(chunk, views, strict=True)])
         grids = done.pop(GRID)
         patches = iter(done.pop(PIXELS).split(grids.prod(-1).tolist()))
         grids, lengths = iter(grids), done["attention_mask"].sum(-1).tolist()
-        for row, (example, length) in enumerate(zip(chunk, lengths, strict=True)):
-            keys = tuple(zip(IMAGE_ORDER, example.images, strict=True))
+        for row, (example, view, length) in enumerate(zip(chunk, views, lengths, strict=True)):
+            keys = images.keys(example, view)
             for key in keys:
                 pixels, grid = next(patches), next(grids)
                 if key not in self.pixels:  # a copy: a view would keep the whole chunk's pixels

@@ -41,6 +41,7 @@ from typing import Any
 
 from mars_core.config import StudentConfig, TrainConfig
 from mars_core.infra.io import atomic_write_text
+from mars_core.training.augment import RoomViews
 from mars_core.training.data import SFTData
 
 # Module-name pattern of the language model's linears; LoRA never lands on the vision tower.
@@ -173,14 +174,20 @@ def model_inputs(
     validation alike, with `train.collate_once`; else trl's collator on every batch."""
     from mars_core.training import collate
 
-    images = collate.ShownImages(processor, max_image_pixels, product_max_pixels)
+    views = RoomViews(train.room_views, train.room_crop, train.room_flip, train.seed)
+    images = collate.ShownImages(processor, max_image_pixels, product_max_pixels, views)
     if not train.collate_once:
         return {
             "train_dataset": collate.stock_dataset(data.train, images),
             "eval_dataset": collate.stock_dataset(data.val, images),
         }
     started = time.monotonic()
-    batches = collate.PaddedBatches(processor, [*data.train, *data.val], images)
+    batches = collate.PaddedBatches(
+        processor,
+        [*data.train, *data.val],
+        images,
+        views=[*views.pick(len(data.train)), *[0] * len(data.val)],
+    )
     logger.info("collated %d SFT examples once in %.0f s", len(batches), time.monotonic() - started)
     seen = len(data.train)
     return {

@@ -8,6 +8,7 @@ from support.sft import build_examples
 
 from mars_core.models.loading import load_vlm
 from mars_core.teacher.schema import LABELS_FILE
+from mars_core.training.augment import RoomViews
 from mars_core.training.collate import (
     EXAMPLE,
     PaddedBatches,
@@ -52,3 +53,25 @@ def test_each_image_is_kept_once_however_many_examples_show_it(collated):
 def test_the_index_dataset_names_examples_for_the_sampler():
     rows = index_dataset(range(5, 9))
     assert len(rows) == 4 and rows[0] == {EXAMPLE: 5} and rows[-1] == {EXAMPLE: 8}
+
+
+def test_a_training_example_shows_its_room_photo_in_its_view(cfg, collated):
+    """Each example's room photo is collated in its view (kept once per photo and view); view
+    0 is the photo as it is, another view other pixels of the same size."""
+    examples, processor, _, plain = collated
+    views = RoomViews(views=4, min_crop=0.75, flip=True, seed=0)
+    images = ShownImages(
+        processor, cfg.data.max_image_pixels, cfg.student.product_max_pixels, views
+    )
+    chosen, picks = examples[:6], [1, 2, 0, 3, 1, 0]
+    batches = PaddedBatches(processor, chosen, images, views=picks, chunk=4)
+    for n, (example, view) in enumerate(zip(chosen, picks, strict=True)):
+        room = ("room", example.images[0], view)
+        assert batches.examples[n].images[0] == room
+        expected = stock_collator(processor)([images.row(example, view)])
+        assert torch.equal(batches([{EXAMPLE: n}])["pixel_values"], expected["pixel_values"])
+    as_is, viewed = ("room", chosen[2].images[0], 0), ("room", chosen[0].images[0], 1)
+    assert torch.equal(batches.pixels[as_is], plain.pixels[as_is])
+    other = plain.pixels[("room", chosen[0].images[0], 0)]
+    assert batches.pixels[viewed].shape == other.shape
+    assert not torch.equal(batches.pixels[viewed], other)
