@@ -61,7 +61,44 @@ class TeacherConfig(VLMConfig):
         choices=("indoor", "outdoor"),
     )
     score_fits: float = knob(
-        0.9, "metadata: room_fit lists the category for the room type", ge=0, le=1
+        0.8,
+        "metadata: room_fit lists the category for the room type (and its colour clashes with "
+        "the room's, or colour is not judged)",
+        ge=0,
+        le=1,
+    )
+    score_colour_match: float = knob(
+        1.0,
+        "metadata: it fits, and its colour is one of the room photo's colours "
+        "(mars_core/teacher/colour.py)",
+        ge=0,
+        le=1,
+    )
+    colour_harmony: bool = knob(
+        True,
+        "metadata: grade colour harmony among fits (teacher.colours); false: every fit scores "
+        "score_fits",
+    )
+    colours: dict[str, list[int]] = knob(
+        {},
+        "metadata: named colours (name -> [r, g, b]) the teacher reads room photos and products "
+        "in, to grade colour harmony among fits; empty: colour is not judged",
+    )
+    colour_words: dict[str, list[str]] = knob(
+        {}, "metadata: more words a listing's colour may use per named colour (blue: [navy])"
+    )
+    colour_radius: float = knob(
+        30.0, "metadata: a pixel is the nearest named colour within this RGB distance", gt=0
+    )
+    colour_min_share: float = knob(
+        0.05,
+        "metadata: a room's colours are the named colours covering at least this share of its "
+        "photo (a product image's: its most covered, of the pixels not background)",
+        gt=0,
+        le=1,
+    )
+    colour_sample_px: int = knob(
+        64, "metadata: photos are read for colour at most this many pixels a side", ge=8
     )
     score_unknown: float = knob(
         0.5,
@@ -106,6 +143,15 @@ class TeacherConfig(VLMConfig):
                 f"teacher.score_fits must be >= teacher.fit_threshold ({self.fit_threshold}): "
                 "it labels a product that belongs"
             )
+        if self.score_colour_match < self.score_fits:
+            raise ValueError(
+                f"teacher.score_colour_match ({self.score_colour_match}) must be >= "
+                f"teacher.score_fits ({self.score_fits}): a fit that matches the room's colours "
+                "is the better fit"
+            )
+        for name, rgb in self.colours.items():
+            if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
+                raise ValueError(f"teacher.colours.{name} is {rgb}: give [r, g, b], each 0 to 255")
         for name in MISFIT_SCORES:
             if getattr(self, name) >= self.fit_threshold:
                 raise ValueError(

@@ -47,6 +47,14 @@ class Configuration:
     adapter: str | None = None  # folder or models:/<name>@<alias>; None = base student
     # a reference judge ranking these stages' candidates (evaluation/reference.py): its name
     reference: str | None = None
+    ranker: str = ""  # who ranks a reference row's list, in words (the table's `ranked by`)
+
+    @property
+    def ranked_by(self) -> str:
+        """Who decides this row's order: the reference's judge, the student, or the stages."""
+        if self.ranker:
+            return self.ranker
+        return "student" if self.has_agent else "stage order"
 
     @property
     def name(self) -> str:

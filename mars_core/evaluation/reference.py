@@ -7,7 +7,10 @@ were the agent, so a reader sees the ceiling the student can reach.
   or the closest options when nothing fits);
 * `fit known`: the truth's fit decision with stage 2's order within fits, the ceiling of a
   student that learns fit perfectly and nothing else about order (`ceiling_gap` of a
-  configuration is how far its nDCG@10 is below it).
+  configuration is how far its nDCG@10 is below it);
+* `fit and colour known`: the truth's fit decision, then among fits those whose colour matches
+  the room's first, stage 2's order within each: the ceiling of a student that learns fit and
+  colour harmony (what the offline teacher judges) and nothing of style.
 
 Its fit agreement with the ground truth (`fit_agreement`: share of judged candidates whose
 score says fits exactly when the truth does) is a column of its own. These rows run only where
@@ -67,11 +70,20 @@ def teacher_judge(cfg: MarsConfig) -> tuple[Judge, Callable[[], None]]:
 
 
 FIT_KNOWN = "fit known"
+FIT_AND_COLOUR_KNOWN = "fit and colour known"
 
 
 def truth_judge(request: EvalRequest, candidates: list[Candidate]) -> list[float]:
     """1 for a candidate the truth says fits, else 0: stage 2's order stays within each."""
     return [1.0 if request.grades.get(c.key, 0) > 0 else 0.0 for c in candidates]
+
+
+def truth_colour_judge(request: EvalRequest, candidates: list[Candidate]) -> list[float]:
+    """`truth_judge`, plus 1 for a fit whose colour the truth says matches the room's."""
+    return [
+        fit + (fit > 0 and c.key in request.colour_matches)
+        for fit, c in zip(truth_judge(request, candidates), candidates, strict=True)
+    ]
 
 
 def reference_rows(cfg: MarsConfig, eval_set: EvalSet) -> list[ConfigurationResult]:
@@ -80,17 +92,25 @@ def reference_rows(cfg: MarsConfig, eval_set: EvalSet) -> list[ConfigurationResu
         return []
     judge, close = teacher_judge(cfg)
     try:
-        teacher = run_reference(cfg, eval_set, f"teacher:{cfg.teacher.name}", judge)
+        teacher = run_reference(
+            cfg, eval_set, f"teacher:{cfg.teacher.name}", judge, "teacher's labels"
+        )
     finally:
         close()
-    return [teacher, run_reference(cfg, eval_set, FIT_KNOWN, truth_judge)]
+    return [
+        teacher,
+        run_reference(cfg, eval_set, FIT_KNOWN, truth_judge, "truth: fit"),
+        run_reference(
+            cfg, eval_set, FIT_AND_COLOUR_KNOWN, truth_colour_judge, "truth: fit, colour"
+        ),
+    ]
 
 
 def run_reference(
-    cfg: MarsConfig, eval_set: EvalSet, name: str, judge: Judge
+    cfg: MarsConfig, eval_set: EvalSet, name: str, judge: Judge, ranker: str
 ) -> ConfigurationResult:
     """Rank every request's stage-2 candidates by `judge`, cut to k3, abstain as the agent."""
-    configuration = Configuration(list(STAGE2), reference=name)
+    configuration = Configuration(list(STAGE2), reference=name, ranker=ranker)
     stage2_cfg = configured(cfg, configuration)
     stage2_cfg = dataclasses.replace(
         stage2_cfg, funnel=dataclasses.replace(stage2_cfg.funnel, k3=cfg.funnel.k2)

@@ -21,6 +21,8 @@ TABLE_COLUMNS_FIRST = ("nDCG_at_10", "R_at_5", "R_at_20", "RR")
 # per metric, one column per configuration that measured them (those with the agent).
 BEYOND_PREFIXES = ("alternatives_", "room_only.")
 BEYOND_TITLE = "Beyond the query"
+# The column that says who decides each row's order (the student, a reference judge, ...).
+RANKED_BY = "ranked by"
 
 
 def table_columns(results: list[ConfigurationResult]) -> list[str]:
@@ -35,7 +37,7 @@ def markdown_table(results: list[ConfigurationResult], columns: list[str] | None
     """One row per configuration, one column per metric (blank where it does not apply);
     every metric unless `columns` names the ones to show."""
     columns = columns or table_columns(results)
-    return _markdown(["configuration", *columns], _rows(results, columns))
+    return _markdown(["configuration", RANKED_BY, *columns], _rows(results, columns))
 
 
 def beyond_table(results: list[ConfigurationResult]) -> tuple[list[str], list[list[str]]]:
@@ -69,7 +71,7 @@ def write_page(
 ) -> Path:
     """The tables as HTML under its title, then the plots beside them (same folder)."""
     columns = table_columns(results)
-    tables = _html(["configuration", *columns], _rows(results, columns))
+    tables = _html(["configuration", RANKED_BY, *columns], _rows(results, columns))
     header, rows = beyond_table(results)
     if rows:
         tables += f"<h2>{BEYOND_TITLE}</h2>{_html(header, rows)}"
@@ -133,7 +135,10 @@ def reliability_curve(pairs: list[ScoredPair], bins: int) -> tuple[list[float], 
 
 
 def _rows(results: list[ConfigurationResult], columns: list[str]) -> list[list[str]]:
-    return [[_name(r), *(_cell(r.metrics.get(c)) for c in columns)] for r in results]
+    return [
+        [_name(r), r.configuration.ranked_by, *(_cell(r.metrics.get(c)) for c in columns)]
+        for r in results
+    ]
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> str:

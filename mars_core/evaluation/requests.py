@@ -58,6 +58,8 @@ class EvalRequest:
     category: str
     query: str
     grades: dict[str, int] = field(default_factory=dict)
+    # judged products whose colour matches the room's, where a ground truth says (else empty)
+    colour_matches: frozenset[str] = frozenset()
 
     @property
     def request_id(self) -> str:
@@ -120,8 +122,10 @@ def build_eval_set(
         if ("room", row["room_id"]) in test
     }
     truth, labels = data_dir / GROUND_TRUTH_FILE, data_dir / HELDOUT_LABELS_FILE
+    colour_matches: frozenset[tuple[str, str]] = frozenset()
     if truth.is_file():
         grades, source = _truth_grades(truth, category_of), "ground_truth"
+        colour_matches = _truth_colour_matches(truth)
     elif labels.is_file():
         grades, source = _label_grades(labels, category_of, cfg.fit_threshold), "teacher"
     else:
@@ -138,6 +142,11 @@ def build_eval_set(
             category=category,
             query=category_query(category, vocabulary),
             grades=grades.get((room_id, category), {}),
+            colour_matches=frozenset(
+                key
+                for key in grades.get((room_id, category), {})
+                if (room_id, key) in colour_matches
+            ),
         )
         for room_id, room in sorted(rooms.items())
         for category in sorted(set(category_of.values()))
@@ -156,6 +165,12 @@ def _truth_grades(path: Path, category_of: dict[str, str]) -> dict[tuple[str, st
         if row["key"] in category_of:
             grades[(row["room_id"], category_of[row["key"]])][row["key"]] = int(row["grade"])
     return grades
+
+
+def _truth_colour_matches(path: Path) -> frozenset[tuple[str, str]]:
+    """(room, product) pairs whose colour the truth says matches the room's."""
+    rows = pq.read_table(path, columns=["room_id", "key", "color_match"]).to_pylist()
+    return frozenset((row["room_id"], row["key"]) for row in rows if row["color_match"])
 
 
 def _label_grades(

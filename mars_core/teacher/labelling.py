@@ -207,7 +207,7 @@ def build_teacher(cfg: TeacherConfig, cache_dir: Path, max_image_pixels: int) ->
     if cfg.kind == "metadata":
         from mars_core.teacher.metadata import MetadataTeacher
 
-        return MetadataTeacher(cfg)
+        return MetadataTeacher(cfg, max_image_pixels)
     if cfg.kind == "vlm":
         from mars_core.teacher.vlm import VLMTeacher
 

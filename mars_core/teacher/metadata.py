@@ -22,7 +22,12 @@ patio chair is a `CHAIR`), so the rules run in this order:
 2. `room_fit` is a closed table: a category it lists for this room type fits (`score_fits`);
    one it lists only for other room types is wrong here (`score_wrong_room`);
 3. a category (or room type) the table never mentions is `score_unknown`: nothing says, and
-   the dataset card counts those pairs so the table's hole shows.
+   the dataset card counts those pairs so the table's hole shows;
+4. among fits, colour harmony (`teacher.colours`, `mars_core.teacher.colour`): a product whose
+   colour is one of the room photo's colours scores `score_colour_match` ("a blue bed belongs
+   in a bedroom and matches its blue tones"), one that clashes `score_fits` ("... but clashes
+   with its red and beige tones"); where either colour cannot be read, `score_fits` and no word
+   of colour. A misfit keeps its low score whatever its colour.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 from mars_core.config import TeacherConfig
 from mars_core.prompt import answer_text
 from mars_core.teacher.base import Label, LabelRequest, Teacher
+from mars_core.teacher.colour import ColourJudge
 
 OUTDOOR, INDOOR = "outdoor", "indoor"
 OTHER = {OUTDOOR: INDOOR, INDOOR: OUTDOOR}
@@ -56,8 +62,10 @@ class Setting:
 class MetadataTeacher(Teacher):
     """Rules over room type, category and listing text; deterministic, one attempt per pair."""
 
-    def __init__(self, cfg: TeacherConfig) -> None:
+    def __init__(self, cfg: TeacherConfig, max_image_pixels: int) -> None:
         self.cfg = cfg
+        judged = cfg.colour_harmony and cfg.colours
+        self.colour = ColourJudge(cfg, max_image_pixels) if judged else None
         self.name = cfg.name
         self._outdoor_words = _word_pattern(cfg.outdoor_words)
         self._indoor_words = _word_pattern(cfg.indoor_words)
@@ -66,13 +74,18 @@ class MetadataTeacher(Teacher):
     def label(self, requests: Sequence[LabelRequest]) -> list[Label]:
         labels = []
         for request in requests:
-            score, rationale = self.judge(request.pair["room_type"], request.product)
+            score, rationale = self.judge(
+                request.pair["room_type"], request.product, request.room_path
+            )
             raw = answer_text(score, rationale)
             labels.append(Label(score, rationale, raw, "ok", 1))
         return labels
 
-    def judge(self, room_type: str, product: Mapping[str, Any]) -> tuple[float, str]:
-        """(score, one-sentence rationale) for a product in a room of `room_type`."""
+    def judge(
+        self, room_type: str, product: Mapping[str, Any], room_path: str | None = None
+    ) -> tuple[float, str]:
+        """(score, one-sentence rationale) for a product in a room of `room_type` (whose photo
+        at `room_path`, when given, is read for colour harmony among fits)."""
         cfg = self.cfg
         category = product["category"]
         noun = _words(category).lower()
@@ -90,11 +103,31 @@ class MetadataTeacher(Teacher):
         if belongs is None:
             return cfg.score_unknown, f"nothing says what belongs {place}"
         if category in belongs:
-            return cfg.score_fits, f"{_article(noun)} {noun} belongs {place}"
+            return self._fits(noun, place, product, room_path)
         if category in self._category_settings:
             thing = f"{_article(noun)} {noun}"
             return cfg.score_wrong_room, f"{thing} is not furniture for {_with_article(room_type)}"
         return cfg.score_unknown, f"nothing says whether {_article(noun)} {noun} belongs {place}"
+
+    def _fits(
+        self, noun: str, place: str, product: Mapping[str, Any], room_path: str | None
+    ) -> tuple[float, str]:
+        """A product that belongs: graded by colour harmony where both colours can be read."""
+        harmony = self.colour.judge(room_path, product) if self.colour and room_path else None
+        if harmony is None:
+            return self.cfg.score_fits, f"{_article(noun)} {noun} belongs {place}"
+        thing = f"{harmony.product} {noun}"
+        if harmony.matches:
+            return (
+                self.cfg.score_colour_match,
+                f"{_article(thing)} {thing} belongs {place} and matches its {harmony.product} "
+                "tones",
+            )
+        tones = " and ".join(harmony.room[:2])
+        return (
+            self.cfg.score_fits,
+            f"{_article(thing)} {thing} belongs {place} but clashes with its {tones} tones",
+        )
 
     def product_setting(self, product: Mapping[str, Any]) -> Setting:
         """The title's setting words, else the rest of the listing's, decide when only one

@@ -73,6 +73,7 @@ def test_an_ablation_makes_one_nested_run_per_configuration_with_every_metric(
     assert names == {
         "bm25", "bm25+siglip", "bm25+siglip+agent@base",
         "teacher:tiny on bm25+siglip", "fit known on bm25+siglip",
+        "fit and colour known on bm25+siglip",
     }  # fmt: skip
     assert set(children["tags.judged_by"]) == {"ground_truth"}
     assert parent.iloc[0]["tags.judged_by"] == "ground_truth"
@@ -95,10 +96,22 @@ def test_an_ablation_makes_one_nested_run_per_configuration_with_every_metric(
 
 @pytest.mark.slow
 def test_the_teacher_and_the_fit_known_ceiling_are_rows_of_their_own(evaluated):
-    """Judged by the ground truth, the table shows the teacher as a ranker and the ceiling of a
-    student that learns fit only; every agent row says how far it is below that ceiling."""
+    """Judged by the ground truth, the table shows the teacher as a ranker, the ceiling of a
+    student that learns fit only and that of one that learns fit and colour, and says who
+    ranks each row; every agent row says how far it is below the fit-only ceiling."""
     rows = {r.configuration.name: r.metrics for r in evaluated.results}
     teacher, ceiling = rows["teacher:tiny on bm25+siglip"], rows["fit known on bm25+siglip"]
+    colour = rows["fit and colour known on bm25+siglip"]
+    assert colour["nDCG_at_10"] >= ceiling["nDCG_at_10"]
+    assert colour["abstain_nofit"] == 1.0 and colour["context_violation_at_5"] == 0.0
+    ranked_by = {r.configuration.name: r.configuration.ranked_by for r in evaluated.results}
+    assert {name: who for name, who in ranked_by.items() if "agent" not in name} == {
+        "bm25": "stage order", "bm25+siglip": "stage order",
+        "teacher:tiny on bm25+siglip": "teacher's labels",
+        "fit known on bm25+siglip": "truth: fit",
+        "fit and colour known on bm25+siglip": "truth: fit, colour",
+    }  # fmt: skip
+    assert {who for name, who in ranked_by.items() if "agent" in name} == {"student"}
     assert teacher["fit_agreement"] >= 0.98 and ceiling["fit_agreement"] == 1.0
     assert ceiling["context_violation_at_5"] == 0.0
     assert ceiling["abstain_answerable"] == 0.0 and ceiling["abstain_nofit"] == 1.0
@@ -108,6 +121,8 @@ def test_the_teacher_and_the_fit_known_ceiling_are_rows_of_their_own(evaluated):
             assert metrics["ceiling_gap"] == pytest.approx(gap)
     table = Path(evaluated.files["table"]).read_text()
     assert table.startswith(f"# {evaluated.judged_by}") and "judged by the ground truth" in table
+    assert "| configuration | ranked by |" in table
+    assert "| fit and colour known on bm25+siglip | truth: fit, colour |" in table
     page = Path(evaluated.files["page"]).read_text()
     assert evaluated.judged_by in page and "teacher:tiny on bm25+siglip" in page
 
