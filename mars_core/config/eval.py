@@ -38,6 +38,14 @@ class EvalConfig:
         ge=0,
         le=1,
     )
+    max_abstain_answerable: float = knob(
+        0.1,
+        "the chosen ordering and fit bar also keep abstention on answerable validation requests "
+        "at or under this, where some point within the violation bound does (a bar too high "
+        "says nothing fits where something does)",
+        ge=0,
+        le=1,
+    )
     ndcg_tolerance: float = knob(
         0.01,
         "operating points within the violation bound whose validation nDCG@10 is within this "

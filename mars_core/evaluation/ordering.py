@@ -8,9 +8,12 @@ ground truth is never read: every candidate is judged by the teacher (as
 `evaluation/reference.py` asks it), graded as held-out labels are. The agent scores each
 request once; every ordering of `ORDERINGS` at every fit bar of `eval.min_fit_scores` is
 then applied to those same scores. Among the points whose context violation@5 is within
-`eval.max_violation` (a student's scores are its own scale: one seed's 0.5 is another's 0.65),
-those within `eval.ndcg_tolerance` of the best abstention-aware nDCG@10 are equals and the
-lowest violation among them wins; where none is within the bound, the lowest violation. A tie
+`eval.max_violation` (a student's scores are its own scale: one seed's 0.5 is another's 0.65)
+and whose abstention on answerable requests is within `eval.max_abstain_answerable` (a bar
+set too high says "nothing fits" where something does: a student that met few rooms scores
+their fits lower), those within `eval.ndcg_tolerance` of the best abstention-aware nDCG@10 are
+equals and the lowest violation among them wins; where no point keeps both bounds, the
+violation bound alone decides; where none keeps that either, the lowest violation. A tie
 goes to the earlier one: `fits_by_siglip` first, since a teacher that judges fit alone (the
 metadata teacher) cannot tell orders within fits apart, while stage 2 measured the visual
 similarity the teacher never judged; then the lower bar. The choice is recorded as the
@@ -49,6 +52,7 @@ from mars_core.evaluation.ablation import (
 )
 from mars_core.evaluation.metrics import (
     RankedRequest,
+    abstention,
     all_metrics,
     context_violation,
     ranking_measures,
@@ -69,6 +73,7 @@ STUDENT_FUNNEL = (BM25, SIGLIP, AGENT)
 MEASURE = "nDCG@10"
 VIOLATION_K = 5  # the violation the bound is on: context violation@5, as the targets say
 VIOLATION = f"context_violation_at_{VIOLATION_K}"
+ABSTAIN = "abstain_answerable"
 
 
 def validation_set(cfg: MarsConfig) -> EvalSet:
@@ -116,14 +121,14 @@ class ValidationChoice:
     def grid_table(self) -> str:
         """The grid as a markdown table, the chosen point marked."""
         lines = [
-            f"| ordering | fit bar | {MEASURE} | {VIOLATION} | chosen |",
-            "|---|---:|---:|---:|:-:|",
+            f"| ordering | fit bar | {MEASURE} | {VIOLATION} | {ABSTAIN} | chosen |",
+            "|---|---:|---:|---:|---:|:-:|",
         ]
         for point, measured in self.points.items():
             mark = "yes" if point == self.ordering else ""
             lines.append(
                 f"| {_order_name(point)} | {point.min_fit_score:g} | {measured[MEASURE]:.4f} | "
-                f"{measured[VIOLATION]:.4f} | {mark} |"
+                f"{measured[VIOLATION]:.4f} | {measured[ABSTAIN]:.4f} | {mark} |"
             )
         return "\n".join(lines) + "\n"
 
@@ -142,8 +147,11 @@ def choose_ordering(cfg: MarsConfig, adapter: str) -> ValidationChoice:
             points[ordering] = {
                 MEASURE: ranking_measures(ranked[ordering], [MEASURE])[MEASURE],
                 VIOLATION: context_violation(ranked[ordering], VIOLATION_K),
+                ABSTAIN: abstention(ranked[ordering])[ABSTAIN],
             }
-    best = best_point(points, cfg.eval.max_violation, cfg.eval.ndcg_tolerance)
+    best = best_point(
+        points, cfg.eval.max_violation, cfg.eval.ndcg_tolerance, cfg.eval.max_abstain_answerable
+    )
     metrics = all_metrics(ranked[best], cfg.eval.measures, cfg.eval.ks)
     return ValidationChoice(best, points, metrics)
 
@@ -189,13 +197,18 @@ def scoring_funnel(cfg: MarsConfig, adapter: str, keys: frozenset[str]) -> Itera
 
 
 def best_point(
-    points: dict[Ordering, dict[str, float]], max_violation: float, tolerance: float
+    points: dict[Ordering, dict[str, float]],
+    max_violation: float,
+    tolerance: float,
+    max_abstain: float = 1.0,
 ) -> Ordering:
-    """Among the points within the violation bound, those within `tolerance` of the best
-    nDCG@10 are equals, and the lowest violation among them wins (the first of equals: the
-    points come in tie-break order); where none is within the bound, the lowest violation,
-    then nDCG@10."""
+    """Among the points within the violation and answerable-abstention bounds (else within the
+    violation bound alone), those within `tolerance` of the best nDCG@10 are equals, and the
+    lowest violation among them wins (the first of equals: the points come in tie-break
+    order); where none is within the violation bound, the lowest violation, then nDCG@10."""
     within = [point for point, m in points.items() if m[VIOLATION] <= max_violation]
+    both = [point for point in within if points[point].get(ABSTAIN, 0.0) <= max_abstain]
+    within = both or within
     if within:
         best = max(points[point][MEASURE] for point in within)
         equals = [point for point in within if points[point][MEASURE] >= best - tolerance]

@@ -1,21 +1,21 @@
 """The operating point a candidate student is chosen with on validation rooms: within the
-violation bound, the lowest violation among the points near the best nDCG@10; else the lowest
-violation."""
+violation and answerable-abstention bounds, the lowest violation among the points near the
+best nDCG@10; else the lowest violation."""
 
 from __future__ import annotations
 
 import pytest
 
 from mars_core.agent.ordering import BY_AGENT, FITS_BY_SIGLIP, Ordering
-from mars_core.evaluation.ordering import MEASURE, VIOLATION, best_point
+from mars_core.evaluation.ordering import ABSTAIN, MEASURE, VIOLATION, best_point
 
 
 def point(order: str, bar: float) -> Ordering:
     return Ordering(order, 0.0, bar, "validation")
 
 
-def measured(ndcg: float, violation: float) -> dict[str, float]:
-    return {MEASURE: ndcg, VIOLATION: violation}
+def measured(ndcg: float, violation: float, abstain: float = 0.0) -> dict[str, float]:
+    return {MEASURE: ndcg, VIOLATION: violation, ABSTAIN: abstain}
 
 
 def test_the_best_ndcg_within_the_bound_wins_over_a_better_one_outside_it():
@@ -37,6 +37,18 @@ def test_near_the_best_ndcg_the_lowest_violation_wins():
     }
     assert best_point(points, max_violation=0.05, tolerance=0.01) == point(FITS_BY_SIGLIP, 0.65)
     assert best_point(points, max_violation=0.05, tolerance=0.0) == point(FITS_BY_SIGLIP, 0.6)
+
+
+def test_a_bar_that_abstains_where_something_fits_loses_to_one_within_both_bounds():
+    """The higher bar has the lower violation, but says nothing fits on a quarter of the
+    answerable requests; where every point abstains too often, violation alone decides."""
+    points = {
+        point(FITS_BY_SIGLIP, 0.5): measured(0.850, 0.030, abstain=0.05),
+        point(FITS_BY_SIGLIP, 0.7): measured(0.852, 0.010, abstain=0.25),
+    }
+    assert best_point(points, 0.05, 0.01, max_abstain=0.1) == point(FITS_BY_SIGLIP, 0.5)
+    assert best_point(points, 0.05, 0.01) == point(FITS_BY_SIGLIP, 0.7)
+    assert best_point(points, 0.05, 0.01, max_abstain=0.01) == point(FITS_BY_SIGLIP, 0.7)
 
 
 def test_equals_go_to_the_earlier_point():
