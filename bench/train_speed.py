@@ -11,7 +11,8 @@ the side's environment variables, which torch reads as it loads). `--before` def
 trl's stock path (`train.collate_once=false train.loss_positions=all`: the chat template
 rendered and both images processed in every batch, the output layer at every position),
 `--after` to the defaults (each example collated once, the output layer at the labelled
-positions only). `--steps` sets `train.max_steps`, and validation runs every
+positions only); both sides show room photos as they are (`train.room_views=1`: trl's stock
+path has no room views). `--steps` sets `train.max_steps`, and validation runs every
 `train.eval_steps` or once at the end, whichever comes first.
 
 Prints per run the wall time of the whole `train_student` call (model load, collation,
@@ -21,8 +22,8 @@ same model: the largest difference of their logged training losses, validation l
 saved weights (first round), and how many of `--decode` validation examples both students
 answer with the same greedy text (and how many of those answers are the teacher's label).
 The same bench measures what changes a run's rounding, e.g. the thread count
-(`--before '' --after 'train.cpu_threads=2'`) or the CPU's kernels
-(`--before '' --after '' --after-env 'ATEN_CPU_CAPABILITY=avx2'`).
+(`--before train.room_views=1 --after 'train.room_views=1 train.cpu_threads=2'`) or the CPU's
+kernels (`--before train.room_views=1 --after-env 'ATEN_CPU_CAPABILITY=avx2'`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ from typing import Any
 
 from mars_core.infra.runtime import setup_runtime
 
-STOCK = "train.collate_once=false train.loss_positions=all"
+# Both sides show room photos as they are: trl's stock path has no room views.
+EXACT = "train.room_views=1"
+STOCK = "train.collate_once=false train.loss_positions=all train.room_views=1"
 IGNORED = -100
 
 
@@ -223,7 +226,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="runs per side, in turn")
     parser.add_argument("--decode", type=int, default=64, help="validation examples to decode")
     parser.add_argument("--before", default=STOCK, help="overrides of the 'before' side")
-    parser.add_argument("--after", default="", help="overrides of the 'after' side")
+    parser.add_argument(
+        "--after", default=EXACT, help="overrides of the 'after' side (room views as the stock)"
+    )
     parser.add_argument("--before-env", default="", help="'NAME=value ...' for 'before' runs")
     parser.add_argument("--after-env", default="", help="'NAME=value ...' for 'after' runs")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for both sides")
