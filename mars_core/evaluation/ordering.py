@@ -13,10 +13,11 @@ and whose abstention on answerable requests is within `eval.max_abstain_answerab
 set too high says "nothing fits" where something does: a student that met few rooms scores
 their fits lower), those within `eval.ndcg_tolerance` of the best abstention-aware nDCG@10 are
 equals and the lowest violation among them wins; where no point keeps both bounds, the
-violation bound alone decides; where none keeps that either, the lowest violation. A tie
-goes to the earlier one: `fits_by_siglip` first, since a teacher that judges fit alone (the
-metadata teacher) cannot tell orders within fits apart, while stage 2 measured the visual
-similarity the teacher never judged; then the lower bar. The choice is recorded as the
+violation bound alone decides; where none keeps that either, the lowest violation. The
+student's own order within fits (`agent`, alone or blended) wins where its graded score
+(the metadata teacher grades colour harmony among fits) ranks the teacher's better fits
+higher on validation; a tie goes to the earlier point: `fits_by_siglip` first, since stage 2
+measured a visual similarity the teacher never judged, then the lower bar. The choice is recorded as the
 version's tags (`funnel.order`, `funnel.siglip_blend`, `funnel.min_fit_score`), which the
 funnel reads whenever that version serves with `funnel.order=auto`.
 """
