@@ -137,7 +137,8 @@ def test_promotion_refuses_an_adapter_that_does_not_win_by_the_margin(evaluated)
     assert MlflowClient().get_registered_model(MODEL).aliases == {"candidate": decision.version}
 
 
-def test_a_missing_index_is_one_line_naming_the_command(session_overrides, tmp_path, capsys):
+def test_a_missing_index_is_one_line_naming_the_command(world, session_overrides, tmp_path, capsys):
+    """With the catalogue in place (`world`), the missing index is what the line names."""
     with pytest.raises(SystemExit) as exited:
         main([*session_overrides, f"index.dir={tmp_path}"])
     assert exited.value.code == 2
