@@ -51,3 +51,17 @@ def test_the_table_groups_by_room_count_and_counts_the_targets():
         "* colour learnt (mean answerable nDCG@10 >= fit known's + 0.02 at 24 rooms): "
         "0.910 against 0.880, holds"
     )
+
+
+def test_the_rows_it_reads_are_named_as_the_evaluation_names_them():
+    from bench import learning
+    from mars_core.evaluation.ablation import Configuration
+    from mars_core.evaluation.reference import FIT_AND_COLOUR_KNOWN, FIT_KNOWN, STAGE2
+    from mars_core.funnel.stages import AGENT
+
+    assert Configuration(list(STAGE2)).name == learning.STAGE2
+    assert Configuration([*STAGE2, AGENT], "models:/m@candidate").name == learning.FUNNEL
+    assert Configuration(list(STAGE2), reference=FIT_KNOWN).name == learning.FIT_KNOWN
+    assert Configuration(list(STAGE2), reference=FIT_AND_COLOUR_KNOWN).name == (
+        learning.FIT_AND_COLOUR
+    )
