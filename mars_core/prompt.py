@@ -28,15 +28,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PROMPT_VERSION = "room-fit-v3"
+PROMPT_VERSION = "room-fit-v2"
 
-# v3 asks for the judgement the offline teacher makes (mars_core/teacher/metadata.py): what
-# belongs in such a room first, then, among what belongs, colour harmony with the room.
 SYSTEM_PROMPT = (
     "You are an interior design assistant. Look at the room and the product. "
-    "Judge how well the product fits the room and the query: a product that does not belong "
-    "in such a room scores low; among those that belong, one whose colour matches the room's "
-    "colours scores higher than one that clashes."
+    "Judge how well the product fits the room and the query."
 )
 INSTRUCTION = 'Answer in JSON {"score": 0.0, "rationale": "one sentence"}, score from 0 to 1.'
 IMAGE_ORDER = ("room", "product")

@@ -61,23 +61,24 @@ class TeacherConfig(VLMConfig):
         choices=("indoor", "outdoor"),
     )
     score_fits: float = knob(
-        0.8,
-        "metadata: room_fit lists the category for the room type (and its colour clashes with "
-        "the room's, or colour is not judged)",
-        ge=0,
-        le=1,
-    )
-    score_colour_match: float = knob(
-        1.0,
-        "metadata: it fits, and its colour is one of the room photo's colours "
-        "(mars_core/teacher/colour.py)",
+        0.9,
+        "metadata: room_fit lists the category for the room type (colour not judged, or not "
+        "readable)",
         ge=0,
         le=1,
     )
     colour_harmony: bool = knob(
-        True,
-        "metadata: grade colour harmony among fits (teacher.colours); false: every fit scores "
-        "score_fits",
+        False,
+        "metadata: among fits, grade colour harmony with the room photo (teacher.colours, "
+        "mars_core/teacher/colour.py): score_colour_match or score_colour_clash. Off by "
+        "default: the tiny student trained on graded fits abstained more where something fits "
+        "(bench/RESULTS.md, learning on every world)",
+    )
+    score_colour_match: float = knob(
+        1.0, "metadata, colour_harmony: it fits and its colour is one of the room's", ge=0, le=1
+    )
+    score_colour_clash: float = knob(
+        0.8, "metadata, colour_harmony: it fits and its colour clashes with the room's", ge=0, le=1
     )
     colours: dict[str, list[int]] = knob(
         {},
@@ -143,11 +144,12 @@ class TeacherConfig(VLMConfig):
                 f"teacher.score_fits must be >= teacher.fit_threshold ({self.fit_threshold}): "
                 "it labels a product that belongs"
             )
-        if self.score_colour_match < self.score_fits:
+        if not self.fit_threshold <= self.score_colour_clash < self.score_colour_match:
             raise ValueError(
-                f"teacher.score_colour_match ({self.score_colour_match}) must be >= "
-                f"teacher.score_fits ({self.score_fits}): a fit that matches the room's colours "
-                "is the better fit"
+                f"teacher.score_colour_clash ({self.score_colour_clash}) must be at least "
+                f"teacher.fit_threshold ({self.fit_threshold}) and under "
+                f"teacher.score_colour_match ({self.score_colour_match}): a fit that clashes is "
+                "still a fit, one that matches the room's colours the better one"
             )
         for name, rgb in self.colours.items():
             if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):

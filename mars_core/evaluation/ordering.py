@@ -14,12 +14,13 @@ set too high says "nothing fits" where something does: a student that met few ro
 their fits lower), those within `eval.ndcg_tolerance` of the best abstention-aware nDCG@10 are
 equals and the lowest violation among them wins; where no point keeps both bounds, the
 violation bound alone decides; where none keeps that either, the lowest violation. The
-student's own order within fits (`agent`, alone or blended) wins where its graded score
-(the metadata teacher grades colour harmony among fits) ranks the teacher's better fits
-higher on validation; a tie goes to the earlier point: `fits_by_siglip` first, since stage 2
-measured a visual similarity the teacher never judged, then the lower bar. The choice is recorded as the
-version's tags (`funnel.order`, `funnel.siglip_blend`, `funnel.min_fit_score`), which the
-funnel reads whenever that version serves with `funnel.order=auto`.
+student's own order within fits (`agent`, alone or blended) wins where its graded score ranks
+the teacher's better fits higher on validation (with `teacher.colour_harmony` the metadata
+teacher grades colour among fits); a tie goes to the earlier point: `fits_by_siglip` first,
+since stage 2 measured a visual similarity the teacher never judged, then the lower bar. The
+choice is recorded as the version's tags (`funnel.order`, `funnel.siglip_blend`,
+`funnel.min_fit_score`), which the funnel reads whenever that version serves with
+`funnel.order=auto`.
 """
 
 from __future__ import annotations

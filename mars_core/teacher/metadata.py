@@ -23,11 +23,12 @@ patio chair is a `CHAIR`), so the rules run in this order:
    one it lists only for other room types is wrong here (`score_wrong_room`);
 3. a category (or room type) the table never mentions is `score_unknown`: nothing says, and
    the dataset card counts those pairs so the table's hole shows;
-4. among fits, colour harmony (`teacher.colours`, `mars_core.teacher.colour`): a product whose
-   colour is one of the room photo's colours scores `score_colour_match` ("a blue bed belongs
-   in a bedroom and matches its blue tones"), one that clashes `score_fits` ("... but clashes
-   with its red and beige tones"); where either colour cannot be read, `score_fits` and no word
-   of colour. A misfit keeps its low score whatever its colour.
+4. with `teacher.colour_harmony` (off by default), colour grades the fits
+   (`teacher.colours`, `mars_core.teacher.colour`): a product whose colour is one of the room
+   photo's colours scores `score_colour_match` ("a blue bed belongs in a bedroom and matches
+   its blue tones"), one that clashes `score_colour_clash` ("... but clashes with its red and
+   beige tones"); where either colour cannot be read, `score_fits` and no word of colour. A
+   misfit keeps its low score whatever its colour.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ class MetadataTeacher(Teacher):
             )
         tones = " and ".join(harmony.room[:2])
         return (
-            self.cfg.score_fits,
+            self.cfg.score_colour_clash,
             f"{_article(thing)} {thing} belongs {place} but clashes with its {tones} tones",
         )
 

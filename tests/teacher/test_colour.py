@@ -73,7 +73,8 @@ def test_an_unreadable_image_leaves_colour_unjudged(judge, tmp_path, room):
     assert judge.judge(room, {"color": "Multi"}) is None
 
 
-def test_among_fits_a_matching_colour_scores_higher_and_says_so(cfg, room):
+def test_among_fits_a_matching_colour_scores_higher_and_says_so(room):
+    cfg = load_config(["teacher.colour_harmony=true"])
     teacher = MetadataTeacher(cfg.teacher, cfg.data.max_image_pixels)
     sofa = {"category": "SOFA", "name": "Velvet Sofa", "color": "Ocean Blue"}
     assert teacher.judge("living_room", sofa, room) == (
@@ -90,13 +91,15 @@ def test_among_fits_a_matching_colour_scores_higher_and_says_so(cfg, room):
     assert score == 0.1 and "blue" not in why, "a misfit keeps its low score whatever its colour"
 
 
-def test_colour_harmony_can_be_switched_off(room):
-    cfg = load_config(["teacher.colour_harmony=false"])
+def test_colour_harmony_is_off_by_default(cfg, room):
     teacher = MetadataTeacher(cfg.teacher, cfg.data.max_image_pixels)
     sofa = {"category": "SOFA", "name": "Velvet Sofa", "color": "Blue"}
-    assert teacher.judge("living_room", sofa, room) == (0.8, "a sofa belongs in a living room")
+    assert teacher.judge("living_room", sofa, room) == (0.9, "a sofa belongs in a living room")
 
 
-def test_a_matching_score_under_the_clash_score_is_refused():
-    with pytest.raises(Exception, match="score_colour_match"):
-        load_config(["teacher.score_colour_match=0.6"])
+@pytest.mark.parametrize(
+    "override", ["teacher.score_colour_match=0.7", "teacher.score_colour_clash=0.4"]
+)
+def test_a_clash_score_over_the_match_or_under_the_fit_bar_is_refused(override):
+    with pytest.raises(Exception, match="score_colour_clash"):
+        load_config([override])

@@ -47,10 +47,25 @@ def test_metadata_teacher_agrees_with_the_ground_truth_it_never_reads(
     assert rho > 0.5
     traps = [label for label, t in judged if t["trap"]]
     assert traps and all(label["score"] < 0.5 for label in traps)
-    fits = [(label, t) for label, t in judged if t["fits"] and label["score"] >= 0.5]
-    matches = [label["score"] == cfg.teacher.score_colour_match for label, _ in fits]
+
+
+def test_its_colour_judgement_agrees_with_the_truth_s_colour_match(
+    world, pairs_file, session_overrides, model_cache
+):
+    """With colour harmony on, fits are graded by colour, as the truth's colour match says on
+    most fitting pairs; fit itself is judged as without it."""
+    coloured = load_config([*session_overrides, "teacher.colour_harmony=true"]).teacher
+    labels = label_all(pairs_file, world, coloured, model_cache).to_pylist()
+    truth = {
+        (t["room_id"], t["key"]): t
+        for t in pq.read_table(world.out_dir / GROUND_TRUTH_FILE).to_pylist()
+    }
+    judged = [(label, truth[(label["room_id"], label["key"])]) for label in labels]
+    assert all((label["score"] >= 0.5) == t["fits"] for label, t in judged)
+    fits = [(label, t) for label, t in judged if t["fits"]]
+    matches = [label["score"] == coloured.score_colour_match for label, _ in fits]
     colour = sum(m == t["color_match"] for m, (_, t) in zip(matches, fits, strict=True))
-    print(f"colour harmony agreement {colour / len(fits):.1%} over {len(fits)} fitting pairs")
+    print(f"\ncolour harmony agreement {colour / len(fits):.1%} over {len(fits)} fitting pairs")
     assert colour / len(fits) >= MIN_COLOUR_AGREEMENT
     assert 0 < sum(matches) < len(fits)
 
@@ -79,7 +94,7 @@ def test_rationale_says_what_it_used(teacher):
         0.1,
         "an indoor bed does not belong outdoors by the pool (its listing says 'bedroom')",
     )
-    assert teacher.judge("bedroom", bed) == (0.8, "a bed belongs in a bedroom")
+    assert teacher.judge("bedroom", bed) == (0.9, "a bed belongs in a bedroom")
     lounger = product("OUTDOOR_LOUNGE_CHAIR", "Teak Sun Lounger")
     score, why = teacher.judge("kitchen", lounger)
     assert score < 0.5 and "outdoor lounge chair does not belong in a kitchen" in why
@@ -96,7 +111,7 @@ def test_a_setting_clash_is_a_misfit_even_where_room_fit_lists_the_category(teac
     patio_sofa = product("SOFA", "Weatherproof Wicker Sofa", "patio furniture")
     score, why = teacher.judge("living_room", patio_sofa)
     assert score == 0.1 and why.startswith("an outdoor sofa does not belong in a living room")
-    assert teacher.judge("pool", patio_sofa) == (0.8, "a sofa belongs outdoors by the pool")
+    assert teacher.judge("pool", patio_sofa) == (0.9, "a sofa belongs outdoors by the pool")
 
 
 def test_room_fit_is_a_closed_table(teacher):
@@ -133,15 +148,15 @@ def test_a_listing_naming_no_setting_is_indoor_unless_configured_otherwise(teach
         "an indoor chair does not belong outdoors by the pool (its listing names no outdoor use)",
     )
     outdoors = MetadataTeacher(load_config(["teacher.unmarked_setting=outdoor"]).teacher, 10**6)
-    assert outdoors.judge("pool", recliner)[0] == 0.8
+    assert outdoors.judge("pool", recliner)[0] == 0.9
     assert outdoors.judge("bedroom", recliner)[0] == 0.1
 
 
 def test_a_mixed_listing_leaves_the_setting_to_the_category(teacher):
     rug = product("RUG", "Indoor/Outdoor Rug, 5x8", "indoor/outdoor rug")
     assert teacher.product_setting(rug).where is None  # RUG is listed indoors and out
-    assert teacher.judge("pool", rug) == (0.8, "a rug belongs outdoors by the pool")
-    assert teacher.judge("living_room", rug)[0] == 0.8
+    assert teacher.judge("pool", rug) == (0.9, "a rug belongs outdoors by the pool")
+    assert teacher.judge("living_room", rug)[0] == 0.9
     assert teacher.judge("bathroom", rug)[0] == 0.2
     lounger = product("OUTDOOR_LOUNGE_CHAIR", "Indoor/Outdoor Lounger")  # outdoor-only category
     assert teacher.judge("bedroom", lounger)[0] == 0.1
