@@ -3,7 +3,8 @@
 It knows the room's type (its class folder, `rooms.parquet` `room_type`), which categories
 belong in which room type and which room types are outdoors (`teacher.room_fit`,
 `teacher.outdoor_rooms`), and the product's category and listing text (name, description,
-keywords) read for setting words (`teacher.outdoor_words`, `teacher.indoor_words`). It never
+keywords) read for setting words (`teacher.outdoor_words`, `teacher.indoor_words`); with
+colour harmony on, the room photo's and the product's colours too. It never
 reads a generated world's ground truth, so its labels on the generated world measure what it
 would do on a user's own ABO-format catalogue with a class-folder room set.
 
