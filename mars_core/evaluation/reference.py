@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -86,58 +87,82 @@ def truth_colour_judge(request: EvalRequest, candidates: list[Candidate]) -> lis
     ]
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A reference row: its name, the judge that ranks its candidates, and who that is."""
+
+    name: str
+    judge: Judge
+    ranker: str  # the table's `ranked by`
+
+
 def reference_rows(cfg: MarsConfig, eval_set: EvalSet) -> list[ConfigurationResult]:
-    """The teacher's row and the fit-known row, where the set is judged by ground truth."""
+    """The teacher's row and the ceilings' rows, where the set is judged by ground truth."""
     if eval_set.source != "ground_truth":
         return []
     judge, close = teacher_judge(cfg)
     try:
-        teacher = run_reference(
-            cfg, eval_set, f"teacher:{cfg.teacher.name}", judge, "teacher's labels"
+        return run_references(
+            cfg,
+            eval_set,
+            [
+                Reference(f"teacher:{cfg.teacher.name}", judge, "teacher's labels"),
+                Reference(FIT_KNOWN, truth_judge, "truth: fit"),
+                Reference(FIT_AND_COLOUR_KNOWN, truth_colour_judge, "truth: fit, colour"),
+            ],
         )
     finally:
         close()
-    return [
-        teacher,
-        run_reference(cfg, eval_set, FIT_KNOWN, truth_judge, "truth: fit"),
-        run_reference(
-            cfg, eval_set, FIT_AND_COLOUR_KNOWN, truth_colour_judge, "truth: fit, colour"
-        ),
-    ]
 
 
-def run_reference(
-    cfg: MarsConfig, eval_set: EvalSet, name: str, judge: Judge, ranker: str
-) -> ConfigurationResult:
-    """Rank every request's stage-2 candidates by `judge`, cut to k3, abstain as the agent."""
-    configuration = Configuration(list(STAGE2), reference=name, ranker=ranker)
-    stage2_cfg = configured(cfg, configuration)
+def run_references(
+    cfg: MarsConfig, eval_set: EvalSet, references: list[Reference]
+) -> list[ConfigurationResult]:
+    """Search every request once with stage 2; each reference ranks those same candidates by
+    its judge, cuts them to k3 and abstains as the agent does."""
+    stage2_cfg = configured(cfg, Configuration(list(STAGE2)))
     stage2_cfg = dataclasses.replace(
         stage2_cfg, funnel=dataclasses.replace(stage2_cfg.funnel, k3=cfg.funnel.k2)
     )
-    ranked: list[RankedRequest] = []
+    ranked: dict[str, list[RankedRequest]] = {r.name: [] for r in references}
+    agree: dict[str, list[bool]] = {r.name: [] for r in references}
     failed: list[tuple[str, str]] = []
-    agree: list[bool] = []
     with build_funnel(stage2_cfg) as funnel:
         narrow_to_test_split(funnel, eval_set.test_keys, cfg.eval.overfetch)
-        for request, found in searched(funnel, eval_set, cfg, name, failed):
-            scores = judge(request, found.results) if found.results else []
-            order = sorted(range(len(scores)), key=lambda i: -scores[i])[: cfg.funnel.k3]
-            kept, abstain = presented(
-                [found.results[i] for i in order],
-                [scores[i] for i in order],
-                cfg.funnel.min_fit_score,
-            )
-            ranked.append(ranked_request(request, kept, abstain))
-            agree += [
-                (score >= cfg.eval.fit_threshold) == (request.grades[c.key] > 0)
-                for c, score in zip(found.results, scores, strict=True)
-                if c.key in request.grades
-            ]
-    metrics = all_metrics(ranked, cfg.eval.measures, cfg.eval.ks)
-    metrics["failed_requests"] = float(len(failed))
-    metrics["fit_agreement"] = sum(agree) / len(agree) if agree else 0.0
-    return ConfigurationResult(configuration, metrics, ranked, failed=failed)
+        for request, found in searched(funnel, eval_set, cfg, "reference rows", failed):
+            for reference in references:
+                scores = reference.judge(request, found.results) if found.results else []
+                ranked[reference.name].append(_ranked(cfg, request, found.results, scores))
+                agree[reference.name] += [
+                    (score >= cfg.eval.fit_threshold) == (request.grades[c.key] > 0)
+                    for c, score in zip(found.results, scores, strict=True)
+                    if c.key in request.grades
+                ]
+    results = []
+    for reference in references:
+        metrics = all_metrics(ranked[reference.name], cfg.eval.measures, cfg.eval.ks)
+        metrics["failed_requests"] = float(len(failed))
+        judged = agree[reference.name]
+        metrics["fit_agreement"] = sum(judged) / len(judged) if judged else 0.0
+        configuration = Configuration(
+            list(STAGE2), reference=reference.name, ranker=reference.ranker
+        )
+        results.append(
+            ConfigurationResult(configuration, metrics, ranked[reference.name], failed=list(failed))
+        )
+    return results
+
+
+def _ranked(
+    cfg: MarsConfig, request: EvalRequest, candidates: list[Candidate], scores: list[float]
+) -> RankedRequest:
+    """The candidates by score (stage 2's order breaks ties), cut to k3, presented as the
+    agent presents its own."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])[: cfg.funnel.k3]
+    kept, abstain = presented(
+        [candidates[i] for i in order], [scores[i] for i in order], cfg.funnel.min_fit_score
+    )
+    return ranked_request(request, kept, abstain)
 
 
 def add_ceiling_gaps(results: list[ConfigurationResult], metric: str) -> None:
