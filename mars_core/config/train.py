@@ -37,7 +37,8 @@ class TrainConfig:
         1,
         "views of each room photo among its training pairs: 1 = the photo as it is; more = "
         "each pair shows one of them, the others seeded crops and mirror images "
-        "(mars_core/training/augment.py), so few photos of a room type teach the type",
+        "(mars_core/training/augment.py); with 6 photos per room type 8 views cut wrong fits "
+        "but raised wrong abstentions (bench/RESULTS.md)",
         ge=1,
     )
     room_crop: float = knob(
