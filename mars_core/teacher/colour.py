@@ -19,7 +19,6 @@ judgement is None and the teacher says nothing of colour.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from PIL import Image
 
 from mars_core.config import TeacherConfig
 from mars_core.infra.errors import ImageError
+from mars_core.teacher.words import phrase, word_pattern
 from mars_core.vision.images import load_image
 
 
@@ -54,11 +54,9 @@ class ColourJudge:
         self.sample_px, self.max_image_pixels = cfg.colour_sample_px, max_image_pixels
         words = {name: [name, *cfg.colour_words.get(name, [])] for name in self.names}
         self.said = {
-            word.lower(): name for name, listed in words.items() for word in listed if word.strip()
+            phrase(word): name for name, listed in words.items() for word in listed if word.strip()
         }
-        phrases = sorted(self.said, key=len, reverse=True)
-        alternatives = "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in phrases)
-        self.pattern = re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
+        self.pattern = word_pattern(list(self.said))
         self.rooms: dict[str, tuple[str, ...]] = {}
 
     def judge(self, room_path: str, product: Mapping[str, Any]) -> Harmony | None:
@@ -77,10 +75,10 @@ class ColourJudge:
     def product_colour(self, product: Mapping[str, Any]) -> str | None:
         """The colour the listing names, else the product image's most covered one."""
         listed = product.get("color")
-        if isinstance(listed, str):
+        if isinstance(listed, str) and self.pattern:
             match = self.pattern.search(listed)
             if match:
-                return self.said[" ".join(match.group(0).lower().split())]
+                return self.said[phrase(match.group(0))]
         path = product.get("image_path")
         photo = self._photo(path) if isinstance(path, str) else None
         if photo is None:

@@ -43,6 +43,7 @@ from mars_core.config import TeacherConfig
 from mars_core.prompt import answer_text
 from mars_core.teacher.base import Label, LabelRequest, Teacher
 from mars_core.teacher.colour import ColourJudge
+from mars_core.teacher.words import phrase, word_pattern
 
 OUTDOOR, INDOOR = "outdoor", "indoor"
 OTHER = {OUTDOOR: INDOOR, INDOOR: OUTDOOR}
@@ -69,8 +70,8 @@ class MetadataTeacher(Teacher):
         judged = cfg.colour_harmony and cfg.colours
         self.colour = ColourJudge(cfg, max_image_pixels) if judged else None
         self.name = cfg.name
-        self._outdoor_words = _word_pattern(cfg.outdoor_words)
-        self._indoor_words = _word_pattern(cfg.indoor_words)
+        self._outdoor_words = word_pattern(cfg.outdoor_words)
+        self._indoor_words = word_pattern(cfg.indoor_words)
         self._category_settings = _category_settings(cfg.room_fit, set(cfg.outdoor_rooms))
 
     def label(self, requests: Sequence[LabelRequest]) -> list[Label]:
@@ -154,10 +155,8 @@ class MetadataTeacher(Teacher):
             for match in pattern.finditer(text) if pattern else ():
                 before = text[max(0, match.start() - NEGATION_WINDOW) : match.start()]
                 negated = NEGATED.search(before)
-                phrase = (before[negated.start() :] if negated else "") + match.group(0)
-                said.setdefault(
-                    OTHER[where] if negated else where, " ".join(phrase.lower().split())
-                )
+                words = (before[negated.start() :] if negated else "") + match.group(0)
+                said.setdefault(OTHER[where] if negated else where, phrase(words))
         return said
 
 
@@ -171,15 +170,6 @@ def _category_settings(
         for category in categories:
             sides.setdefault(category, set()).add(OUTDOOR if room_type in outdoor else INDOOR)
     return {category: next(iter(s)) if len(s) == 1 else None for category, s in sides.items()}
-
-
-def _word_pattern(words: list[str]) -> re.Pattern[str] | None:
-    """Whole words or phrases, case-insensitive, longest first (so `indoor use only` wins)."""
-    if not words:
-        return None
-    phrases = sorted({" ".join(w.lower().split()) for w in words}, key=len, reverse=True)
-    alternatives = "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in phrases)
-    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
 
 
 def _text(product: Mapping[str, Any], fields: tuple[str, ...]) -> str:

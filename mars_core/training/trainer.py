@@ -152,11 +152,11 @@ def run_or_reload(trainer: Any, resume: str | None, max_steps: int, history: Any
     replayed, so its MLflow run shows the training that made it."""
     from transformers import TrainerState
 
-    state = Path(resume, "trainer_state.json") if resume else None
-    if state is None or TrainerState.load_from_json(str(state)).global_step < max_steps:
+    state = TrainerState.load_from_json(str(Path(resume, "trainer_state.json"))) if resume else None
+    if state is None or state.global_step < max_steps:
         trainer.train(resume_from_checkpoint=resume)
         return
-    trainer.state = TrainerState.load_from_json(str(state))
+    trainer.state = state
     best = trainer.state.best_model_checkpoint  # an absolute path, where the work folder was
     trainer._load_from_checkpoint(str(Path(resume).with_name(Path(best).name)) if best else resume)
     history.replay(trainer.state.log_history)
