@@ -83,7 +83,8 @@ def write_page(
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.25em .5em;text-align:right}}td:first-child{{text-align:left}}
+td,th{{border:1px solid #ccc;padding:.25em .5em;text-align:right}}
+td.words{{text-align:left;white-space:nowrap}}
 </style></head>
 <body><h1>{escape(title)}</h1>
 {tables}{plots}</body></html>
@@ -148,8 +149,17 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
 
 def _html(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(_html_cell(c) for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _html_cell(cell: str) -> str:
+    """A cell, numbers right-aligned and words (names, who ranked a row) left, unbroken."""
+    try:
+        float(cell or "0")
+    except ValueError:
+        return f'<td class="words">{escape(cell)}</td>'
+    return f"<td>{escape(cell)}</td>"
 
 
 def _name(result: ConfigurationResult) -> str:
