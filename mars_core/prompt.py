@@ -17,6 +17,9 @@ instruction), so that it is one prefix the agent computes once per query; a cand
 only its product image and text. Scores are written with one decimal: the agent's fast score
 reads exactly those digits from the model's next-token distribution (see
 `mars_core.agent.expected_score`).
+
+Training may also ask a room photo alone what kind of room it shows (`room_type_messages`,
+`mars_core.training.room_type`); the agent and the teacher never ask it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ SYSTEM_PROMPT = (
 )
 INSTRUCTION = 'Answer in JSON {"score": 0.0, "rationale": "one sentence"}, score from 0 to 1.'
 IMAGE_ORDER = ("room", "product")
+ROOM_TYPE_QUESTION = "What kind of room is this?"
 
 SCORE_DECIMALS = 1
 # The answer opens with this text; the score's digits follow it directly.
@@ -98,6 +102,23 @@ def prompt_messages(query: str, product: str) -> list[dict[str, Any]]:
             ],
         },
     ]
+
+
+def room_type_messages() -> list[dict[str, Any]]:
+    """System and user messages asking what kind of room the one image (the room photo)
+    shows: the pair prompt's system text and room image, then `ROOM_TYPE_QUESTION`."""
+    return [
+        {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+        {
+            "role": "user",
+            "content": [{"type": "image"}, {"type": "text", "text": ROOM_TYPE_QUESTION}],
+        },
+    ]
+
+
+def room_type_answer(room_type: str) -> dict[str, Any]:
+    """The assistant message naming a room type in words (`living_room`: "living room")."""
+    return {"role": "assistant", "content": [{"type": "text", "text": room_type.replace("_", " ")}]}
 
 
 def format_score(score: float) -> str:

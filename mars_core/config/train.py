@@ -41,6 +41,12 @@ class TrainConfig:
         "but raised wrong abstentions (bench/RESULTS.md)",
         ge=1,
     )
+    room_type_examples: int = knob(
+        0,
+        "training examples per training room photo that ask only what kind of room it shows, "
+        "its room type the answer, beside its pairs (mars_core/training/room_type.py); 0 = none",
+        ge=0,
+    )
     room_crop: float = knob(
         0.75, "room_views: smallest share of each side of the photo a view keeps", gt=0, le=1
     )

@@ -77,12 +77,20 @@ class ShownImages:
         """The example's images in `IMAGE_ORDER`, its room photo in view `view`."""
         return tuple(
             (part, path, view if part == "room" else 0)
-            for part, path in zip(IMAGE_ORDER, example.images, strict=True)
+            for part, path in shown_parts(example.images)
         )
 
     def row(self, example: SFTExample, view: int = 0) -> dict[str, Any]:
         """The example's dataset row with its images loaded, as trl's collator takes it."""
         return example.row() | {"images": [self(*key) for key in self.keys(example, view)]}
+
+
+def shown_parts(paths: Sequence[str]) -> list[tuple[str, str]]:
+    """Each image path with its part, in `IMAGE_ORDER`: a pair shows a room photo and a
+    product image, a room-type example (`training.room_type`) the room photo alone."""
+    if not 0 < len(paths) <= len(IMAGE_ORDER):
+        raise ValueError(f"{len(paths)} images for an example; expected 1 to {len(IMAGE_ORDER)}")
+    return list(zip(IMAGE_ORDER, paths, strict=False))
 
 
 def stock_collator(processor: Any) -> DataCollatorForVisionLanguageModeling:
@@ -98,8 +106,7 @@ def stock_dataset(examples: list[SFTExample], images: ShownImages) -> Any:
 
     def with_images(batch: dict[str, list]) -> dict[str, list]:
         loaded = [
-            [images(part, path) for part, path in zip(IMAGE_ORDER, paths, strict=True)]
-            for paths in batch["images"]
+            [images(part, path) for part, path in shown_parts(paths)] for paths in batch["images"]
         ]
         return batch | {"images": loaded}
 

@@ -37,6 +37,7 @@ from mars_core.prompt import (
     prompt_messages,
 )
 from mars_core.training.balance import balance_grades
+from mars_core.training.room_type import room_type_examples
 
 OK = "ok"
 
@@ -101,11 +102,13 @@ def build_sft_data(
     fit_threshold: float,
     grade_balance: float,
     max_val_examples: int = 0,
+    room_types_per_room: int = 0,
 ) -> SFTData:
     """Examples from `labels_file` joined with the rooms and catalogue in `catalogue_dir`;
     the pairs of neither a validation room (`val_fraction`) nor a validation product
     (`val_product_fraction`) are trained on, each room type x category's grades balanced
-    (`training.balance`, `grade_balance`); validation keeps a seeded sample of at most
+    (`training.balance`, `grade_balance`), then `room_types_per_room` room-type examples of
+    each training room photo (`training.room_type`); validation keeps a seeded sample of at most
     `max_val_examples` (0 = all) of the others as labelled: each check costs a pass over it,
     time the budget would rather spend on training steps."""
     labels = _read(labels_file, "labels (run `python -m flows.label` first)")
@@ -126,7 +129,10 @@ def build_sft_data(
     train = [e for e in examples if not held_out.holds(e.room_id, e.key)]
     val = [e for e in examples if held_out.holds(e.room_id, e.key)]
     return SFTData(
-        train=balance_grades(train, grade_balance, seed),
+        train=[
+            *balance_grades(train, grade_balance, seed),
+            *room_type_examples(train, room_types_per_room),
+        ],
         val=_sample(val, max_val_examples, seed),
         failed_labels=len(labels) - len(ok),
         held_out_products=len(held_out.products),
@@ -148,6 +154,7 @@ def sft_data_for(
         fit_threshold=fit_threshold,
         grade_balance=train.grade_balance,
         max_val_examples=train.max_val_examples,
+        room_types_per_room=train.room_type_examples,
     )
 
 
