@@ -1,6 +1,8 @@
 """Does the tiny recipe learn on every world? One run per world draw and room count.
 
-    python -m bench.learning --worlds 0 1 2 --rooms 24 6 [--jobs 2] [--write] [overrides...]
+    python -m bench.learning --worlds 0 1 2 --rooms 24 6 [--jobs 2] [--write] [-- overrides...]
+
+(`--` ends the lists: `--rooms 24 data=shared_types` would read the override as a room count.)
 
 A run is one draw of the generated world (`seed=<draw>`: the world, the validation split,
 mining and the training seed all follow it) with `data.world.rooms_per_type=<rooms>`, in a
