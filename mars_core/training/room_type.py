@@ -23,7 +23,7 @@ from mars_core.prompt import room_type_answer, room_type_messages
 if TYPE_CHECKING:  # built by replacing a pair's fields: data.py builds SFT data with these
     from mars_core.training.data import SFTExample
 
-# The pair id of a room's k-th room-type example: never a mined pair's (those are hashes).
+# The pair id of a room's k-th room-type example: never a mined pair's (`<room_id>|<key>`).
 ROOM_TYPE_PAIR = "{room_id}:room-type:{k}"
 
 
