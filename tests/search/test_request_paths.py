@@ -18,12 +18,13 @@ def _jsonl(folder, rows) -> list:
 
 @pytest.fixture
 def layout(tmp_path):
-    """requests/ (the file's folder, with a room), secret/ (a real file outside), shared/."""
-    for folder in ("requests", "secret", "shared"):
+    """requests/ (the file's folder, with a room), secret/ (a real file outside) and photos/
+    (a folder a configured root lets in)."""
+    for folder in ("requests", "secret", "photos"):
         (tmp_path / folder).mkdir()
     (tmp_path / "requests" / "room.png").write_bytes(b"x")
     (tmp_path / "secret" / "key.png").write_bytes(b"x")
-    (tmp_path / "shared" / "room.png").write_bytes(b"x")
+    (tmp_path / "photos" / "room.png").write_bytes(b"x")
     (tmp_path / "requests" / "link.png").symlink_to(tmp_path / "secret" / "key.png")
     return tmp_path
 
@@ -56,12 +57,12 @@ def test_a_configured_root_lets_rooms_there_in(layout):
     path = _jsonl(
         layout / "requests",
         [
-            {"room": "../shared/room.png", "query": "bed"},
-            {"room": str(layout / "shared" / "room.png"), "query": "lamp"},
+            {"room": "../photos/room.png", "query": "bed"},
+            {"room": str(layout / "photos" / "room.png"), "query": "lamp"},
             {"room": "../secret/key.png", "query": "rug"},
         ],
     )
-    parsed = read_requests(path, roots=[layout / "shared", ""])
+    parsed = read_requests(path, roots=[layout / "photos", ""])
     assert [s.line for s in parsed.specs] == [1, 2]
     assert [line for line, _ in parsed.bad_lines] == [3]
 
